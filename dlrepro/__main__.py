@@ -1,0 +1,3 @@
+from dlrepro.cli import main
+
+raise SystemExit(main())

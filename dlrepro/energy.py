@@ -1,0 +1,86 @@
+"""Energy and CO2 per run, from codecarbon's offline tracker.
+
+One tracker per runner session (its start costs seconds); each run is one codecarbon *task*
+(microseconds), so tiny runs do not pay the start. codecarbon writes its raw per-task log under
+``<results>/<profile>/energy/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_COUNTRY = "FRA"  # the courses are French; ISO 3166-1 alpha-3, sets the grid's carbon intensity
+MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "apple_powermetrics"}
+
+
+@dataclass
+class Energy:
+    kwh: float = math.nan
+    co2_kg: float = math.nan
+    method: str = "not measured"
+
+
+class EnergyMeter:
+    """Starts codecarbon once; ``measure(run_id)`` wraps one run. Failing to start is not fatal."""
+
+    def __init__(self, output_dir: Path, country: str = DEFAULT_COUNTRY):
+        self.output_dir, self.country = Path(output_dir), country
+        self._tracker = None
+        self.method = "not measured"
+
+    def __enter__(self) -> "EnergyMeter":
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            from codecarbon import OfflineEmissionsTracker
+            from codecarbon import __version__ as cc_version
+
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)  # after the import, which sets its own
+
+            self._tracker = OfflineEmissionsTracker(
+                country_iso_code=self.country, output_dir=str(self.output_dir), project_name="dlrepro",
+                log_level="error", save_to_file=True, tracking_mode="process")
+            self._tracker.start()
+            self.method = f"codecarbon {cc_version}, {self.country}: " + self._describe()
+        except Exception as err:  # energy is a side measurement: never lose a run for it
+            self._tracker = None
+            self.method = f"not measured (codecarbon failed to start: {err})"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._tracker is not None:
+            try:
+                self._tracker.stop()
+            except Exception:
+                pass
+
+    def _describe(self) -> str:
+        """How power was obtained: measured (RAPL and the like, NVML for GPUs) or estimated."""
+        parts = []
+        for hw in getattr(self._tracker, "_hardware", []):
+            kind = type(hw).__name__
+            mode = getattr(hw, "_mode", None)
+            if kind == "CPU":
+                how = "measured" if mode in MEASURED_CPU_MODES else "estimated"
+                parts.append(f"CPU {how} ({mode or 'model TDP'})")
+            elif kind == "GPU":
+                parts.append("GPU measured (NVML)")
+            elif kind == "RAM":
+                parts.append("RAM estimated")
+        return ", ".join(parts) or "unknown hardware"
+
+    @contextmanager
+    def measure(self, run_id: str):
+        energy = Energy(method=self.method)
+        if self._tracker is None:
+            yield energy
+            return
+        self._tracker.start_task(run_id)
+        try:
+            yield energy
+        finally:
+            data = self._tracker.stop_task(run_id)
+            energy.kwh, energy.co2_kg = float(data.energy_consumed), float(data.emissions)

@@ -1,0 +1,114 @@
+"""Execute one run spec into a record. Every runner (local, Ray) calls this same function."""
+
+from __future__ import annotations
+
+import functools
+import math
+import platform
+import random
+import socket
+import subprocess
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import dlrepro
+from dlrepro import experiments
+from dlrepro.energy import EnergyMeter
+from dlrepro.suite import RunSpec
+
+
+@dataclass
+class RunContext:
+    """What an experiment's ``run`` gets besides its parameters."""
+
+    seed: int
+    device: torch.device
+    data_dir: Path | None
+    artifact_dir: Path
+    metrics: list[dict] = field(default_factory=list)
+
+    def log(self, metric: str, value: float, step: int | None = None) -> None:
+        self.metrics.append({"metric": metric, "step": step, "value": float(value)})
+
+    def artifact(self, name: str) -> Path:
+        self.artifact_dir.mkdir(parents=True, exist_ok=True)
+        return self.artifact_dir / name
+
+
+def execute(spec: RunSpec, *, meter: EnergyMeter, artifact_dir: Path, data_dir: Path | None) -> dict:
+    """Run one spec and return its record; an exception in the experiment becomes a failed record."""
+    torch.set_num_threads(spec.resources.cpus)
+    seed_everything(spec.seed)
+    device = torch.device("cuda" if spec.resources.gpus > 0 and torch.cuda.is_available() else "cpu")
+    ctx = RunContext(seed=spec.seed, device=device, data_dir=data_dir, artifact_dir=artifact_dir)
+    module = experiments.load(spec.experiment)
+    started, clock = datetime.now(timezone.utc), time.perf_counter()
+    error = None
+    with meter.measure(spec.run_id) as energy:
+        try:
+            module.run(module.Params(**spec.params), ctx)
+        except Exception:  # recorded, not raised: one broken run must not stop the others
+            error = traceback.format_exc(limit=8)
+    wall = time.perf_counter() - clock
+    return {
+        "run_id": spec.run_id, "suite": spec.suite, "experiment": spec.experiment, "profile": spec.profile,
+        "params": spec.params, "seed": spec.seed,
+        "status": "failed" if error else "ok", "error": error,
+        "started_at": started.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
+        "wall_time_s": wall, "device": describe_device(device), **host_info(),
+        "energy_kwh": energy.kwh, "co2_kg": energy.co2_kg, "energy_method": energy.method,
+        "metrics": [] if error else _finite(ctx.metrics),
+    }
+
+
+def warm_up() -> None:
+    """Pay torch's one-off lazy imports (the first optimizer costs seconds) before any run's clock starts.
+    Every runner calls this once per process."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)"
+
+
+@functools.cache
+def host_info() -> dict:
+    return {
+        "hostname": socket.gethostname(),
+        "dlrepro_version": dlrepro.__version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "git_commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str:
+    root = Path(dlrepro.__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _finite(metrics: list[dict]) -> list[dict]:
+    # JSON has no NaN/inf; None keeps "never converged" representable and round-trips as NaN.
+    return [{**m, "value": m["value"] if math.isfinite(m["value"]) else None} for m in metrics]

@@ -1,0 +1,169 @@
+"""E1: XOR and linear separability (002, «ou exclusif»; the perceptron rule of 003; the neuron of 001).
+
+A linear classifier on the four XOR points gets at most 3 of 4 right; after the feature map
+Φ(xu, xv) = (xu, xv, xu·xv) the same classifier separates them.
+
+The perceptron is Rosenblatt's: start from zero, visit the points in order, and on a mistake
+(y·z ≤ 0, targets ±1) update w += η·y·x, b += η·y. With ±1 targets this is 003's rule
+w' = w + η/2·(y − ŷ)x, except that z = 0 counts as a mistake; it is the rule that gives the
+handout's result (w = (0, 0, −4), b = 0 after 2 epochs with ±1 coding and η = 1).
+The logistic model σ(w·x + b) is trained by full-batch gradient descent on the cross-entropy.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# 001's worked neuron: x = (1, 0, 1), w = (0, 1, 2), b = 2 gives z = 4 and ReLU(z) = 4.
+NEURON_X, NEURON_W, NEURON_B = (1.0, 0.0, 1.0), (0.0, 1.0, 2.0), 2.0
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["perceptron", "logistic", "worked_neuron"]
+    features: Literal["raw", "phi"] | None = Field(None, description="raw (xu, xv) or Φ = (xu, xv, xu·xv)")
+    coding: Literal["pm1", "01"] | None = Field(None, description="inputs and targets in {−1, 1} or {0, 1}")
+    epochs: int = Field(100, ge=1)
+    lr: float = Field(1.0, gt=0)
+    init_std: float = Field(0.1, ge=0, description="logistic model's initial weights N(0, init_std²)")
+
+    @model_validator(mode="after")
+    def _needs_data(self) -> "Params":
+        has_data = self.features is not None and self.coding is not None
+        if (self.model == "worked_neuron") == has_data:
+            raise ValueError("features and coding are required for perceptron and logistic, and unused by worked_neuron")
+        return self
+
+
+def xor_points(coding: str, features: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The four points in the handout's order and their targets as ±1 (label 1 when xu ≠ xv)."""
+    low = -1.0 if coding == "pm1" else 0.0
+    x = torch.tensor([[low, low], [low, 1.0], [1.0, low], [1.0, 1.0]])
+    target = torch.tensor([-1.0, 1.0, 1.0, -1.0])
+    if features == "phi":
+        x = torch.cat([x, (x[:, 0] * x[:, 1]).unsqueeze(1)], dim=1)
+    return x, target
+
+
+def run(p: Params, ctx) -> None:
+    if p.model == "worked_neuron":
+        neuron = torch.nn.Linear(3, 1)
+        with torch.no_grad():
+            neuron.weight.copy_(torch.tensor([NEURON_W]))
+            neuron.bias.fill_(NEURON_B)
+            z = neuron(torch.tensor(NEURON_X))
+        ctx.log("neuron_z", z.item())
+        ctx.log("neuron_relu", torch.relu(z).item())
+        return
+    x, target = xor_points(p.coding, p.features)
+    train = perceptron if p.model == "perceptron" else logistic
+    w, b, errors, converged_at = train(x, target, p)
+    for epoch, count in enumerate(errors, start=1):
+        ctx.log("errors", count, step=epoch)
+    accuracies = [1 - e / len(target) for e in errors]
+    ctx.log("accuracy", accuracies[-1])
+    ctx.log("best_accuracy", max(accuracies))
+    ctx.log("converged", float(converged_at is not None))
+    ctx.log("epochs_to_converge", math.nan if converged_at is None else converged_at)
+    for i, wi in enumerate(w.tolist(), start=1):
+        ctx.log(f"w_{i}", wi)
+    ctx.log("b", b)
+
+
+def misclassified(w: torch.Tensor, b: float, x: torch.Tensor, target: torch.Tensor) -> int:
+    """Points on the wrong side (z = 0 predicts the negative class, as a threshold unit does)."""
+    predicted = torch.where(x @ w + b > 0, 1.0, -1.0)
+    return int((predicted != target).sum())
+
+
+def perceptron(x: torch.Tensor, target: torch.Tensor, p: Params):
+    """Weights, bias, misclassified points after each epoch, and the first epoch without an update."""
+    w, b = torch.zeros(x.shape[1]), 0.0
+    errors, converged_at = [], None
+    for epoch in range(1, p.epochs + 1):
+        updates = 0
+        for xi, yi in zip(x, target):
+            if yi * (w @ xi + b) <= 0:
+                w += p.lr * yi * xi
+                b += p.lr * yi.item()
+                updates += 1
+        errors.append(misclassified(w, b, x, target))
+        if updates == 0 and converged_at is None:
+            converged_at = epoch
+    return w, b, errors, converged_at
+
+
+def logistic(x: torch.Tensor, target: torch.Tensor, p: Params):
+    """Weights, bias, misclassified points after each step, and the first step after which none is."""
+    model = torch.nn.Linear(x.shape[1], 1)
+    torch.nn.init.normal_(model.weight, std=p.init_std)
+    torch.nn.init.zeros_(model.bias)
+    opt = torch.optim.SGD(model.parameters(), lr=p.lr)
+    label = (target + 1) / 2
+    errors = []
+    for _ in range(p.epochs):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).squeeze(1), label)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        errors.append(misclassified(model.weight.detach().squeeze(0), model.bias.item(), x, target))
+    converged_at = next((i for i, e in enumerate(errors, start=1) if e == 0), None)
+    return model.weight.detach().squeeze(0), model.bias.item(), errors, converged_at
+
+
+def figures(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Decision regions of each model in input space, raw features vs Φ, for the lowest seed."""
+    import matplotlib.pyplot as plt
+
+    trained = table[table["model"] != "worked_neuron"]
+    if trained.empty:
+        return []
+    trained = trained[trained["seed"] == trained["seed"].min()]
+    models = [m for m in ("perceptron", "logistic") if m in set(trained["model"])]
+    panels = [(c, f) for c in ("pm1", "01") for f in ("raw", "phi") if ((trained["coding"] == c) & (trained["features"] == f)).any()]
+    fig, axes = plt.subplots(len(models), len(panels), figsize=(3.2 * len(panels), 3.2 * len(models)), squeeze=False)
+    for row, model in enumerate(models):
+        for col, (coding, features) in enumerate(panels):
+            run = trained[(trained["model"] == model) & (trained["coding"] == coding) & (trained["features"] == features)]
+            value = dict(zip(run["metric"], run["value"]))
+            _draw_panel(axes[row][col], coding, features, value)
+            axes[row][col].set_title(f"{model}, {'Φ' if features == 'phi' else 'raw'}, {'±1' if coding == 'pm1' else '0/1'}\n"
+                                     f"accuracy {value.get('accuracy', math.nan):.0%}", fontsize=9)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
+    fig.suptitle("XOR: a linear rule on (xu, xv) vs on Φ(xu, xv) = (xu, xv, xu·xv); shaded: predicted class")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "xor_decision_regions.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def _draw_panel(ax, coding: str, features: str, value: dict) -> None:
+    import numpy as np
+
+    low = -1.0 if coding == "pm1" else 0.0
+    grid = np.linspace(low - 0.6, 1.6, 200)
+    u, v = np.meshgrid(grid, grid)
+    z = value.get("w_1", 0) * u + value.get("w_2", 0) * v + value.get("b", 0)
+    if features == "phi":
+        z = z + value.get("w_3", 0) * u * v
+    ax.contourf(u, v, z > 0, levels=[-0.5, 0.5, 1.5], colors=["#d6e4f0", "#f6d5c8"])
+    if np.ptp(z) > 0:
+        ax.contour(u, v, z, levels=[0], colors="k", linewidths=1)
+    x, target = xor_points(coding, "raw")
+    for label, marker, colour in ((-1.0, "o", "#1f5f99"), (1.0, "s", "#b3402a")):
+        pts = x[target == label]
+        ax.scatter(pts[:, 0], pts[:, 1], marker=marker, s=70, c=colour, edgecolors="k",
+                   label="xu ≠ xv (XOR true)" if label > 0 else "xu = xv (XOR false)")
+    ax.set_xlabel("xu")
+    ax.set_ylabel("xv")
+    ax.set_aspect("equal")

@@ -1,0 +1,77 @@
+"""Result tables, merged from per-run records: ``runs`` (one row per run) and ``metrics`` (tidy).
+
+Both are written as parquet and as CSV, each file atomically. A table holds the records of the
+runs the current suites define; rows of suites that were not part of this merge are kept as they
+were, so running one suite never drops another's results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from dlrepro.store import RecordStore, atomic_write
+from dlrepro.suite import RunSpec
+
+RUN_COLUMNS = ["run_id", "suite", "experiment", "seed", "status", "error", "started_at", "finished_at",
+               "wall_time_s", "device", "hostname", "energy_kwh", "co2_kg", "energy_method",
+               "dlrepro_version", "torch_version", "python_version", "git_commit"]
+METRIC_COLUMNS = ["run_id", "suite", "metric", "step", "value"]
+
+
+def merge(store: RecordStore, specs: list[RunSpec]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Replace the rows of the specs' suites with their current records, write, return both tables."""
+    runs, metrics = load(store.root)
+    suites = {s.suite for s in specs}
+    run_rows, metric_rows = [], []
+    for spec in specs:
+        record = store.get(spec)
+        if record is None:
+            continue
+        run_rows.append({**{k: record.get(k) for k in RUN_COLUMNS}, **_flat(record["params"])})
+        metric_rows += [{"run_id": record["run_id"], "suite": record["suite"], **m} for m in record["metrics"]]
+    runs = _concat(runs[~runs["suite"].isin(suites)], pd.DataFrame(run_rows, columns=None), RUN_COLUMNS)
+    metrics = _concat(metrics[~metrics["suite"].isin(suites)], pd.DataFrame(metric_rows), METRIC_COLUMNS)
+    metrics["step"] = metrics["step"].astype("Int64")
+    metrics["value"] = metrics["value"].astype(float)
+    write(store.root, runs, metrics)
+    return runs, metrics
+
+
+def load(profile_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tables of one profile, or empty ones with the right columns."""
+    profile_dir = Path(profile_dir)
+    if not (profile_dir / "runs.parquet").exists():
+        return pd.DataFrame(columns=RUN_COLUMNS), pd.DataFrame(columns=METRIC_COLUMNS)
+    return pd.read_parquet(profile_dir / "runs.parquet"), pd.read_parquet(profile_dir / "metrics.parquet")
+
+
+def joined(runs: pd.DataFrame, metrics: pd.DataFrame, suite: str) -> pd.DataFrame:
+    """One suite's metrics of successful runs, each row with its run's parameters and seed."""
+    ok = runs[(runs["suite"] == suite) & (runs["status"] == "ok")]
+    foreign = [c for c in ok.columns if c not in RUN_COLUMNS and ok[c].isna().all()]  # other suites' parameters
+    return metrics[metrics["suite"] == suite].merge(ok.drop(columns=["suite", *foreign]), on="run_id")
+
+
+def write(profile_dir: Path, runs: pd.DataFrame, metrics: pd.DataFrame) -> None:
+    for name, table in (("runs", runs), ("metrics", metrics)):
+        atomic_write(profile_dir / f"{name}.parquet", lambda tmp, t=table: t.to_parquet(tmp, index=False))
+        atomic_write(profile_dir / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
+
+
+def _flat(params: dict) -> dict:
+    # Lists become JSON text so that each parameter stays one scalar column.
+    return {k: json.dumps(v) if isinstance(v, list) else v for k, v in params.items()}
+
+
+def _concat(kept: pd.DataFrame, new: pd.DataFrame, first: list[str]) -> pd.DataFrame:
+    frames = [f for f in (kept, new) if len(f)]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=first)
+    for column in table.columns:
+        # A parameter name shared by suites with different types would break parquet: keep it as text.
+        kinds = {type(v) for v in table[column].dropna()}
+        if len(kinds) > 1 and str in kinds:
+            table[column] = table[column].map(lambda v: v if pd.isna(v) else str(v))
+    return table[first + [c for c in table.columns if c not in first]]

@@ -1,0 +1,35 @@
+"""Sessions: `nox -s tests` (the test suite), `nox -s reproduce` (every suite at the quick profile,
+then the report). Arguments after `--` go to pytest or to `dlrepro run`."""
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"  # uv installs torch in seconds, plain pip in minutes
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["tests"]
+
+SHARED_DATA = Path(__file__).parent.parent / "shared" / "data"
+
+
+def _env() -> dict:
+    env = {"RAY_USAGE_STATS_ENABLED": "0"}
+    if "DLREPRO_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
+        env["DLREPRO_DATA_DIR"] = str(SHARED_DATA)  # the course data shipped beside a checkout
+    return env
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("pytest", *session.posargs, env=_env())
+
+
+@nox.session
+def reproduce(session: nox.Session) -> None:
+    session.install("-e", ".")
+    args = session.posargs or ["--profile", "quick"]
+    profile = args[args.index("--profile") + 1] if "--profile" in args else "quick"
+    session.run("dlrepro", "run", *args, env=_env())
+    session.run("dlrepro", "report", "--profile", profile, env=_env())

@@ -1,0 +1,72 @@
+"""Each claim kind against small hand-made tables: holds, fails, and not run."""
+
+import math
+
+import pandas as pd
+import pytest
+from pydantic import TypeAdapter
+
+from dlrepro.claims import Claim
+
+claim = TypeAdapter(Claim).validate_python
+
+
+def table(rows):
+    """rows: (run_id, seed, H, model, metric, step, value)"""
+    return pd.DataFrame(rows, columns=["run_id", "seed", "H", "model", "metric", "step", "value"]).astype({"step": "Int64"})
+
+
+T = table([
+    ("a", 0, 10, "cnn", "mse", None, 0.30), ("b", 1, 10, "cnn", "mse", None, 0.34),
+    ("c", 0, 100, "cnn", "mse", None, 0.10), ("d", 0, 1000, "cnn", "mse", None, 0.01),
+    ("e", 0, 10, "pca", "mse", None, 0.50), ("f", 0, 100, "pca", "mse", None, 0.40),
+    ("g", 0, 1000, "pca", "mse", None, 0.02),
+    ("a", 0, 10, "cnn", "loss", 1, 3.0), ("a", 0, 10, "cnn", "loss", 2, 2.0), ("a", 0, 10, "cnn", "loss", 3, 1.5),
+])
+
+
+def check(spec):
+    return claim(spec).check(T)[0]
+
+
+def test_threshold():
+    base = {"id": "t", "text": "", "kind": "threshold", "metric": "mse", "where": {"model": "cnn", "H": 10}}
+    assert check({**base, "op": "<", "value": 0.33})            # mean 0.32
+    assert not check({**base, "op": "<", "value": 0.33, "reduce": "max"})
+    assert check({**base, "where": {"model": "rnn"}, "op": "<", "value": 1}) is None
+
+
+def test_approx_scalar_and_along_steps():
+    assert check({"id": "a", "text": "", "kind": "approx", "metric": "mse", "where": {"H": 1000, "model": "pca"},
+                  "value": 0.0205, "tolerance": 0.001})
+    assert not check({"id": "a", "text": "", "kind": "approx", "metric": "mse", "where": {"H": 1000, "model": "pca"},
+                      "value": 0.03, "rel_tolerance": 0.1})
+    steps = {"id": "s", "text": "", "kind": "approx", "metric": "loss", "over": "step", "tolerance": 0.11}
+    assert check({**steps, "value": [3.1, 1.9, 1.5]})
+    assert not check({**steps, "value": [3.1, 1.9, 1.2]})
+    assert not check({**steps, "value": [3.1, 1.9]}), "a length mismatch is not a reproduction"
+
+
+def test_approx_needs_one_tolerance():
+    with pytest.raises(ValueError):
+        claim({"id": "a", "text": "", "kind": "approx", "metric": "mse", "value": 1})
+
+
+def test_monotone():
+    base = {"id": "m", "text": "", "kind": "monotone", "metric": "mse", "over": "H"}
+    assert check({**base, "where": {"model": "cnn"}, "direction": "decreasing"})
+    assert not check({**base, "where": {"model": "cnn"}, "direction": "increasing"})
+    assert check({**base, "metric": "loss", "over": "step", "direction": "decreasing"})
+
+
+def test_compare_at_every_value_of_by():
+    base = {"id": "c", "text": "", "kind": "compare", "metric": "mse", "left": {"model": "cnn"}, "right": {"model": "pca"}}
+    assert check({**base, "op": "<", "by": ["H"]})
+    assert not check({**base, "op": ">", "by": ["H"]})
+    _, measured, _ = claim({**base, "op": "<", "by": ["H"]}).check(T)
+    assert "H=10: 0.32 vs 0.5" in measured
+
+
+def test_nan_is_not_reproduced():
+    t = table([("a", 0, 10, "cnn", "epochs", None, math.nan)])
+    assert claim({"id": "n", "text": "", "kind": "threshold", "metric": "epochs", "op": "<", "value": 5}).check(t)[0] is False
