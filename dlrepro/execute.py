@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import platform
 import random
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,30 +43,53 @@ class RunContext:
         return self.artifact_dir / name
 
 
-def execute(spec: RunSpec, *, meter: EnergyMeter, artifact_dir: Path, data_dir: Path | None) -> dict:
-    """Run one spec and return its record; an exception in the experiment becomes a failed record."""
-    torch.set_num_threads(spec.resources.cpus)
-    seed_everything(spec.seed)
-    device = torch.device("cuda" if spec.resources.gpus > 0 and torch.cuda.is_available() else "cpu")
-    ctx = RunContext(seed=spec.seed, device=device, data_dir=data_dir, artifact_dir=artifact_dir)
-    module = experiments.load(spec.experiment)
+def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[[RunSpec], Path],
+            data_dir: Path | None) -> list[dict]:
+    """Run specs that differ only in seed and return their records.
+
+    An experiment with ``run_seeds`` trains them together (stacked models: one clock and one energy
+    measurement, shared equally, ``batch_size`` says by how many); otherwise there is one spec.
+    An exception in the experiment becomes failed records, never an exception here.
+    """
+    first = specs[0]
+    module = experiments.load(first.experiment)
+    if len(specs) > 1 and not hasattr(module, "run_seeds"):
+        raise ValueError(f"experiment {first.experiment!r} runs one seed at a time")
+    torch.set_num_threads(first.resources.cpus)
+    seed_everything(first.seed)
+    device = torch.device("cuda" if first.resources.gpus > 0 and torch.cuda.is_available() else "cpu")
+    ctxs = [RunContext(seed=s.seed, device=device, data_dir=data_dir, artifact_dir=artifact_dir(s)) for s in specs]
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     error = None
-    with meter.measure(spec.run_id) as energy:
+    with meter.measure(first.run_id) as energy:
         try:
-            module.run(module.Params(**spec.params), ctx)
+            params = module.Params(**first.params)
+            module.run_seeds(params, ctxs) if hasattr(module, "run_seeds") else module.run(params, ctxs[0])
         except Exception:  # recorded, not raised: one broken run must not stop the others
             error = traceback.format_exc(limit=8)
-    wall = time.perf_counter() - clock
-    return {
+    share = 1 / len(specs)
+    finished = datetime.now(timezone.utc)
+    return [{
         "run_id": spec.run_id, "suite": spec.suite, "experiment": spec.experiment, "profile": spec.profile,
         "params": spec.params, "seed": spec.seed,
         "status": "failed" if error else "ok", "error": error,
-        "started_at": started.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
-        "wall_time_s": wall, "device": describe_device(device), **host_info(),
-        "energy_kwh": energy.kwh, "co2_kg": energy.co2_kg, "energy_method": energy.method,
+        "started_at": started.isoformat(), "finished_at": finished.isoformat(),
+        "wall_time_s": (time.perf_counter() - clock) * share, "batch_size": len(specs),
+        "device": describe_device(device), **host_info(),
+        "energy_kwh": energy.kwh * share, "co2_kg": energy.co2_kg * share, "energy_method": energy.method,
         "metrics": [] if error else _finite(ctx.metrics),
-    }
+    } for spec, ctx in zip(specs, ctxs)]
+
+
+def groups(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """Specs to execute together: the seeds of one configuration when the experiment trains seeds
+    together, else one spec per group. Order is kept."""
+    together: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        stackable = hasattr(experiments.load(spec.experiment), "run_seeds")
+        key = json.dumps([spec.suite, spec.params, spec.resources.model_dump()], sort_keys=True) if stackable else spec.run_id
+        together.setdefault(key, []).append(spec)
+    return list(together.values())
 
 
 def warm_up() -> None:

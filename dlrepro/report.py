@@ -48,7 +48,8 @@ def _suite_section(suite: Suite, runs: pd.DataFrame, metrics: pd.DataFrame, prof
         lines += [f"**{len(failed)} run(s) failed**; first error:", "", "```", failed["error"].iloc[0].strip(), "```", ""]
     module = experiments.load(m.experiment)
     if hasattr(module, "figures"):
-        for path in module.figures(tables.joined(runs, metrics, suite.name), profile_dir / "figures" / suite.name):
+        table = tables.joined(runs, metrics, suite.name)
+        for path in module.figures(table, profile_dir / "figures" / suite.name, profile_dir / "artifacts" / suite.name):
             lines += [f"![{path.stem}]({path.relative_to(profile_dir).as_posix()})", ""]
     return lines
 

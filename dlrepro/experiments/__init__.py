@@ -1,9 +1,12 @@
 """The experiments a suite can name. Each is a module here with:
 
 - ``Params``: a pydantic model of its parameters (unknown ones are rejected);
-- ``run(params, ctx)``: one run; it logs metrics with ``ctx.log`` and may write artifacts;
-- optionally ``figures(table, out_dir)``: draws the slide's figures from the result table
-  (metrics joined with run parameters) and returns the paths written.
+- ``run(params, ctx)``: one run; it logs metrics with ``ctx.log`` and may write files under
+  ``ctx.artifact(name)``; or ``run_seeds(params, ctxs)``: the runs of several seeds with the same
+  parameters at once (stacked models), each seed's metrics logged on its own ctx;
+- optionally ``figures(table, out_dir, artifacts)``: draws the slide's figures from the result
+  table (metrics joined with run parameters) and the runs' files under ``artifacts/<run_id>/``,
+  and returns the paths written.
 """
 
 import functools

@@ -118,7 +118,7 @@ def logistic(x: torch.Tensor, target: torch.Tensor, p: Params):
     return model.weight.detach().squeeze(0), model.bias.item(), errors, converged_at
 
 
-def figures(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
     """Decision regions of each model in input space, raw features vs Φ, for the lowest seed."""
     import matplotlib.pyplot as plt
 
