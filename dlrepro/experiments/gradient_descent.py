@@ -38,7 +38,9 @@ class Params(BaseModel):
     mode: Literal["trajectory", "sweep", "basins"]
     eta: float = Field(0.125, gt=0, description="step size (trajectory, basins)")
     w0: float = Field(0.578, description="start (trajectory, sweep)")
-    steps: int = Field(200, ge=3, description="descent steps before judging where it ends")
+    steps: int = Field(200, ge=3, description="descent steps before judging where it ends (trajectory, basins)")
+    sweep_steps: int = Field(3000, ge=3, description="steps per η in the sweep: near η* the contraction "
+                             "|1 − ηL''| nears 1, so telling slow convergence from oscillation takes thousands")
     iterates: int = Field(12, ge=1, description="iterates logged, w0 included (trajectory)")
     eta_min: float = Field(0.05, gt=0)
     eta_max: float = Field(0.6, gt=0)
@@ -102,7 +104,7 @@ def _trajectory(p: Params, ctx) -> None:
 
 def _sweep(p: Params, ctx) -> None:
     etas = torch.linspace(p.eta_min, p.eta_max, p.eta_count, dtype=torch.float64)
-    path = descend(loss, torch.full_like(etas, p.w0), etas, p.steps + 2)
+    path = descend(loss, torch.full_like(etas, p.w0), etas, p.sweep_steps + 2)
     settled = (path[-2] - path[-3]).abs() < SETTLED
     unsettled = (~settled).nonzero()
     observed = etas[unsettled[0, 0]].item() if len(unsettled) else float("nan")
