@@ -59,6 +59,8 @@ class _ClaimBase(BaseModel):
         return rows if self.step is None else rows[rows["step"] == self.step]
 
     def _along(self, rows: pd.DataFrame, axis: str) -> pd.Series:
+        if rows.empty:  # nothing run: the parameter's column may not even exist
+            return pd.Series(dtype=float)
         return rows.groupby(axis)["value"].agg(self.reduce).sort_index()
 
 
@@ -151,6 +153,8 @@ class Compare(_ClaimBase):
     def check(self, table: pd.DataFrame) -> tuple[bool | None, str, str]:
         def side(where):
             rows = self._select(table, where)
+            if rows.empty:
+                return pd.Series(dtype=float)
             return rows.groupby(self.by)["value"].agg(self.reduce) if self.by else \
                 pd.Series([rows["value"].agg(self.reduce)] if len(rows) else [], dtype=float)
 

@@ -52,7 +52,12 @@ def joined(runs: pd.DataFrame, metrics: pd.DataFrame, suite: str) -> pd.DataFram
     """One suite's metrics of successful runs, each row with its run's parameters and seed."""
     ok = runs[(runs["suite"] == suite) & (runs["status"] == "ok")]
     foreign = [c for c in ok.columns if c not in RUN_COLUMNS and ok[c].isna().all()]  # other suites' parameters
-    return metrics[metrics["suite"] == suite].merge(ok.drop(columns=["suite", *foreign]), on="run_id")
+    ok = ok.drop(columns=["suite", *foreign])
+    for column in ok.columns.difference(RUN_COLUMNS):
+        # Integer parameters become floats in a table where other suites leave them empty: restore them.
+        if ok[column].dtype.kind == "f" and len(ok) and (ok[column] % 1 == 0).all():
+            ok[column] = ok[column].astype("int64")
+    return metrics[metrics["suite"] == suite].merge(ok, on="run_id")
 
 
 def write(profile_dir: Path, runs: pd.DataFrame, metrics: pd.DataFrame) -> None:

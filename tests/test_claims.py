@@ -70,3 +70,12 @@ def test_compare_at_every_value_of_by():
 def test_nan_is_not_reproduced():
     t = table([("a", 0, 10, "cnn", "epochs", None, math.nan)])
     assert claim({"id": "n", "text": "", "kind": "threshold", "metric": "epochs", "op": "<", "value": 5}).check(t)[0] is False
+
+
+def test_every_kind_on_an_empty_table_is_not_run():
+    empty = pd.DataFrame(columns=["run_id", "metric", "step", "value"])
+    for spec in ({"kind": "threshold", "op": "<", "value": 1}, {"kind": "approx", "value": 1, "tolerance": 1},
+                 {"kind": "approx", "value": [1, 2], "over": "H", "tolerance": 1},
+                 {"kind": "monotone", "over": "H", "direction": "increasing"},
+                 {"kind": "compare", "left": {"model": "a"}, "right": {"model": "b"}, "op": "<", "by": ["H"]}):
+        assert claim({"id": "e", "text": "", "metric": "mse", **spec}).check(empty)[0] is None, spec

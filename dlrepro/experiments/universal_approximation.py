@@ -1,0 +1,143 @@
+"""E2: universal approximation with one hidden ReLU layer, H = 10 / 100 / 1000 (000, 002).
+
+f(x) = Σ_j w3_j ReLU(w1_j x + b1_j) + b3 is continuous and piecewise affine with at most H kinks.
+The target is a terrain profile: row 319 of matplotlib's sample DEM ``jacksboro_fault_dem.npz``
+(USGS, 403 points, 251–1035 m), the east-west transect with the most relief, so the most hills to
+follow. x and heights are standardised.
+
+Training: full batch, Adam (lr 1e-2) with a cosine decay to zero — Adam copes with the very
+different scales of kink positions and output weights, the decay lets the last steps settle. The
+initial kinks are spread uniformly over the data range (each unit is ±(x − k_j)), so no unit starts
+dead or outside the data. All seeds of one configuration train as one stacked model: the loss is
+the sum of the seeds' losses, so each seed's gradients, and Adam's per-parameter steps, are its own.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+TRANSECT_ROW = 319
+# Seeds stacked per model, capped so the [S, N, H] activations stay cache-sized: stacking is 4× faster
+# at H = 10, 2.5× at H = 100, but 0.8× at H = 1000 on a 2-core CPU (benchmarks/stacked_seeds.py).
+STACK_ELEMENTS = 250_000
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hidden: int = Field(ge=1, description="H, hidden units")
+    activation: Literal["relu", "none"] = Field("relu", description="none: the linear control")
+    steps: int = Field(3000, ge=1)
+    lr: float = Field(1e-2, gt=0)
+
+
+@functools.cache
+def terrain() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The standardised transect (x, y) and the raw heights in metres."""
+    from matplotlib import cbook
+
+    heights = np.asarray(cbook.get_sample_data("jacksboro_fault_dem.npz")["elevation"][TRANSECT_ROW], dtype=np.float64)
+    x = np.arange(len(heights), dtype=np.float64)
+    return (x - x.mean()) / x.std(), (heights - heights.mean()) / heights.std(), heights
+
+
+def init(seeds: list[int], hidden: int, x: torch.Tensor) -> list[torch.Tensor]:
+    """Stacked parameters [S, H] (b3: [S]), each seed from its own generator: kinks spread over x."""
+    params = [[], [], [], []]
+    for seed in seeds:
+        g = torch.Generator().manual_seed(seed)
+        kinks = x.min() + (x.max() - x.min()) * torch.rand(hidden, generator=g, dtype=x.dtype)
+        w1 = torch.where(torch.rand(hidden, generator=g) < 0.5, -1.0, 1.0).to(x.dtype)
+        w3 = torch.randn(hidden, generator=g, dtype=x.dtype) / hidden ** 0.5
+        for slot, value in zip(params, (w1, -w1 * kinks, w3, torch.zeros((), dtype=x.dtype))):
+            slot.append(value)
+    return [torch.stack(p).requires_grad_() for p in params]
+
+
+def hidden_features(params, x: torch.Tensor, activation: str) -> torch.Tensor:
+    w1, b1 = params[0], params[1]
+    pre = x[None, :, None] * w1[:, None, :] + b1[:, None, :]  # [S, N, H]
+    return torch.relu(pre) if activation == "relu" else pre
+
+
+def predict(params, x: torch.Tensor, activation: str) -> torch.Tensor:
+    return (hidden_features(params, x, activation) * params[2][:, None, :]).sum(-1) + params[3][:, None]
+
+
+def train(seeds: list[int], p: Params, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    params = init(seeds, p.hidden, x)
+    opt = torch.optim.Adam(params, lr=p.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.steps)
+    for _ in range(p.steps):
+        loss = ((predict(params, x, p.activation) - y) ** 2).mean(dim=1).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        schedule.step()
+    return params
+
+
+def lstsq_mse(features: torch.Tensor, y: torch.Tensor) -> float:
+    """MSE of the best output layer (weights and bias) on fixed features [N, H]: what the kinks allow."""
+    design = torch.cat([features, torch.ones_like(features[:, :1])], dim=1)
+    coef = torch.linalg.lstsq(design, y[:, None], driver="gelsd").solution
+    return ((design @ coef).squeeze(1) - y).pow(2).mean().item()
+
+
+def run_seeds(p: Params, ctxs) -> None:
+    xs, ys, _ = terrain()
+    x, y = torch.from_numpy(xs), torch.from_numpy(ys)
+    per_model = max(1, STACK_ELEMENTS // (len(x) * p.hidden))
+    chunks = [ctxs[i:i + per_model] for i in range(0, len(ctxs), per_model)]
+    # float32: 3× faster than float64 here
+    params = [torch.cat(t) for t in zip(*(train([c.seed for c in chunk], p, x.float(), y.float()) for chunk in chunks))]
+    line = lstsq_mse(x[:, None], y)
+    with torch.no_grad():  # evaluated in float64, so the least-squares comparisons are exact
+        params = [t.double() for t in params]
+        fits = predict(params, x, p.activation)
+        features = hidden_features(params, x, p.activation)
+    for i, ctx in enumerate(ctxs):
+        mse = (fits[i] - y).pow(2).mean().item()
+        ctx.log("train_mse", mse)
+        ctx.log("lstsq_mse", lstsq_mse(features[i], y))
+        ctx.log("line_mse", line)
+        ctx.log("excess_over_line", mse - line)
+        ctx.log("max_error", (fits[i] - y).abs().max().item())
+        np.save(ctx.artifact("fit.npy"), fits[i].numpy())
+
+
+def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    xs, ys, heights = terrain()
+    to_metres = heights.std()
+    seed = table["seed"].min()
+    configs = table[["hidden", "activation"]].drop_duplicates().sort_values(["activation", "hidden"], ascending=[False, True])
+    configs = [tuple(c) for c in configs.values.tolist() if c[1] == "relu"] + \
+        [tuple(c) for c in configs.values.tolist() if c[1] == "none"][-1:]  # the linear control once: all H look alike
+    fig, axes = plt.subplots(1, len(configs), figsize=(4.2 * len(configs), 3.6), sharey=True, squeeze=False)
+    for ax, (hidden, activation) in zip(axes[0], configs):
+        rows = table[(table["hidden"] == hidden) & (table["activation"] == activation) & (table["seed"] == seed)]
+        fit = np.load(artifacts / rows["run_id"].iloc[0] / "fit.npy") * to_metres + heights.mean()
+        mse = rows.loc[rows["metric"] == "train_mse", "value"].iloc[0]
+        ax.plot(xs, heights, color="0.55", lw=2.2, label="terrain profile")
+        ax.plot(xs, fit, color="C3" if activation == "relu" else "C0", lw=1.1, label="fit")
+        ax.set_title(f"H = {hidden}" + (", no ReLU" if activation == "none" else "") + f"\nMSE {mse:.2g} (standardised)",
+                     fontsize=10)
+        ax.set_xlabel("x (standardised)")
+    axes[0][0].set_ylabel("elevation (m)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"One hidden layer fitted to a terrain profile (DEM row {TRANSECT_ROW}), seed {seed}")
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "universal_approximation.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
