@@ -1,0 +1,113 @@
+"""E8: five-point regression and classification (000).
+
+Polynomial least squares of degree d on five points, with training and leave-one-out error; the same
+points fitted by ReLU MLPs of depth L and width H; and a 3-class problem with cross-entropy.
+x is divided by 10 before building φ(x) = [1, x, …, x^d] (x^20 would reach 1e19 and wreck the
+conditioning). For d ≥ 5 the system is under-determined and ``lstsq`` (gelsd) returns the
+minimum-norm interpolant — in those scaled coordinates, which is the slide's "wild" d = 20 curve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+X = [-3.1, 1.2, 4.3, 6.2, 9.1]
+Y = [23.7, 31.3, 79.9, 101.9, 205.5]
+CLASS_X = [[1.2, -3.4], [2.3, 2.8], [-0.7, 1.2], [3.2, -0.4], [-1.3, 2.3]]
+CLASS_Y = [0, 0, 1, 1, 2]
+SCALE = 10.0
+ZERO = 1e-12  # relative MSE below which a fit interpolates (float64 residue)
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: Literal["poly", "mlp", "classify"]
+    degree: int = Field(1, ge=0)
+    layers: int = Field(2, ge=1, description="linear layers of the MLP")
+    hidden: int = Field(10, ge=1)
+    steps: int = Field(2000, ge=1)
+    lr: float = Field(1e-2, gt=0)
+
+
+def poly_fit(x: torch.Tensor, y: torch.Tensor, degree: int) -> torch.Tensor:
+    """Least-squares (minimum-norm when under-determined) coefficients on φ(x / 10)."""
+    design = (x[:, None] / SCALE) ** torch.arange(degree + 1, dtype=x.dtype)
+    return torch.linalg.lstsq(design, y[:, None], driver="gelsd").solution.squeeze(1)
+
+
+def poly_eval(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return ((x[:, None] / SCALE) ** torch.arange(len(coef), dtype=x.dtype)) @ coef
+
+
+def mlp(inputs: int, outputs: int, layers: int, hidden: int) -> torch.nn.Sequential:
+    widths = [inputs] + [hidden] * (layers - 1) + [outputs]
+    modules = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        modules += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    return torch.nn.Sequential(*modules[:-1])
+
+
+def fit(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn, p: Params) -> torch.nn.Module:
+    opt = torch.optim.Adam(model.parameters(), lr=p.lr)
+    for _ in range(p.steps):
+        loss = loss_fn(model(x), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return model
+
+
+def run(p: Params, ctx) -> None:
+    x, y = torch.tensor(X, dtype=torch.float64), torch.tensor(Y, dtype=torch.float64)
+    variance = y.var(unbiased=False).item()
+    if p.task == "poly":
+        train = (poly_eval(poly_fit(x, y, p.degree), x) - y).pow(2).mean().item()
+        held_out = [(poly_eval(poly_fit(x[keep], y[keep], p.degree), x[i:i + 1]) - y[i]).pow(2).item()
+                    for i in range(len(x)) for keep in [torch.arange(len(x)) != i]]
+        ctx.log("train_mse", 0.0 if train < ZERO * variance else train)  # numerically zero: it interpolates
+        ctx.log("loo_mse", sum(held_out) / len(held_out))
+    elif p.task == "mlp":
+        xs, ys = ((x - x.mean()) / x.std()).float(), ((y - y.mean()) / y.std()).float()  # float32: 2× faster
+        model = fit(mlp(1, 1, p.layers, p.hidden), xs[:, None], ys[:, None], torch.nn.functional.mse_loss, p)
+        with torch.no_grad():
+            prediction = model(xs[:, None]).squeeze(1).double() * y.std() + y.mean()
+        ctx.log("train_mse", (prediction - y).pow(2).mean().item())
+        ctx.log("relative_train_mse", (prediction - y).pow(2).mean().item() / variance)
+    else:
+        points, labels = torch.tensor(CLASS_X), torch.tensor(CLASS_Y)
+        model = fit(mlp(2, 3, p.layers, p.hidden), points, labels, torch.nn.functional.cross_entropy, p)
+        with torch.no_grad():
+            logits = model(points)  # loss −ln softmax(o)[y]; predicted class argmax o
+        ctx.log("cross_entropy", torch.nn.functional.cross_entropy(logits, labels).item())
+        ctx.log("accuracy", (logits.argmax(1) == labels).float().mean().item())
+
+
+def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
+    """The slide's three fits (d = 1, 2, 20) on [−10, 10]; they are recomputed, least squares is exact."""
+    import matplotlib.pyplot as plt
+
+    degrees = sorted(set(table.loc[table["task"] == "poly", "degree"]) & {1, 2, 20})
+    if not degrees:
+        return []
+    x, y = torch.tensor(X, dtype=torch.float64), torch.tensor(Y, dtype=torch.float64)
+    grid = torch.linspace(-10, 10, 400, dtype=torch.float64)
+    fig, axes = plt.subplots(1, len(degrees), figsize=(4.2 * len(degrees), 3.6), squeeze=False)
+    for ax, degree in zip(axes[0], degrees):
+        ax.plot(grid, poly_eval(poly_fit(x, y, degree), grid), color="C3")
+        ax.plot(x, y, "ko")
+        ax.set_ylim(-50, 300)
+        ax.set_title(f"d = {degree}")
+        ax.set_xlabel("x")
+    fig.suptitle("Five points, polynomial least squares: under-fitting, a good fit, over-fitting")
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "five_points_polynomials.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]

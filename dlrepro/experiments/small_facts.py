@@ -1,0 +1,96 @@
+"""E9: small facts from the slides worth a check (001, 002, 004), and vanishing gradients (004).
+
+Each ``fact`` computes what a slide states; ``vanishing`` measures the gradient norm per layer of a
+deep MLP with sigmoid vs ReLU activations (PyTorch's default initialisation, a random batch and a
+mean-squared loss against random targets).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fact: Literal["autograd", "conv_derivative", "parameter_counts", "sequential_shapes", "vanishing"]
+    activation: Literal["sigmoid", "relu"] = "sigmoid"
+    depth: int = Field(20, ge=2, description="linear layers (vanishing)")
+    width: int = Field(64, ge=1)
+    batch: int = Field(256, ge=1)
+
+
+def params_of(module: torch.nn.Module) -> int:
+    return sum(t.numel() for t in module.parameters())
+
+
+def run(p: Params, ctx) -> None:
+    if p.fact == "autograd":  # 002: t = [1, 2, 4], ∇ Σ t² = [2, 4, 8]
+        t = torch.tensor([1.0, 2.0, 4.0], requires_grad=True)
+        (t ** 2).sum().backward()
+        ctx.log("gradient_gap", (t.grad - torch.tensor([2.0, 4.0, 8.0])).abs().max().item())
+    elif p.fact == "conv_derivative":  # 002: (0,0,0,0,1,2,3,4,4,4,4) ⊛ (−1, 1) = (0,0,0,1,1,1,1,0,0,0)
+        signal = torch.tensor([[[0, 0, 0, 0, 1, 2, 3, 4, 4, 4, 4]]], dtype=torch.float32)
+        out = torch.nn.functional.conv1d(signal, torch.tensor([[[-1.0, 1.0]]]))
+        ctx.log("convolution_gap", (out.flatten() - torch.tensor([0, 0, 0, 1, 1, 1, 1, 0, 0, 0.0])).abs().max().item())
+    elif p.fact == "parameter_counts":
+        side = 256 * 256 * 3  # 002: a linear map between two 256×256 colour images (too big to build)
+        small = torch.nn.Linear(7, 7, bias=False)  # the count formula, checked on a map one can build
+        ctx.log("image_linear_map_params", side ** 2 if params_of(small) == 7 ** 2 else float("nan"))
+        ctx.log("mlp_001_params", params_of(torch.nn.Sequential(  # 001: 676 → 16 → 16 → 10
+            torch.nn.Linear(676, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))))
+        ctx.log("cnn_handout_params", params_of(torch.nn.Sequential(  # 002's handout CNN
+            torch.nn.Conv2d(1, 32, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(3),
+            torch.nn.Conv2d(32, 64, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+            torch.nn.Linear(256, 200), torch.nn.ReLU(), torch.nn.Linear(200, 10))))
+    elif p.fact == "sequential_shapes":  # 002's nn.Sequential example and its printed parameter sizes
+        f = torch.nn.Sequential(torch.nn.Linear(3, 9), torch.nn.ReLU(), torch.nn.Linear(9, 2), torch.nn.ReLU(),
+                                torch.nn.Linear(2, 2))
+        printed = [(9, 3), (9,), (2, 9), (2,), (2, 2), (2,)]
+        ctx.log("shapes_match", float([tuple(t.shape) for t in f.parameters()] == printed))
+        ctx.log("output_shape_match", float(tuple(f(torch.empty(5, 3).normal_()).shape) == (5, 2)))
+    else:
+        _vanishing(p, ctx)
+
+
+def _vanishing(p: Params, ctx) -> None:
+    act = torch.nn.Sigmoid if p.activation == "sigmoid" else torch.nn.ReLU
+    layers = []
+    for _ in range(p.depth - 1):
+        layers += [torch.nn.Linear(p.width, p.width), act()]
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(p.width, p.width))
+    x, target = torch.randn(p.batch, p.width), torch.randn(p.batch, p.width)
+    torch.nn.functional.mse_loss(model(x), target).backward()
+    norms = [m.weight.grad.norm().item() for m in model if isinstance(m, torch.nn.Linear)]
+    for layer, norm in enumerate(norms, start=1):
+        ctx.log("grad_norm", norm, step=layer)
+    ctx.log("first_to_last_grad_ratio", norms[0] / norms[-1])
+
+
+def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    rows = table[(table["fact"] == "vanishing") & (table["metric"] == "grad_norm")]
+    if rows.empty:
+        return []
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for activation, colour in (("sigmoid", "C0"), ("relu", "C3")):
+        mine = rows[rows["activation"] == activation]
+        for seed, one in mine.groupby("seed"):
+            ax.semilogy(one["step"], one["value"], "o-", color=colour, ms=3, lw=1, alpha=0.7,
+                        label=activation if seed == mine["seed"].min() else None)
+    ax.set_xlabel("layer (1 = input side)")
+    ax.set_ylabel("‖∂loss/∂W‖")
+    ax.set_title(f"Gradient norm per layer, {int(rows['step'].max())}-layer MLP")
+    ax.legend()
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "vanishing_gradients.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
