@@ -16,6 +16,8 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from dlrepro.plotting import save
+
 X = [-3.1, 1.2, 4.3, 6.2, 9.1]
 Y = [23.7, 31.3, 79.9, 101.9, 205.5]
 CLASS_X = [[1.2, -3.4], [2.3, 2.8], [-0.7, 1.2], [3.2, -0.4], [-1.3, 2.3]]
@@ -105,9 +107,4 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
         ax.set_title(f"d = {degree}")
         ax.set_xlabel("x")
     fig.suptitle("Five points, polynomial least squares: under-fitting, a good fit, over-fitting")
-    fig.tight_layout()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "five_points_polynomials.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save(fig, out_dir / "five_points_polynomials.png")]

@@ -23,6 +23,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.func import grad, hessian
 
+from dlrepro.plotting import save
+
 GLOBAL_MIN, SHALLOW_MIN = 0.2974, 0.8107  # EXPERIMENTS.md, after 200 steps
 PUBLISHED = {  # (η, w0): the slides' 12 iterates
     (0.125, 0.578): [.578, .550, .513, .465, .411, .361, .327, .310, .302, .299, .298, .297],
@@ -137,7 +139,6 @@ def _basins(p: Params, ctx) -> None:
 def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     runs = table[table["mode"] == "trajectory"]
     if not runs.empty:
@@ -146,10 +147,7 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
         for ax, (eta, w0) in zip(axes[0], configs):
             rows = runs[(runs["eta"] == eta) & (runs["w0"] == w0) & (runs["metric"] == "iterate")].sort_values("step")
             _draw_descent(ax, eta, w0, rows["value"].to_numpy())
-        fig.tight_layout()
-        written.append(out_dir / "gd_trajectories.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(save(fig, out_dir / "gd_trajectories.png"))
     for mode, draw in (("sweep", _draw_sweep), ("basins", _draw_basins)):
         rows = table[table["mode"] == mode]
         if rows.empty:
@@ -157,10 +155,7 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
         data = np.load(artifacts / rows["run_id"].iloc[0] / f"{mode}.npz")
         fig, ax = plt.subplots(figsize=(6.5, 4.5))
         draw(ax, data)
-        fig.tight_layout()
-        written.append(out_dir / f"gd_{mode}.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(save(fig, out_dir / f"gd_{mode}.png"))
     return written
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from dlrepro.plotting import save
 
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -88,9 +89,4 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
     ax.set_ylabel("‖∂loss/∂W‖")
     ax.set_title(f"Gradient norm per layer, {int(rows['step'].max())}-layer MLP")
     ax.legend()
-    fig.tight_layout()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "vanishing_gradients.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save(fig, out_dir / "vanishing_gradients.png")]

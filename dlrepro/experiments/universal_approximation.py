@@ -23,6 +23,8 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from dlrepro.plotting import save
+
 TRANSECT_ROW = 319
 # Seeds stacked per model, capped so the [S, N, H] activations stay cache-sized: stacking is 4× faster
 # at H = 10, 2.5× at H = 100, but 0.8× at H = 1000 on a 2-core CPU (benchmarks/stacked_seeds.py).
@@ -135,9 +137,4 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
     axes[0][0].set_ylabel("elevation (m)")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"One hidden layer fitted to a terrain profile (DEM row {TRANSECT_ROW}), seed {seed}")
-    fig.tight_layout()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "universal_approximation.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save(fig, out_dir / "universal_approximation.png")]

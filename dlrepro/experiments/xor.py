@@ -20,6 +20,8 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dlrepro.plotting import save
+
 # 001's worked neuron: x = (1, 0, 1), w = (0, 1, 2), b = 2 gives z = 4 and ReLU(z) = 4.
 NEURON_X, NEURON_W, NEURON_B = (1.0, 0.0, 1.0), (0.0, 1.0, 2.0), 2.0
 
@@ -139,12 +141,7 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
     fig.suptitle("XOR: a linear rule on (xu, xv) vs on Φ(xu, xv) = (xu, xv, xu·xv); shaded: predicted class")
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "xor_decision_regions.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [save(fig, out_dir / "xor_decision_regions.png", layout_rect=(0, 0.05, 1, 1))]
 
 
 def _draw_panel(ax, coding: str, features: str, value: dict) -> None:
