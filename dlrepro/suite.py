@@ -18,11 +18,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dlrepro import experiments
-from dlrepro.claims import Claim
+from dlrepro.claims import Claim, Scalar
 
 PROFILES = ("smoke", "quick", "full")
 Profile = Literal["smoke", "quick", "full"]
-Scalar = bool | int | float | str
 ParamValue = Scalar | list[Scalar]
 # A grid axis lists values for one parameter, or tables of parameters that move together (a tie).
 Axis = Annotated[list[ParamValue] | list[dict[str, ParamValue]], Field(min_length=1)]
