@@ -1,5 +1,6 @@
 """Sessions: `nox -s tests` (the test suite), `nox -s reproduce` (every suite at the quick profile,
-then the report). Arguments after `--` go to pytest or to `dlrepro run`."""
+then the report), `nox -s regression` (the smoke profile, then the check against the committed
+baselines). Arguments after `--` go to pytest or to `dlrepro run`."""
 
 import os
 from pathlib import Path
@@ -33,3 +34,10 @@ def reproduce(session: nox.Session) -> None:
     profile = args[args.index("--profile") + 1] if "--profile" in args else "quick"
     session.run("dlrepro", "run", *args, env=_env())
     session.run("dlrepro", "report", "--profile", profile, env=_env())
+
+
+@nox.session
+def regression(session: nox.Session) -> None:
+    session.install("-e", ".")
+    session.run("dlrepro", "run", "--profile", "smoke", *session.posargs, env=_env())
+    session.run("dlrepro", "check", "--profile", "smoke", env=_env())

@@ -1,7 +1,8 @@
-"""Command line: ``dlrepro run | list | claims | report``.
+"""Command line: ``dlrepro run | list | claims | report | check | baseline update``.
 
-Exit codes: 0 success; 1 a run failed (run) or a claim did not hold (claims); 2 bad input
-(a suite file, a runner file, a missing data directory); 130 interrupted.
+Exit codes: 0 success; 1 a run failed (run), a claim did not hold (claims) or a result regressed
+or went missing (check); 2 bad input (a suite file, a runner file, a missing data directory, a
+broken baseline); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,20 +11,22 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+from rich.markup import escape
 from rich.table import Table
 
-from dlrepro import claims, report, tables
+from dlrepro import claims, regression, report, tables
 from dlrepro.data import ENV_VAR, DataError, data_dir
 from dlrepro.scheduling import console, run_local, runner_config
-from dlrepro.store import RecordStore
-from dlrepro.suite import PROFILES, Suite, SuiteError, resolve
+from dlrepro.store import RecordStore, atomic_write
+from dlrepro.suite import PROFILES, Suite, SuiteError, resolve, suites_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.command(args)
-    except (SuiteError, DataError) as err:
+    except (SuiteError, DataError, regression.BaselineError) as err:
         print(f"dlrepro: error: {err}", file=sys.stderr)
         return 2
 
@@ -47,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     add("list", _list, "list suites and their runs per profile, cached or not")
     add("claims", _claims, "evaluate every claim against the tables; exit 1 unless all are reproduced")
     add("report", _report, "write report.md with the claims, the figures, time and energy")
+    check = add("check", _check, "compare the result tables with committed baselines; exit 1 if a result "
+                "regressed or is missing")
+    baseline = add("baseline", _update_baselines, "refresh baselines from the result tables, on purpose, "
+                   "showing what changes")
+    baseline.add_argument("action", choices=["update"])
+    for p in (check, baseline):
+        p.add_argument("suites", nargs="*", metavar="SUITE", help="a name from suites/ or a path to a TOML file "
+                       "(default: check: every suite and every baseline; update: every suite with results)")
+        p.add_argument("--baseline", type=Path, default=suites_dir().parent / "results" / "baselines",
+                       help="baselines directory, one folder per profile (default: the project's results/baselines)")
     return parser
 
 
@@ -122,6 +135,81 @@ def _report(args) -> int:
     path = report.build(profile_dir, suites, _evaluate(suites, runs, metrics, profile_dir))
     console.print(f"Report written to {path}")
     return 0
+
+
+def _check(args) -> int:
+    baselines = regression.Baselines(args.baseline, args.profile)
+    suites = resolve(args.suites)
+    if not args.suites:  # a baseline whose suite file is gone is a missing suite, not a silent pass
+        known = {s.name for s in suites}
+        gone = [name for name in baselines.suites() if name not in known]
+        for name in gone:
+            console.print(f"[red]missing:[/] baseline {baselines.dir / name}.csv has no suite file {name}.toml")
+        if gone:
+            return 1
+    verdicts, notes = regression.check(suites, baselines, args.results / args.profile)
+    path = args.results / args.profile / "check.csv"
+    atomic_write(path, lambda tmp: verdicts.to_csv(tmp, index=False))
+    _print_verdicts(verdicts, f"check against {baselines.dir}")
+    for note in notes:
+        console.print(note, soft_wrap=True)
+    blocking = verdicts[verdicts["verdict"].isin(regression.BLOCKING)]
+    console.print(f"{len(verdicts)} values compared; every verdict in {path}")
+    if len(blocking):
+        console.print(f"[red]{len(blocking)} regressed or missing[/]: fix the cause, or refresh the baseline on "
+                      f"purpose with `dlrepro baseline update SUITE --profile {args.profile}`")
+        return 1
+    console.print("[green]No regression.[/]")
+    return 0
+
+
+def _update_baselines(args) -> int:
+    baselines = regression.Baselines(args.baseline, args.profile)
+    runs, metrics = tables.load(args.results / args.profile)
+    suites = resolve(args.suites) if args.suites else [s for s in resolve([]) if (runs["suite"] == s.name).any()]
+    if not suites:
+        raise DataError(f"no results in {args.results / args.profile}: run `dlrepro run --profile {args.profile}` first")
+    for suite in suites:
+        summary = regression.summarise(runs, metrics, suite, args.profile)
+        if summary.empty:
+            raise DataError(f"no successful runs of {suite.name} in {args.results / args.profile}: nothing to baseline")
+        old = baselines.read(suite.name)
+        if old is None:
+            console.print(f"{suite.name}: new baseline")
+        else:
+            _print_verdicts(regression.compare(old, summary, suite.model.metrics), f"{suite.name}: changes from the old baseline")
+        path = baselines.write(suite.name, summary, regression.cost(runs, suite.name))
+        console.print(f"wrote {path} ({len(summary)} values)")
+    return 0
+
+
+def _print_verdicts(verdicts, title: str, limit: int = 40) -> None:
+    counts = verdicts.groupby(["suite", "verdict"]).size().unstack(fill_value=0)
+    summary = Table("suite", *counts.columns, title=title)
+    for suite, row in counts.iterrows():
+        summary.add_row(suite, *map(str, row))
+    console.print(summary)
+    colour = {"regressed": "red", "missing": "red", "improved": "green", "new": "cyan", "inconclusive": "yellow"}
+    lines = []  # one line per change, never wrapped, so that a CI log shows each whole
+    for row in verdicts[verdicts["verdict"].isin(["regressed", "improved", "inconclusive"])].itertuples():
+        step = "" if pd.isna(row.step) else f" step {row.step}"
+        welch = "" if pd.isna(row.p_value) else f", Welch p = {row.p_value:.2g}"
+        lines.append((row.verdict, f"{row.suite} [{row.configuration}] {row.metric}{step}: {_num(row.mean_base)} → "
+                      f"{_num(row.mean)} (Δ {_num(row.delta)}, allowed ± {_num(row.allowed)}{welch})"))
+    # Values missing or new come by whole configurations (a changed parameter): one line each.
+    absent = verdicts[verdicts["verdict"].isin(["missing", "new"])]
+    for (verdict, suite, configuration), rows in absent.groupby(["verdict", "suite", "configuration"], sort=False):
+        steps = rows.groupby("metric", sort=False)["step"].agg(lambda s: s.notna().sum())
+        names = ", ".join(f"{m} ({n} steps)" if n else m for m, n in steps.items())
+        lines.append((verdict, f"{suite} [{configuration}]: {names}"))
+    for verdict, text in lines[:limit]:
+        console.print(f"[{colour[verdict]}]{verdict}[/] " + escape(text), highlight=False, soft_wrap=True)
+    if len(lines) > limit:
+        console.print(f"… and {len(lines) - limit} more")
+
+
+def _num(value) -> str:
+    return "" if pd.isna(value) else f"{value:.6g}"
 
 
 def _print_claims(outcome) -> None:

@@ -107,7 +107,19 @@ def seed_everything(seed: int) -> None:
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)"
+    return f"cpu: {cpu_model()}, {torch.get_num_threads()} thread(s)"
+
+
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's marketing name (Linux), else the architecture: time is only comparable on the same one."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 @functools.cache

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlrepro import experiments, tables
+from dlrepro.execute import cpu_model
 from dlrepro.store import atomic_write
 from dlrepro.suite import Suite
 
@@ -19,7 +20,7 @@ def build(profile_dir: Path, suites: list[Suite], claims: pd.DataFrame) -> Path:
     profile = profile_dir.name
     lines = [f"# dlrepro report — profile `{profile}`", "",
              f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-             f"({platform.processor() or platform.machine()}). Tables: `runs.parquet`, `metrics.parquet` "
+             f"({cpu_model()}). Tables: `runs.parquet`, `metrics.parquet` "
              "(CSV copies beside them); claims: `claims.csv`; raw energy log: `energy/`.", ""]
     counts = claims["status"].value_counts()
     lines += [f"**Claims:** {counts.get('reproduced', 0)} reproduced, {counts.get('not reproduced', 0)} not "

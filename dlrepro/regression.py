@@ -1,0 +1,185 @@
+"""Regression checks of result tables against committed baselines.
+
+A baseline is, per suite, one CSV people can read in a diff: for every configuration (the
+parameters that vary across the suite's runs), metric and step, the mean, standard deviation and
+number of seeds. ``compare`` gives each row a verdict:
+
+- ``unchanged``: the means differ by no more than the metric's tolerance from its suite
+  (``tolerance`` absolute, ``rel_tolerance`` relative to the baseline; the larger one wins; a
+  metric that declares neither must match to ``DEFAULT_REL_TOLERANCE``);
+- ``inconclusive``: beyond tolerance, but both sides have ≥ 3 seeds and Welch's t-test cannot
+  tell the difference from seed noise (p ≥ ``ALPHA``);
+- ``improved`` / ``regressed``: beyond tolerance in the metric's better / worse direction (any
+  change of a two-sided metric is a regression);
+- ``missing``: in the baseline, not in the results (a failed run, a changed parameter);
+- ``new``: in the results, not in the baseline.
+
+Only ``regressed`` and ``missing`` block. Time and energy are compared only when the hardware
+matches, and never block.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+from scipy import stats
+
+from dlrepro import tables
+from dlrepro.store import atomic_write
+from dlrepro.suite import Metric, Suite
+
+KEY = ["suite", "configuration", "metric", "step"]
+STATS = ["n", "mean", "std"]
+BLOCKING = ("regressed", "missing")
+ALPHA = 0.01
+DEFAULT_REL_TOLERANCE = 1e-9
+COST_FILE = "cost.csv"
+COST_COLUMNS = ["suite", "hardware", "runs", "wall_time_s", "energy_kwh", "energy_method"]
+
+
+def summarise(runs: pd.DataFrame, metrics: pd.DataFrame, suite: Suite, profile: str) -> pd.DataFrame:
+    """Mean, std and seed count of every (configuration, metric, step) of one suite's successful runs.
+
+    A configuration is named by the parameters the suite file varies (not by what happens to be in
+    the table), so that a failed run cannot rename the others."""
+    table = tables.joined(runs, metrics, suite.name)
+    if table.empty:
+        return pd.DataFrame(columns=KEY + STATS)
+    varied = [name for name in suite.runs(profile)[0].varied if name in table]
+    table["configuration"] = table.apply(lambda row: _configuration(row, varied), axis=1) if varied else "all"
+    table["step"] = table["step"].astype("Int64")
+    summary = (table.groupby(["configuration", "metric", "step"], dropna=False, sort=True)["value"]
+               .agg(n="count", mean="mean", std="std").reset_index())
+    summary.insert(0, "suite", suite.name)
+    return summary[KEY + STATS]
+
+
+def _configuration(row: pd.Series, varied: list[str]) -> str:
+    return ", ".join(f"{name}={row[name]}" for name in varied)
+
+
+def cost(runs: pd.DataFrame, suite: str) -> dict:
+    """Total run time and energy of one suite, with the hardware they were measured on."""
+    mine = runs[(runs["suite"] == suite) & (runs["status"] == "ok")]
+    return {"suite": suite, "hardware": " + ".join(sorted(set(mine["device"].dropna()))), "runs": len(mine),
+            "wall_time_s": _sig(mine["wall_time_s"].sum()), "energy_kwh": _sig(mine["energy_kwh"].sum()),
+            "energy_method": " + ".join(sorted(set(mine["energy_method"].dropna())))}
+
+
+def _sig(value: float) -> float:
+    return float(f"{value:.4g}")  # a readable diff: the rest is noise
+
+
+def compare(baseline: pd.DataFrame, current: pd.DataFrame, declared: dict[str, Metric]) -> pd.DataFrame:
+    """Join a suite's baseline and current summaries and give every row its verdict."""
+    joined = baseline.merge(current, on=KEY, how="outer", suffixes=("_base", ""), indicator="side")
+    joined["delta"] = joined["mean"] - joined["mean_base"]
+    verdicts = [_verdict(row, declared.get(row.metric)) for row in joined.itertuples()]
+    joined["allowed"] = [v[1] for v in verdicts]
+    joined["p_value"] = [v[2] for v in verdicts]
+    joined["verdict"] = [v[0] for v in verdicts]
+    columns = KEY + ["verdict", "mean_base", "mean", "delta", "allowed", "p_value", "n_base", "n", "std_base", "std"]
+    return joined[columns].sort_values(KEY, ignore_index=True)
+
+
+def _verdict(row, metric: Metric | None) -> tuple[str, float, float]:
+    if row.side == "left_only":
+        return "missing", math.nan, math.nan
+    if row.side == "right_only":
+        return "new", math.nan, math.nan
+    better = metric.better if metric else "two-sided"
+    base_nan, now_nan = math.isnan(row.mean_base), math.isnan(row.mean)
+    if base_nan or now_nan:  # NaN means "never converged" or "diverged"
+        if base_nan and now_nan:
+            return "unchanged", math.nan, math.nan
+        return ("improved" if base_nan and better != "two-sided" else "regressed"), math.nan, math.nan
+    allowed = _allowed(metric, row.mean_base)
+    if abs(row.delta) <= allowed:
+        return "unchanged", allowed, math.nan
+    p_value = math.nan
+    if row.n_base >= 3 and row.n >= 3 and (row.std_base > 0 or row.std > 0):
+        p_value = stats.ttest_ind_from_stats(row.mean_base, row.std_base, row.n_base, row.mean, row.std, row.n,
+                                             equal_var=False).pvalue
+        if p_value >= ALPHA:
+            return "inconclusive", allowed, p_value
+    improved = (better == "higher" and row.delta > 0) or (better == "lower" and row.delta < 0)
+    return ("improved" if improved else "regressed"), allowed, p_value
+
+
+def _allowed(metric: Metric | None, reference: float) -> float:
+    if metric is None or (metric.tolerance is None and metric.rel_tolerance is None):
+        return DEFAULT_REL_TOLERANCE * abs(reference)
+    return max(metric.tolerance or 0.0, (metric.rel_tolerance or 0.0) * abs(reference))
+
+
+class BaselineError(Exception):
+    """A baseline file that cannot be read."""
+
+
+class Baselines:
+    """``<root>/<profile>/<suite>.csv`` and the profile's ``cost.csv``."""
+
+    def __init__(self, root: Path, profile: str):
+        self.dir = Path(root) / profile
+
+    def suites(self) -> list[str]:
+        return sorted(p.stem for p in self.dir.glob("*.csv") if p.name != COST_FILE)
+
+    def read(self, suite: str) -> pd.DataFrame | None:
+        path = self.dir / f"{suite}.csv"
+        if not path.exists():
+            return None
+        try:
+            table = pd.read_csv(path, dtype={"configuration": str, "metric": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            raise BaselineError(f"{path}: not a readable CSV: {err}") from None
+        missing = set(KEY + STATS) - set(table.columns)
+        if missing:
+            raise BaselineError(f"{path}: not a baseline: no column {', '.join(sorted(missing))}")
+        table["step"] = table["step"].astype("Int64")
+        return table[KEY + STATS]
+
+    def cost(self) -> pd.DataFrame:
+        path = self.dir / COST_FILE
+        return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=COST_COLUMNS)
+
+    def write(self, suite: str, summary: pd.DataFrame, suite_cost: dict) -> Path:
+        path = self.dir / f"{suite}.csv"
+        # repr-exact floats: a baseline read back compares equal to the summary it came from.
+        atomic_write(path, lambda tmp: summary.to_csv(tmp, index=False, float_format=None))
+        costs = self.cost()
+        costs = pd.concat([costs[costs["suite"] != suite], pd.DataFrame([suite_cost])], ignore_index=True)
+        atomic_write(self.dir / COST_FILE, lambda tmp: costs.sort_values("suite").to_csv(tmp, index=False))
+        return path
+
+
+def check(suites: list[Suite], baselines: Baselines, profile_dir: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Compare every suite's current tables with its baseline; return the verdicts and notes on cost."""
+    runs, metrics = tables.load(profile_dir)
+    verdicts, notes = [], []
+    for suite in suites:
+        baseline = baselines.read(suite.name)
+        current = summarise(runs, metrics, suite, baselines.dir.name)
+        if baseline is None:
+            notes.append(f"{suite.name}: no baseline in {baselines.dir}; add one with "
+                         f"`dlrepro baseline update {suite.name} --profile {baselines.dir.name}`")
+            baseline = pd.DataFrame(columns=KEY + STATS)
+        verdicts.append(compare(baseline, current, suite.model.metrics))
+        notes += _cost_note(baselines.cost(), cost(runs, suite.name))
+    table = pd.concat(verdicts, ignore_index=True) if verdicts else compare(*[pd.DataFrame(columns=KEY + STATS)] * 2, {})
+    return table, notes
+
+
+def _cost_note(baseline_costs: pd.DataFrame, now: dict) -> list[str]:
+    before = baseline_costs[baseline_costs["suite"] == now["suite"]]
+    if before.empty or not now["runs"]:
+        return []
+    before = before.iloc[0]
+    if before["hardware"] != now["hardware"]:
+        return [f"{now['suite']}: time and energy not compared (baseline on {before['hardware']}, now on {now['hardware']})"]
+    ratio = now["wall_time_s"] / before["wall_time_s"] if before["wall_time_s"] else math.nan
+    energy = now["energy_kwh"] / before["energy_kwh"] if before["energy_kwh"] else math.nan
+    return [f"{now['suite']}: run time ×{ratio:.2f} ({now['wall_time_s']:.1f} s), energy ×{energy:.2f} "
+            f"vs the baseline on the same hardware (informative, never blocks)"]

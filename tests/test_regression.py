@@ -1,0 +1,139 @@
+"""Regression checks: verdicts from seed statistics and tolerances, and the CLI gate on real runs."""
+
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dlrepro.cli import main
+from dlrepro.regression import KEY, compare
+from dlrepro.suite import Metric, suites_dir
+
+
+def summary(values_by_metric: dict[str, list[float]]) -> pd.DataFrame:
+    rows = []
+    for metric, values in values_by_metric.items():
+        v = pd.Series(values, dtype=float)
+        rows.append({"suite": "s", "configuration": "all", "metric": metric, "step": pd.NA,
+                     "n": int(v.count()), "mean": v.mean(), "std": v.std()})
+    table = pd.DataFrame(rows)
+    table["step"] = table["step"].astype("Int64")
+    return table
+
+
+def verdict(base, now, **metric) -> str:
+    declared = {"m": Metric(**{"better": "lower", **metric})}
+    return compare(summary({"m": base}), summary({"m": now}), declared)["verdict"].item()
+
+
+def test_identical_results_are_unchanged_even_with_zero_tolerance():
+    assert verdict([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], tolerance=0) == "unchanged"
+
+
+def test_seed_noise_within_tolerance_does_not_trip():
+    rng = np.random.default_rng(0)
+    base, now = 0.05 + 0.002 * rng.standard_normal(5), 0.05 + 0.002 * rng.standard_normal(5)
+    assert verdict(list(base), list(now), rel_tolerance=0.1) == "unchanged"
+
+
+def test_beyond_tolerance_but_within_seed_noise_is_inconclusive():
+    rng = np.random.default_rng(1)
+    base, now = 1 + rng.standard_normal(5), 1.3 + rng.standard_normal(5)
+    assert verdict(list(base), list(now), tolerance=0.01) == "inconclusive"
+
+
+def test_a_clear_shift_is_regressed_or_improved_by_direction():
+    rng = np.random.default_rng(2)
+    base = list(1 + 0.01 * rng.standard_normal(5))
+    worse, better = [b + 0.5 for b in base], [b - 0.5 for b in base]
+    assert verdict(base, worse, tolerance=0.01) == "regressed"
+    assert verdict(base, better, tolerance=0.01) == "improved"
+    assert verdict(base, better, better="higher", tolerance=0.01) == "regressed"
+    assert verdict(base, better, better="two-sided", tolerance=0.01) == "regressed"
+
+
+def test_one_seed_is_judged_by_the_tolerance_alone():
+    assert verdict([1.0], [1.05], rel_tolerance=0.1) == "unchanged"
+    assert verdict([1.0], [1.2], rel_tolerance=0.1) == "regressed"
+
+
+def test_nan_means_never_converged():
+    assert verdict([math.nan], [math.nan], tolerance=0) == "unchanged"
+    assert verdict([3.0], [math.nan], tolerance=0) == "regressed"
+    assert verdict([math.nan], [3.0], tolerance=0) == "improved"
+
+
+def test_rows_on_one_side_only_are_missing_or_new():
+    table = compare(summary({"a": [1.0], "b": [2.0]}), summary({"b": [2.0], "c": [3.0]}), {})
+    assert dict(zip(table["metric"], table["verdict"])) == {"a": "missing", "b": "unchanged", "c": "new"}
+    assert list(table.columns[:4]) == KEY
+
+
+@pytest.fixture(scope="module")
+def gradient_descent_baseline(tmp_path_factory):
+    """The real gradient_descent suite at smoke, and a baseline made from it."""
+    results, baselines = tmp_path_factory.mktemp("results"), tmp_path_factory.mktemp("baselines")
+    assert main(["run", "gradient_descent", "--profile", "smoke", "--results", str(results)]) == 0
+    assert main(["baseline", "update", "gradient_descent", "--profile", "smoke", "--results", str(results),
+                 "--baseline", str(baselines)]) == 0
+    return results, baselines
+
+
+def test_an_unchanged_rerun_passes(gradient_descent_baseline, capsys):
+    results, baselines = gradient_descent_baseline
+    assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
+                 "--baseline", str(baselines)]) == 0
+    assert "No regression" in capsys.readouterr().err
+    assert (pd.read_csv(results / "smoke" / "check.csv")["verdict"] == "unchanged").all()
+
+
+def test_a_changed_hyperparameter_fails_naming_suite_configuration_and_metric(gradient_descent_baseline, tmp_path, capsys):
+    _, baselines = gradient_descent_baseline
+    text = (suites_dir() / "gradient_descent.toml").read_text()
+    changed = tmp_path / "gradient_descent.toml"
+    changed.write_text(text.replace("{ eta = 0.125, w0 = 0.578 }", "{ eta = 0.2, w0 = 0.578 }", 1))
+    assert changed.read_text() != text
+    results = tmp_path / "results"
+    main(["run", str(changed), "--profile", "smoke", "--results", str(results)])
+    capsys.readouterr()
+    assert main(["check", str(changed), "--profile", "smoke", "--results", str(results),
+                 "--baseline", str(baselines)]) == 1
+    err = capsys.readouterr().err
+    assert "missing gradient_descent [mode=trajectory, eta=0.125, w0=0.578]: diverged, final," in err
+    assert "regressed or missing" in err
+
+
+def test_a_changed_fixed_parameter_shows_the_regressed_values(gradient_descent_baseline, tmp_path, capsys):
+    _, baselines = gradient_descent_baseline
+    changed = tmp_path / "gradient_descent.toml"
+    changed.write_text((suites_dir() / "gradient_descent.toml").read_text().replace("steps = 200 ", "steps = 20 ", 1))
+    results = tmp_path / "results"
+    main(["run", str(changed), "--profile", "smoke", "--results", str(results)])
+    capsys.readouterr()
+    assert main(["check", str(changed), "--profile", "smoke", "--results", str(results),
+                 "--baseline", str(baselines)]) == 1
+    err = capsys.readouterr().err
+    assert "regressed gradient_descent [mode=trajectory, eta=0.125, w0=0.683] final: 0.81069 → 0.810333" in err
+
+
+def test_a_suite_without_results_is_missing(gradient_descent_baseline, capsys):
+    results, baselines = gradient_descent_baseline
+    shutil.copy(suites_dir().parent / "results" / "baselines" / "smoke" / "xor.csv", baselines / "smoke" / "xor.csv")
+    try:
+        assert main(["check", "--profile", "smoke", "--results", str(results), "--baseline", str(baselines)]) == 1
+    finally:
+        (baselines / "smoke" / "xor.csv").unlink()
+    err = capsys.readouterr().err
+    assert "missing xor [model=perceptron" in err
+    assert "five_points: no baseline" in err  # a suite without a baseline is pointed out, not blocking
+
+
+def test_a_broken_baseline_is_a_clear_error(gradient_descent_baseline, tmp_path, capsys):
+    results, _ = gradient_descent_baseline
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / "gradient_descent.csv").write_text("suite,metric\ngradient_descent,final\n")
+    assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
+                 "--baseline", str(tmp_path)]) == 2
+    assert "gradient_descent.csv: not a baseline: no column configuration, mean, n, std, step" in capsys.readouterr().err
