@@ -1,6 +1,7 @@
 """Sessions: `nox -s tests` (the test suite), `nox -s reproduce` (every suite at the quick profile,
 then the report), `nox -s regression` (the smoke profile, then the check against the committed
-baselines). Arguments after `--` go to pytest or to `dlrepro run`."""
+baselines), `nox -s sweep -- --address ADDR` (the full profile on a Ray cluster). Arguments after
+`--` go to pytest or to `dlrepro run`."""
 
 import os
 from pathlib import Path
@@ -30,7 +31,10 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def reproduce(session: nox.Session) -> None:
     session.install("-e", ".")
+    # Ray's two warm workers beat one serial process on the quick profile even on 2 cores (README,
+    # "Performance"); `-- --runner local` runs it in-process instead.
     args = session.posargs or ["--profile", "quick"]
+    args = args if "--runner" in args else [*args, "--runner", "ray"]
     profile = args[args.index("--profile") + 1] if "--profile" in args else "quick"
     session.run("dlrepro", "run", *args, env=_env())
     session.run("dlrepro", "report", "--profile", profile, env=_env())
@@ -41,3 +45,12 @@ def regression(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("dlrepro", "run", "--profile", "smoke", *session.posargs, env=_env())
     session.run("dlrepro", "check", "--profile", "smoke", env=_env())
+
+
+@nox.session
+def sweep(session: nox.Session) -> None:
+    """The full profile on a Ray cluster: `nox -s sweep -- --address ADDR [--results /abs/dir] [SUITE ...]`."""
+    if "--address" not in session.posargs and not os.environ.get("RAY_ADDRESS"):
+        session.error("say which cluster: nox -s sweep -- --address HEAD:6379 (or set RAY_ADDRESS)")
+    session.install("-e", ".")
+    session.run("dlrepro", "run", "--profile", "full", "--runner", "ray", *session.posargs, env=_env())

@@ -17,7 +17,8 @@ from rich.table import Table
 
 from dlrepro import claims, regression, report, tables
 from dlrepro.data import ENV_VAR, DataError, data_dir
-from dlrepro.scheduling import console, run_local, runner_config
+from dlrepro import scheduling
+from dlrepro.scheduling import console, runner_config
 from dlrepro.store import RecordStore, atomic_write
 from dlrepro.suite import PROFILES, Suite, SuiteError, resolve, suites_dir
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.command(args)
-    except (SuiteError, DataError, regression.BaselineError) as err:
+    except (SuiteError, DataError, regression.BaselineError, scheduling.SchedulingError) as err:
         print(f"dlrepro: error: {err}", file=sys.stderr)
         return 2
 
@@ -45,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = add("run", _run, "run suites, merge the tables, evaluate the claims")
     run.add_argument("suites", nargs="*", metavar="SUITE", help="a name from suites/ or a path to a TOML file (default: all)")
-    run.add_argument("--runner", default="local", help="a runner from runners/ (default: local)")
+    run.add_argument("--runner", default="local", help="a runner from runners/: local (default) or ray")
+    run.add_argument("--address", help="Ray cluster address for --runner ray (default: the runner file's, "
+                     "else $RAY_ADDRESS, else an embedded instance on this machine)")
     run.add_argument("--data-dir", help=f"directory holding MNIST/raw (default: ${ENV_VAR}, else download)")
     add("list", _list, "list suites and their runs per profile, cached or not")
     add("claims", _claims, "evaluate every claim against the tables; exit 1 unless all are reproduced")
@@ -82,8 +85,8 @@ def _run(args) -> int:
     failed, interrupted = [], False
     try:
         if todo:
-            run_local(todo, store, config, data_dir=chosen_data,
-                      on_record=lambda r: failed.append(r) if r["status"] == "failed" else None)
+            scheduling.run(todo, store, config, data_dir=chosen_data, address=args.address,
+                           on_record=lambda r: failed.append(r) if r["status"] == "failed" else None)
     except KeyboardInterrupt:
         interrupted = True
     finally:  # whatever happened, the tables hold every finished run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import platform
 import random
 import socket
@@ -23,6 +24,9 @@ import dlrepro
 from dlrepro import experiments
 from dlrepro.energy import EnergyMeter
 from dlrepro.suite import RunSpec
+
+
+WORKER_NAME: str | None = None
 
 
 @dataclass
@@ -67,18 +71,31 @@ def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[
             module.run_seeds(params, ctxs) if hasattr(module, "run_seeds") else module.run(params, ctxs[0])
         except Exception:  # recorded, not raised: one broken run must not stop the others
             error = traceback.format_exc(limit=8)
-    share = 1 / len(specs)
-    finished = datetime.now(timezone.utc)
-    return [{
+    share, elapsed = 1 / len(specs), time.perf_counter() - clock
+    return [record(spec, error=error, started=started, wall_time_s=elapsed * share,
+                   batch_size=len(specs), device=describe_device(device), kwh=energy.kwh * share,
+                   co2_kg=energy.co2_kg * share, energy_method=energy.method, metrics=ctx.metrics)
+            for spec, ctx in zip(specs, ctxs)]
+
+
+def record(spec: RunSpec, *, error: str | None, started: datetime, wall_time_s: float = math.nan,
+           batch_size: int = 1, device: str = "", kwh: float = math.nan, co2_kg: float = math.nan,
+           energy_method: str = "not measured", metrics: list[dict] = ()) -> dict:
+    """The record of one run: what the store keeps and the tables are merged from."""
+    return {
         "run_id": spec.run_id, "suite": spec.suite, "experiment": spec.experiment, "profile": spec.profile,
         "params": spec.params, "seed": spec.seed,
         "status": "failed" if error else "ok", "error": error,
-        "started_at": started.isoformat(), "finished_at": finished.isoformat(),
-        "wall_time_s": (time.perf_counter() - clock) * share, "batch_size": len(specs),
-        "device": describe_device(device), **host_info(),
-        "energy_kwh": energy.kwh * share, "co2_kg": energy.co2_kg * share, "energy_method": energy.method,
-        "metrics": [] if error else _finite(ctx.metrics),
-    } for spec, ctx in zip(specs, ctxs)]
+        "started_at": started.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
+        "wall_time_s": wall_time_s, "batch_size": batch_size, "device": device, "worker": worker_name(),
+        **host_info(), "energy_kwh": kwh, "co2_kg": co2_kg, "energy_method": energy_method,
+        "metrics": [] if error else _finite(list(metrics)),
+    }
+
+
+def worker_name() -> str:
+    """Which process ran it: this one, or a Ray worker on some node (which sets ``WORKER_NAME``)."""
+    return WORKER_NAME or f"local pid {os.getpid()}"
 
 
 def groups(specs: list[RunSpec]) -> list[list[RunSpec]]:

@@ -1,7 +1,8 @@
-"""Where runs execute. A runner takes the run specs still to do and hands each finished record
-to a callback; ``runners/<name>.toml`` configures it.
+"""Where runs execute. A runner takes the run specs still to do, stores each finished record and
+hands it to a callback; ``runners/<name>.toml`` configures it.
 
-The local runner runs in this process, one run at a time, with the run's own thread count.
+- ``local``: in this process, one run group at a time, with the run's own thread count.
+- ``ray``: on a pool of Ray actors, on an embedded instance or a cluster (see ``ray_runner``).
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -23,20 +24,37 @@ from dlrepro.suite import RunSpec, SuiteError, suites_dir
 console = Console(stderr=True)
 
 
-class RunnerConfig(BaseModel):
+class SchedulingError(Exception):
+    """The runner cannot run what was asked (e.g. GPU runs on a cluster without GPUs)."""
+
+
+class _Runner(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["local"]
     description: str = ""
     energy_country: str = Field(DEFAULT_COUNTRY, pattern=r"^[A-Z]{3}$",
                                 description="ISO 3166-1 alpha-3 code for codecarbon's carbon intensity")
 
 
-def runner_config(name: str) -> RunnerConfig:
+class LocalRunner(_Runner):
+    kind: Literal["local"]
+
+
+class RayRunner(_Runner):
+    kind: Literal["ray"]
+    address: str | None = Field(None, description="a cluster's address; none: $RAY_ADDRESS, else an embedded instance")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded instance (default: all cores)")
+    max_retries: int = Field(2, ge=0, description="retries of a run group whose worker process died")
+
+
+RunnerConfig = Annotated[LocalRunner | RayRunner, Field(discriminator="kind")]
+
+
+def runner_config(name: str) -> LocalRunner | RayRunner:
     """Read ``runners/<name>.toml`` (beside suites/)."""
     path = suites_dir().parent / "runners" / f"{name}.toml"
     try:
-        return RunnerConfig(**tomllib.loads(path.read_text()))
+        return TypeAdapter(RunnerConfig).validate_python(tomllib.loads(path.read_text()))
     except FileNotFoundError:
         raise SuiteError(path, "", f"no runner named {name!r}") from None
     except tomllib.TOMLDecodeError as err:
@@ -51,7 +69,23 @@ def progress() -> Progress:
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
 
 
-def run_local(specs: Iterable[RunSpec], store: RecordStore, config: RunnerConfig, *,
+def run(specs: list[RunSpec], store: RecordStore, config: LocalRunner | RayRunner, *, data_dir: Path | None,
+        on_record: Callable[[dict], None], address: str | None = None) -> None:
+    """Run the specs with the configured runner; every finished record is stored before ``on_record``."""
+    if isinstance(config, LocalRunner):
+        return run_local(specs, store, config, data_dir=data_dir, on_record=on_record)
+    from dlrepro.ray_runner import run_ray  # Ray's import costs a second: only when asked for
+
+    with progress() as bar:
+        task = bar.add_task("starting Ray", total=len(specs))
+        run_ray(specs, store, address=address or config.address, num_cpus=config.num_cpus,
+                max_retries=config.max_retries, energy_country=config.energy_country, data_dir=data_dir,
+                on_record=on_record, on_event=lambda text: bar.console.print(text, soft_wrap=True),
+                on_progress=lambda text, done: bar.update(task, advance=done, **({"description": text} if text else {})))
+        bar.update(task, description="done")
+
+
+def run_local(specs: Iterable[RunSpec], store: RecordStore, config: LocalRunner, *,
               data_dir: Path | None, on_record: Callable[[dict], None]) -> None:
     specs = list(specs)
     warm_up()

@@ -1,0 +1,85 @@
+"""Benchmark: the same runs executed serially (the local runner), on dlrepro's Ray runner (a pool
+of warm actors) and on Ray the naive way (one task per run, each in a fresh worker process that
+imports torch and starts codecarbon). Each variant is timed end to end, as a user sees it — a new
+process, Ray's start included — and reported as a ratio to serial, side by side.
+
+    python benchmarks/ray_overhead.py                  # the tiny suites at quick (xor, descent, facts)
+    python benchmarks/ray_overhead.py --suites all     # every suite at quick: which should nox use?
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TINY = ["xor", "gradient_descent", "small_facts"]
+
+
+def naive(suites: list[str], profile: str, results: Path) -> None:
+    """One Ray task per run group, max_calls=1: every run pays a process, torch and codecarbon."""
+    import ray
+
+    from dlrepro.energy import EnergyMeter
+    from dlrepro.execute import execute, groups, warm_up
+    from dlrepro.store import RecordStore
+    from dlrepro.suite import resolve
+
+    store = RecordStore(results / profile)
+
+    @ray.remote(num_cpus=1, max_calls=1)
+    def run(group):
+        warm_up()
+        with EnergyMeter(store.root / "energy") as meter:
+            return execute(group, meter=meter, artifact_dir=store.artifact_dir, data_dir=None)
+
+    specs = [spec for suite in resolve(suites) for spec in suite.runs(profile)]
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    for records in ray.get([run.remote(group) for group in groups(specs)]):
+        for record in records:
+            store.put(record)
+    ray.shutdown()
+
+
+def timed(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suites", nargs="+", default=TINY, help="suite names, or 'all'")
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--naive", type=Path, help=argparse.SUPPRESS)  # internal: run the naive variant here
+    args = parser.parse_args()
+    suites = [] if args.suites == ["all"] else args.suites
+    if args.naive:
+        return naive(suites, args.profile, args.naive)
+
+    from dlrepro.suite import resolve
+
+    runs = sum(len(s.runs(args.profile)) for s in resolve(suites))
+    run = [sys.executable, "-m", "dlrepro", "run", *suites, "--profile", args.profile]
+    variants = {
+        "serial (local runner)": lambda out: run + ["--results", str(out)],
+        "Ray, warm actors (--runner ray)": lambda out: run + ["--runner", "ray", "--results", str(out)],
+        "Ray, one fresh process per run": lambda out: [sys.executable, __file__, "--suites", *args.suites, "--profile",
+                                                       args.profile, "--naive", str(out)],
+    }
+    print(f"{runs} runs of {', '.join(args.suites)} at profile {args.profile}, {os.cpu_count()} cores; "
+          "each variant a new process, from start to tables")
+    print(f"{'variant':34} {'wall (s)':>9} {'per run (s)':>12} {'vs serial':>10}")
+    serial = None
+    for name, command in variants.items():
+        with tempfile.TemporaryDirectory() as out:
+            seconds = timed(command(Path(out)))
+        serial = serial or seconds
+        print(f"{name:34} {seconds:9.1f} {seconds / runs:12.3f} {seconds / serial:9.2f}×")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""The Ray runner: run groups execute on a pool of long-lived Ray actors.
+
+An actor is a worker process that imports torch, starts codecarbon and pays torch's warm-up
+once, then executes run groups one after another with the same ``execute`` the local runner
+calls — so tiny runs do not each pay a process start. Actors are sized by the suite's
+``resources`` (CPUs, fractional GPUs); the driver keeps each one busy, writes every record as it
+comes back (with the files the run made, shipped back so that a cluster needs no shared disk)
+and retries, a bounded number of times, a group whose worker died. A run that raises is
+recorded as failed by ``execute`` and not retried.
+
+With no address, an embedded Ray instance is started on this machine (loopback only, no
+dashboard, its own temp dir) and shut down afterwards.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import shutil
+import tarfile
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import ray
+from ray import exceptions as rex
+
+from dlrepro import execute as ex
+from dlrepro.energy import EnergyMeter
+from dlrepro.scheduling import SchedulingError
+from dlrepro.store import RecordStore
+from dlrepro.suite import Resources, RunSpec
+
+# A worker process that vanished (kill -9, out of memory, a lost node): the run itself is fine to retry.
+WORKER_DEATHS = (rex.RayActorError, rex.WorkerCrashedError, rex.OutOfMemoryError, rex.NodeDiedError)
+
+
+@ray.remote
+class Worker:
+    """One worker process: warmed up once, then runs groups of specs."""
+
+    def __init__(self, energy_dir: str, country: str, data_dir: str | None):
+        ex.warm_up()
+        gpus = ",".join(map(str, ray.get_gpu_ids()))
+        ex.WORKER_NAME = f"ray {ray.util.get_node_ip_address()} pid {os.getpid()}" + (f" GPU {gpus}" if gpus else "")
+        self.meter = EnergyMeter(Path(energy_dir), country).__enter__()
+        self.data_dir = Path(data_dir) if data_dir else None
+
+    def run(self, specs: list[RunSpec]) -> list[dict]:
+        """Execute one group; each record carries the files its run wrote, as a tar archive."""
+        scratch = Path(tempfile.mkdtemp(prefix="dlrepro-artifacts-"))
+        try:
+            records = ex.execute(specs, meter=self.meter, artifact_dir=lambda s: scratch / s.run_id,
+                                 data_dir=self.data_dir)
+            for record in records:
+                record["artifacts"] = _pack(scratch / record["run_id"])
+            return records
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def close(self) -> None:
+        self.meter.__exit__(None, None, None)
+
+
+def run_ray(specs: list[RunSpec], store: RecordStore, *, address: str | None, num_cpus: int | None,
+            max_retries: int, energy_country: str, data_dir: Path | None, on_record: Callable[[dict], None],
+            on_event: Callable[[str], None], on_progress: Callable[[str, int], None]) -> None:
+    """Run every spec on Ray; ``on_record`` gets each finished record after it is stored."""
+    work = ex.groups(specs)
+    with _connected(address, num_cpus) as where:
+        on_event(where)
+        shapes: dict[Resources, list[list[RunSpec]]] = {}
+        for group in work:
+            shapes.setdefault(group[0].resources, []).append(group)
+        sizes = {shape: _pool_size(shape, groups, ray.cluster_resources()) for shape, groups in shapes.items()}
+        for shape, groups in shapes.items():
+            pool = _Pool(shape, sizes[shape], store.root / "energy", energy_country, data_dir)
+            try:
+                for records in pool.run(groups, max_retries, on_event, on_progress):
+                    for record in records:
+                        _unpack(record.pop("artifacts", None), store.root / "artifacts" / record["suite"] / record["run_id"])
+                        store.put(record)  # after its files: a stored record always has them
+                        on_record(record)
+            finally:
+                pool.close()
+
+
+def _pool_size(shape: Resources, groups: list[list[RunSpec]], cluster: dict) -> int:
+    """How many actors of this shape fit at once; none is an error now, not a wait forever."""
+    suites = ", ".join(sorted({g[0].suite for g in groups}))
+    fits = [len(groups), math.floor(cluster.get("CPU", 0) / shape.cpus)]
+    if shape.gpus > 0:
+        fits.append(math.floor(cluster.get("GPU", 0) / shape.gpus + 1e-9))
+        if fits[-1] == 0:
+            raise SchedulingError(f"{suites}: each run asks for {shape.gpus:g} GPU(s) and the Ray cluster has "
+                                  f"{cluster.get('GPU', 0):g}; add GPU workers or run a profile that needs none")
+    if fits[1] == 0:
+        raise SchedulingError(f"{suites}: each run asks for {shape.cpus} CPU(s) and the Ray cluster has "
+                              f"{cluster.get('CPU', 0):g}")
+    return min(fits)
+
+
+class _Pool:
+    """Actors of one resource shape, each given the next group as soon as it is free."""
+
+    def __init__(self, shape: Resources, size: int, energy_dir: Path, country: str, data_dir: Path | None):
+        self.make = lambda: Worker.options(num_cpus=shape.cpus, num_gpus=shape.gpus, max_restarts=0).remote(
+            str(energy_dir), country, str(data_dir) if data_dir else None)
+        self.actors = [self.make() for _ in range(size)]
+
+    def run(self, groups: list[list[RunSpec]], max_retries: int, on_event, on_progress) -> Iterator[list[dict]]:
+        queue = deque((group, 0) for group in groups)
+        idle, busy = list(self.actors), {}
+        while queue or busy:
+            while idle and queue:
+                actor, (group, attempt) = idle.pop(), queue.popleft()
+                busy[actor.run.remote(group)] = (actor, group, attempt)
+                on_progress(group[0].label + (f" ×{len(group)} seeds" if len(group) > 1 else ""), 0)
+            [ref], _ = ray.wait(list(busy), num_returns=1)
+            actor, group, attempt = busy.pop(ref)
+            try:
+                records = ray.get(ref)
+            except WORKER_DEATHS as err:
+                ray.kill(actor, no_restart=True)
+                self.actors.remove(actor)
+                replacement = self.make()
+                self.actors.append(replacement)
+                idle.append(replacement)
+                reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                if attempt < max_retries:
+                    on_event(f"worker died running {group[0].label} ({reason}); retry {attempt + 1}/{max_retries}")
+                    queue.appendleft((group, attempt + 1))
+                    continue
+                records = _failed(group, f"its worker died {attempt + 1} times; last: {reason}")
+            except rex.RayTaskError as err:  # not the run (execute records those), dlrepro itself: do not retry
+                idle.append(actor)
+                records = _failed(group, str(err))
+            else:
+                idle.append(actor)
+            on_progress("", len(records))
+            yield records
+
+    def close(self) -> None:
+        for actor in self.actors:
+            try:
+                ray.get(actor.close.remote(), timeout=30)  # codecarbon writes its totals
+            except (rex.RayError, TimeoutError):
+                pass
+            ray.kill(actor, no_restart=True)
+
+
+def _failed(group: list[RunSpec], error: str) -> list[dict]:
+    started = datetime.now(timezone.utc)
+    return [ex.record(spec, error=error, started=started, batch_size=len(group)) for spec in group]
+
+
+@contextmanager
+def _connected(address: str | None, num_cpus: int | None) -> Iterator[str]:
+    """Connect to ``address`` (or $RAY_ADDRESS), else start an embedded instance; leave as found."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        where = f"Ray cluster at {address}"
+        temp_dir = None
+    else:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        temp_dir = tempfile.mkdtemp(prefix="dlrepro-ray-")
+        cpus = num_cpus or os.cpu_count() or 1
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, _temp_dir=temp_dir,
+                 _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+        where = f"embedded Ray instance, {cpus} CPU(s), on 127.0.0.1"
+    try:
+        yield where
+    finally:
+        ray.shutdown()
+        if temp_dir:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _pack(folder: Path) -> bytes | None:
+    if not folder.is_dir():
+        return None
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(folder, arcname=".")
+    return buffer.getvalue()
+
+
+def _unpack(archive: bytes | None, folder: Path) -> None:
+    if archive is None:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")

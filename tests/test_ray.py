@@ -1,0 +1,145 @@
+"""The Ray runner on real Ray: an embedded instance, and a head started here on 127.0.0.1 (its own
+temp dir, ports and token, fake GPUs) that takes a `ray job submit` and loses a worker to kill -9.
+The head is stopped through its own process group, never with a bare `ray stop`."""
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from dlrepro.cli import main
+from dlrepro.suite import load, suites_dir
+
+ROOT = suites_dir().parent
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def metrics_of(profile_dir: Path) -> pd.DataFrame:
+    table = pd.read_parquet(profile_dir / "metrics.parquet")
+    return table.sort_values(["run_id", "metric", "step"], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def local_xor(tmp_path_factory) -> Path:
+    results = tmp_path_factory.mktemp("local")
+    assert main(["run", "xor", "gradient_descent", "--profile", "smoke", "--results", str(results)]) == 0
+    return results / "smoke"
+
+
+def test_embedded_ray_gives_the_local_runners_metrics(local_xor, tmp_path):
+    assert main(["run", "xor", "gradient_descent", "--runner", "ray", "--profile", "smoke",
+                 "--results", str(tmp_path)]) == 0
+    pd.testing.assert_frame_equal(metrics_of(tmp_path / "smoke"), metrics_of(local_xor))
+    runs = pd.read_parquet(tmp_path / "smoke" / "runs.parquet")
+    assert runs["worker"].str.startswith("ray ").all() and runs["worker"].nunique() == 2  # both cores used
+    # The files a run writes come back from its worker: the E3 figure data.
+    assert len(list((tmp_path / "smoke" / "artifacts" / "gradient_descent").glob("*/*.npz"))) == 2
+
+
+def suite_needing_gpus(folder: Path, gpus: float) -> Path:
+    text = (suites_dir() / "xor.toml").read_text()
+    assert "[profiles.smoke]\n" in text
+    path = folder / "xor.toml"
+    path.write_text(text.replace("[profiles.smoke]\n", f"[profiles.smoke]\nresources = {{ cpus = 1, gpus = {gpus} }}\n"))
+    return path
+
+
+def test_gpu_runs_without_gpus_fail_at_once(tmp_path, capsys):
+    started = time.perf_counter()
+    code = main(["run", str(suite_needing_gpus(tmp_path, 1)), "--runner", "ray", "--profile", "smoke",
+                 "--results", str(tmp_path / "results")])
+    assert code == 2 and time.perf_counter() - started < 60
+    assert "xor: each run asks for 1 GPU(s) and the Ray cluster has 0" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def head():
+    """A Ray head on 127.0.0.1 with 2 CPUs and 1 fake GPU, token authentication on."""
+    temp_dir = tempfile.mkdtemp(prefix="dlrepro-head-")  # short: Ray's socket paths have a length limit
+    port, dashboard = free_port(), free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen(
+        [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--ray-client-server-port={free_port()}",
+         f"--dashboard-agent-listen-port={free_port()}", "--num-cpus=2", "--num-gpus=1", f"--temp-dir={temp_dir}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while subprocess.run([RAY, "job", "list", "--address", f"http://127.0.0.1:{dashboard}"], env=env,
+                             capture_output=True).returncode != 0:
+            assert proc.poll() is None and time.time() < deadline, "the Ray head did not start"
+            time.sleep(1)
+        yield {"address": f"127.0.0.1:{port}", "jobs": f"http://127.0.0.1:{dashboard}", "env": env}
+    finally:
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 0)):  # everything it started, and only that
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            time.sleep(wait)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_job_submit_writes_the_tables(head, local_xor, tmp_path):
+    results = tmp_path / "results"
+    job = subprocess.run(
+        [RAY, "job", "submit", "--address", head["jobs"], "--working-dir", str(ROOT), "--",
+         "python", "-m", "dlrepro", "run", "xor", "gradient_descent", "--profile", "smoke", "--runner", "ray",
+         "--results", str(results)],
+        env=head["env"], capture_output=True, text=True, timeout=300)
+    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+    assert "Ray cluster at " in job.stdout + job.stderr, job.stdout[-3000:]
+    pd.testing.assert_frame_equal(metrics_of(results / "smoke"), metrics_of(local_xor))
+
+
+def test_fake_gpus_are_given_to_the_runs_that_ask(head, tmp_path):
+    suite = suite_needing_gpus(tmp_path, 0.5)
+    driver = subprocess.run(  # its own process: Ray keeps the first token it sees for the process's life
+        [sys.executable, "-m", "dlrepro", "run", str(suite), "--runner", "ray", "--address", head["address"],
+         "--profile", "smoke", "--results", str(tmp_path / "results")],
+        env=head["env"], capture_output=True, text=True, timeout=300)
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    runs = pd.read_parquet(tmp_path / "results" / "smoke" / "runs.parquet")
+    assert runs["worker"].str.endswith(" GPU 0").all()  # two half-GPU workers share the one (fake) GPU
+    assert runs["worker"].nunique() == 2
+
+
+def test_a_killed_worker_is_retried_and_the_table_is_complete(head, tmp_path):
+    results = tmp_path / "results"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "dlrepro", "run", "five_points", "--profile", "smoke", "--runner", "ray",
+         "--address", head["address"], "--results", str(results)],
+        env={**head["env"], "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, victim = time.time() + 120, None
+    while victim is None and time.time() < deadline and driver.poll() is None:
+        busy = [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [""])[0].startswith("ray::Worker.run")]
+        victim = busy[0] if busy else None
+        time.sleep(0.2)
+    assert victim is not None, "no worker was seen running"
+    victim.kill()  # kill -9, mid-run
+    _, err = driver.communicate(timeout=300)
+    assert driver.returncode == 0, err[-3000:]
+    assert "worker died running five_points" in err and "retry 1/2" in err
+    runs = pd.read_parquet(results / "smoke" / "runs.parquet")
+    specs = [spec.run_id for spec in load(suites_dir() / "five_points.toml").runs("smoke")]
+    assert sorted(runs["run_id"]) == sorted(specs) and (runs["status"] == "ok").all()  # complete, no duplicate
+    assert len(list((results / "smoke" / "records" / "five_points").glob("*.json"))) == len(specs)
+
