@@ -40,6 +40,8 @@ class _ClaimBase(BaseModel):
     where: dict[str, Scalar] = {}
     step: int | Literal["last"] | None = Field(None, description="None: the run's final value (no step)")
     reduce: Literal["mean", "median", "min", "max"] = "mean"
+    profiles: list[Literal["smoke", "quick", "full"]] | None = Field(
+        None, description="the profiles whose settings the claim is about (e.g. the paper's epochs: full); default all")
 
     def metrics(self) -> list[str]:
         return [self.metric]
@@ -179,11 +181,14 @@ class ClaimResult:
     expected: str
 
 
-def evaluate(suite, table: pd.DataFrame) -> list[ClaimResult]:
-    """Each claim of a suite against its joined table (metrics of successful runs with their parameters)."""
+def evaluate(suite, table: pd.DataFrame, profile: str) -> list[ClaimResult]:
+    """Each claim of a suite that applies at ``profile`` against its joined table (metrics of
+    successful runs with their parameters)."""
     source = f"{suite.model.source.seed}, «{suite.model.source.slide}»"
     results = []
     for claim in suite.model.claims:
+        if claim.profiles is not None and profile not in claim.profiles:
+            continue
         holds, measured, expected = claim.check(table)
         status = "not run" if holds is None else ("reproduced" if holds else "not reproduced")
         results.append(ClaimResult(suite.name, claim.id, f"{claim.text} ({claim.source or source})",

@@ -105,7 +105,8 @@ def _run(args) -> int:
 
 
 def _evaluate(suites: list[Suite], runs, metrics, profile_dir: Path):
-    results = [r for suite in suites for r in claims.evaluate(suite, tables.joined(runs, metrics, suite.name))]
+    results = [r for suite in suites
+               for r in claims.evaluate(suite, tables.joined(runs, metrics, suite.name), profile_dir.name)]
     return claims.write(profile_dir / "claims.csv", results)
 
 
@@ -180,7 +181,7 @@ def _update_baselines(args) -> int:
         if old is None:
             console.print(f"{suite.name}: new baseline")
         else:
-            _print_verdicts(regression.compare(old, summary, suite.model.metrics), f"{suite.name}: changes from the old baseline")
+            _print_verdicts(regression.compare(old, summary, suite.metrics), f"{suite.name}: changes from the old baseline")
         path = baselines.write(suite.name, summary, regression.cost(runs, suite.name))
         console.print(f"wrote {path} ({len(summary)} values)")
     return 0

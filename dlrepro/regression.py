@@ -15,7 +15,7 @@ number of seeds. ``compare`` gives each row a verdict:
 - ``new``: in the results, not in the baseline.
 
 Only ``regressed`` and ``missing`` block. Time and energy are compared only when the hardware
-matches, and never block.
+matches, and never block; metrics declared ``timing = true`` (speeds) stay out of baselines.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def summarise(runs: pd.DataFrame, metrics: pd.DataFrame, suite: Suite, profile: 
     A configuration is named by the parameters the suite file varies (not by what happens to be in
     the table), so that a failed run cannot rename the others."""
     table = tables.joined(runs, metrics, suite.name)
+    timing = [name for name, metric in suite.metrics.items() if metric.timing]
+    table = table[~table["metric"].isin(timing)]  # speed depends on the machine: cost.csv covers it
     if table.empty:
         return pd.DataFrame(columns=KEY + STATS)
     varied = [name for name in suite.runs(profile)[0].varied if name in table]
@@ -166,7 +168,7 @@ def check(suites: list[Suite], baselines: Baselines, profile_dir: Path) -> tuple
             notes.append(f"{suite.name}: no baseline in {baselines.dir}; add one with "
                          f"`dlrepro baseline update {suite.name} --profile {baselines.dir.name}`")
             baseline = pd.DataFrame(columns=KEY + STATS)
-        verdicts.append(compare(baseline, current, suite.model.metrics))
+        verdicts.append(compare(baseline, current, suite.metrics))
         notes += _cost_note(baselines.cost(), cost(runs, suite.name))
     table = pd.concat(verdicts, ignore_index=True) if verdicts else compare(*[pd.DataFrame(columns=KEY + STATS)] * 2, {})
     return table, notes

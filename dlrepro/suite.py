@@ -56,6 +56,7 @@ class Metric(Strict):
     description: str = ""
     tolerance: float | None = Field(None, ge=0, description="absolute tolerance for regression checks")
     rel_tolerance: float | None = Field(None, ge=0, description="relative tolerance for regression checks")
+    timing: bool = Field(False, description="a speed measurement: hardware-bound, so never in regression baselines")
 
 
 class ProfileSpec(Strict):
@@ -113,6 +114,12 @@ class Suite:
     @property
     def name(self) -> str:
         return self.model.name
+
+    @property
+    def metrics(self) -> dict[str, Metric]:
+        """The experiment's own metric declarations (``METRICS`` in its module), overridden by the suite's."""
+        defaults = getattr(experiments.load(self.model.experiment), "METRICS", {})
+        return {**{name: Metric(**spec) for name, spec in defaults.items()}, **self.model.metrics}
 
     def runs(self, profile: str) -> list[RunSpec]:
         """Grid × seeds of one profile, in a stable order, each with its deterministic run_id."""
@@ -239,8 +246,9 @@ def _check_references(suite: Suite) -> None:
                              f"unknown parameter of experiment {m.experiment!r}; known: {', '.join(sorted(known))}")
     for i, claim in enumerate(m.claims):
         for metric in claim.metrics():
-            if metric not in m.metrics:
-                raise SuiteError(suite.path, f"claims.{i}.metric", f"metric {metric!r} is not declared under [metrics]")
+            if metric not in suite.metrics:
+                raise SuiteError(suite.path, f"claims.{i}.metric", f"metric {metric!r} is declared neither under "
+                                 f"[metrics] nor by experiment {m.experiment!r}")
         for param in claim.parameters():
             if param not in known:
                 raise SuiteError(suite.path, f"claims.{i}", f"unknown parameter {param!r} in a claim")

@@ -4,6 +4,8 @@
 - ``run(params, ctx)``: one run; it logs metrics with ``ctx.log`` and may write files under
   ``ctx.artifact(name)``; or ``run_seeds(params, ctxs)``: the runs of several seeds with the same
   parameters at once (stacked models), each seed's metrics logged on its own ctx;
+- optionally ``METRICS``: declarations of the metrics it logs (as a suite's ``[metrics]``), shared
+  by every suite that runs it; a suite's own declaration of a metric wins;
 - optionally ``figures(table, out_dir, artifacts)``: draws the slide's figures from the result
   table (metrics joined with run parameters) and the runs' files under ``artifacts/<run_id>/``,
   and returns the paths written.

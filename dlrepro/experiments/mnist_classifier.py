@@ -1,0 +1,201 @@
+"""E6 and E7: MNIST classifiers — Fleuret's CNN (both versions of the slides) and 001's
+11,274-parameter MLP — and their robustness to FGSM (001's panda → gibbon slide).
+
+One training loop for every model, in the handout's style: the whole training set lives on the
+run's device as one tensor, mini-batches are slices of it (no DataLoader, no copies), plain SGD,
+the loss summed over batches and printed per epoch as the handout does. The test error is measured
+after every epoch; FGSM, x + ε·sign(∇ₓ J), on the test set after the last one. The trained weights
+are kept as the run's ``model.pt``.
+
+Metrics: per epoch (step = epoch, from 1) ``loss_sum``, ``train_error`` (on the batches as they
+went by), ``test_error`` (%), ``epoch_time_s``, ``samples_per_s``; final ``parameters``,
+``test_error``, ``train_time_s``; ``fgsm_accuracy`` (%) with step = ε in thousandths.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from torch.nn import functional as F
+
+from dlrepro.data import mnist
+from dlrepro.plotting import save
+
+Model = Literal["cnn_handout", "cnn_crm", "mlp"]
+METRICS = {  # what every suite of this experiment reports; a suite's [metrics] may override one
+    "loss_sum": {"better": "lower", "description": "cross-entropy summed over the epoch's batches (the handout's log)",
+                 "rel_tolerance": 0.05},
+    "train_error": {"better": "lower", "description": "% of training images misclassified by the batches as they went by",
+                    "tolerance": 0.5},
+    "test_error": {"better": "lower", "description": "% of the test images misclassified", "tolerance": 0.5},
+    "epoch_time_s": {"better": "lower", "description": "training time of the epoch", "timing": True},
+    "samples_per_s": {"better": "higher", "description": "training images per second", "timing": True},
+    "train_time_s": {"better": "lower", "description": "training time, all epochs", "timing": True},
+    "parameters": {"better": "two-sided", "tolerance": 0},
+    "fgsm_accuracy": {"better": "higher", "description": "% test accuracy under FGSM; step = ε in thousandths",
+                      "tolerance": 2},
+}
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Model
+    lr: float = Field(gt=0)
+    batch_size: int = Field(100, ge=1)
+    epochs: int = Field(10, ge=1)
+    train_size: int = Field(60_000, ge=100, le=60_000, description="the first N training images (quick profiles)")
+    test_size: int = Field(10_000, ge=100, le=10_000, description="the first N test images (smoke)")
+    normalise: bool = Field(True, description="by the training set's global mean and std, as the handout does")
+    shuffle: bool = Field(False, description="the handout does not shuffle")
+    fgsm_eps: list[float] = Field([0.0, 0.05, 0.1, 0.15, 0.2, 0.25], description="ε in pixel units ([0, 1] images)")
+
+
+def build(model: Model) -> nn.Module:
+    if model == "mlp":  # 001: 26 × 26 inputs (the border cropped), 676 → 16 → 16 → 10
+        return nn.Sequential(nn.Flatten(), nn.Linear(676, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 10))
+    hidden = 200 if model == "cnn_handout" else 256
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(3),
+        nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(256, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+
+def load_data(params: Params, data_dir: Path | None, device: torch.device):
+    """Train and test sets as resident tensors: cropped for the MLP, normalised like the handout."""
+    train_x, train_y = mnist(data_dir, train=True, device=device)
+    test_x, test_y = mnist(data_dir, train=False, device=device)
+    train_x, train_y = train_x[: params.train_size], train_y[: params.train_size]
+    test_x, test_y = test_x[: params.test_size], test_y[: params.test_size]
+    if params.model == "mlp":
+        train_x, test_x = train_x[..., 1:-1, 1:-1], test_x[..., 1:-1, 1:-1]
+    mean, std = (train_x.mean(), train_x.std()) if params.normalise else (torch.tensor(0.0), torch.tensor(1.0))
+    return train_x, train_y, test_x, test_y, mean.item(), std.item()
+
+
+def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return 100.0 * (predictions(model, x) != y).sum().item() / len(x)
+
+
+def gradient_signs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: float, std: float,
+                   batch: int = 1000) -> torch.Tensor:
+    """sign(∇ₓ J) in pixel space, once for every ε: FGSM's x + ε·sign(∇ₓ J) only scales it."""
+    signs = torch.empty_like(x)
+    for i in range(0, len(x), batch):
+        pixels = x[i:i + batch].clone().requires_grad_(True)
+        loss = F.cross_entropy(model((pixels - mean) / std), y[i:i + batch])
+        signs[i:i + batch] = torch.autograd.grad(loss, pixels)[0].sign()  # no weight gradients
+    return signs
+
+
+def predictions(model: nn.Module, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+
+
+def train(params: Params, ctx) -> tuple[nn.Module, tuple]:
+    """The handout's loop for any of the models; logs every epoch; returns the model and the data."""
+    train_x, train_y, test_x, test_y, mean, std = load_data(params, ctx.data_dir, ctx.device)
+    inputs, test_inputs = (train_x - mean) / std, (test_x - mean) / std
+    model = build(params.model).to(ctx.device)
+    ctx.log("parameters", sum(p.numel() for p in model.parameters()))
+    optimizer = torch.optim.SGD(model.parameters(), lr=params.lr)
+    total = 0.0
+    for epoch in range(1, params.epochs + 1):
+        start = time.perf_counter()
+        order = torch.randperm(len(inputs), device=ctx.device) if params.shuffle else None
+        loss_sum = torch.zeros((), device=ctx.device)  # summed on the device: no sync per batch
+        wrong = torch.zeros((), device=ctx.device, dtype=torch.long)
+        for i in range(0, len(inputs), params.batch_size):
+            index = slice(i, i + params.batch_size) if order is None else order[i:i + params.batch_size]
+            output = model(inputs[index])
+            loss = F.cross_entropy(output, train_y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+            wrong += (output.argmax(1) != train_y[index]).sum()
+        ctx.log("loss_sum", loss_sum.item(), epoch)  # .item() waits for the device: the clock is honest
+        ctx.log("train_error", 100.0 * wrong.item() / len(inputs), epoch)
+        seconds = time.perf_counter() - start
+        total += seconds
+        ctx.log("epoch_time_s", seconds, epoch)
+        ctx.log("samples_per_s", len(inputs) / seconds, epoch)
+        test_error = error_rate(model, test_inputs, test_y)
+        ctx.log("test_error", test_error, epoch)
+    ctx.log("train_time_s", total)
+    ctx.log("test_error", test_error)
+    return model, (test_x, test_y, mean, std)
+
+
+def run(params: Params, ctx) -> None:
+    model, (test_x, test_y, mean, std) = train(params, ctx)
+    torch.save({"model": params.model, "state_dict": model.state_dict(), "mean": mean, "std": std},
+               ctx.artifact("model.pt"))
+    signs = gradient_signs(model, test_x, test_y, mean, std)
+    examples = {"labels": test_y[:8].cpu().numpy()}
+    for eps in params.fgsm_eps:
+        adversarial = (test_x + eps * signs).clamp_(0, 1)
+        predicted = predictions(model, (adversarial - mean) / std)
+        key = round(eps * 1000)
+        ctx.log("fgsm_accuracy", 100.0 * (predicted == test_y).sum().item() / len(test_y), key)
+        examples[f"eps_{key}"] = adversarial[:8].squeeze(1).cpu().numpy()
+        examples[f"pred_{key}"] = predicted[:8].cpu().numpy()
+    np.savez_compressed(ctx.artifact("fgsm_examples.npz"), **examples)
+
+
+def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    table = table.assign(label=table.apply(_label, axis=1))
+    paths = []
+    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
+    for label, rows in table.groupby("label", sort=True):
+        for ax, metric in ((ax_loss, "loss_sum"), (ax_err, "test_error")):
+            curve = rows[(rows["metric"] == metric) & rows["step"].notna()].groupby("step")["value"].mean()
+            ax.plot(curve.index, curve.values, marker="o", label=label)
+    ax_loss.set(title="summed batch loss per epoch", xlabel="epoch", yscale="log")
+    ax_err.set(title="test error (%)", xlabel="epoch", yscale="log")
+    for ax in (ax_loss, ax_err):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_err.legend(fontsize=8)
+    paths.append(save(fig, out_dir / "learning_curves.png"))
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for label, rows in table[table["metric"] == "fgsm_accuracy"].groupby("label", sort=True):
+        curve = rows.groupby("step")["value"].mean()
+        ax.plot(curve.index / 1000, curve.values, marker="o", label=label)
+    ax.set(title="FGSM: x + ε·sign(∇ₓJ)", xlabel="ε (pixels in [0, 1])", ylabel="test accuracy (%)")
+    ax.legend(fontsize=8)
+    paths.append(save(fig, out_dir / "fgsm_accuracy.png"))
+
+    finals = table[(table["metric"] == "test_error") & table["step"].isna()]
+    best = finals.loc[finals["value"].idxmin()]  # the best model's digits: the attack, not a weak model
+    run_id, label = best["run_id"], best["label"]
+    data = np.load(artifacts / run_id / "fgsm_examples.npz")
+    eps_keys = sorted((k for k in data.files if k.startswith("eps_")), key=lambda k: int(k[4:]))
+    fig, axes = plt.subplots(len(eps_keys), 8, figsize=(8, 1.15 * len(eps_keys)), squeeze=False)
+    for row, key in enumerate(eps_keys):
+        predicted = data["pred_" + key[4:]]
+        for col in range(8):
+            ax = axes[row, col]
+            ax.imshow(data[key][col], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            right = predicted[col] == data["labels"][col]
+            ax.set_title(str(predicted[col]), fontsize=9, color="black" if right else "red")
+        axes[row, 0].set_ylabel(f"ε = {int(key[4:]) / 1000:g}", fontsize=8)
+    fig.suptitle(f"Adversarial digits and predictions ({label}; red: wrong)", fontsize=10)
+    paths.append(save(fig, out_dir / "fgsm_digits.png", layout_rect=(0, 0, 1, 0.95)))
+    return paths
+
+
+def _label(row: pd.Series) -> str:
+    return f"{row['model']}, lr {row['lr']:g}, batch {row['batch_size']}"
