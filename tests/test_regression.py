@@ -89,32 +89,30 @@ def test_an_unchanged_rerun_passes(gradient_descent_baseline, capsys):
     assert (pd.read_csv(results / "smoke" / "check.csv")["verdict"] == "unchanged").all()
 
 
-def test_a_changed_hyperparameter_fails_naming_suite_configuration_and_metric(gradient_descent_baseline, tmp_path, capsys):
-    _, baselines = gradient_descent_baseline
+def check_edited(baselines, folder, old: str, new: str, capsys) -> tuple[int, str]:
+    """Run gradient_descent with one edit to its suite file, then check it against the baseline."""
     text = (suites_dir() / "gradient_descent.toml").read_text()
-    changed = tmp_path / "gradient_descent.toml"
-    changed.write_text(text.replace("{ eta = 0.125, w0 = 0.578 }", "{ eta = 0.2, w0 = 0.578 }", 1))
-    assert changed.read_text() != text
-    results = tmp_path / "results"
+    assert old in text
+    changed = folder / "gradient_descent.toml"
+    changed.write_text(text.replace(old, new, 1))
+    results = folder / "results"
     main(["run", str(changed), "--profile", "smoke", "--results", str(results)])
     capsys.readouterr()
-    assert main(["check", str(changed), "--profile", "smoke", "--results", str(results),
-                 "--baseline", str(baselines)]) == 1
-    err = capsys.readouterr().err
+    code = main(["check", str(changed), "--profile", "smoke", "--results", str(results), "--baseline", str(baselines)])
+    return code, capsys.readouterr().err
+
+
+def test_a_changed_hyperparameter_fails_naming_suite_configuration_and_metric(gradient_descent_baseline, tmp_path, capsys):
+    code, err = check_edited(gradient_descent_baseline[1], tmp_path, "{ eta = 0.125, w0 = 0.578 }",
+                             "{ eta = 0.2, w0 = 0.578 }", capsys)
+    assert code == 1
     assert "missing gradient_descent [mode=trajectory, eta=0.125, w0=0.578]: diverged, final," in err
     assert "regressed or missing" in err
 
 
 def test_a_changed_fixed_parameter_shows_the_regressed_values(gradient_descent_baseline, tmp_path, capsys):
-    _, baselines = gradient_descent_baseline
-    changed = tmp_path / "gradient_descent.toml"
-    changed.write_text((suites_dir() / "gradient_descent.toml").read_text().replace("steps = 200 ", "steps = 20 ", 1))
-    results = tmp_path / "results"
-    main(["run", str(changed), "--profile", "smoke", "--results", str(results)])
-    capsys.readouterr()
-    assert main(["check", str(changed), "--profile", "smoke", "--results", str(results),
-                 "--baseline", str(baselines)]) == 1
-    err = capsys.readouterr().err
+    code, err = check_edited(gradient_descent_baseline[1], tmp_path, "steps = 200 ", "steps = 20 ", capsys)
+    assert code == 1
     assert "regressed gradient_descent [mode=trajectory, eta=0.125, w0=0.683] final: 0.81069 → 0.810333" in err
 
 

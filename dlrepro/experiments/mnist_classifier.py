@@ -158,7 +158,7 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
     table = table.assign(label=table.apply(_label, axis=1))
     paths = []
     fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
-    for label, rows in table.groupby("label", sort=True):
+    for label, rows in _by_configuration(table):
         for ax, metric in ((ax_loss, "loss_sum"), (ax_err, "test_error")):
             curve = rows[(rows["metric"] == metric) & rows["step"].notna()].groupby("step")["value"].mean()
             ax.plot(curve.index, curve.values, marker="o", label=label)
@@ -170,7 +170,7 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
     paths.append(save(fig, out_dir / "learning_curves.png"))
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for label, rows in table[table["metric"] == "fgsm_accuracy"].groupby("label", sort=True):
+    for label, rows in _by_configuration(table[table["metric"] == "fgsm_accuracy"]):
         curve = rows.groupby("step")["value"].mean()
         ax.plot(curve.index / 1000, curve.values, marker="o", label=label)
     ax.set(title="FGSM: x + ε·sign(∇ₓJ)", xlabel="ε (pixels in [0, 1])", ylabel="test accuracy (%)")
@@ -195,6 +195,12 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
     fig.suptitle(f"Adversarial digits and predictions ({label}; red: wrong)", fontsize=10)
     paths.append(save(fig, out_dir / "fgsm_digits.png", layout_rect=(0, 0, 1, 0.95)))
     return paths
+
+
+def _by_configuration(table: pd.DataFrame):
+    """(label, rows) per configuration, batch sizes in numeric order."""
+    for _, rows in table.groupby(["model", "lr", "batch_size"], sort=True):
+        yield rows["label"].iloc[0], rows
 
 
 def _label(row: pd.Series) -> str:
