@@ -8,8 +8,8 @@ comes back (with the files the run made, shipped back so that a cluster needs no
 and retries, a bounded number of times, a group whose worker died. A run that raises is
 recorded as failed by ``execute`` and not retried.
 
-With no address, an embedded Ray instance is started on this machine (loopback only, no
-dashboard, its own temp dir) and shut down afterwards.
+With no address, an embedded Ray instance is started on this machine (no dashboard, token
+authentication, its own temp dir) and shut down afterwards.
 """
 
 from __future__ import annotations
@@ -171,8 +171,8 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[str]:
         temp_dir = tempfile.mkdtemp(prefix="dlrepro-ray-")
         cpus = num_cpus or os.cpu_count() or 1
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, _temp_dir=temp_dir,
-                 _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
-        where = f"embedded Ray instance, {cpus} CPU(s), on 127.0.0.1"
+                 log_to_driver=False, configure_logging=False)
+        where = f"embedded Ray instance, {cpus} CPU(s), on this machine"
     try:
         yield where
     finally:
