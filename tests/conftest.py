@@ -1,6 +1,12 @@
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -16,3 +22,30 @@ def mnist_dir() -> Path:
     if not (path / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
         pytest.skip(f"MNIST not found under {path} (set DLREPRO_DATA_DIR)")
     return path
+
+
+@pytest.fixture
+def interrupted_run(tmp_path):
+    """Start `dlrepro run ARGS --results tmp_path`, Ctrl-C it once `at_least` records of `suite` are
+    written; check it exits 130 with exactly the finished runs in the table, each record whole, and
+    return their run_ids."""
+
+    def run(suite: str, profile: str, at_least: int, *args: str) -> set[str]:
+        cmd = [sys.executable, "-m", "dlrepro", "run", suite, "--profile", profile, *args, "--results", str(tmp_path)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "COLUMNS": "120"})
+        records = tmp_path / profile / "records" / suite
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list(records.glob("*.json"))) < at_least:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err[-3000:]
+        finished = {p.stem for p in records.glob("*.json")}
+        for path in records.glob("*.json"):
+            json.loads(path.read_text())  # every record is whole
+        assert set(pd.read_parquet(tmp_path / profile / "runs.parquet")["run_id"]) == finished
+        assert len(finished) >= at_least
+        return finished
+
+    return run

@@ -145,20 +145,8 @@ def test_a_killed_worker_is_retried_and_the_table_is_complete(head, tmp_path):
 
 
 
-def test_ctrl_c_keeps_every_finished_run_and_stops_ray(tmp_path):
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "dlrepro", "run", "five_points", "--profile", "smoke", "--runner", "ray",
-         "--results", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    records = tmp_path / "smoke" / "records" / "five_points"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(records.glob("*.json"))) < 3:
-        time.sleep(0.2)
-    driver.send_signal(signal.SIGINT)
-    _, err = driver.communicate(timeout=60)
-    assert driver.returncode == 130, err[-3000:]
-    finished = {p.stem for p in records.glob("*.json")}
-    assert set(pd.read_parquet(tmp_path / "smoke" / "runs.parquet")["run_id"]) == finished
-    assert 3 <= len(finished) < 10
+def test_ctrl_c_keeps_every_finished_run_and_stops_ray(interrupted_run):
+    assert len(interrupted_run("five_points", "smoke", 3, "--runner", "ray")) < 10
     deadline = time.time() + 15  # the embedded instance (temp dir dlrepro-ray-*) is gone with its driver
     while [p for p in psutil.process_iter(["cmdline"]) if "dlrepro-ray-" in " ".join(p.info["cmdline"] or [])]:
         assert time.time() < deadline, "the embedded Ray instance outlived its driver"

@@ -1,14 +1,6 @@
 """End to end through the CLI on the real XOR suite: tables, energy, claims, report, caching,
 failures kept and retried, and Ctrl-C losing nothing."""
 
-
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import pandas as pd
 import pytest
 
@@ -92,20 +84,7 @@ def test_a_failed_run_is_recorded_the_others_go_on_and_it_is_retried(tmp_path):
     assert not store.done(broken) and store.done(good)  # so the next `dlrepro run` tries it again
 
 
-def test_ctrl_c_keeps_every_finished_run(tmp_path):
+def test_ctrl_c_keeps_every_finished_run(interrupted_run):
     """Interrupt the full XOR profile mid-way: exit 130, tables hold exactly the finished runs."""
-    cmd = [sys.executable, "-m", "dlrepro", "run", "xor", "--profile", "full", "--results", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "120"})
-    records = tmp_path / "full" / "records" / "xor"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(records.glob("*.json"))) < 5:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err.decode()
-    finished = {p.stem for p in records.glob("*.json")}
-    for p in records.glob("*.json"):
-        json.loads(p.read_text())  # every record is whole
-    runs = pd.read_parquet(tmp_path / "full" / "runs.parquet")
-    assert set(runs["run_id"]) == finished
-    assert 5 <= len(finished) < len(load(suites_dir() / "xor.toml").runs("full"))
+    finished = interrupted_run("xor", "full", 5)
+    assert len(finished) < len(load(suites_dir() / "xor.toml").runs("full"))
