@@ -14,6 +14,7 @@ Descent is deterministic: seeds change nothing here.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -77,7 +78,9 @@ def descend(f, w0: torch.Tensor, eta: torch.Tensor | float, steps: int) -> torch
 
 
 def curvature(u: float) -> float:
-    return hessian(loss)(torch.tensor(u, dtype=torch.float64)).item()
+    with warnings.catch_warnings():  # torch.func's forward mode calls torch.jit.script itself and warns about it
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+        return hessian(loss)(torch.tensor(u, dtype=torch.float64)).item()
 
 
 def run(p: Params, ctx) -> None:
