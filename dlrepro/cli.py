@@ -15,9 +15,8 @@ import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
-from dlrepro import claims, regression, report, tables
+from dlrepro import claims, regression, report, scheduling, tables
 from dlrepro.data import ENV_VAR, DataError, data_dir
-from dlrepro import scheduling
 from dlrepro.scheduling import console, runner_config
 from dlrepro.store import RecordStore, atomic_write
 from dlrepro.suite import PROFILES, Suite, SuiteError, resolve, suites_dir

@@ -109,6 +109,11 @@ def groups(specs: list[RunSpec]) -> list[list[RunSpec]]:
     return list(together.values())
 
 
+def group_label(group: list[RunSpec]) -> str:
+    """How progress names a group: its configuration, and how many seeds train together."""
+    return group[0].label + (f" ×{len(group)} seeds" if len(group) > 1 else "")
+
+
 def warm_up() -> None:
     """Pay torch's one-off lazy imports (the first optimizer costs seconds) before any run's clock starts.
     Every runner calls this once per process."""

@@ -76,13 +76,14 @@ def run_ray(specs: list[RunSpec], store: RecordStore, *, address: str | None, nu
         shapes: dict[Resources, list[list[RunSpec]]] = {}
         for group in work:
             shapes.setdefault(group[0].resources, []).append(group)
+        # Every shape is sized before anything runs: a cluster that cannot run one fails at once.
         sizes = {shape: _pool_size(shape, groups, ray.cluster_resources()) for shape, groups in shapes.items()}
         for shape, groups in shapes.items():
             pool = _Pool(shape, sizes[shape], store.root / "energy", energy_country, data_dir)
             try:
-                for records in pool.run(groups, max_retries, on_event, on_progress):
-                    for record in records:
-                        _unpack(record.pop("artifacts", None), store.root / "artifacts" / record["suite"] / record["run_id"])
+                for group, records in pool.run(groups, max_retries, on_event, on_progress):
+                    for spec, record in zip(group, records):
+                        _unpack(record.pop("artifacts", None), store.artifact_dir(spec))
                         store.put(record)  # after its files: a stored record always has them
                         on_record(record)
             finally:
@@ -92,16 +93,15 @@ def run_ray(specs: list[RunSpec], store: RecordStore, *, address: str | None, nu
 def _pool_size(shape: Resources, groups: list[list[RunSpec]], cluster: dict) -> int:
     """How many actors of this shape fit at once; none is an error now, not a wait forever."""
     suites = ", ".join(sorted({g[0].suite for g in groups}))
-    fits = [len(groups), math.floor(cluster.get("CPU", 0) / shape.cpus)]
-    if shape.gpus > 0:
-        fits.append(math.floor(cluster.get("GPU", 0) / shape.gpus + 1e-9))
-        if fits[-1] == 0:
-            raise SchedulingError(f"{suites}: each run asks for {shape.gpus:g} GPU(s) and the Ray cluster has "
-                                  f"{cluster.get('GPU', 0):g}; add GPU workers or run a profile that needs none")
-    if fits[1] == 0:
+    by_cpu = math.floor(cluster.get("CPU", 0) / shape.cpus)
+    by_gpu = math.floor(cluster.get("GPU", 0) / shape.gpus + 1e-9) if shape.gpus > 0 else len(groups)
+    if by_gpu == 0:
+        raise SchedulingError(f"{suites}: each run asks for {shape.gpus:g} GPU(s) and the Ray cluster has "
+                              f"{cluster.get('GPU', 0):g}; add GPU workers or run a profile that needs none")
+    if by_cpu == 0:
         raise SchedulingError(f"{suites}: each run asks for {shape.cpus} CPU(s) and the Ray cluster has "
                               f"{cluster.get('CPU', 0):g}")
-    return min(fits)
+    return min(len(groups), by_cpu, by_gpu)
 
 
 class _Pool:
@@ -112,14 +112,15 @@ class _Pool:
             str(energy_dir), country, str(data_dir) if data_dir else None)
         self.actors = [self.make() for _ in range(size)]
 
-    def run(self, groups: list[list[RunSpec]], max_retries: int, on_event, on_progress) -> Iterator[list[dict]]:
+    def run(self, groups: list[list[RunSpec]], max_retries: int, on_event,
+            on_progress) -> Iterator[tuple[list[RunSpec], list[dict]]]:
         queue = deque((group, 0) for group in groups)
         idle, busy = list(self.actors), {}
         while queue or busy:
             while idle and queue:
                 actor, (group, attempt) = idle.pop(), queue.popleft()
                 busy[actor.run.remote(group)] = (actor, group, attempt)
-                on_progress(group[0].label + (f" ×{len(group)} seeds" if len(group) > 1 else ""), 0)
+                on_progress(ex.group_label(group), 0)
             [ref], _ = ray.wait(list(busy), num_returns=1)
             actor, group, attempt = busy.pop(ref)
             try:
@@ -132,7 +133,7 @@ class _Pool:
                 idle.append(replacement)
                 reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
                 if attempt < max_retries:
-                    on_event(f"worker died running {group[0].label} ({reason}); retry {attempt + 1}/{max_retries}")
+                    on_event(f"worker died running {ex.group_label(group)} ({reason}); retry {attempt + 1}/{max_retries}")
                     queue.appendleft((group, attempt + 1))
                     continue
                 records = _failed(group, f"its worker died {attempt + 1} times; last: {reason}")
@@ -142,14 +143,14 @@ class _Pool:
             else:
                 idle.append(actor)
             on_progress("", len(records))
-            yield records
+            yield group, records
 
     def close(self) -> None:
+        try:  # codecarbon writes its totals; all actors at once, so one slow one costs one wait
+            ray.get([actor.close.remote() for actor in self.actors], timeout=30)
+        except (rex.RayError, TimeoutError):
+            pass
         for actor in self.actors:
-            try:
-                ray.get(actor.close.remote(), timeout=30)  # codecarbon writes its totals
-            except (rex.RayError, TimeoutError):
-                pass
             ray.kill(actor, no_restart=True)
 
 

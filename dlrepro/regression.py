@@ -48,7 +48,7 @@ def summarise(runs: pd.DataFrame, metrics: pd.DataFrame, suite: Suite, profile: 
     timing = [name for name, metric in suite.metrics.items() if metric.timing]
     table = table[~table["metric"].isin(timing)]  # speed depends on the machine: cost.csv covers it
     if table.empty:
-        return pd.DataFrame(columns=KEY + STATS)
+        return empty_summary()
     varied = [name for name in suite.runs(profile)[0].varied if name in table]
     table["configuration"] = table.apply(lambda row: _configuration(row, varied), axis=1) if varied else "all"
     table["step"] = table["step"].astype("Int64")
@@ -56,6 +56,10 @@ def summarise(runs: pd.DataFrame, metrics: pd.DataFrame, suite: Suite, profile: 
                .agg(n="count", mean="mean", std="std").reset_index())
     summary.insert(0, "suite", suite.name)
     return summary[KEY + STATS]
+
+
+def empty_summary() -> pd.DataFrame:
+    return pd.DataFrame(columns=KEY + STATS)
 
 
 def _configuration(row: pd.Series, varied: list[str]) -> str:
@@ -160,6 +164,7 @@ class Baselines:
 def check(suites: list[Suite], baselines: Baselines, profile_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     """Compare every suite's current tables with its baseline; return the verdicts and notes on cost."""
     runs, metrics = tables.load(profile_dir)
+    baseline_costs = baselines.cost()
     verdicts, notes = [], []
     for suite in suites:
         baseline = baselines.read(suite.name)
@@ -167,10 +172,10 @@ def check(suites: list[Suite], baselines: Baselines, profile_dir: Path) -> tuple
         if baseline is None:
             notes.append(f"{suite.name}: no baseline in {baselines.dir}; add one with "
                          f"`dlrepro baseline update {suite.name} --profile {baselines.dir.name}`")
-            baseline = pd.DataFrame(columns=KEY + STATS)
+            baseline = empty_summary()
         verdicts.append(compare(baseline, current, suite.metrics))
-        notes += _cost_note(baselines.cost(), cost(runs, suite.name))
-    table = pd.concat(verdicts, ignore_index=True) if verdicts else compare(*[pd.DataFrame(columns=KEY + STATS)] * 2, {})
+        notes += _cost_note(baseline_costs, cost(runs, suite.name))
+    table = pd.concat(verdicts, ignore_index=True) if verdicts else compare(empty_summary(), empty_summary(), {})
     return table, notes
 
 

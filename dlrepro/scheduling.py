@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from dlrepro.energy import DEFAULT_COUNTRY, EnergyMeter
-from dlrepro.execute import execute, groups, warm_up
+from dlrepro.execute import execute, group_label, groups, warm_up
 from dlrepro.store import RecordStore
 from dlrepro.suite import RunSpec, SuiteError, suites_dir
 
@@ -92,8 +92,7 @@ def run_local(specs: Iterable[RunSpec], store: RecordStore, config: LocalRunner,
     with EnergyMeter(store.root / "energy", config.energy_country) as meter, progress() as bar:
         task = bar.add_task("starting", total=len(specs))
         for group in groups(specs):
-            seeds = f" ×{len(group)} seeds" if len(group) > 1 else ""
-            bar.update(task, description=group[0].label + seeds)
+            bar.update(task, description=group_label(group))
             for record in execute(group, meter=meter, artifact_dir=store.artifact_dir, data_dir=data_dir):
                 store.put(record)
                 on_record(record)

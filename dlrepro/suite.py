@@ -7,6 +7,7 @@ as code; every key is checked, and a mistake is reported as ``file: key.path: me
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -115,7 +116,7 @@ class Suite:
     def name(self) -> str:
         return self.model.name
 
-    @property
+    @functools.cached_property
     def metrics(self) -> dict[str, Metric]:
         """The experiment's own metric declarations (``METRICS`` in its module), overridden by the suite's."""
         defaults = getattr(experiments.load(self.model.experiment), "METRICS", {})
