@@ -73,12 +73,20 @@ def _run(args) -> int:
     if chosen_data is not None and not chosen_data.is_dir():
         raise DataError(f"data directory {chosen_data} (from --data-dir or ${ENV_VAR}) does not exist")
     store = RecordStore(args.results / args.profile)
-    todo = [spec for spec in specs if not store.done(spec)]
+    todo = scheduling.plan(specs, store)
     for suite in suites:
         mine = [s for s in specs if s.suite == suite.name]
         pending = sum(s in todo for s in mine)
         console.print(f"{suite.name}: {len(mine)} runs at profile {args.profile}, "
                       f"{len(mine) - pending} cached, {pending} to run")
+    requested = {s.run_id for s in specs}
+    for spec in todo:
+        if spec.run_id not in requested:
+            console.print(f"{escape(spec.label)}: to run first, another suite reads its files")
+    # Tables hold the producers' suites too, whole: a producer run made here is a result like any other.
+    names = {suite.name for suite in suites}
+    producers = {p.name: p for suite in suites for p in suite.producer_suites.values() if p.name not in names}
+    merged = specs + [spec for suite in producers.values() for spec in suite.runs(args.profile)]
     if not todo:
         console.print(f"Nothing to run: every run is cached in {store.root}/records.")
     failed, interrupted = [], False
@@ -89,7 +97,7 @@ def _run(args) -> int:
     except KeyboardInterrupt:
         interrupted = True
     finally:  # whatever happened, the tables hold every finished run
-        runs, metrics = tables.merge(store, specs)
+        runs, metrics = tables.merge(store, merged)
         outcome = _evaluate(suites, runs, metrics, store.root)
     _print_claims(outcome)
     for record in failed:

@@ -37,6 +37,7 @@ class RunContext:
     device: torch.device
     data_dir: Path | None
     artifact_dir: Path
+    inputs: dict[str, Path] = field(default_factory=dict)  # a suite's ``needs``: name -> the producer's files
     metrics: list[dict] = field(default_factory=list)
 
     def log(self, metric: str, value: float, step: int | None = None) -> None:
@@ -46,15 +47,24 @@ class RunContext:
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
         return self.artifact_dir / name
 
+    def input(self, need: str, name: str) -> Path:
+        """A file written by the run this suite ``needs`` under the name ``need``."""
+        path = self.inputs[need] / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the run needed as {need!r} left no {name}")
+        return path
+
 
 def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[[RunSpec], Path],
-            data_dir: Path | None) -> list[dict]:
+            data_dir: Path | None, input_dir: Callable[[RunSpec], Path] | None = None) -> list[dict]:
     """Run specs that differ only in seed and return their records.
 
     An experiment with ``run_seeds`` trains them together (stacked models: one clock and one energy
     measurement, shared equally, ``batch_size`` says by how many); otherwise there is one spec.
+    ``input_dir`` finds the files of the runs a spec needs (default: ``artifact_dir``).
     An exception in the experiment becomes failed records, never an exception here.
     """
+    input_dir = input_dir or artifact_dir
     first = specs[0]
     module = experiments.load(first.experiment)
     if len(specs) > 1 and not hasattr(module, "run_seeds"):
@@ -62,7 +72,8 @@ def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[
     torch.set_num_threads(first.resources.cpus)
     seed_everything(first.seed)
     device = torch.device("cuda" if first.resources.gpus > 0 and torch.cuda.is_available() else "cpu")
-    ctxs = [RunContext(seed=s.seed, device=device, data_dir=data_dir, artifact_dir=artifact_dir(s)) for s in specs]
+    ctxs = [RunContext(seed=s.seed, device=device, data_dir=data_dir, artifact_dir=artifact_dir(s),
+                       inputs={name: input_dir(producer) for name, producer in s.needs.items()}) for s in specs]
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     error = None
     with meter.measure(first.run_id) as energy:
@@ -91,6 +102,12 @@ def record(spec: RunSpec, *, error: str | None, started: datetime, wall_time_s: 
         **host_info(), "energy_kwh": kwh, "co2_kg": co2_kg, "energy_method": energy_method,
         "metrics": [] if error else _finite(list(metrics)),
     }
+
+
+def failed_records(group: list[RunSpec], error: str) -> list[dict]:
+    """Records of a group that could not run at all (its worker died, a run it needs failed)."""
+    started = datetime.now(timezone.utc)
+    return [record(spec, error=error, started=started, batch_size=len(group)) for spec in group]
 
 
 def worker_name() -> str:

@@ -23,7 +23,6 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 import ray
@@ -31,7 +30,7 @@ from ray import exceptions as rex
 
 from dlrepro import execute as ex
 from dlrepro.energy import EnergyMeter
-from dlrepro.scheduling import SchedulingError
+from dlrepro.scheduling import SchedulingError, unmet, waves
 from dlrepro.store import RecordStore
 from dlrepro.suite import Resources, RunSpec
 
@@ -50,12 +49,15 @@ class Worker:
         self.meter = EnergyMeter(Path(energy_dir), country).__enter__()
         self.data_dir = Path(data_dir) if data_dir else None
 
-    def run(self, specs: list[RunSpec]) -> list[dict]:
-        """Execute one group; each record carries the files its run wrote, as a tar archive."""
+    def run(self, specs: list[RunSpec], inputs: dict[str, bytes]) -> list[dict]:
+        """Execute one group; ``inputs`` holds, by run_id, the files of the runs it needs (tar archives);
+        each record carries the files its run wrote, likewise."""
         scratch = Path(tempfile.mkdtemp(prefix="dlrepro-artifacts-"))
         try:
+            for producer, archive in inputs.items():
+                _unpack(archive, scratch / "inputs" / producer)
             records = ex.execute(specs, meter=self.meter, artifact_dir=lambda s: scratch / s.run_id,
-                                 data_dir=self.data_dir)
+                                 input_dir=lambda s: scratch / "inputs" / s.run_id, data_dir=self.data_dir)
             for record in records:
                 record["artifacts"] = _pack(scratch / record["run_id"])
             return records
@@ -69,25 +71,37 @@ class Worker:
 def run_ray(specs: list[RunSpec], store: RecordStore, *, address: str | None, num_cpus: int | None,
             max_retries: int, energy_country: str, data_dir: Path | None, on_record: Callable[[dict], None],
             on_event: Callable[[str], None], on_progress: Callable[[str, int], None]) -> None:
-    """Run every spec on Ray; ``on_record`` gets each finished record after it is stored."""
-    work = ex.groups(specs)
+    """Run every spec on Ray, wave after wave (a run after the runs it needs); ``on_record`` gets each
+    finished record after it is stored."""
+    def keep(group: list[RunSpec], records: list[dict]) -> None:
+        for spec, record in zip(group, records):
+            _unpack(record.pop("artifacts", None), store.artifact_dir(spec))
+            store.put(record)  # after its files: a stored record always has them
+            on_record(record)
+
     with _connected(address, num_cpus) as where:
         on_event(where)
         shapes: dict[Resources, list[list[RunSpec]]] = {}
-        for group in work:
+        for group in ex.groups(specs):
             shapes.setdefault(group[0].resources, []).append(group)
         # Every shape is sized before anything runs: a cluster that cannot run one fails at once.
         sizes = {shape: _pool_size(shape, groups, ray.cluster_resources()) for shape, groups in shapes.items()}
-        for shape, groups in shapes.items():
-            pool = _Pool(shape, sizes[shape], store.root / "energy", energy_country, data_dir)
-            try:
-                for group, records in pool.run(groups, max_retries, on_event, on_progress):
-                    for spec, record in zip(group, records):
-                        _unpack(record.pop("artifacts", None), store.artifact_dir(spec))
-                        store.put(record)  # after its files: a stored record always has them
-                        on_record(record)
-            finally:
-                pool.close()
+        for wave in waves(specs):
+            runnable: dict[Resources, list[list[RunSpec]]] = {}
+            for group in ex.groups(wave):
+                blocked = unmet(group[0], store)
+                if blocked:
+                    keep(group, ex.failed_records(group, blocked))
+                    on_progress("", len(group))
+                else:
+                    runnable.setdefault(group[0].resources, []).append(group)
+            for shape, groups in runnable.items():
+                pool = _Pool(shape, min(sizes[shape], len(groups)), store.root / "energy", energy_country, data_dir)
+                try:
+                    for group, records in pool.run(groups, store, max_retries, on_event, on_progress):
+                        keep(group, records)
+                finally:
+                    pool.close()
 
 
 def _pool_size(shape: Resources, groups: list[list[RunSpec]], cluster: dict) -> int:
@@ -112,14 +126,16 @@ class _Pool:
             str(energy_dir), country, str(data_dir) if data_dir else None)
         self.actors = [self.make() for _ in range(size)]
 
-    def run(self, groups: list[list[RunSpec]], max_retries: int, on_event,
+    def run(self, groups: list[list[RunSpec]], store: RecordStore, max_retries: int, on_event,
             on_progress) -> Iterator[tuple[list[RunSpec], list[dict]]]:
         queue = deque((group, 0) for group in groups)
         idle, busy = list(self.actors), {}
+        inputs = {p.run_id: _pack(store.artifact_dir(p)) for g in groups for p in g[0].needs.values()}  # once each
         while queue or busy:
             while idle and queue:
                 actor, (group, attempt) = idle.pop(), queue.popleft()
-                busy[actor.run.remote(group)] = (actor, group, attempt)
+                needed = {p.run_id: inputs[p.run_id] for p in group[0].needs.values()}
+                busy[actor.run.remote(group, needed)] = (actor, group, attempt)
                 on_progress(ex.group_label(group), 0)
             [ref], _ = ray.wait(list(busy), num_returns=1)
             actor, group, attempt = busy.pop(ref)
@@ -136,10 +152,10 @@ class _Pool:
                     on_event(f"worker died running {ex.group_label(group)} ({reason}); retry {attempt + 1}/{max_retries}")
                     queue.appendleft((group, attempt + 1))
                     continue
-                records = _failed(group, f"its worker died {attempt + 1} times; last: {reason}")
+                records = ex.failed_records(group, f"its worker died {attempt + 1} times; last: {reason}")
             except rex.RayTaskError as err:  # not the run (execute records those), dlrepro itself: do not retry
                 idle.append(actor)
-                records = _failed(group, str(err))
+                records = ex.failed_records(group, str(err))
             else:
                 idle.append(actor)
             on_progress("", len(records))
@@ -152,11 +168,6 @@ class _Pool:
             pass
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
-
-
-def _failed(group: list[RunSpec], error: str) -> list[dict]:
-    started = datetime.now(timezone.utc)
-    return [ex.record(spec, error=error, started=started, batch_size=len(group)) for spec in group]
 
 
 @contextmanager

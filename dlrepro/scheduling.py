@@ -3,6 +3,9 @@ hands it to a callback; ``runners/<name>.toml`` configures it.
 
 - ``local``: in this process, one run group at a time, with the run's own thread count.
 - ``ray``: on a pool of Ray actors, on an embedded instance or a cluster (see ``ray_runner``).
+
+Runs that read another run's files (a suite's ``needs``) come in a later wave than that run; a run
+whose producer failed is recorded as failed with the reason, not run.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from dlrepro.energy import DEFAULT_COUNTRY, EnergyMeter
-from dlrepro.execute import execute, group_label, groups, warm_up
+from dlrepro.execute import execute, failed_records, group_label, groups, warm_up
 from dlrepro.store import RecordStore
 from dlrepro.suite import RunSpec, SuiteError, suites_dir
 
@@ -64,6 +67,49 @@ def runner_config(name: str) -> LocalRunner | RayRunner:
         raise SuiteError(path, ".".join(map(str, first["loc"])), first["msg"]) from None
 
 
+def plan(specs: list[RunSpec], store: RecordStore) -> list[RunSpec]:
+    """What to run: the specs not done, and every run they need that is not done or lost its files."""
+    todo: dict[str, RunSpec] = {}
+
+    def add(spec: RunSpec, needed: bool) -> None:
+        if spec.run_id in todo:
+            return
+        for producer in spec.needs.values():
+            add(producer, needed=True)
+        if not store.done(spec) or (needed and not store.artifact_dir(spec).is_dir()):
+            todo[spec.run_id] = spec
+
+    for spec in specs:
+        add(spec, needed=False)
+    return list(todo.values())
+
+
+def waves(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """The specs in waves: each run comes after every run it needs that is also to be run."""
+    pending = {s.run_id for s in specs}
+    depth: dict[str, int] = {}
+
+    def level(spec: RunSpec) -> int:
+        if spec.run_id not in depth:
+            depth[spec.run_id] = 1 + max((level(p) for p in spec.needs.values() if p.run_id in pending), default=-1)
+        return depth[spec.run_id]
+
+    ordered: list[list[RunSpec]] = []
+    for spec in specs:
+        while len(ordered) <= level(spec):
+            ordered.append([])
+        ordered[level(spec)].append(spec)
+    return ordered
+
+
+def unmet(spec: RunSpec, store: RecordStore) -> str | None:
+    """Why a spec cannot run now: a run it needs has not finished ok."""
+    for name, producer in spec.needs.items():
+        if not store.done(producer):
+            return f"needs {name!r}: run {producer.label} ({producer.run_id}) did not finish ok"
+    return None
+
+
 def progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
@@ -91,9 +137,12 @@ def run_local(specs: Iterable[RunSpec], store: RecordStore, config: LocalRunner,
     warm_up()
     with EnergyMeter(store.root / "energy", config.energy_country) as meter, progress() as bar:
         task = bar.add_task("starting", total=len(specs))
-        for group in groups(specs):
+        for group in (group for wave in waves(specs) for group in groups(wave)):
             bar.update(task, description=group_label(group))
-            for record in execute(group, meter=meter, artifact_dir=store.artifact_dir, data_dir=data_dir):
+            blocked = unmet(group[0], store)  # a group shares its configuration, so its needs
+            records = (failed_records(group, blocked) if blocked else
+                       execute(group, meter=meter, artifact_dir=store.artifact_dir, data_dir=data_dir))
+            for record in records:
                 store.put(record)
                 on_record(record)
                 bar.advance(task)

@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import json
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -60,6 +60,11 @@ class Metric(Strict):
     timing: bool = Field(False, description="a speed measurement: hardware-bound, so never in regression baselines")
 
 
+class Need(Strict):
+    suite: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="the suite, in the same folder, whose run's files are read")
+    where: dict[str, Scalar] = Field({}, description="parameters that pick one configuration of that suite")
+
+
 class ProfileSpec(Strict):
     seeds: Annotated[list[int], Field(min_length=1)]
     parameters: dict[str, ParamValue] = {}
@@ -75,6 +80,8 @@ class SuiteModel(Strict):
     parameters: dict[str, ParamValue] = {}
     grid: Grid | list[Grid]
     resources: Resources = Resources()
+    needs: dict[str, Need] = Field({}, description="runs of other suites whose files (e.g. a trained model) each "
+                                   "run reads, under the given name; they run first, at the same profile")
     profiles: dict[Profile, ProfileSpec]
     metrics: dict[str, Metric] = {}
     claims: list[Claim] = []
@@ -100,6 +107,7 @@ class RunSpec:
     resources: Resources
     run_id: str
     varied: tuple[str, ...] = ()  # parameters that differ across the suite's grid, for labels
+    needs: dict[str, RunSpec] = field(default_factory=dict)  # name -> the producer run whose files it reads
 
     @property
     def label(self) -> str:
@@ -133,6 +141,7 @@ class Suite:
         points = [point for _, point in keyed]
         varied = tuple(dict.fromkeys(k for p in points for k in p if len({json.dumps(q.get(k)) for q in points}) > 1))
         resources = prof.resources or self.model.resources
+        needs = self.producers(profile)
         specs = []
         for key, point in keyed:
             given = {**self.model.parameters, **prof.parameters, **point}
@@ -144,19 +153,49 @@ class Suite:
             for seed in prof.seeds:
                 specs.append(RunSpec(
                     suite=self.name, experiment=self.model.experiment, profile=profile, params=params,
-                    seed=seed, resources=resources, varied=varied,
-                    run_id=run_id(self.name, self.model.experiment, experiments.code_hash(module), params, seed),
+                    seed=seed, resources=resources, varied=varied, needs=needs,
+                    run_id=run_id(self.name, self.model.experiment, experiments.code_hash(module), params, seed,
+                                  {name: spec.run_id for name, spec in needs.items()}),
                 ))
         return specs
 
+    @functools.cached_property
+    def producer_suites(self) -> dict[str, Suite]:
+        """The suites named under ``needs``, loaded from this suite's folder; a cycle is an error."""
+        found = {}
+        for name, need in self.model.needs.items():
+            path = self.path.parent / f"{need.suite}.toml"
+            if path.resolve() in _LOADING:
+                chain = " → ".join(p.stem for p in [*_LOADING, path])
+                raise SuiteError(self.path, f"needs.{name}.suite", f"circular dependency: {chain}")
+            if not path.exists():
+                raise SuiteError(self.path, f"needs.{name}.suite", f"no suite file {path}")
+            found[name] = load(path)
+        return found
 
-def run_id(suite: str, experiment: str, code: str, params: dict, seed: int) -> str:
-    """Hash of what determines a run's result: the resolved configuration and the experiment's code.
+    def producers(self, profile: str) -> dict[str, RunSpec]:
+        """The one producer run per need: the configuration ``where`` picks, at its first seed."""
+        chosen = {}
+        for name, need in self.model.needs.items():
+            producer = self.producer_suites[name]
+            matching = [s for s in producer.runs(profile)
+                        if all(s.params.get(k, _ABSENT) == v for k, v in need.where.items())]
+            configurations = {json.dumps(s.params, sort_keys=True) for s in matching}
+            if len(configurations) != 1:
+                raise SuiteError(self.path, f"needs.{name}.where", f"picks {len(configurations)} configurations of "
+                                 f"suite {need.suite!r} at profile {profile}; it must pick exactly one")
+            chosen[name] = min(matching, key=lambda s: s.seed)
+        return chosen
+
+
+def run_id(suite: str, experiment: str, code: str, params: dict, seed: int, needs: dict[str, str]) -> str:
+    """Hash of what determines a run's result: the resolved configuration, the experiment's code and
+    the run_ids of the runs whose files it reads.
 
     The profile is not part of it: two profiles that resolve to the same configuration share results.
     """
-    key = json.dumps({"suite": suite, "experiment": experiment, "code": code, "params": params, "seed": seed},
-                     sort_keys=True)
+    fields = {"suite": suite, "experiment": experiment, "code": code, "params": params, "seed": seed}
+    key = json.dumps({**fields, "needs": needs} if needs else fields, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -188,6 +227,9 @@ def _key_path(error: dict) -> list[str]:
     return [str(p) for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in UNION_TAGS))]
 
 
+_ABSENT = object()
+_LOADING: list[Path] = []  # suite files being loaded, outermost first: a need that loops back is a cycle
+
 UNION_TAGS = {"str", "int", "float", "bool", "function-after", "tagged-union"}
 
 
@@ -217,7 +259,11 @@ def load(path: Path | str) -> Suite:
     if model.name != path.stem:
         raise SuiteError(path, "name", f"{model.name!r} differs from the file name {path.stem!r}")
     suite = Suite(path, model)
-    _check_references(suite)
+    _LOADING.append(path.resolve())
+    try:
+        _check_references(suite)
+    finally:
+        _LOADING.pop()
     return suite
 
 
@@ -253,6 +299,12 @@ def _check_references(suite: Suite) -> None:
         for param in claim.parameters():
             if param not in known:
                 raise SuiteError(suite.path, f"claims.{i}", f"unknown parameter {param!r} in a claim")
+    for name, need in m.needs.items():
+        producer = suite.producer_suites[name].model
+        unknown = set(need.where) - set(experiments.load(producer.experiment).Params.model_fields)
+        if unknown:
+            raise SuiteError(suite.path, f"needs.{name}.where.{sorted(unknown)[0]}",
+                             f"unknown parameter of suite {need.suite!r} (experiment {producer.experiment!r})")
     ids = [c.id for c in m.claims]
     if len(ids) != len(set(ids)):
         raise SuiteError(suite.path, "claims", "claim ids must be unique")

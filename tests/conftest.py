@@ -49,3 +49,18 @@ def interrupted_run(tmp_path):
         return finished
 
     return run
+
+
+@pytest.fixture
+def needs_chain(tmp_path) -> Path:
+    """A copy of the autoencoder suite and the classifier suite it needs, cut at smoke to one run
+    each (PCA at d = 2; the handout CNN), in a suites folder of their own."""
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    producer = (ROOT / "suites" / "mnist_cnn.toml").read_text().replace(
+        "[profiles.smoke]\n", '[profiles.smoke]\ngrid = { version = [{ model = "cnn_handout", lr = 0.1, batch_size = 100 }] }\n')
+    consumer = (ROOT / "suites" / "autoencoder.toml").read_text().replace(
+        'grid = { d = [2, 32], model = ["pca", "linear", "cnn"] }', 'grid = { d = [2], model = ["pca"] }')
+    (suites / "mnist_cnn.toml").write_text(producer)
+    (suites / "autoencoder.toml").write_text(consumer)
+    return suites

@@ -46,6 +46,18 @@ def test_embedded_ray_gives_the_local_runners_metrics(local_xor, tmp_path):
     assert len(list((tmp_path / "smoke" / "artifacts" / "gradient_descent").glob("*/*.npz"))) == 2
 
 
+def test_a_needed_runs_files_reach_the_ray_worker_that_reads_them(needs_chain, mnist_dir, tmp_path):
+    """The classifier trains in one wave, its model.pt is shipped to the worker of the next; the
+    consumer's metrics are those of the local runner."""
+    consumer = str(needs_chain / "autoencoder.toml")
+    args = ["--profile", "smoke", "--data-dir", str(mnist_dir)]
+    assert main(["run", consumer, *args, "--results", str(tmp_path / "local")]) == 0
+    assert main(["run", consumer, *args, "--runner", "ray", "--results", str(tmp_path / "ray")]) == 0
+    local, ray = (metrics_of(tmp_path / where / "smoke") for where in ("local", "ray"))
+    pd.testing.assert_frame_equal(ray, local, rtol=1e-5)
+    assert set(ray["suite"]) == {"mnist_cnn", "autoencoder"} and "midpoint_confidence" in set(ray["metric"])
+
+
 def suite_needing_gpus(folder: Path, gpus: float) -> Path:
     text = (suites_dir() / "xor.toml").read_text()
     assert "[profiles.smoke]\n" in text

@@ -51,11 +51,13 @@ def test_grid_expansion_and_ties(tmp_path):
 
 
 def test_run_id_is_deterministic_and_sensitive():
-    args = ("xor", "xor", "abc", {"model": "perceptron", "lr": 1.0}, 0)
+    args = ("xor", "xor", "abc", {"model": "perceptron", "lr": 1.0}, 0, {})
     assert run_id(*args) == run_id(*args)
-    assert run_id(*args) != run_id("xor", "xor", "abc", {"model": "perceptron", "lr": 0.5}, 0)
-    assert run_id(*args) != run_id("xor", "xor", "abc", {"model": "perceptron", "lr": 1.0}, 1)
-    assert run_id(*args) != run_id("xor", "xor", "abd", {"model": "perceptron", "lr": 1.0}, 0)
+    assert run_id(*args) != run_id("xor", "xor", "abc", {"model": "perceptron", "lr": 0.5}, 0, {})
+    assert run_id(*args) != run_id("xor", "xor", "abc", {"model": "perceptron", "lr": 1.0}, 1, {})
+    assert run_id(*args) != run_id("xor", "xor", "abd", {"model": "perceptron", "lr": 1.0}, 0, {})
+    # a run that reads another run's files changes with it
+    assert run_id(*args[:-1], {"model": "1"}) != run_id(*args[:-1], {"model": "2"})
 
 
 BAD = {

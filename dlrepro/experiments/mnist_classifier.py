@@ -68,6 +68,33 @@ def build(model: Model) -> nn.Module:
         nn.Flatten(), nn.Linear(256, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
 
+class Trained:
+    """A run's ``model.pt`` read back, for the suites that ``need`` it: functions of [0, 1] images."""
+
+    def __init__(self, path: Path, device: torch.device):
+        saved = torch.load(path, map_location=device)
+        self.net = build(saved["model"]).to(device).eval()
+        self.net.load_state_dict(saved["state_dict"])
+        self.mean, self.std = saved["mean"], saved["std"]
+
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+        return torch.cat([F.softmax(self.net(self._inputs(images[i:i + batch])), dim=1)
+                          for i in range(0, len(images), batch)])
+
+    @torch.no_grad()
+    def features(self, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+        """The last hidden layer (200 numbers for the handout CNN): what a Fréchet distance compares."""
+        return torch.cat([self.net[:-1](self._inputs(images[i:i + batch])) for i in range(0, len(images), batch)])
+
+    def confidence(self, images: torch.Tensor) -> float:
+        """Mean max-softmax: how sure the classifier is that these are digits, whichever."""
+        return self.probabilities(images).amax(1).mean().item()
+
+    def _inputs(self, images: torch.Tensor) -> torch.Tensor:
+        return (images.clamp(0, 1) - self.mean) / self.std
+
+
 def load_data(params: Params, data_dir: Path | None, device: torch.device):
     """Train and test sets as resident tensors: cropped for the MLP, normalised like the handout."""
     train_x, train_y = mnist(data_dir, train=True, device=device)

@@ -1,0 +1,277 @@
+"""E4: PCA against Fleuret's convolutional autoencoder at small code sizes d, on MNIST; and a linear
+autoencoder trained by gradient descent, which should find PCA's error (002, «Auto-encodeurs»).
+
+Each run is one model at one d: ``pca`` fitted exactly (eigenvectors of the training covariance),
+``linear`` (Linear(784, d), Linear(d, 784)) or ``cnn`` (the handout's, EXPERIMENTS.md), both
+trained with Adam on 0.5·Σ(output − input)² per image, inputs normalised by the training set's
+mean and std, batches sliced from tensors resident on the device. Errors are reported in pixel
+units, pixels in [0, 1].
+
+Metrics: ``test_mse`` (per pixel; final and per epoch), ``test_sse`` (squared error summed per image,
+784 × test_mse: Hinton & Salakhutdinov's unit), ``train_mse`` ten times an epoch (step = images seen), ``excess_over_pca``
+(% above PCA's test error at the same d), ``midpoint_confidence``: the E6 classifier's (this suite's
+``needs.classifier``) mean max-softmax on the α = 0.5 latent midpoints of test pairs, and
+``endpoint_confidence`` on the reconstructions themselves; ``epoch_time_s``, ``train_time_s``.
+Files: ``reconstructions.npz`` (the first 36 test digits) and ``interpolation.npz`` (6 pairs × 12 α).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from dlrepro.data import mnist
+from dlrepro.experiments import mnist_classifier
+from dlrepro.plotting import save
+
+PIXELS = 28 * 28
+SHOWN, PAIRS_SHOWN, ALPHAS = 36, 6, 12  # the slides: 36 test digits; 6 interpolations of 12 steps
+CURVE_POINTS = 10  # training-curve points per epoch
+METRICS = {
+    "test_mse": {"better": "lower", "description": "reconstruction error per pixel on the test set, pixels in [0, 1]",
+                 "rel_tolerance": 0.1},
+    "test_sse": {"better": "lower", "description": "squared error summed per test image (784 × test_mse)",
+                 "rel_tolerance": 0.1},
+    "train_mse": {"better": "lower", "description": "per pixel, over the batches as they went by; "
+                  "step = training images seen",
+                  "rel_tolerance": 0.1},
+    "excess_over_pca": {"better": "lower", "description": "% by which the test error exceeds PCA's at the same d",
+                        "tolerance": 5},
+    "midpoint_confidence": {"better": "higher", "description": "E6 classifier's mean max-softmax on the α = 0.5 "
+                            "latent midpoints of test pairs", "tolerance": 0.05},
+    "endpoint_confidence": {"better": "higher", "description": "the same on the reconstructions of the test images",
+                            "tolerance": 0.05},
+    "epoch_time_s": {"better": "lower", "timing": True},
+    "train_time_s": {"better": "lower", "timing": True},
+}
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["pca", "linear", "cnn"]
+    d: int = Field(ge=1, le=PIXELS, description="code size")
+    epochs: int = Field(25, ge=1, description="for the trained models")
+    batch_size: int = Field(100, ge=1)
+    lr: float = Field(1e-3, gt=0, description="Adam's")
+    train_size: int = Field(60_000, ge=100, le=60_000, description="the first N training images (PCA: always all)")
+    test_size: int = Field(10_000, ge=2 * PAIRS_SHOWN, le=10_000)
+    pairs: int = Field(1000, ge=PAIRS_SHOWN, description="test pairs whose midpoints the classifier judges")
+
+
+class Autoencoder(nn.Module):
+    """An encoder f and a decoder g on normalised images; the code is d numbers."""
+
+    def __init__(self, model: str, d: int):
+        super().__init__()
+        if model == "linear":
+            self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(PIXELS, d))
+            self.decoder = nn.Sequential(nn.Linear(d, PIXELS), nn.Unflatten(1, (1, 28, 28)))
+            return
+        self.encoder = nn.Sequential(  # 28×28 → 24 → 20 → 9 → 4 → 1
+            nn.Conv2d(1, 32, 5), nn.ReLU(), nn.Conv2d(32, 32, 5), nn.ReLU(),
+            nn.Conv2d(32, 32, 4, stride=2), nn.ReLU(), nn.Conv2d(32, 32, 3, stride=2), nn.ReLU(),
+            nn.Conv2d(32, d, 4), nn.Flatten())
+        self.decoder = nn.Sequential(
+            nn.Unflatten(1, (d, 1, 1)), nn.ConvTranspose2d(d, 32, 4), nn.ReLU(),
+            nn.ConvTranspose2d(32, 32, 3, stride=2), nn.ReLU(), nn.ConvTranspose2d(32, 32, 4, stride=2), nn.ReLU(),
+            nn.ConvTranspose2d(32, 32, 5), nn.ReLU(), nn.ConvTranspose2d(32, 1, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+class Codec:
+    """f and g in pixel space, whatever the model: what the error, the interpolation and the figures use."""
+
+    def __init__(self, encode, decode):
+        self.encode, self.decode = encode, decode
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+        return torch.cat([self.decode(self.encode(x[i:i + batch])) for i in range(0, len(x), batch)])
+
+    @torch.no_grad()
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+        """ξ(x, x', α) = g((1 − α) f(x) + α f(x')) for every pair and α: [pairs, len(alphas), 1, 28, 28]."""
+        za, zb = self.encode(a), self.encode(b)
+        mixed = (1 - alphas[None, :, None]) * za[:, None] + alphas[None, :, None] * zb[:, None]
+        return self.decode(mixed.flatten(0, 1)).unflatten(0, (len(a), len(alphas)))
+
+
+def fit_pca(train_x: torch.Tensor, d: int) -> Codec:
+    """The exact solution: the top-d eigenvectors of the training covariance (eigh in float64)."""
+    flat = train_x.flatten(1)
+    mean = flat.double().mean(0).float()
+    centred = flat - mean
+    _, vectors = torch.linalg.eigh((centred.T @ centred).double())  # ascending eigenvalues
+    basis = vectors[:, -d:].flip(1).float()
+    return Codec(lambda x: (x.flatten(1) - mean) @ basis, lambda z: (z @ basis.T + mean).view(-1, 1, 28, 28))
+
+
+def fit_network(params: Params, train_x: torch.Tensor, test_x: torch.Tensor, ctx) -> tuple[Codec, float]:
+    """Adam on 0.5·Σ(output − input)² per image, on normalised inputs; the test error is logged per
+    epoch and the last one returned."""
+    mean, std = train_x.mean(), train_x.std()
+    inputs = (train_x - mean) / std
+    model = Autoencoder(params.model, params.d).to(ctx.device)
+    codec = Codec(lambda x: model.encoder((x - mean) / std), lambda z: model.decoder(z) * std + mean)
+    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr)
+    batches = math.ceil(len(inputs) / params.batch_size)
+    every = math.ceil(batches / CURVE_POINTS)
+    to_pixels = 2 * std.item() ** 2 / PIXELS  # 0.5·Σ over a normalised image → squared error per pixel
+    total, seen = 0.0, 0
+    for epoch in range(1, params.epochs + 1):
+        start = time.perf_counter()
+        order = torch.randperm(len(inputs), device=ctx.device)
+        loss_sum, count = torch.zeros((), device=ctx.device), 0  # on the device: no sync per batch
+        for b in range(batches):
+            batch = inputs[order[b * params.batch_size:(b + 1) * params.batch_size]]
+            loss = 0.5 * (model(batch) - batch).pow(2).sum() / len(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(batch)
+            count += len(batch)
+            if (b + 1) % every == 0 or b + 1 == batches:
+                seen += count
+                ctx.log("train_mse", loss_sum.item() * to_pixels / count, seen)
+                loss_sum, count = torch.zeros((), device=ctx.device), 0
+        seconds = time.perf_counter() - start
+        total += seconds
+        ctx.log("epoch_time_s", seconds, epoch)
+        test_error = mse(codec, test_x)
+        ctx.log("test_mse", test_error, epoch)
+    ctx.log("train_time_s", total)
+    return codec, test_error
+
+
+def mse(codec: Codec, x: torch.Tensor) -> float:
+    return (codec.reconstruct(x) - x).pow(2).mean().item()
+
+
+def run(params: Params, ctx) -> None:
+    train_x, _ = mnist(ctx.data_dir, train=True, device=ctx.device)
+    test_x, _ = mnist(ctx.data_dir, train=False, device=ctx.device)
+    test_x = test_x[: params.test_size]
+    pca = fit_pca(train_x, params.d)
+    pca_error = mse(pca, test_x)
+    codec, error = (pca, pca_error) if params.model == "pca" else \
+        fit_network(params, train_x[: params.train_size], test_x, ctx)
+    ctx.log("test_mse", error)
+    ctx.log("test_sse", error * PIXELS)
+    ctx.log("excess_over_pca", 100 * (error / pca_error - 1))
+
+    classifier = mnist_classifier.Trained(ctx.input("classifier", "model.pt"), ctx.device)
+    pairs = min(params.pairs, len(test_x) // 2)
+    first, second = test_x[:pairs], test_x[pairs:2 * pairs]
+    midpoints = codec.interpolate(first, second, torch.tensor([0.5], device=ctx.device))[:, 0]
+    ctx.log("midpoint_confidence", classifier.confidence(midpoints))
+    ctx.log("endpoint_confidence", classifier.confidence(codec.reconstruct(test_x[: 2 * pairs])))
+
+    alphas = torch.linspace(0, 1, ALPHAS, device=ctx.device)
+    np.savez_compressed(ctx.artifact("reconstructions.npz"), originals=_as_uint8(test_x[:SHOWN]),
+                        reconstructions=_as_uint8(codec.reconstruct(test_x[:SHOWN])))
+    np.savez_compressed(ctx.artifact("interpolation.npz"), frames=_as_uint8(
+        codec.interpolate(first[:PAIRS_SHOWN], second[:PAIRS_SHOWN], alphas)))
+
+
+def _as_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images for the figures, [..., 1, 28, 28] in [0, 1] → [..., 28, 28] bytes: a quarter of the size."""
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(-3).cpu().numpy()
+
+
+def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
+
+    finals = table[table["step"].isna()]
+    first_seed = finals[finals["seed"] == finals["seed"].min()]
+    run_of = first_seed.drop_duplicates("run_id").set_index(["model", "d"])["run_id"]
+    ds = sorted(table["d"].unique())
+    paths = []
+
+    # The slide: the first 36 test digits, then their reconstructions g∘f(X) by each model at each d.
+    models = [m for m in ("cnn", "pca", "linear") if m in run_of.index.get_level_values(0)]
+    fig, axes = plt.subplots(len(models), len(ds) + 1, figsize=(2.1 * (len(ds) + 1), 2.3 * len(models)), squeeze=False)
+    for row, model in enumerate(models):
+        for col, d in enumerate([None, *ds]):
+            ax = axes[row, col]
+            ax.set_xticks([]), ax.set_yticks([])
+            if d is None:
+                ax.imshow(_mosaic(_load(artifacts, run_of.iloc[0], "reconstructions", "originals"), 6), cmap="gray")
+                ax.set_title("X (test)", fontsize=9)
+            elif (model, d) in run_of:
+                ax.imshow(_mosaic(_load(artifacts, run_of[model, d], "reconstructions", "reconstructions"), 6),
+                          cmap="gray", vmin=0, vmax=255)
+                ax.set_title(f"d = {d}", fontsize=9)
+            else:
+                ax.axis("off")
+            if row:
+                ax.set_title("")
+        axes[row, 0].set_ylabel(model.upper() if model != "linear" else "linear AE", fontsize=10)
+    fig.suptitle("g∘f(X): the first 36 test digits reconstructed", fontsize=11)
+    paths.append(save(fig, out_dir / "reconstructions.png", layout_rect=(0, 0, 1, 0.95)))
+
+    shown = [(m, d) for m, d in (("pca", 32), ("cnn", 8), ("cnn", 32)) if (m, d) in run_of]
+    if shown:
+        fig, axes = plt.subplots(1, len(shown), figsize=(6.5 * len(shown), 3.8), squeeze=False)
+        for ax, (model, d) in zip(axes[0], shown):
+            frames = _load(artifacts, run_of[model, d], "interpolation", "frames")
+            ax.imshow(_mosaic(frames.reshape(-1, 28, 28), frames.shape[1]), cmap="gray", vmin=0, vmax=255)
+            ax.set(xticks=[], yticks=[], title=f"{'PCA' if model == 'pca' else 'autoencoder'}, d = {d}",
+                   xlabel="α from 0 to 1")
+        fig.suptitle("Latent interpolation g((1 − α) f(x) + α f(x'))", fontsize=11)
+        paths.append(save(fig, out_dir / "interpolation.png", layout_rect=(0, 0, 1, 0.93)))
+
+    fig, (ax_mse, ax_conf) = plt.subplots(1, 2, figsize=(10, 4))
+    for model, rows in finals.groupby("model"):
+        for ax, metric in ((ax_mse, "test_mse"), (ax_conf, "midpoint_confidence")):
+            curve = rows[rows["metric"] == metric].groupby("d")["value"].agg(["mean", "std"])
+            ax.errorbar(curve.index, curve["mean"], yerr=curve["std"].fillna(0), marker="o", capsize=3, label=model)
+    for error, name in ((3.00, "deep AE"), (13.87, "PCA")):
+        ax_mse.plot(30, error / PIXELS, "k*", markersize=9)
+        ax_mse.annotate(f"{name}, d = 30\n(H & S 2006)", (30, error / PIXELS), fontsize=7,
+                        xytext=(-6, 0), textcoords="offset points", ha="right", va="center")
+    ax_mse.set(title="test reconstruction error", xlabel="d", ylabel="MSE per pixel (pixels in [0, 1])",
+               xscale="log", yscale="log")
+    ax_conf.set(title="E6 classifier's confidence on α = 0.5 midpoints", xlabel="d", ylabel="mean max-softmax",
+                xscale="log")
+    for ax in (ax_mse, ax_conf):
+        ax.set_xticks(ds, [str(d) for d in ds])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.legend(fontsize=8)
+    paths.append(save(fig, out_dir / "error_vs_d.png"))
+
+    curves = table[(table["metric"] == "train_mse") & table["step"].notna()]
+    if len(curves):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+        for ax, model in zip(axes, ("cnn", "linear")):
+            for d, rows in curves[curves["model"] == model].groupby("d"):
+                curve = rows.groupby("step")["value"].mean()
+                ax.plot(curve.index, curve.values, label=f"d = {d}")
+            ax.set(title=f"{'CNN' if model == 'cnn' else 'linear'} autoencoder", xlabel="training images seen",
+                   yscale="log")
+            ax.legend(fontsize=8)
+        axes[0].set_ylabel("training MSE per pixel")
+        paths.append(save(fig, out_dir / "training_curves.png"))
+    return paths
+
+
+def _load(artifacts: Path, run_id: str, name: str, key: str) -> np.ndarray:
+    return np.load(artifacts / run_id / f"{name}.npz")[key]
+
+
+def _mosaic(images: np.ndarray, per_row: int) -> np.ndarray:
+    """Images [N, 28, 28] as one picture, ``per_row`` to a row, with a thin grey frame between them."""
+    from torchvision.utils import make_grid
+
+    return make_grid(torch.from_numpy(images)[:, None], nrow=per_row, padding=1, pad_value=128)[0].numpy()

@@ -1,0 +1,83 @@
+"""Suites that read another suite's run (``needs``): resolution and its errors, the order runs
+take, a producer run first when it is missing, its files found by the consumer, and a failed
+producer turning into a clear failed record rather than a crash."""
+
+import shutil
+
+import pytest
+
+from dlrepro.cli import main
+from dlrepro.scheduling import plan, run_local, runner_config, waves
+from dlrepro.store import RecordStore
+from dlrepro.suite import SuiteError, load, suites_dir
+
+
+def test_bundled_consumers_read_the_handout_cnn_of_the_same_profile():
+    for name in ("autoencoder",):
+        for profile in ("smoke", "quick", "full"):
+            for spec in load(suites_dir() / f"{name}.toml").runs(profile):
+                producer = spec.needs["classifier"]
+                assert (producer.suite, producer.profile, producer.params["model"]) == ("mnist_cnn", profile, "cnn_handout")
+                assert producer.seed == 0
+
+
+def test_a_changed_producer_changes_the_consumers_run_ids(needs_chain):
+    before = {s.run_id for s in load(needs_chain / "autoencoder.toml").runs("smoke")}
+    producer = needs_chain / "mnist_cnn.toml"
+    producer.write_text(producer.read_text().replace("epochs = 1,", "epochs = 2,"))
+    assert before.isdisjoint(s.run_id for s in load(needs_chain / "autoencoder.toml").runs("smoke"))
+
+
+@pytest.mark.parametrize("edit, key, message", [
+    (('suite = "mnist_cnn"', 'suite = "no_such_suite"'), "needs.classifier.suite", "no suite file"),
+    (('model = "cnn_handout" }', 'model = "cnn_crm" }'), "needs.classifier.where", "picks 0 configurations"),
+    (('where = { model = "cnn_handout" }', "where = {}"), "needs.classifier.where", "picks 4 configurations"),
+    (('where = { model = "cnn_handout" }', 'where = { depth = 3 }'), "needs.classifier.where.depth", "unknown parameter"),
+])
+def test_bad_needs_name_the_file_and_key(needs_chain, edit, key, message):
+    consumer = needs_chain / "autoencoder.toml"
+    consumer.write_text(consumer.read_text().replace(*edit))
+    if edit[1] == "where = {}":  # against the whole grid, not the cut one
+        producer = needs_chain / "mnist_cnn.toml"
+        producer.write_text((suites_dir() / "mnist_cnn.toml").read_text())
+    with pytest.raises(SuiteError) as err:
+        load(consumer)
+    assert err.value.key == key and message in str(err.value)
+
+
+def test_a_dependency_cycle_is_an_error(needs_chain):
+    producer = needs_chain / "mnist_cnn.toml"
+    producer.write_text(producer.read_text().replace(
+        "[grid]", '[needs]\nfeatures = { suite = "autoencoder" }\n\n[grid]'))
+    with pytest.raises(SuiteError, match="circular dependency: autoencoder → mnist_cnn → autoencoder"):
+        load(needs_chain / "autoencoder.toml")
+
+
+def test_the_producer_runs_first_then_is_reused(needs_chain, mnist_dir, tmp_path, capsys):
+    consumer = str(needs_chain / "autoencoder.toml")
+    results = tmp_path / "results"
+    assert main(["run", consumer, "--profile", "smoke", "--results", str(results), "--data-dir", str(mnist_dir)]) == 0
+    assert "to run first, another suite reads its files" in capsys.readouterr().err
+    store = RecordStore(results / "smoke")
+    [spec] = load(consumer).runs("smoke")
+    assert store.done(spec.needs["classifier"]) and store.done(spec)
+    record = store.get(spec)
+    assert {m["metric"] for m in record["metrics"]} >= {"test_mse", "midpoint_confidence"}
+    assert record["finished_at"] > store.get(spec.needs["classifier"])["finished_at"]
+
+    # Cached: nothing to plan. The producer's files lost: the producer is planned again, before.
+    assert plan([spec], store) == []
+    shutil.rmtree(store.artifact_dir(spec.needs["classifier"]))
+    store.put({**record, "status": "failed"})
+    assert [s.suite for s in plan([spec], store)] == ["mnist_cnn", "autoencoder"]
+    assert [[s.suite for s in wave] for wave in waves(plan([spec], store))] == [["mnist_cnn"], ["autoencoder"]]
+
+
+def test_a_failed_producer_fails_its_consumers_with_the_reason(needs_chain, mnist_dir, tmp_path):
+    [spec] = load(needs_chain / "autoencoder.toml").runs("smoke")
+    store = RecordStore(tmp_path / "smoke")
+    seen = []
+    # No MNIST here: the producer fails, the consumer is not run and says why.
+    run_local(plan([spec], store), store, runner_config("local"), data_dir=tmp_path / "empty", on_record=seen.append)
+    assert [(r["suite"], r["status"]) for r in seen] == [("mnist_cnn", "failed"), ("autoencoder", "failed")]
+    assert "needs 'classifier': run mnist_cnn" in seen[1]["error"] and "did not finish ok" in seen[1]["error"]
