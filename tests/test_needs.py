@@ -13,7 +13,7 @@ from dlrepro.suite import SuiteError, load, suites_dir
 
 
 def test_bundled_consumers_read_the_handout_cnn_of_the_same_profile():
-    for name in ("autoencoder",):
+    for name in ("autoencoder", "gan"):
         for profile in ("smoke", "quick", "full"):
             for spec in load(suites_dir() / f"{name}.toml").runs(profile):
                 producer = spec.needs["classifier"]
