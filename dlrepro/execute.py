@@ -95,7 +95,7 @@ def record(spec: RunSpec, *, error: str | None, started: datetime, wall_time_s: 
     """The record of one run: what the store keeps and the tables are merged from."""
     return {
         "run_id": spec.run_id, "suite": spec.suite, "experiment": spec.experiment, "profile": spec.profile,
-        "params": spec.params, "seed": spec.seed,
+        "params": spec.params, "seed": spec.seed, "needs": {name: p.run_id for name, p in spec.needs.items()},
         "status": "failed" if error else "ok", "error": error,
         "started_at": started.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
         "wall_time_s": wall_time_s, "batch_size": batch_size, "device": device, "worker": worker_name(),

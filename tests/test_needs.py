@@ -64,6 +64,7 @@ def test_the_producer_runs_first_then_is_reused(needs_chain, mnist_dir, tmp_path
     record = store.get(spec)
     assert {m["metric"] for m in record["metrics"]} >= {"test_mse", "midpoint_confidence"}
     assert record["finished_at"] > store.get(spec.needs["classifier"])["finished_at"]
+    assert record["needs"] == {"classifier": spec.needs["classifier"].run_id}  # provenance
 
     # Cached: nothing to plan. The producer's files lost: the producer is planned again, before.
     assert plan([spec], store) == []

@@ -159,6 +159,7 @@ def mse(codec: Codec, x: torch.Tensor) -> float:
 
 
 def run(params: Params, ctx) -> None:
+    classifier = mnist_classifier.Trained(ctx.input("classifier", "model.pt"), ctx.device)  # before any training
     train_x, _ = mnist(ctx.data_dir, train=True, device=ctx.device)
     test_x, _ = mnist(ctx.data_dir, train=False, device=ctx.device)
     test_x = test_x[: params.test_size]
@@ -170,7 +171,6 @@ def run(params: Params, ctx) -> None:
     ctx.log("test_sse", error * PIXELS)
     ctx.log("excess_over_pca", 100 * (error / pca_error - 1))
 
-    classifier = mnist_classifier.Trained(ctx.input("classifier", "model.pt"), ctx.device)
     pairs = min(params.pairs, len(test_x) // 2)
     first, second = test_x[:pairs], test_x[pairs:2 * pairs]
     midpoints = codec.interpolate(first, second, torch.tensor([0.5], device=ctx.device))[:, 0]

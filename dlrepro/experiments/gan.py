@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlrepro.data import mnist
-from dlrepro.experiments.mnist_classifier import Trained
+from dlrepro.experiments import mnist_classifier
 from dlrepro.plotting import save
 
 NOISE = 100
@@ -86,7 +86,7 @@ def discriminator(width: int) -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(1, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),                                  # 14 × 14
         nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),  # 7 × 7
-        nn.Conv2d(2 * width, 1, 7, bias=False), nn.Flatten(1, -1), nn.Flatten(0))                      # a logit
+        nn.Conv2d(2 * width, 1, 7, bias=False), nn.Flatten(0))                                        # a logit
 
 
 def init_weights(module: nn.Module) -> None:
@@ -123,7 +123,7 @@ def run(params: Params, ctx) -> None:
     train_x, _ = mnist(ctx.data_dir, train=True, device=ctx.device)
     test_x, _ = mnist(ctx.data_dir, train=False, device=ctx.device)
     real = train_x[: params.train_size] * 2 - 1  # tanh's range
-    classifier = Trained(ctx.input("classifier", "model.pt"), ctx.device)
+    classifier = mnist_classifier.Trained(ctx.input("classifier", "model.pt"), ctx.device)
     test_features = classifier.features(test_x[: params.fd_samples])
     ctx.log("fd_floor", frechet_distance(classifier.features(train_x[: params.fd_samples]), test_features))
     real_confidence = classifier.confidence(test_x[: params.fd_samples])
