@@ -27,6 +27,8 @@ ParamValue = Scalar | list[Scalar]
 # A grid axis lists values for one parameter, or tables of parameters that move together (a tie).
 Axis = Annotated[list[ParamValue] | list[dict[str, ParamValue]], Field(min_length=1)]
 Grid = dict[str, Axis]
+_ABSENT = object()
+_LOADING: list[Path] = []  # suite files being loaded, outermost first: a need that loops back is a cycle
 
 
 class SuiteError(Exception):
@@ -226,9 +228,6 @@ def _key_path(error: dict) -> list[str]:
     # pydantic puts the member type of a union in the location (e.g. 'list[...]'); it is not a key.
     return [str(p) for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in UNION_TAGS))]
 
-
-_ABSENT = object()
-_LOADING: list[Path] = []  # suite files being loaded, outermost first: a need that loops back is a cycle
 
 UNION_TAGS = {"str", "int", "float", "bool", "function-after", "tagged-union"}
 
