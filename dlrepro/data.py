@@ -2,12 +2,14 @@
 
 MNIST comes from a local directory in torchvision's layout (``<dir>/MNIST/raw/*-ubyte``), given by
 ``--data-dir`` or ``DLREPRO_DATA_DIR``; without one it is downloaded by torchvision into
-``~/.cache/dlrepro/data``.
+``~/.cache/dlrepro/data``. ``in_batches`` evaluates a model over such a tensor without holding a
+whole set's activations at once.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -50,3 +52,9 @@ def mnist(root: Path | None, train: bool, device: torch.device | str = "cpu") ->
         raise DataError(f"MNIST {split} set under {root or DOWNLOAD_DIR} has shape {tuple(images.shape)}, "
                         f"expected ({expected}, 28, 28): the files are corrupt or not MNIST")
     return (images.to(device).unsqueeze(1).float().div_(255), labels.to(device))
+
+
+@torch.no_grad()
+def in_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, size: int = 1000) -> torch.Tensor:
+    """``fn`` over ``x`` in slices of ``size``, concatenated; no gradients."""
+    return torch.cat([fn(x[i:i + size]) for i in range(0, len(x), size)])

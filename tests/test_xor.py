@@ -1,6 +1,5 @@
 """E1's maths against independent computations."""
 
-import itertools
 
 import numpy as np
 import pytest

@@ -28,9 +28,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from dlrepro.data import mnist
+from dlrepro.data import in_batches, mnist
 from dlrepro.experiments import mnist_classifier
-from dlrepro.plotting import save
+from dlrepro.plotting import as_bytes, mosaic, save
 
 PIXELS = 28 * 28
 SHOWN, PAIRS_SHOWN, ALPHAS = 36, 6, 12  # the slides: 36 test digits; 6 interpolations of 12 steps
@@ -95,9 +95,8 @@ class Codec:
     def __init__(self, encode, decode):
         self.encode, self.decode = encode, decode
 
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-        return torch.cat([self.decode(self.encode(x[i:i + batch])) for i in range(0, len(x), batch)])
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return in_batches(lambda batch: self.decode(self.encode(batch)), x)
 
     @torch.no_grad()
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
@@ -178,15 +177,11 @@ def run(params: Params, ctx) -> None:
     ctx.log("endpoint_confidence", classifier.confidence(codec.reconstruct(test_x[: 2 * pairs])))
 
     alphas = torch.linspace(0, 1, ALPHAS, device=ctx.device)
-    np.savez_compressed(ctx.artifact("reconstructions.npz"), originals=_as_uint8(test_x[:SHOWN]),
-                        reconstructions=_as_uint8(codec.reconstruct(test_x[:SHOWN])))
-    np.savez_compressed(ctx.artifact("interpolation.npz"), frames=_as_uint8(
+    np.savez_compressed(ctx.artifact("reconstructions.npz"), originals=as_bytes(test_x[:SHOWN]),
+                        reconstructions=as_bytes(codec.reconstruct(test_x[:SHOWN])))
+    np.savez_compressed(ctx.artifact("interpolation.npz"), frames=as_bytes(
         codec.interpolate(first[:PAIRS_SHOWN], second[:PAIRS_SHOWN], alphas)))
 
-
-def _as_uint8(images: torch.Tensor) -> np.ndarray:
-    """Images for the figures, [..., 1, 28, 28] in [0, 1] → [..., 28, 28] bytes: a quarter of the size."""
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(-3).cpu().numpy()
 
 
 def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
@@ -207,10 +202,10 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
             ax = axes[row, col]
             ax.set_xticks([]), ax.set_yticks([])
             if d is None:
-                ax.imshow(_mosaic(_load(artifacts, run_of.iloc[0], "reconstructions", "originals"), 6), cmap="gray")
+                ax.imshow(mosaic(_load(artifacts, run_of.iloc[0], "reconstructions", "originals"), 6), cmap="gray")
                 ax.set_title("X (test)", fontsize=9)
             elif (model, d) in run_of:
-                ax.imshow(_mosaic(_load(artifacts, run_of[model, d], "reconstructions", "reconstructions"), 6),
+                ax.imshow(mosaic(_load(artifacts, run_of[model, d], "reconstructions", "reconstructions"), 6),
                           cmap="gray", vmin=0, vmax=255)
                 ax.set_title(f"d = {d}", fontsize=9)
             else:
@@ -226,7 +221,7 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
         fig, axes = plt.subplots(1, len(shown), figsize=(6.5 * len(shown), 3.8), squeeze=False)
         for ax, (model, d) in zip(axes[0], shown):
             frames = _load(artifacts, run_of[model, d], "interpolation", "frames")
-            ax.imshow(_mosaic(frames.reshape(-1, 28, 28), frames.shape[1]), cmap="gray", vmin=0, vmax=255)
+            ax.imshow(mosaic(frames.reshape(-1, 28, 28), frames.shape[1]), cmap="gray", vmin=0, vmax=255)
             ax.set(xticks=[], yticks=[], title=f"{'PCA' if model == 'pca' else 'autoencoder'}, d = {d}",
                    xlabel="α from 0 to 1")
         fig.suptitle("Latent interpolation g((1 − α) f(x) + α f(x'))", fontsize=11)
@@ -269,9 +264,3 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
 def _load(artifacts: Path, run_id: str, name: str, key: str) -> np.ndarray:
     return np.load(artifacts / run_id / f"{name}.npz")[key]
 
-
-def _mosaic(images: np.ndarray, per_row: int) -> np.ndarray:
-    """Images [N, 28, 28] as one picture, ``per_row`` to a row, with a thin grey frame between them."""
-    from torchvision.utils import make_grid
-
-    return make_grid(torch.from_numpy(images)[:, None], nrow=per_row, padding=1, pad_value=128)[0].numpy()

@@ -28,9 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 from torch.nn import functional as F
 
-from dlrepro.data import mnist
+from dlrepro.data import in_batches, mnist
 from dlrepro.experiments import mnist_classifier
-from dlrepro.plotting import save
+from dlrepro.plotting import as_bytes, mosaic, save
 
 NOISE = 100
 GRID = 64  # fixed-noise samples kept per recorded epoch
@@ -113,10 +113,9 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * cross).item()
 
 
-@torch.no_grad()
-def sample(g: nn.Module, noise: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+def sample(g: nn.Module, noise: torch.Tensor) -> torch.Tensor:
     """Images in [0, 1] from G, in its training mode (batch statistics), as pytorch/examples does."""
-    return torch.cat([g(noise[i:i + batch]) for i in range(0, len(noise), batch)]).add(1).div(2)
+    return in_batches(g, noise).add(1).div(2)
 
 
 def run(params: Params, ctx) -> None:
@@ -145,7 +144,7 @@ def run(params: Params, ctx) -> None:
         ctx.log("sample_confidence", confidences[-1], epoch)
         if epoch:  # [0] is the untrained G, the scale's zero
             ctx.log("digit_likeness", (confidences[-1] - confidences[0]) / (real_confidence - confidences[0]), epoch)
-        grids[f"epoch_{epoch}"] = (sample(g, fixed) * 255).round().to(torch.uint8).squeeze(1).cpu().numpy()
+        grids[f"epoch_{epoch}"] = as_bytes(sample(g, fixed))
 
     record(0)  # the untrained G: what "digit-like" is measured against
     for epoch in range(1, params.record_epochs[-1] + 1):
@@ -186,7 +185,6 @@ def run(params: Params, ctx) -> None:
 def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
-    from torchvision.utils import make_grid
 
     paths = []
     first = table[table["seed"] == table["seed"].min()]["run_id"].iloc[0]
@@ -194,8 +192,7 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
     epochs = sorted((int(k.split("_")[1]) for k in grids.files))
     fig, axes = plt.subplots(1, len(epochs), figsize=(2.6 * len(epochs), 2.9), squeeze=False)
     for ax, epoch in zip(axes[0], epochs):
-        mosaic = make_grid(torch.from_numpy(grids[f"epoch_{epoch}"][:, None]), nrow=8, padding=1, pad_value=128)
-        ax.imshow(mosaic[0].numpy(), cmap="gray", vmin=0, vmax=255)
+        ax.imshow(mosaic(grids[f"epoch_{epoch}"], 8), cmap="gray", vmin=0, vmax=255)
         ax.set(xticks=[], yticks=[], title=f"epoch {epoch}" if epoch else "untrained")
     fig.suptitle("DCGAN samples of a fixed noise, by epoch (MNIST)", fontsize=11)
     paths.append(save(fig, out_dir / "samples_by_epoch.png", layout_rect=(0, 0, 1, 0.92)))

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
-from dlrepro.data import mnist
+from dlrepro.data import in_batches, mnist
 from dlrepro.plotting import save
 
 Model = Literal["cnn_handout", "cnn_crm", "mlp"]
@@ -77,15 +77,12 @@ class Trained:
         self.net.load_state_dict(saved["state_dict"])
         self.mean, self.std = saved["mean"], saved["std"]
 
-    @torch.no_grad()
-    def probabilities(self, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-        return torch.cat([F.softmax(self.net(self._inputs(images[i:i + batch])), dim=1)
-                          for i in range(0, len(images), batch)])
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        return in_batches(lambda x: F.softmax(self.net(self._inputs(x)), dim=1), images)
 
-    @torch.no_grad()
-    def features(self, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    def features(self, images: torch.Tensor) -> torch.Tensor:
         """The last hidden layer (200 numbers for the handout CNN): what a Fréchet distance compares."""
-        return torch.cat([self.net[:-1](self._inputs(images[i:i + batch])) for i in range(0, len(images), batch)])
+        return in_batches(lambda x: self.net[:-1](self._inputs(x)), images)
 
     def confidence(self, images: torch.Tensor) -> float:
         """Mean max-softmax: how sure the classifier is that these are digits, whichever."""
@@ -122,9 +119,8 @@ def gradient_signs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: flo
     return signs
 
 
-def predictions(model: nn.Module, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+def predictions(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return in_batches(lambda batch: model(batch).argmax(1), x)
 
 
 def train(params: Params, ctx) -> tuple[nn.Module, tuple]:
