@@ -1,18 +1,22 @@
-"""Datasets, loaded once as tensors on the run's device.
+"""Datasets: found, checked once before any run, then loaded as tensors on the run's device.
 
 MNIST comes from a local directory in torchvision's layout (``<dir>/MNIST/raw/*-ubyte``), given by
 ``--data-dir`` or ``DLREPRO_DATA_DIR``; without one it is downloaded by torchvision into
-``~/.cache/dlrepro/data``. ``in_batches`` evaluates a model over such a tensor without holding a
-whole set's activations at once.
+``~/.cache/dlrepro/data``. ``verify`` checks that every file is there with the size and MD5 of the
+published set, so that a missing, truncated or corrupt file stops everything at once with the way
+to fix it, instead of failing every run on its own. Nothing here imports torch until a set is loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 ENV_VAR = "DLREPRO_DATA_DIR"
 DOWNLOAD_DIR = Path.home() / ".cache" / "dlrepro" / "data"
@@ -22,39 +26,79 @@ class DataError(Exception):
     """Data that is missing or unreadable; the message says where it looked and how to fix it."""
 
 
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    folder: str  # torchvision's: <dir>/<folder>/raw
+    files: dict[str, tuple[int, str]]  # raw file -> (bytes, MD5) of the published set
+
+
+IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+SIZES = (47_040_016, 60_008, 7_840_016, 10_008)  # 60,000 and 10,000 images of 28 × 28, and their labels
+DATASETS = {
+    "mnist": Dataset("mnist", "MNIST", dict(zip(IDX, zip(SIZES, (
+        "6bbc9ace898e44ae57da46a324031adb", "a25bea736e30d166cdddb491f175f624",
+        "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637"))))),
+}
+
+
 def data_dir(flag: str | Path | None = None) -> Path | None:
     """The data directory the user chose (flag first, then the environment), or None to download."""
     chosen = flag or os.environ.get(ENV_VAR)
     return Path(chosen).expanduser().resolve() if chosen else None
 
 
+def verify(names: set[str], root: Path | None) -> None:
+    """Every file of the named datasets present, of the right size and checksum; DataError otherwise.
+    Without a data directory, a set not yet downloaded is downloaded first."""
+    if root is not None and not root.is_dir():
+        raise DataError(f"{root}: the data directory (from --data-dir or ${ENV_VAR}) does not exist")
+    for name in sorted(names):
+        dataset = DATASETS[name]
+        raw = (root or DOWNLOAD_DIR) / dataset.folder / "raw"
+        if root is None and not all((raw / f).is_file() for f in dataset.files):
+            _download(dataset)
+        for file, (size, md5) in dataset.files.items():
+            _check(raw / file, size, md5, root)
+
+
+def _check(path: Path, size: int, md5: str, root: Path | None) -> None:
+    fix = (f"put the published {path.name} there (torchvision's layout: DIR/{path.parent.parent.name}/raw/), "
+           f"or point --data-dir / ${ENV_VAR} at a folder that has it") if root else \
+        f"delete {path} and run again to download it afresh"
+    if not path.is_file():
+        raise DataError(f"{path}: missing; {fix}")
+    actual = path.stat().st_size
+    if actual != size:
+        state = "empty" if actual == 0 else "truncated" if actual < size else "too long"
+        raise DataError(f"{path}: {state} ({actual:,} bytes, expected {size:,}); {fix}")
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as err:
+        raise DataError(f"{path}: unreadable ({err.strerror}); {fix}") from None
+    if digest.hexdigest() != md5:
+        raise DataError(f"{path}: corrupt (MD5 {digest.hexdigest()}, expected {md5}); {fix}")
+
+
+def _download(dataset: Dataset) -> None:
+    from torchvision import datasets
+
+    loader = getattr(datasets, dataset.folder)
+    try:
+        for train in (True, False):
+            loader(DOWNLOAD_DIR, train=train, download=True)
+    except Exception as err:  # no network, a mirror down: say so once, before any run
+        raise DataError(f"{dataset.folder} could not be downloaded into {DOWNLOAD_DIR} ({err}); point --data-dir "
+                        f"or ${ENV_VAR} at a folder holding {dataset.folder}/raw/*-ubyte") from None
+
+
 def mnist(root: Path | None, train: bool, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST images as float [N, 1, 28, 28] in [0, 1] and labels as int64, on ``device``."""
+    """MNIST images as float [N, 1, 28, 28] in [0, 1] and labels as int64, on ``device``; the files
+    were checked by ``verify`` before the run."""
     from torchvision.datasets import MNIST
 
-    split = "train" if train else "test"
-    try:
-        if root is None:
-            dataset = MNIST(DOWNLOAD_DIR, train=train, download=True)
-        else:
-            dataset = MNIST(root, train=train, download=False)
-    except RuntimeError as err:  # torchvision: "Dataset not found" or a failed download
-        where = f"{root}/MNIST/raw" if root else f"the download into {DOWNLOAD_DIR}"
-        raise DataError(
-            f"MNIST {split} set not available from {where} ({err}). Either point --data-dir or "
-            f"{ENV_VAR} at a directory holding MNIST/raw/*-ubyte, or run with internet access so "
-            f"torchvision can download it.") from None
-    except Exception as err:  # a truncated or corrupt idx file fails while parsing
-        raise DataError(f"MNIST {split} set under {root or DOWNLOAD_DIR}/MNIST/raw is unreadable: {err}") from None
-    images, labels = dataset.data, dataset.targets
-    expected = 60_000 if train else 10_000
-    if images.shape != (expected, 28, 28) or labels.shape != (expected,):
-        raise DataError(f"MNIST {split} set under {root or DOWNLOAD_DIR} has shape {tuple(images.shape)}, "
-                        f"expected ({expected}, 28, 28): the files are corrupt or not MNIST")
-    return (images.to(device).unsqueeze(1).float().div_(255), labels.to(device))
-
-
-@torch.no_grad()
-def in_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, size: int = 1000) -> torch.Tensor:
-    """``fn`` over ``x`` in slices of ``size``, concatenated; no gradients."""
-    return torch.cat([fn(x[i:i + size]) for i in range(0, len(x), size)])
+    dataset = MNIST(root or DOWNLOAD_DIR, train=train, download=False)
+    return dataset.data.to(device).unsqueeze(1).float().div_(255), dataset.targets.to(device)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_COUNTRY = "FRA"  # the courses are French; ISO 3166-1 alpha-3, sets the grid's carbon intensity
+from dlrepro.schema import DEFAULT_COUNTRY
 MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "apple_powermetrics"}
 
 

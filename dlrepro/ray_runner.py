@@ -29,10 +29,12 @@ import ray
 from ray import exceptions as rex
 
 from dlrepro import execute as ex
+from dlrepro.console import RunProgress
 from dlrepro.energy import EnergyMeter
-from dlrepro.scheduling import SchedulingError, unmet, waves
-from dlrepro.store import RecordStore
-from dlrepro.suite import Resources, RunSpec
+from dlrepro.layout import Results
+from dlrepro.planning import SchedulingError, group_label, groups, unmet, waves
+from dlrepro.schema import Resources
+from dlrepro.suite import RunSpec
 
 # A worker process that vanished (kill -9, out of memory, a lost node): the run itself is fine to retry.
 WORKER_DEATHS = (rex.RayActorError, rex.WorkerCrashedError, rex.OutOfMemoryError, rex.NodeDiedError)
@@ -68,37 +70,37 @@ class Worker:
         self.meter.__exit__(None, None, None)
 
 
-def run_ray(specs: list[RunSpec], store: RecordStore, *, address: str | None, num_cpus: int | None,
+def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_cpus: int | None,
             max_retries: int, energy_country: str, data_dir: Path | None, on_record: Callable[[dict], None],
-            on_event: Callable[[str], None], on_progress: Callable[[str, int], None]) -> None:
+            progress: RunProgress) -> None:
     """Run every spec on Ray, wave after wave (a run after the runs it needs); ``on_record`` gets each
     finished record after it is stored."""
     def keep(group: list[RunSpec], records: list[dict]) -> None:
         for spec, record in zip(group, records):
-            _unpack(record.pop("artifacts", None), store.artifact_dir(spec))
-            store.put(record)  # after its files: a stored record always has them
+            _unpack(record.pop("artifacts", None), results.artifact_dir(spec))
+            results.put(record)  # after its files: a stored record always has them
             on_record(record)
+            progress.finished(spec.label, record)
 
     with _connected(address, num_cpus) as where:
-        on_event(where)
+        progress.note(where)
         shapes: dict[Resources, list[list[RunSpec]]] = {}
-        for group in ex.groups(specs):
+        for group in groups(specs):
             shapes.setdefault(group[0].resources, []).append(group)
         # Every shape is sized before anything runs: a cluster that cannot run one fails at once.
         sizes = {shape: _pool_size(shape, groups, ray.cluster_resources()) for shape, groups in shapes.items()}
         for wave in waves(specs):
             runnable: dict[Resources, list[list[RunSpec]]] = {}
-            for group in ex.groups(wave):
-                blocked = unmet(group[0], store)
+            for group in groups(wave):
+                blocked = unmet(group[0], results)
                 if blocked:
                     keep(group, ex.failed_records(group, blocked))
-                    on_progress("", len(group))
                 else:
                     runnable.setdefault(group[0].resources, []).append(group)
             for shape, groups in runnable.items():
-                pool = _Pool(shape, min(sizes[shape], len(groups)), store.root / "energy", energy_country, data_dir)
+                pool = _Pool(shape, min(sizes[shape], len(groups)), results.energy, energy_country, data_dir)
                 try:
-                    for group, records in pool.run(groups, store, max_retries, on_event, on_progress):
+                    for group, records in pool.run(groups, results, max_retries, progress):
                         keep(group, records)
                 finally:
                     pool.close()
@@ -126,17 +128,17 @@ class _Pool:
             str(energy_dir), country, str(data_dir) if data_dir else None)
         self.actors = [self.make() for _ in range(size)]
 
-    def run(self, groups: list[list[RunSpec]], store: RecordStore, max_retries: int, on_event,
-            on_progress) -> Iterator[tuple[list[RunSpec], list[dict]]]:
+    def run(self, groups: list[list[RunSpec]], results: Results, max_retries: int,
+            progress: RunProgress) -> Iterator[tuple[list[RunSpec], list[dict]]]:
         queue = deque((group, 0) for group in groups)
         idle, busy = list(self.actors), {}
-        inputs = {p.run_id: _pack(store.artifact_dir(p)) for g in groups for p in g[0].needs.values()}  # once each
+        inputs = {p.run_id: _pack(results.artifact_dir(p)) for g in groups for p in g[0].needs.values()}  # once each
         while queue or busy:
             while idle and queue:
                 actor, (group, attempt) = idle.pop(), queue.popleft()
                 needed = {p.run_id: inputs[p.run_id] for p in group[0].needs.values()}
                 busy[actor.run.remote(group, needed)] = (actor, group, attempt)
-                on_progress(ex.group_label(group), 0)
+                progress.running(group_label(group))
             [ref], _ = ray.wait(list(busy), num_returns=1)
             actor, group, attempt = busy.pop(ref)
             try:
@@ -149,7 +151,7 @@ class _Pool:
                 idle.append(replacement)
                 reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
                 if attempt < max_retries:
-                    on_event(f"worker died running {ex.group_label(group)} ({reason}); retry {attempt + 1}/{max_retries}")
+                    progress.note(f"worker died running {group_label(group)} ({reason}); retry {attempt + 1}/{max_retries}")
                     queue.appendleft((group, attempt + 1))
                     continue
                 records = ex.failed_records(group, f"its worker died {attempt + 1} times; last: {reason}")
@@ -158,7 +160,6 @@ class _Pool:
                 records = ex.failed_records(group, str(err))
             else:
                 idle.append(actor)
-            on_progress("", len(records))
             yield group, records
 
     def close(self) -> None:

@@ -27,8 +27,11 @@ import pandas as pd
 from scipy import stats
 
 from dlrepro import tables
-from dlrepro.store import atomic_write
-from dlrepro.suite import Metric, Suite
+from dlrepro.files import atomic_write
+from dlrepro.formatting import assignments
+from dlrepro.layout import BaselineError, Results
+from dlrepro.schema import Metric
+from dlrepro.suite import Suite
 
 KEY = ["suite", "configuration", "metric", "step"]
 STATS = ["n", "mean", "std"]
@@ -63,7 +66,7 @@ def empty_summary() -> pd.DataFrame:
 
 
 def _configuration(row: pd.Series, varied: list[str]) -> str:
-    return ", ".join(f"{name}={row[name]}" for name in varied)
+    return assignments((name, row[name]) for name in varied)
 
 
 def cost(runs: pd.DataFrame, suite: str) -> dict:
@@ -120,15 +123,20 @@ def _allowed(metric: Metric | None, reference: float) -> float:
     return max(metric.tolerance or 0.0, (metric.rel_tolerance or 0.0) * abs(reference))
 
 
-class BaselineError(Exception):
-    """A baseline file that cannot be read."""
-
-
 class Baselines:
     """``<root>/<profile>/<suite>.csv`` and the profile's ``cost.csv``."""
 
     def __init__(self, root: Path, profile: str):
         self.dir = Path(root) / profile
+
+    def ensure_exists(self) -> None:
+        """A gate pointed at a folder that is not there must fail, not compare nothing and pass."""
+        root = self.dir.parent
+        if not root.is_dir():
+            raise BaselineError(f"{root}: no such baseline folder")
+        if not self.dir.is_dir():
+            raise BaselineError(f"{self.dir}: no baselines for profile {self.dir.name!r} "
+                                f"(create them with `dlrepro baseline update --profile {self.dir.name}`)")
 
     def suites(self) -> list[str]:
         return sorted(p.stem for p in self.dir.glob("*.csv") if p.name != COST_FILE)
@@ -161,22 +169,22 @@ class Baselines:
         return path
 
 
-def check(suites: list[Suite], baselines: Baselines, profile_dir: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Compare every suite's current tables with its baseline; return the verdicts and notes on cost."""
-    runs, metrics = tables.load(profile_dir)
+def check(suites: list[Suite], baselines: Baselines, results: Results) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Compare every suite's current tables with its baseline; return the verdicts, notes on cost,
+    and the suites that have no baseline."""
+    runs, metrics = tables.load(results)
     baseline_costs = baselines.cost()
-    verdicts, notes = [], []
+    verdicts, notes, unbaselined = [], [], []
     for suite in suites:
         baseline = baselines.read(suite.name)
         current = summarise(runs, metrics, suite, baselines.dir.name)
         if baseline is None:
-            notes.append(f"{suite.name}: no baseline in {baselines.dir}; add one with "
-                         f"`dlrepro baseline update {suite.name} --profile {baselines.dir.name}`")
+            unbaselined.append(suite.name)
             baseline = empty_summary()
         verdicts.append(compare(baseline, current, suite.metrics))
         notes += _cost_note(baseline_costs, cost(runs, suite.name))
     table = pd.concat(verdicts, ignore_index=True) if verdicts else compare(empty_summary(), empty_summary(), {})
-    return table, notes
+    return table, notes, unbaselined
 
 
 def _cost_note(baseline_costs: pd.DataFrame, now: dict) -> list[str]:

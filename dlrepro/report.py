@@ -1,23 +1,32 @@
-"""The Markdown report of one profile: claims, each suite's figures, time and energy."""
+"""The Markdown report of one profile: claims, cost, and each suite's figures and failures.
+
+A suite's figures are redrawn only when what they are drawn from changed (its rows of the tables,
+or its experiment's code): a cached report costs a second, not a minute.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from dlrepro import experiments, tables
-from dlrepro.execute import cpu_model
-from dlrepro.store import atomic_write
+from dlrepro import tables
+from dlrepro.files import atomic_write
+from dlrepro.layout import Results
+from dlrepro.machine import cpu_model
 from dlrepro.suite import Suite
 
+FIGURE_INDEX = "figures.json"  # in each suite's figures folder: what the figures were drawn from, and their files
 
-def build(profile_dir: Path, suites: list[Suite], claims: pd.DataFrame) -> Path:
-    """Draw every suite's figures from the tables and write ``report.md`` beside them."""
-    runs, metrics = tables.load(profile_dir)
-    profile = profile_dir.name
+
+def build(results: Results, suites: list[Suite], claims: pd.DataFrame, runs: pd.DataFrame,
+          metrics: pd.DataFrame) -> Path:
+    """Draw (or reuse) every suite's figures and write ``report.md`` beside the tables."""
+    profile = results.root.name
     lines = [f"# dlrepro report — profile `{profile}`", "",
              f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} "
              f"({cpu_model()}). Tables: `runs.parquet`, `metrics.parquet` "
@@ -31,13 +40,12 @@ def build(profile_dir: Path, suites: list[Suite], claims: pd.DataFrame) -> Path:
                      f"{_cell(row.expected)} | {_cell(row.text)} |")
     lines += ["", "## Cost per suite", "", _cost(runs), ""]
     for suite in suites:
-        lines += _suite_section(suite, runs, metrics, profile_dir)
-    path = profile_dir / "report.md"
-    atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
-    return path
+        lines += _suite_section(suite, runs, metrics, results)
+    atomic_write(results.report, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+    return results.report
 
 
-def _suite_section(suite: Suite, runs: pd.DataFrame, metrics: pd.DataFrame, profile_dir: Path) -> list[str]:
+def _suite_section(suite: Suite, runs: pd.DataFrame, metrics: pd.DataFrame, results: Results) -> list[str]:
     m = suite.model
     lines = [f"## {suite.name}: {m.title}", "", f"Source: seed {m.source.seed}, «{m.source.slide}»"
              + (f" ({m.source.note})" if m.source.note else "") + f"; experiment `{m.experiment}`.", ""]
@@ -46,13 +54,31 @@ def _suite_section(suite: Suite, runs: pd.DataFrame, metrics: pd.DataFrame, prof
         return lines + ["Not run at this profile.", ""]
     failed = mine[mine["status"] == "failed"]
     if len(failed):
-        lines += [f"**{len(failed)} run(s) failed**; first error:", "", "```", failed["error"].iloc[0].strip(), "```", ""]
-    module = experiments.load(m.experiment)
-    if hasattr(module, "figures"):
-        table = tables.joined(runs, metrics, suite.name)
-        for path in module.figures(table, profile_dir / "figures" / suite.name, profile_dir / "artifacts" / suite.name):
-            lines += [f"![{path.stem}]({path.relative_to(profile_dir).as_posix()})", ""]
+        lines += [f"**{len(failed)} of {len(mine)} run(s) failed**; first error:", "", "```",
+                  str(failed["error"].iloc[0]).strip(), "```", ""]
+    for path in figures(suite, tables.joined(runs, metrics, suite.name), results):
+        lines += [f"![{path.stem}]({path.relative_to(results.root).as_posix()})", ""]
     return lines
+
+
+def figures(suite: Suite, table: pd.DataFrame, results: Results) -> list[Path]:
+    """The suite's figures, redrawn only if its table or its experiment's code changed since they were drawn."""
+    out_dir = results.figures(suite.name)
+    index = out_dir / FIGURE_INDEX
+    fingerprint = hashlib.sha256(suite.experiment.code_hash.encode()
+                                 + pd.util.hash_pandas_object(table, index=False).values.tobytes()
+                                 + ",".join(table.columns).encode()).hexdigest()
+    try:
+        drawn = json.loads(index.read_text())
+        paths = [out_dir / name for name in drawn["files"]]
+        if drawn["fingerprint"] == fingerprint and all(p.is_file() for p in paths):
+            return paths
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        pass
+    paths = suite.experiment.figures(table, out_dir, results.artifacts(suite.name))
+    atomic_write(index, lambda tmp: tmp.write_text(json.dumps(
+        {"fingerprint": fingerprint, "files": [p.relative_to(out_dir).as_posix() for p in paths]})))
+    return paths
 
 
 def _cost(runs: pd.DataFrame) -> str:

@@ -1,100 +1,40 @@
-"""Suite files: parse a TOML file, validate it against the schema, expand it into run specs.
+"""Suite files: parse a TOML file, validate it against the schema and its experiment, expand it
+into run specs.
 
-A suite says *what* runs: one experiment of `dlrepro.experiments`, a parameter grid, seeds and
-resources per profile, the metrics it reports and the slide's claims. Nothing in it is evaluated
-as code; every key is checked, and a mistake is reported as ``file: key.path: message``.
+A suite says *what* runs: one experiment of ``dlrepro/experiments``, a parameter grid, seeds and
+resources per profile, and the slide's claims. Nothing in it is evaluated as code; every key is
+checked when the file loads — types, the experiment's parameters for every point of every
+profile's grid, the claims against the runs they would select — and a mistake is reported as
+``file: key.path: message``. Loading imports neither torch nor pandas.
 """
 
 from __future__ import annotations
 
-import functools
+import graphlib
 import hashlib
 import itertools
 import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
-from dlrepro import experiments
-from dlrepro.claims import Claim, Scalar
+from dlrepro import experiment as contract
+from dlrepro.files import read_text
+from dlrepro.formatting import assignments
+from dlrepro.schema import PROFILES, Metric, Resources, SuiteModel
 
-PROFILES = ("smoke", "quick", "full")
-Profile = Literal["smoke", "quick", "full"]
-ParamValue = Scalar | list[Scalar]
-# A grid axis lists values for one parameter, or tables of parameters that move together (a tie).
-Axis = Annotated[list[ParamValue] | list[dict[str, ParamValue]], Field(min_length=1)]
-Grid = dict[str, Axis]
 _ABSENT = object()
-_LOADING: list[Path] = []  # suite files being loaded, outermost first: a need that loops back is a cycle
 
 
 class SuiteError(Exception):
-    """A suite file that cannot be used; the message names the file and the key path."""
+    """A suite (or runner) file that cannot be used; the message names the file and the key path."""
 
     def __init__(self, path: Path | str, key: str, message: str):
         self.path, self.key = Path(path), key
         super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Source(Strict):
-    seed: str = Field(description="the seed document, e.g. '002' for 002_*.txt in shared/seeds")
-    slide: str = Field(description="the slide or section title, as printed")
-    note: str = ""
-
-
-class Resources(Strict):
-    cpus: int = Field(1, ge=1, description="CPU cores, also the torch thread count of the run")
-    gpus: float = Field(0, ge=0, description="GPUs, fractions allowed (Ray packs runs on one GPU)")
-
-
-class Metric(Strict):
-    better: Literal["higher", "lower", "two-sided"]
-    description: str = ""
-    tolerance: float | None = Field(None, ge=0, description="absolute tolerance for regression checks")
-    rel_tolerance: float | None = Field(None, ge=0, description="relative tolerance for regression checks")
-    timing: bool = Field(False, description="a speed measurement: hardware-bound, so never in regression baselines")
-
-
-class Need(Strict):
-    suite: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="the suite, in the same folder, whose run's files are read")
-    where: dict[str, Scalar] = Field({}, description="parameters that pick one configuration of that suite")
-
-
-class ProfileSpec(Strict):
-    seeds: Annotated[list[int], Field(min_length=1)]
-    parameters: dict[str, ParamValue] = {}
-    grid: Grid | list[Grid] | None = Field(None, description="replaces the suite's grid")
-    resources: Resources | None = None
-
-
-class SuiteModel(Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    title: str
-    source: Source
-    experiment: str
-    parameters: dict[str, ParamValue] = {}
-    grid: Grid | list[Grid]
-    resources: Resources = Resources()
-    needs: dict[str, Need] = Field({}, description="runs of other suites whose files (e.g. a trained model) each "
-                                   "run reads, under the given name; they run first, at the same profile")
-    profiles: dict[Profile, ProfileSpec]
-    metrics: dict[str, Metric] = {}
-    claims: list[Claim] = []
-
-    @field_validator("profiles")
-    @classmethod
-    def _all_profiles(cls, profiles: dict) -> dict:
-        missing = [p for p in PROFILES if p not in profiles]
-        if missing:
-            raise ValueError(f"missing profile(s) {', '.join(missing)}; every suite defines {', '.join(PROFILES)}")
-        return profiles
 
 
 @dataclass(frozen=True)
@@ -113,7 +53,7 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        shown = ", ".join(f"{k}={v}" for k, v in self.params.items() if k in self.varied)
+        shown = assignments((k, v) for k, v in self.params.items() if k in self.varied)
         return f"{self.suite} [{shown}] seed {self.seed}" if shown else f"{self.suite} seed {self.seed}"
 
 
@@ -121,115 +61,273 @@ class RunSpec:
 class Suite:
     path: Path
     model: SuiteModel
+    experiment: contract.Experiment
+    producers: dict[str, Suite]  # by need name: the suites whose runs this one reads
+    specs: dict[str, list[RunSpec]] = field(default_factory=dict)  # by profile, filled when the file loads
 
     @property
     def name(self) -> str:
         return self.model.name
 
-    @functools.cached_property
+    @property
     def metrics(self) -> dict[str, Metric]:
-        """The experiment's own metric declarations (``METRICS`` in its module), overridden by the suite's."""
-        defaults = getattr(experiments.load(self.model.experiment), "METRICS", {})
-        return {**{name: Metric(**spec) for name, spec in defaults.items()}, **self.model.metrics}
+        return self.experiment.metrics
 
     def runs(self, profile: str) -> list[RunSpec]:
         """Grid × seeds of one profile, in a stable order, each with its deterministic run_id."""
-        if profile not in PROFILES:
-            raise SuiteError(self.path, "profiles", f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-        prof = self.model.profiles[profile]
-        module = experiments.load(self.model.experiment)
-        grid_key = f"profiles.{profile}.grid" if prof.grid is not None else "grid"
-        keyed = _expand(prof.grid if prof.grid is not None else self.model.grid, grid_key)
-        points = [point for _, point in keyed]
-        varied = tuple(dict.fromkeys(k for p in points for k in p if len({json.dumps(q.get(k)) for q in points}) > 1))
-        resources = prof.resources or self.model.resources
-        needs = self.producers(profile)
-        specs = []
-        for key, point in keyed:
-            given = {**self.model.parameters, **prof.parameters, **point}
-            try:
-                params = module.Params(**given).model_dump()
-            except ValidationError as err:
-                raise SuiteError(self.path, _param_source(err, key, profile, point, prof.parameters),
-                                 _first_error(err)) from None
-            for seed in prof.seeds:
-                specs.append(RunSpec(
-                    suite=self.name, experiment=self.model.experiment, profile=profile, params=params,
-                    seed=seed, resources=resources, varied=varied, needs=needs,
-                    run_id=run_id(self.name, self.model.experiment, experiments.code_hash(module), params, seed,
-                                  {name: spec.run_id for name, spec in needs.items()}),
-                ))
-        return specs
-
-    @functools.cached_property
-    def producer_suites(self) -> dict[str, Suite]:
-        """The suites named under ``needs``, loaded from this suite's folder; a cycle is an error."""
-        found = {}
-        for name, need in self.model.needs.items():
-            path = self.path.parent / f"{need.suite}.toml"
-            if path.resolve() in _LOADING:
-                chain = " → ".join(p.stem for p in [*_LOADING, path])
-                raise SuiteError(self.path, f"needs.{name}.suite", f"circular dependency: {chain}")
-            if not path.exists():
-                raise SuiteError(self.path, f"needs.{name}.suite", f"no suite file {path}")
-            found[name] = load(path)
-        return found
-
-    def producers(self, profile: str) -> dict[str, RunSpec]:
-        """The one producer run per need: the configuration ``where`` picks, at its first seed."""
-        chosen = {}
-        for name, need in self.model.needs.items():
-            producer = self.producer_suites[name]
-            matching = [s for s in producer.runs(profile)
-                        if all(s.params.get(k, _ABSENT) == v for k, v in need.where.items())]
-            configurations = {json.dumps(s.params, sort_keys=True) for s in matching}
-            if len(configurations) != 1:
-                raise SuiteError(self.path, f"needs.{name}.where", f"picks {len(configurations)} configurations of "
-                                 f"suite {need.suite!r} at profile {profile}; it must pick exactly one")
-            chosen[name] = min(matching, key=lambda s: s.seed)
-        return chosen
+        return self.specs[profile]
 
 
 def run_id(suite: str, experiment: str, code: str, params: dict, seed: int, needs: dict[str, str]) -> str:
-    """Hash of what determines a run's result: the resolved configuration, the experiment's code and
-    the run_ids of the runs whose files it reads.
-
-    The profile is not part of it: two profiles that resolve to the same configuration share results.
-    """
+    """Hash of what determines a run's result: the resolved configuration, the code it executes
+    (``Experiment.code_hash``) and the run_ids of the runs whose files it reads. Two profiles that
+    resolve to the same configuration share the run, in their own results folders."""
     fields = {"suite": suite, "experiment": experiment, "code": code, "params": params, "seed": seed}
     key = json.dumps({**fields, "needs": needs} if needs else fields, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _expand(grid: Grid | list[Grid], key: str) -> list[tuple[str, dict[str, Any]]]:
-    """Cartesian product of each grid's axes; a list of grids is their union, in order.
-    Each point comes with the key path of the grid it came from."""
+def load(path: Path | str) -> Suite:
+    """Parse and validate one suite file and the suites it needs; raise SuiteError naming the file
+    and key on any problem."""
+    path = Path(path)
+    models: dict[Path, SuiteModel] = {}
+    graph: dict[Path, list[Path]] = {}
+    todo = [path]
+    while todo:
+        current = todo.pop()
+        if current.resolve() in graph:
+            continue
+        model = models[current.resolve()] = _parse(current)
+        graph[current.resolve()] = []
+        for name, need in model.needs.items():
+            producer = current.parent / f"{need.suite}.toml"
+            if not producer.is_file():
+                raise SuiteError(current, f"needs.{name}.suite", f"no suite file {producer}")
+            graph[current.resolve()].append(producer.resolve())
+            todo.append(producer)
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as err:
+        cycle = err.args[1]  # [a, b, …, a]: a needs … needs a
+        first = cycle[-1]
+        chain = " → ".join(p.stem for p in reversed(cycle))
+        name = next(n for n, need in models[first].needs.items() if need.suite == cycle[-2].stem)
+        raise SuiteError(first, f"needs.{name}.suite", f"circular dependency: {chain}") from None
+    loaded: dict[Path, Suite] = {}
+    for file in order:  # producers first
+        loaded[file] = _build(path if file == path.resolve() else file, models[file], loaded)
+    return loaded[path.resolve()]
+
+
+def _parse(path: Path) -> SuiteModel:
+    try:
+        text = read_text(path)
+    except FileNotFoundError:
+        raise SuiteError(path, "", "no such suite file") from None
+    except IsADirectoryError:
+        raise SuiteError(path, "", "is a directory, not a suite file") from None
+    except PermissionError:
+        raise SuiteError(path, "", "not readable (permission denied)") from None
+    except UnicodeDecodeError as err:
+        raise SuiteError(path, "", f"not UTF-8 text: {err.reason} at byte {err.start}") from None
+    except OSError as err:
+        raise SuiteError(path, "", f"cannot be read: {err.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SuiteError(path, "", f"not valid TOML: {err}") from None
+    try:
+        model = SuiteModel.model_validate(data)
+    except ValidationError as err:
+        error = _best_error(err)
+        raise SuiteError(path, ".".join(_key_path(error)), _message(error)) from None
+    if model.name != path.stem:
+        raise SuiteError(path, "name", f"{model.name!r} differs from the file name {path.stem!r}")
+    return model
+
+
+def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite]) -> Suite:
+    try:
+        experiment = contract.get(model.experiment)
+    except KeyError:
+        raise SuiteError(path, "experiment", f"unknown experiment {model.experiment!r}; "
+                         f"available: {', '.join(contract.available())}") from None
+    except contract.ContractError as err:
+        raise SuiteError(path, "experiment", f"experiment {model.experiment!r} is broken: {err}") from None
+    producers = {name: loaded[(path.parent / f"{need.suite}.toml").resolve()] for name, need in model.needs.items()}
+    suite = Suite(path, model, experiment, producers)
+    _check_names(suite)
+    for profile in PROFILES:
+        suite.specs[profile] = _expand_profile(suite, profile)
+    for profile in PROFILES:
+        _check_claims(suite, profile)
+    return suite
+
+
+def _check_names(suite: Suite) -> None:
+    """Parameter names wherever the file sets or selects one; each parameter set by one axis per grid."""
+    m, known = suite.model, set(suite.experiment.params.model_fields)
+
+    def unknown(key: str, name: str, of: str = f"experiment {m.experiment!r}", names: set[str] = known) -> None:
+        if name not in names:
+            raise SuiteError(suite.path, key, f"unknown parameter of {of}; known: {', '.join(sorted(names))}")
+
+    for name in m.parameters:
+        unknown(f"parameters.{name}", name)
+    for profile, spec in m.profiles.items():
+        for name in spec.parameters:
+            unknown(f"profiles.{profile}.parameters.{name}", name)
+    for key, grid in _grids(suite):
+        setters: dict[str, str] = {}
+        for axis, values in grid.items():
+            tied = [(f"{key}.{axis}.{i}", name) for i, v in enumerate(values) if isinstance(v, dict) for name in v]
+            for where, name in tied or [(key, axis)]:
+                unknown(f"{where}.{name}" if tied else f"{key}.{axis}", name)
+                if setters.get(name, axis) != axis:
+                    raise SuiteError(suite.path, f"{key}.{axis}", f"parameter {name!r} is also set by axis "
+                                     f"{setters[name]!r}: each parameter may be set by one axis of a grid")
+                setters[name] = axis
+    for i, claim in enumerate(m.claims):
+        if claim.metric not in suite.metrics:
+            raise SuiteError(suite.path, f"claims.{i}.metric", f"experiment {m.experiment!r} never logs metric "
+                             f"{claim.metric!r}; it logs: {', '.join(sorted(suite.metrics))}")
+        for key, selection in claim.selections().items():
+            for name in selection:
+                unknown(f"claims.{i}.{key}.{name}" if key != "where" or name in claim.where
+                        else f"claims.{i}.where.{name}", name)
+        for key, names in claim.axes().items():
+            for name in names:
+                unknown(f"claims.{i}.{key}", name)
+    for name, need in m.needs.items():
+        producer = suite.producers[name]
+        for param in need.where:
+            unknown(f"needs.{name}.where.{param}", param, f"suite {need.suite!r} (experiment "
+                    f"{producer.model.experiment!r})", set(producer.experiment.params.model_fields))
+
+
+def _grids(suite: Suite) -> list[tuple[str, dict]]:
+    """Every grid in the file with its key path."""
+    found = []
+    for prefix, grid in [("grid", suite.model.grid)] + [(f"profiles.{name}.grid", spec.grid)
+                                                        for name, spec in suite.model.profiles.items() if spec.grid]:
+        found += [(f"{prefix}.{i}", one) for i, one in enumerate(grid)] if isinstance(grid, list) else [(prefix, grid)]
+    return found
+
+
+def _points(grid, key: str) -> list[tuple[str, dict[str, Any], dict[str, str], list[tuple[str, list]]]]:
+    """Cartesian product of each grid's axes; a list of grids is their union, in order. Each point
+    comes with the key path of its grid, the key path that set each parameter, and the tied-axis
+    entries it took (key path, the axis's entries)."""
     points = []
     for i, one in enumerate(grid if isinstance(grid, list) else [grid]):
-        axes = [[v if isinstance(v, dict) else {name: v} for v in values] for name, values in one.items()]
+        where = f"{key}.{i}" if isinstance(grid, list) else key
+        axes = [[(v, f"{where}.{name}.{j}", values) if isinstance(v, dict) else ({name: v}, None, values)
+                 for j, v in enumerate(values)] for name, values in one.items()]
         for combo in itertools.product(*axes):
-            points.append((f"{key}.{i}" if isinstance(grid, list) else key,
-                           {k: v for part in combo for k, v in part.items()}))
+            point = {k: v for part, _, _ in combo for k, v in part.items()}
+            origin = {k: f"{entry}.{k}" if entry else f"{where}.{k}" for part, entry, _ in combo for k in part}
+            ties = [(entry, values) for _, entry, values in combo if entry]
+            points.append((where, point, origin, ties))
     return points
 
 
-def _param_source(err: ValidationError, grid_key: str, profile: str, point: dict, profile_params: dict) -> str:
-    """The key path in the file that supplied the offending parameter."""
-    loc = _best_error(err)["loc"]
-    name = str(loc[0]) if loc else ""
-    if name in point:
-        return f"{grid_key}.{name}"
-    if name in profile_params:
-        return f"profiles.{profile}.parameters.{name}"
-    return f"parameters.{name}" if name else "parameters"
+def _expand_profile(suite: Suite, profile: str) -> list[RunSpec]:
+    m, prof = suite.model, suite.model.profiles[profile]
+    grid_key = f"profiles.{profile}.grid" if prof.grid is not None else "grid"
+    fixed = {**{k: f"parameters.{k}" for k in m.parameters},
+             **{k: f"profiles.{profile}.parameters.{k}" for k in prof.parameters}}
+    resolved, points = [], _points(prof.grid if prof.grid is not None else m.grid, grid_key)
+    for where, point, origin, ties in points:
+        try:
+            params = suite.experiment.params.model_validate({**m.parameters, **prof.parameters, **point}).model_dump()
+        except ValidationError as err:
+            error = _best_error(err)
+            raise SuiteError(suite.path, _source(error, where, {**fixed, **origin}, ties), _message(error)) from None
+        resolved.append(params)
+    # In the grid's order of axes: how labels and baselines name a configuration.
+    varied = tuple(dict.fromkeys(k for _, point, _, _ in points for k in point
+                                 if len({json.dumps(q.get(k)) for q in resolved}) > 1))
+    needs = _producers(suite, profile)
+    need_ids = {name: spec.run_id for name, spec in needs.items()}
+    resources, code = prof.resources or m.resources, suite.experiment.code_hash
+    specs = [RunSpec(suite=suite.name, experiment=m.experiment, profile=profile, params=params, seed=seed,
+                     resources=resources, varied=varied, needs=needs,
+                     run_id=run_id(suite.name, m.experiment, code, params, seed, need_ids))
+             for params in resolved for seed in prof.seeds]
+    ids = [s.run_id for s in specs]
+    if len(ids) != len(set(ids)):
+        twice = next(s for s in specs if ids.count(s.run_id) > 1)
+        raise SuiteError(suite.path, grid_key, f"profile {profile} lists the same run twice ({twice.label}): "
+                         "each configuration may appear once in its grids")
+    return specs
+
+
+def _source(error: dict, grid_key: str, origin: dict[str, str], ties: list[tuple[str, list]]) -> str:
+    """The key path in the file that supplied, or should have supplied, the offending parameter."""
+    loc = _key_path(error)
+    if not loc:  # a rule across parameters: the grid point that combined them
+        return grid_key
+    name = loc[0]
+    if name in origin:
+        return ".".join([origin[name], *loc[1:]])
+    for entry, entries in ties:  # a tied entry that forgot what the axis's other entries set
+        if any(name in e for e in entries):
+            return entry
+    return f"parameters.{name}"
+
+
+def _producers(suite: Suite, profile: str) -> dict[str, RunSpec]:
+    """The one producer run per need: the configuration ``where`` picks, at its first seed."""
+    chosen = {}
+    for name, need in suite.model.needs.items():
+        matching = [s for s in suite.producers[name].runs(profile) if _matches(s.params, need.where)]
+        configurations = {json.dumps(s.params, sort_keys=True) for s in matching}
+        if len(configurations) != 1:
+            raise SuiteError(suite.path, f"needs.{name}.where", f"picks {len(configurations)} configurations of "
+                             f"suite {need.suite!r} at profile {profile}; it must pick exactly one")
+        chosen[name] = min(matching, key=lambda s: s.seed)
+    return chosen
+
+
+def _matches(params: dict, where: dict) -> bool:
+    """Whether a configuration has every value of ``where`` (a boolean is not a number here)."""
+    return all(params.get(k, _ABSENT) == v and isinstance(params.get(k), bool) == isinstance(v, bool)
+               for k, v in where.items())
+
+
+def _check_claims(suite: Suite, profile: str) -> None:
+    """A claim that applies at ``profile`` must select runs there, and vary what it reads along."""
+    configurations = [json.loads(c) for c in dict.fromkeys(json.dumps(s.params, sort_keys=True)
+                                                           for s in suite.runs(profile))]
+    for i, claim in enumerate(suite.model.claims):
+        if claim.profiles is not None and profile not in claim.profiles:
+            continue
+        for key, selection in claim.selections().items():
+            chosen = [c for c in configurations if _matches(c, selection)]
+            if not chosen:
+                raise SuiteError(suite.path, f"claims.{i}.{key}", f"selects no run at profile {profile} "
+                                 f"({_describe(selection)}): it could never give a verdict; fix the selection or "
+                                 f"limit the claim with profiles = [...]")
+            for axis_key, names in claim.axes().items():
+                for name in names:
+                    values = {json.dumps(c.get(name)) for c in chosen}
+                    if len(values) < 2:
+                        raise SuiteError(suite.path, f"claims.{i}.{axis_key}", f"parameter {name!r} does not vary "
+                                         f"in the runs the claim selects at profile {profile} (only "
+                                         f"{name}={chosen[0].get(name)}): it could never give a verdict")
+
+
+def _describe(selection: dict) -> str:
+    return assignments(selection.items()) or "every run"
 
 
 def _key_path(error: dict) -> list[str]:
-    # pydantic puts the member type of a union in the location (e.g. 'list[...]'); it is not a key.
+    # pydantic puts the member type of a union or a validator's name in the location; it is not a key.
     return [str(p) for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in UNION_TAGS))]
 
 
-UNION_TAGS = {"str", "int", "float", "bool", "function-after", "tagged-union"}
+UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "function-after", "function-before", "tagged-union"}
 
 
 def _best_error(err: ValidationError) -> dict:
@@ -237,78 +335,12 @@ def _best_error(err: ValidationError) -> dict:
     return max(err.errors(), key=lambda e: len(_key_path(e)))
 
 
-def _first_error(err: ValidationError) -> str:
-    best = _best_error(err)
-    return "unknown key" if best["type"] == "extra_forbidden" else best["msg"]
-
-
-def load(path: Path | str) -> Suite:
-    """Parse and validate one suite file; raise SuiteError naming the file and key on any problem."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SuiteError(path, "", "no such suite file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise SuiteError(path, "", f"not valid TOML: {err}") from None
-    try:
-        model = SuiteModel(**data)
-    except ValidationError as err:
-        raise SuiteError(path, ".".join(_key_path(_best_error(err))), _first_error(err)) from None
-    if model.name != path.stem:
-        raise SuiteError(path, "name", f"{model.name!r} differs from the file name {path.stem!r}")
-    suite = Suite(path, model)
-    _LOADING.append(path.resolve())
-    try:
-        _check_references(suite)
-    finally:
-        _LOADING.pop()
-    return suite
-
-
-def _check_references(suite: Suite) -> None:
-    """Experiment, parameter and metric names must exist; grids must be expandable for every profile."""
-    m = suite.model
-    try:
-        module = experiments.load(m.experiment)
-    except KeyError:
-        raise SuiteError(suite.path, "experiment",
-                         f"unknown experiment {m.experiment!r}; available: {', '.join(experiments.available())}") from None
-    known = set(module.Params.model_fields)
-    named = [("parameters", k) for k in m.parameters]
-    for name, prof in m.profiles.items():
-        named += [(f"profiles.{name}.parameters", k) for k in prof.parameters]
-    for prefix, grid in [("grid", m.grid)] + [(f"profiles.{n}.grid", p.grid) for n, p in m.profiles.items() if p.grid]:
-        for i, one in enumerate(grid if isinstance(grid, list) else [grid]):
-            where = f"{prefix}.{i}" if isinstance(grid, list) else prefix
-            if not one:
-                raise SuiteError(suite.path, where, "empty grid: give at least one axis with at least one value")
-            for axis, values in one.items():
-                tied = [k for v in values if isinstance(v, dict) for k in v]
-                named += [(f"{where}.{axis}", k) for k in tied] if tied else [(where, axis)]
-    for prefix, key in named:
-        if key not in known:
-            raise SuiteError(suite.path, f"{prefix}.{key}",
-                             f"unknown parameter of experiment {m.experiment!r}; known: {', '.join(sorted(known))}")
-    for i, claim in enumerate(m.claims):
-        for metric in claim.metrics():
-            if metric not in suite.metrics:
-                raise SuiteError(suite.path, f"claims.{i}.metric", f"metric {metric!r} is declared neither under "
-                                 f"[metrics] nor by experiment {m.experiment!r}")
-        for param in claim.parameters():
-            if param not in known:
-                raise SuiteError(suite.path, f"claims.{i}", f"unknown parameter {param!r} in a claim")
-    for name, need in m.needs.items():
-        producer = suite.producer_suites[name].model
-        unknown = set(need.where) - set(experiments.load(producer.experiment).Params.model_fields)
-        if unknown:
-            raise SuiteError(suite.path, f"needs.{name}.where.{sorted(unknown)[0]}",
-                             f"unknown parameter of suite {need.suite!r} (experiment {producer.experiment!r})")
-    ids = [c.id for c in m.claims]
-    if len(ids) != len(set(ids)):
-        raise SuiteError(suite.path, "claims", "claim ids must be unique")
-    for profile in PROFILES:
-        suite.runs(profile)
+def _message(error: dict) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required, and given nowhere"
+    return error["msg"].removeprefix("Value error, ")
 
 
 def suites_dir() -> Path:
@@ -323,9 +355,11 @@ def resolve(names: list[str]) -> list[Suite]:
         return [load(p) for p in sorted(suites_dir().glob("*.toml"))]
     found = []
     for name in names:
-        path = Path(name) if name.endswith(".toml") else suites_dir() / f"{name}.toml"
-        if not path.exists() and not name.endswith(".toml"):
+        is_path = name.endswith(".toml") or "/" in name or "\\" in name
+        path = Path(name) if is_path else suites_dir() / f"{name}.toml"
+        if not is_path and not path.exists():
             known = ", ".join(p.stem for p in sorted(suites_dir().glob("*.toml")))
             raise SuiteError(path, "", f"no suite named {name!r}; known suites: {known}")
         found.append(load(path))
     return found
+

@@ -8,11 +8,11 @@ were, so running one suite never drops another's results.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
-from dlrepro.store import RecordStore, atomic_write
+from dlrepro.files import atomic_write
+from dlrepro.layout import Results
 from dlrepro.suite import RunSpec
 
 RUN_COLUMNS = ["run_id", "suite", "experiment", "seed", "status", "error", "started_at", "finished_at",
@@ -21,13 +21,13 @@ RUN_COLUMNS = ["run_id", "suite", "experiment", "seed", "status", "error", "star
 METRIC_COLUMNS = ["run_id", "suite", "metric", "step", "value"]
 
 
-def merge(store: RecordStore, specs: list[RunSpec]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def merge(results: Results, specs: list[RunSpec]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Replace the rows of the specs' suites with their current records, write, return both tables."""
-    runs, metrics = load(store.root)
+    runs, metrics = load(results)
     suites = {s.suite for s in specs}
     run_rows, metric_rows = [], []
-    for spec in specs:
-        record = store.get(spec)
+    for spec in {s.run_id: s for s in specs}.values():  # a run shared by two profiles' grids is one row
+        record = results.get(spec)
         if record is None:
             continue
         run_rows.append({**{k: record.get(k) for k in RUN_COLUMNS}, **_flat(record["params"])})
@@ -36,16 +36,15 @@ def merge(store: RecordStore, specs: list[RunSpec]) -> tuple[pd.DataFrame, pd.Da
     metrics = _concat(metrics[~metrics["suite"].isin(suites)], pd.DataFrame(metric_rows), METRIC_COLUMNS)
     metrics["step"] = metrics["step"].astype("Int64")
     metrics["value"] = metrics["value"].astype(float)
-    write(store.root, runs, metrics)
+    write(results, runs, metrics)
     return runs, metrics
 
 
-def load(profile_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load(results: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tables of one profile, or empty ones with the right columns."""
-    profile_dir = Path(profile_dir)
-    if not (profile_dir / "runs.parquet").exists():
+    if not results.table("runs").exists():
         return pd.DataFrame(columns=RUN_COLUMNS), pd.DataFrame(columns=METRIC_COLUMNS)
-    return pd.read_parquet(profile_dir / "runs.parquet"), pd.read_parquet(profile_dir / "metrics.parquet")
+    return pd.read_parquet(results.table("runs")), pd.read_parquet(results.table("metrics"))
 
 
 def joined(runs: pd.DataFrame, metrics: pd.DataFrame, suite: str) -> pd.DataFrame:
@@ -60,10 +59,10 @@ def joined(runs: pd.DataFrame, metrics: pd.DataFrame, suite: str) -> pd.DataFram
     return metrics[metrics["suite"] == suite].merge(ok, on="run_id")
 
 
-def write(profile_dir: Path, runs: pd.DataFrame, metrics: pd.DataFrame) -> None:
+def write(results: Results, runs: pd.DataFrame, metrics: pd.DataFrame) -> None:
     for name, table in (("runs", runs), ("metrics", metrics)):
-        atomic_write(profile_dir / f"{name}.parquet", lambda tmp, t=table: t.to_parquet(tmp, index=False))
-        atomic_write(profile_dir / f"{name}.csv", lambda tmp, t=table: t.to_csv(tmp, index=False))
+        atomic_write(results.table(name), lambda tmp, t=table: t.to_parquet(tmp, index=False))
+        atomic_write(results.table(name, "csv"), lambda tmp, t=table: t.to_csv(tmp, index=False))
 
 
 def _flat(params: dict) -> dict:

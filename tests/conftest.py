@@ -25,6 +25,26 @@ def mnist_dir() -> Path:
 
 
 @pytest.fixture
+def context(tmp_path):
+    """A real RunContext for one experiment's run, on the CPU, writing under tmp_path/NAME."""
+    import torch
+
+    from dlrepro.experiment import RunContext, get
+
+    def make(experiment: str, *, data_dir: Path | None = None, inputs: dict | None = None, name: str = "run",
+             seed: int = 0) -> RunContext:
+        return RunContext(seed=seed, device=torch.device("cpu"), data_dir=data_dir, artifact_dir=tmp_path / name,
+                          declared=frozenset(get(experiment).metrics), inputs=inputs or {})
+
+    return make
+
+
+def logged(ctx) -> dict:
+    """What a run logged: metric (or (metric, step)) -> value."""
+    return {m["metric"] if m["step"] is None else (m["metric"], m["step"]): m["value"] for m in ctx.metrics}
+
+
+@pytest.fixture
 def interrupted_run(tmp_path):
     """Start `dlrepro run ARGS --results tmp_path`, Ctrl-C it once `at_least` records of `suite` are
     written; check it exits 130 with exactly the finished runs in the table, each record whole, and

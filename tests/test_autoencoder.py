@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from dlrepro.execute import RunContext
-from dlrepro.experiments import autoencoder as ae
+from dlrepro.experiments import autoencoder as declaration
+from dlrepro.experiments.autoencoder import experiment as ae
 from dlrepro.data import mnist
 
 
@@ -46,18 +46,16 @@ def test_interpolation_ends_are_the_reconstructions(digits):
     assert torch.allclose(frames[:, -1], codec.reconstruct(test[3:6]), atol=1e-5)
 
 
-def test_a_linear_run_approaches_pca_and_keeps_its_figures(mnist_dir, tmp_path):
+def test_a_linear_run_approaches_pca_and_keeps_its_figures(mnist_dir, tmp_path, context):
     """The slide's "two linear models give PCA", small: d = 4, 20,000 images, 3 epochs."""
     from dlrepro.experiments import mnist_classifier
+    from dlrepro.experiments.mnist_classifier import experiment as classifier
 
-    classifier_dir = tmp_path / "classifier"
-    mnist_classifier.run(mnist_classifier.Params(model="cnn_handout", lr=0.1, epochs=1, train_size=1000,
-                                                 test_size=200, fgsm_eps=[0.0]),
-                         RunContext(seed=0, device=torch.device("cpu"), data_dir=mnist_dir, artifact_dir=classifier_dir))
-    ctx = RunContext(seed=0, device=torch.device("cpu"), data_dir=mnist_dir, artifact_dir=tmp_path / "run",
-                     inputs={"classifier": classifier_dir})
+    classifier.run(mnist_classifier.Params(model="cnn_handout", lr=0.1, epochs=1, train_size=1000, test_size=200,
+                                           fgsm_eps=[0.0]), context("mnist_classifier", data_dir=mnist_dir, name="classifier"))
+    ctx = context("autoencoder", data_dir=mnist_dir, inputs={"classifier": tmp_path / "classifier"})
     torch.manual_seed(0)
-    ae.run(ae.Params(model="linear", d=4, epochs=3, batch_size=32, train_size=20000, test_size=1000, pairs=100), ctx)
+    ae.run(declaration.Params(model="linear", d=4, epochs=3, batch_size=32, train_size=20000, test_size=1000, pairs=100), ctx)
     final = {m["metric"]: m["value"] for m in ctx.metrics if m["step"] is None}
     assert 0 <= final["excess_over_pca"] < 10  # PCA is optimal; gradient descent gets close
     assert final["test_sse"] == pytest.approx(784 * final["test_mse"])
@@ -65,6 +63,6 @@ def test_a_linear_run_approaches_pca_and_keeps_its_figures(mnist_dir, tmp_path):
     curve = [m["value"] for m in ctx.metrics if m["metric"] == "train_mse"]
     assert len(curve) == 3 * ae.CURVE_POINTS and curve[-1] < curve[0]
     frames = np.load(tmp_path / "run" / "interpolation.npz")["frames"]
-    assert frames.shape == (ae.PAIRS_SHOWN, ae.ALPHAS, 28, 28) and frames.dtype == np.uint8
+    assert frames.shape == (declaration.PAIRS_SHOWN, ae.ALPHAS, 28, 28) and frames.dtype == np.uint8
     shown = np.load(tmp_path / "run" / "reconstructions.npz")
     assert shown["originals"].shape == shown["reconstructions"].shape == (ae.SHOWN, 28, 28)

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from pydantic import TypeAdapter
 
-from dlrepro.claims import Claim
+from dlrepro.claims import check as check_claim
+from dlrepro.schema import Claim
 
 claim = TypeAdapter(Claim).validate_python
 
@@ -26,7 +27,7 @@ T = table([
 
 
 def check(spec):
-    return claim(spec).check(T)[0]
+    return check_claim(claim(spec), T)[0]
 
 
 def test_threshold():
@@ -63,13 +64,13 @@ def test_compare_at_every_value_of_by():
     base = {"id": "c", "text": "", "kind": "compare", "metric": "mse", "left": {"model": "cnn"}, "right": {"model": "pca"}}
     assert check({**base, "op": "<", "by": ["H"]})
     assert not check({**base, "op": ">", "by": ["H"]})
-    _, measured, _ = claim({**base, "op": "<", "by": ["H"]}).check(T)
+    _, measured, _ = check_claim(claim({**base, "op": "<", "by": ["H"]}), T)
     assert "H=10: 0.32 vs 0.5" in measured
 
 
 def test_nan_is_not_reproduced():
     t = table([("a", 0, 10, "cnn", "epochs", None, math.nan)])
-    assert claim({"id": "n", "text": "", "kind": "threshold", "metric": "epochs", "op": "<", "value": 5}).check(t)[0] is False
+    assert check_claim(claim({"id": "n", "text": "", "kind": "threshold", "metric": "epochs", "op": "<", "value": 5}), t)[0] is False
 
 
 def test_every_kind_on_an_empty_table_is_not_run():
@@ -78,4 +79,4 @@ def test_every_kind_on_an_empty_table_is_not_run():
                  {"kind": "approx", "value": [1, 2], "over": "H", "tolerance": 1},
                  {"kind": "monotone", "over": "H", "direction": "increasing"},
                  {"kind": "compare", "left": {"model": "a"}, "right": {"model": "b"}, "op": "<", "by": ["H"]}):
-        assert claim({"id": "e", "text": "", "metric": "mse", **spec}).check(empty)[0] is None, spec
+        assert check_claim(claim({"id": "e", "text": "", "metric": "mse", **spec}), empty)[0] is None, spec

@@ -1,14 +1,15 @@
-"""MNIST from a real directory, and the errors when it is missing or corrupt."""
+"""MNIST from a real directory, checked once before any run: present, the published sizes and MD5s."""
 
 import shutil
 
 import pytest
 import torch
 
-from dlrepro.data import ENV_VAR, DataError, data_dir, mnist
+from dlrepro.data import ENV_VAR, DataError, data_dir, mnist, verify
 
 
 def test_loads_real_mnist(mnist_dir):
+    verify({"mnist"}, mnist_dir)
     images, labels = mnist(mnist_dir, train=False)
     assert images.shape == (10_000, 1, 28, 28) and images.dtype == torch.float32
     assert 0 <= images.min() and images.max() == 1
@@ -16,22 +17,42 @@ def test_loads_real_mnist(mnist_dir):
     assert labels[:5].tolist() == [7, 2, 1, 0, 4]  # the well-known first test labels
 
 
-def test_missing_directory_names_both_ways(tmp_path):
-    with pytest.raises(DataError) as err:
-        mnist(tmp_path, train=True)
-    assert "--data-dir" in str(err.value) and ENV_VAR in str(err.value) and "download" in str(err.value)
-
-
-def test_corrupt_file_is_a_clear_error(mnist_dir, tmp_path):
+@pytest.fixture
+def copy(mnist_dir, tmp_path):
+    """A writable copy of the MNIST folder."""
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for f in (mnist_dir / "MNIST" / "raw").iterdir():
+    for f in (mnist_dir / "MNIST" / "raw").glob("*-ubyte"):
         shutil.copy(f, raw / f.name)
-    images = raw / "t10k-images-idx3-ubyte"
-    images.chmod(0o644)
-    images.write_bytes(images.read_bytes()[:100_000])
-    with pytest.raises(DataError, match="t10k|test set"):
-        mnist(tmp_path, train=False)
+        (raw / f.name).chmod(0o644)
+    return tmp_path
+
+
+def damage(path, how):
+    data = path.read_bytes()
+    if how == "missing":
+        path.unlink()
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "truncated":
+        path.write_bytes(data[:100_000])
+    else:  # corrupt: the right size, one byte changed
+        path.write_bytes(data[:5000] + bytes([data[5000] ^ 0xFF]) + data[5001:])
+
+
+@pytest.mark.parametrize("how", ["missing", "empty", "truncated", "corrupt"])
+def test_each_kind_of_bad_file_is_named_with_the_fix(copy, how):
+    damage(copy / "MNIST" / "raw" / "t10k-images-idx3-ubyte", how)
+    with pytest.raises(DataError) as err:
+        verify({"mnist"}, copy)
+    message = str(err.value)
+    assert message.startswith(str(copy / "MNIST" / "raw" / "t10k-images-idx3-ubyte") + ": " + how)
+    assert "--data-dir" in message and ENV_VAR in message
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        verify({"mnist"}, tmp_path / "nowhere")
 
 
 def test_flag_beats_environment(monkeypatch, tmp_path):

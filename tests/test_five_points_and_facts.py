@@ -3,16 +3,11 @@
 import numpy as np
 import torch
 
-from dlrepro.experiments import five_points as fp
-from dlrepro.experiments import small_facts as sf
-
-
-class Ctx:
-    def __init__(self):
-        self.metrics = {}
-
-    def log(self, name, value, step=None):
-        self.metrics[name if step is None else (name, step)] = value
+from conftest import logged
+from dlrepro.experiments.five_points import Params as FiveParams
+from dlrepro.experiments.five_points import experiment as fp
+from dlrepro.experiments.small_facts import Params as FactParams
+from dlrepro.experiments.small_facts import experiment as sf
 
 
 def test_polynomial_fits_match_numpy():
@@ -31,33 +26,33 @@ def test_degree_20_is_the_minimum_norm_interpolant():
     np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-8)
 
 
-def test_leave_one_out_by_hand():
+def test_leave_one_out_by_hand(context):
     x, y = np.array(fp.X), np.array(fp.Y)
     errors = [(np.polyval(np.polyfit(np.delete(x, i), np.delete(y, i), 2), x[i]) - y[i]) ** 2 for i in range(5)]
-    ctx = Ctx()
-    fp.run(fp.Params(task="poly", degree=2), ctx)
-    assert abs(ctx.metrics["loo_mse"] - np.mean(errors)) < 1e-8
+    ctx = context("five_points")
+    fp.run(FiveParams(task="poly", degree=2), ctx)
+    assert abs(logged(ctx)["loo_mse"] - np.mean(errors)) < 1e-8
 
 
-def test_parameter_counts_by_formula():
-    ctx = Ctx()
-    sf.run(sf.Params(fact="parameter_counts"), ctx)
-    assert ctx.metrics["mlp_001_params"] == 676 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10 == 11274
+def test_parameter_counts_by_formula(context):
+    ctx = context("small_facts")
+    sf.run(FactParams(fact="parameter_counts"), ctx)
+    assert logged(ctx)["mlp_001_params"] == 676 * 16 + 16 + 16 * 16 + 16 + 16 * 10 + 10 == 11274
     conv = 1 * 32 * 25 + 32 + 32 * 64 * 25 + 64
-    assert ctx.metrics["cnn_handout_params"] == conv + 256 * 200 + 200 + 200 * 10 + 10 == 105506
-    assert ctx.metrics["image_linear_map_params"] == (256 * 256 * 3) ** 2
+    assert logged(ctx)["cnn_handout_params"] == conv + 256 * 200 + 200 + 200 * 10 + 10 == 105506
+    assert logged(ctx)["image_linear_map_params"] == (256 * 256 * 3) ** 2
 
 
-def test_convolution_is_a_finite_difference():
-    ctx = Ctx()
-    sf.run(sf.Params(fact="conv_derivative"), ctx)
+def test_convolution_is_a_finite_difference(context):
+    ctx = context("small_facts")
+    sf.run(FactParams(fact="conv_derivative"), ctx)
     signal = np.array([0, 0, 0, 0, 1, 2, 3, 4, 4, 4, 4])
-    assert list(np.diff(signal)) == [0, 0, 0, 1, 1, 1, 1, 0, 0, 0] and ctx.metrics["convolution_gap"] == 0
+    assert list(np.diff(signal)) == [0, 0, 0, 1, 1, 1, 1, 0, 0, 0] and logged(ctx)["convolution_gap"] == 0
 
 
-def test_vanishing_gradient_norms_are_per_layer():
+def test_vanishing_gradient_norms_are_per_layer(context):
     torch.manual_seed(0)
-    ctx = Ctx()
-    sf.run(sf.Params(fact="vanishing", depth=5, width=8, batch=4), ctx)
-    norms = [ctx.metrics[("grad_norm", layer)] for layer in range(1, 6)]
-    assert ctx.metrics["first_to_last_grad_ratio"] == norms[0] / norms[-1]
+    ctx = context("small_facts")
+    sf.run(FactParams(fact="vanishing", depth=5, width=8, batch=4), ctx)
+    norms = [logged(ctx)[("grad_norm", layer)] for layer in range(1, 6)]
+    assert logged(ctx)["first_to_last_grad_ratio"] == norms[0] / norms[-1]

@@ -5,7 +5,8 @@ import pytest
 import scipy.linalg
 import torch
 
-from dlrepro.experiments import gan
+from dlrepro.experiments.gan import Params
+from dlrepro.experiments.gan import experiment as gan
 
 
 def reference_frechet(a: np.ndarray, b: np.ndarray) -> float:
@@ -46,4 +47,4 @@ def test_dcgan_shapes_and_initialisation():
 
 def test_record_epochs_must_increase_from_one():
     with pytest.raises(ValueError, match="increasing epoch numbers"):
-        gan.Params(record_epochs=[2, 1])
+        Params(record_epochs=[2, 1])

@@ -8,8 +8,8 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlrepro.execute import RunContext
-from dlrepro.experiments import mnist_classifier as mc
+from dlrepro.experiments.mnist_classifier import Params
+from dlrepro.experiments.mnist_classifier import experiment as mc
 
 
 @pytest.mark.parametrize("model, count", [("cnn_handout", 105_506), ("mlp", 11_274),
@@ -18,14 +18,10 @@ def test_parameter_counts(model, count):
     assert sum(p.numel() for p in mc.build(model).parameters()) == count
 
 
-def context(tmp_path: Path, data: Path) -> RunContext:
-    return RunContext(seed=0, device=torch.device("cpu"), data_dir=data, artifact_dir=tmp_path)
-
-
-def test_resident_loop_matches_a_dataloader_loop(mnist_dir, tmp_path):
-    params = mc.Params(model="cnn_handout", lr=0.1, epochs=1, train_size=500, test_size=100)
+def test_resident_loop_matches_a_dataloader_loop(mnist_dir, context):
+    params = Params(model="cnn_handout", lr=0.1, epochs=1, train_size=500, test_size=100)
     torch.manual_seed(0)
-    ctx = context(tmp_path, mnist_dir)
+    ctx = context("mnist_classifier", data_dir=mnist_dir)
     mc.train(params, ctx)
     resident = next(m["value"] for m in ctx.metrics if m["metric"] == "loss_sum")
 
@@ -44,7 +40,7 @@ def test_resident_loop_matches_a_dataloader_loop(mnist_dir, tmp_path):
 
 
 def test_normalisation_uses_the_training_sets_global_statistics(mnist_dir):
-    params = mc.Params(model="mlp", lr=0.1, train_size=1000, test_size=100)
+    params = Params(model="mlp", lr=0.1, train_size=1000, test_size=100)
     train_x, _, test_x, _, mean, std = mc.load_data(params, mnist_dir, torch.device("cpu"))
     assert train_x.shape[1:] == test_x.shape[1:] == (1, 26, 26)  # the MLP's cropped digits
     assert mean == pytest.approx(train_x.mean().item()) and std == pytest.approx(train_x.std().item())
@@ -62,9 +58,9 @@ def test_gradient_signs_are_fgsm_by_hand():
     assert torch.equal(signs, by_hand.grad.sign())
 
 
-def test_a_run_logs_its_curves_keeps_the_model_and_draws_the_figures(mnist_dir, tmp_path):
-    params = mc.Params(model="mlp", lr=0.1, epochs=2, train_size=2000, test_size=500, fgsm_eps=[0.0, 0.1])
-    ctx = context(tmp_path / "run", mnist_dir)
+def test_a_run_logs_its_curves_keeps_the_model_and_draws_the_figures(mnist_dir, tmp_path, context):
+    params = Params(model="mlp", lr=0.1, epochs=2, train_size=2000, test_size=500, fgsm_eps=[0.0, 0.1])
+    ctx = context("mnist_classifier", data_dir=mnist_dir)
     mc.run(params, ctx)
     logged = {(m["metric"], m["step"]) for m in ctx.metrics}
     assert {("loss_sum", 1), ("loss_sum", 2), ("test_error", 2), ("test_error", None), ("parameters", None),

@@ -7,8 +7,9 @@ import shutil
 import pytest
 
 from dlrepro.cli import main
-from dlrepro.scheduling import plan, run_local, runner_config, waves
-from dlrepro.store import RecordStore
+from dlrepro import runners
+from dlrepro.layout import Results
+from dlrepro.planning import plan, waves
 from dlrepro.suite import SuiteError, load, suites_dir
 
 
@@ -58,7 +59,7 @@ def test_the_producer_runs_first_then_is_reused(needs_chain, mnist_dir, tmp_path
     results = tmp_path / "results"
     assert main(["run", consumer, "--profile", "smoke", "--results", str(results), "--data-dir", str(mnist_dir)]) == 0
     assert "to run first, another suite reads its files" in capsys.readouterr().err
-    store = RecordStore(results / "smoke")
+    store = Results(results, "smoke")
     [spec] = load(consumer).runs("smoke")
     assert store.done(spec.needs["classifier"]) and store.done(spec)
     record = store.get(spec)
@@ -76,9 +77,10 @@ def test_the_producer_runs_first_then_is_reused(needs_chain, mnist_dir, tmp_path
 
 def test_a_failed_producer_fails_its_consumers_with_the_reason(needs_chain, mnist_dir, tmp_path):
     [spec] = load(needs_chain / "autoencoder.toml").runs("smoke")
-    store = RecordStore(tmp_path / "smoke")
+    store = Results(tmp_path, "smoke")
     seen = []
     # No MNIST here: the producer fails, the consumer is not run and says why.
-    run_local(plan([spec], store), store, runner_config("local"), data_dir=tmp_path / "empty", on_record=seen.append)
+    runners.run(plan([spec], store), store, runners.load_runner("local"), data_dir=tmp_path / "empty",
+                on_record=seen.append)
     assert [(r["suite"], r["status"]) for r in seen] == [("mnist_cnn", "failed"), ("autoencoder", "failed")]
     assert "needs 'classifier': run mnist_cnn" in seen[1]["error"] and "did not finish ok" in seen[1]["error"]

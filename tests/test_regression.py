@@ -9,7 +9,8 @@ import pytest
 
 from dlrepro.cli import main
 from dlrepro.regression import KEY, compare
-from dlrepro.suite import Metric, suites_dir
+from dlrepro.schema import Metric
+from dlrepro.suite import suites_dir
 
 
 def summary(values_by_metric: dict[str, list[float]]) -> pd.DataFrame:

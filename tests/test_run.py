@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 
 from dlrepro.cli import main
-from dlrepro.scheduling import run_local, runner_config
-from dlrepro.store import RecordStore
-from dlrepro.suite import RunSpec, Resources, load, suites_dir
+from dlrepro import runners
+from dlrepro.layout import Results
+from dlrepro.schema import Resources
+from dlrepro.suite import RunSpec, load, suites_dir
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +77,9 @@ def test_a_failed_run_is_recorded_the_others_go_on_and_it_is_retried(tmp_path):
     good = load(suites_dir() / "xor.toml").runs("smoke")[0]
     broken = RunSpec(suite="xor", experiment="xor", profile="smoke", params={"model": "no-such-model"},
                      seed=0, resources=Resources(), run_id="broken0000000000")
-    store = RecordStore(tmp_path / "smoke")
+    store = Results(tmp_path, "smoke")
     seen = []
-    run_local([broken, good], store, runner_config("local"), data_dir=None, on_record=seen.append)
+    runners.run([broken, good], store, runners.load_runner("local"), data_dir=None, on_record=seen.append)
     assert [r["status"] for r in seen] == ["failed", "ok"]
     assert "no-such-model" in store.get(broken)["error"]
     assert not store.done(broken) and store.done(good)  # so the next `dlrepro run` tries it again

@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from dlrepro.experiments import universal_approximation as ua
+from dlrepro.experiments.universal_approximation import Params
+from dlrepro.experiments.universal_approximation import experiment as ua
 
 
 def test_terrain_is_the_documented_transect():
@@ -24,7 +25,7 @@ def test_lstsq_matches_numpy():
 def test_stacked_seeds_train_exactly_like_single_ones():
     x, y, _ = ua.terrain()
     x, y = torch.from_numpy(x), torch.from_numpy(y)
-    p = ua.Params(hidden=20, steps=50)
+    p = Params(hidden=20, steps=50)
     stacked = ua.train([3, 4], p, x, y)
     for i, seed in enumerate([3, 4]):
         single = ua.train([seed], p, x, y)

@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from dlrepro.experiments import xor
+from conftest import logged
+from dlrepro.experiments.xor import Params
+from dlrepro.experiments.xor import experiment as xor
 
 
 def params(**kw):
-    return xor.Params(**{"model": "perceptron", "features": "phi", "coding": "pm1", "epochs": 10, **kw})
+    return Params(**{"model": "perceptron", "features": "phi", "coding": "pm1", "epochs": 10, **kw})
 
 
 def test_perceptron_reproduces_the_handout():
@@ -50,21 +52,15 @@ def test_xor_labels_are_xor():
             assert (t > 0) == (u != v)
 
 
-def test_worked_neuron():
-    class Ctx:
-        metrics = {}
-
-        def log(self, name, value, step=None):
-            self.metrics[name] = value
-
-    ctx = Ctx()
-    xor.run(xor.Params(model="worked_neuron"), ctx)
+def test_worked_neuron(context):
+    ctx = context("xor")
+    xor.run(Params(model="worked_neuron"), ctx)
     expected_z = sum(a * b for a, b in zip(xor.NEURON_X, xor.NEURON_W)) + xor.NEURON_B
-    assert ctx.metrics == {"neuron_z": expected_z, "neuron_relu": max(expected_z, 0)} == {"neuron_z": 4, "neuron_relu": 4}
+    assert logged(ctx) == {"neuron_z": expected_z, "neuron_relu": max(expected_z, 0)} == {"neuron_z": 4, "neuron_relu": 4}
 
 
 def test_params_reject_missing_data_for_trained_models():
     with pytest.raises(ValueError):
-        xor.Params(model="perceptron")
+        Params(model="perceptron")
     with pytest.raises(ValueError):
-        xor.Params(model="worked_neuron", features="raw", coding="pm1")
+        Params(model="worked_neuron", features="raw", coding="pm1")

@@ -1,6 +1,5 @@
-"""E2: universal approximation with one hidden ReLU layer, H = 10 / 100 / 1000 (000, 002).
+"""E2's training and figure.
 
-f(x) = Σ_j w3_j ReLU(w1_j x + b1_j) + b3 is continuous and piecewise affine with at most H kinks.
 The target is a terrain profile: row 319 of matplotlib's sample DEM ``jacksboro_fault_dem.npz``
 (USGS, 403 points, 251–1035 m), the east-west transect with the most relief, so the most hills to
 follow. x and heights are standardised.
@@ -16,28 +15,19 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
+from dlrepro.experiment import RunContext
+from dlrepro.experiments.universal_approximation import Params
 from dlrepro.plotting import save
 
 TRANSECT_ROW = 319
 # Seeds stacked per model, capped so the [S, N, H] activations stay cache-sized: stacking is 4× faster
 # at H = 10, 2.5× at H = 100, but 0.8× at H = 1000 on a 2-core CPU (benchmarks/stacked_seeds.py).
 STACK_ELEMENTS = 250_000
-
-
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    hidden: int = Field(ge=1, description="H, hidden units")
-    activation: Literal["relu", "none"] = Field("relu", description="none: the linear control")
-    steps: int = Field(3000, ge=1)
-    lr: float = Field(1e-2, gt=0)
 
 
 @functools.cache
@@ -93,7 +83,7 @@ def lstsq_mse(features: torch.Tensor, y: torch.Tensor) -> float:
     return ((design @ coef).squeeze(1) - y).pow(2).mean().item()
 
 
-def run_seeds(p: Params, ctxs) -> None:
+def run_seeds(p: Params, ctxs: list[RunContext]) -> None:
     xs, ys, _ = terrain()
     x, y = torch.from_numpy(xs), torch.from_numpy(ys)
     per_model = max(1, STACK_ELEMENTS // (len(x) * p.hidden))

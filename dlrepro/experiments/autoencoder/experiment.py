@@ -1,70 +1,38 @@
-"""E4: PCA against Fleuret's convolutional autoencoder at small code sizes d, on MNIST; and a linear
-autoencoder trained by gradient descent, which should find PCA's error (002, «Auto-encodeurs»).
+"""E4's models, training and figures.
 
-Each run is one model at one d: ``pca`` fitted exactly (eigenvectors of the training covariance),
-``linear`` (Linear(784, d), Linear(d, 784)) or ``cnn`` (the handout's, EXPERIMENTS.md), both
-trained with Adam on 0.5·Σ(output − input)² per image, inputs normalised by the training set's
-mean and std, batches sliced from tensors resident on the device. Errors are reported in pixel
-units, pixels in [0, 1].
+``pca`` is fitted exactly (eigenvectors of the training covariance); ``linear`` (Linear(784, d),
+Linear(d, 784)) and ``cnn`` (the handout's, EXPERIMENTS.md) are trained with Adam on
+0.5·Σ(output − input)² per image, inputs normalised by the training set's mean and std, batches
+sliced from tensors resident on the device.
 
-Metrics: ``test_mse`` (per pixel; final and per epoch), ``test_sse`` (squared error summed per image,
-784 × test_mse: Hinton & Salakhutdinov's unit), ``train_mse`` ten times an epoch (step = images seen), ``excess_over_pca``
-(% above PCA's test error at the same d), ``midpoint_confidence``: the E6 classifier's (this suite's
-``needs.classifier``) mean max-softmax on the α = 0.5 latent midpoints of test pairs, and
-``endpoint_confidence`` on the reconstructions themselves; ``epoch_time_s``, ``train_time_s``.
-Files: ``reconstructions.npz`` (the first 36 test digits) and ``interpolation.npz`` (6 pairs × 12 α).
+Metrics: ``test_mse`` (per pixel; final and per epoch), ``test_sse`` (784 × test_mse),
+``train_mse`` ten times an epoch (step = images seen), ``excess_over_pca`` (% above PCA's test error
+at the same d), ``midpoint_confidence``: the E6 classifier's mean max-softmax on the α = 0.5 latent
+midpoints of test pairs, and ``endpoint_confidence`` on the reconstructions themselves;
+``epoch_time_s``, ``train_time_s``. Files: ``reconstructions.npz`` (the first 36 test digits) and
+``interpolation.npz`` (6 pairs × 12 α).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from dlrepro.data import in_batches, mnist
-from dlrepro.experiments import mnist_classifier
+from dlrepro.data import mnist
+from dlrepro.experiment import RunContext
+from dlrepro.experiments.autoencoder import PAIRS_SHOWN, PIXELS, Params
+from dlrepro.experiments.mnist_classifier.experiment import Trained
+from dlrepro.nets import EpochClock, in_batches
 from dlrepro.plotting import as_bytes, mosaic, save
 
-PIXELS = 28 * 28
-SHOWN, PAIRS_SHOWN, ALPHAS = 36, 6, 12  # the slides: 36 test digits; 6 interpolations of 12 steps
+SHOWN, ALPHAS = 36, 12  # the slides: 36 test digits; interpolations of 12 steps
 CURVE_POINTS = 10  # training-curve points per epoch
-METRICS = {
-    "test_mse": {"better": "lower", "description": "reconstruction error per pixel on the test set, pixels in [0, 1]",
-                 "rel_tolerance": 0.1},
-    "test_sse": {"better": "lower", "description": "squared error summed per test image (784 × test_mse)",
-                 "rel_tolerance": 0.1},
-    "train_mse": {"better": "lower", "description": "per pixel, over the batches as they went by; "
-                  "step = training images seen",
-                  "rel_tolerance": 0.1},
-    "excess_over_pca": {"better": "lower", "description": "% by which the test error exceeds PCA's at the same d",
-                        "tolerance": 5},
-    "midpoint_confidence": {"better": "higher", "description": "E6 classifier's mean max-softmax on the α = 0.5 "
-                            "latent midpoints of test pairs", "tolerance": 0.05},
-    "endpoint_confidence": {"better": "higher", "description": "the same on the reconstructions of the test images",
-                            "tolerance": 0.05},
-    "epoch_time_s": {"better": "lower", "timing": True},
-    "train_time_s": {"better": "lower", "timing": True},
-}
-
-
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: Literal["pca", "linear", "cnn"]
-    d: int = Field(ge=1, le=PIXELS, description="code size")
-    epochs: int = Field(25, ge=1, description="for the trained models")
-    batch_size: int = Field(100, ge=1)
-    lr: float = Field(1e-3, gt=0, description="Adam's")
-    train_size: int = Field(60_000, ge=100, le=60_000, description="the first N training images (PCA: always all)")
-    test_size: int = Field(10_000, ge=2 * PAIRS_SHOWN, le=10_000)
-    pairs: int = Field(1000, ge=PAIRS_SHOWN, description="test pairs whose midpoints the classifier judges")
+PUBLISHED_SSE = {"deep AE": 3.00, "PCA": 13.87}  # Hinton & Salakhutdinov 2006, d = 30, per test image
 
 
 class Autoencoder(nn.Module):
@@ -116,7 +84,7 @@ def fit_pca(train_x: torch.Tensor, d: int) -> Codec:
     return Codec(lambda x: (x.flatten(1) - mean) @ basis, lambda z: (z @ basis.T + mean).view(-1, 1, 28, 28))
 
 
-def fit_network(params: Params, train_x: torch.Tensor, test_x: torch.Tensor, ctx) -> tuple[Codec, float]:
+def fit_network(params: Params, train_x: torch.Tensor, test_x: torch.Tensor, ctx: RunContext) -> tuple[Codec, float]:
     """Adam on 0.5·Σ(output − input)² per image, on normalised inputs; the test error is logged per
     epoch and the last one returned."""
     mean, std = train_x.mean(), train_x.std()
@@ -127,29 +95,26 @@ def fit_network(params: Params, train_x: torch.Tensor, test_x: torch.Tensor, ctx
     batches = math.ceil(len(inputs) / params.batch_size)
     every = math.ceil(batches / CURVE_POINTS)
     to_pixels = 2 * std.item() ** 2 / PIXELS  # 0.5·Σ over a normalised image → squared error per pixel
-    total, seen = 0.0, 0
+    clock, seen = EpochClock(ctx), 0
     for epoch in range(1, params.epochs + 1):
-        start = time.perf_counter()
-        order = torch.randperm(len(inputs), device=ctx.device)
-        loss_sum, count = torch.zeros((), device=ctx.device), 0  # on the device: no sync per batch
-        for b in range(batches):
-            batch = inputs[order[b * params.batch_size:(b + 1) * params.batch_size]]
-            loss = 0.5 * (model(batch) - batch).pow(2).sum() / len(batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(batch)
-            count += len(batch)
-            if (b + 1) % every == 0 or b + 1 == batches:
-                seen += count
-                ctx.log("train_mse", loss_sum.item() * to_pixels / count, seen)
-                loss_sum, count = torch.zeros((), device=ctx.device), 0
-        seconds = time.perf_counter() - start
-        total += seconds
-        ctx.log("epoch_time_s", seconds, epoch)
+        with clock.epoch(epoch):
+            order = torch.randperm(len(inputs), device=ctx.device)
+            loss_sum, count = torch.zeros((), device=ctx.device), 0  # on the device: no sync per batch
+            for b in range(batches):
+                batch = inputs[order[b * params.batch_size:(b + 1) * params.batch_size]]
+                loss = 0.5 * (model(batch) - batch).pow(2).sum() / len(batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * len(batch)
+                count += len(batch)
+                if (b + 1) % every == 0 or b + 1 == batches:
+                    seen += count
+                    ctx.log("train_mse", loss_sum.item() * to_pixels / count, seen)
+                    loss_sum, count = torch.zeros((), device=ctx.device), 0
         test_error = mse(codec, test_x)
         ctx.log("test_mse", test_error, epoch)
-    ctx.log("train_time_s", total)
+    clock.finish()
     return codec, test_error
 
 
@@ -157,8 +122,8 @@ def mse(codec: Codec, x: torch.Tensor) -> float:
     return (codec.reconstruct(x) - x).pow(2).mean().item()
 
 
-def run(params: Params, ctx) -> None:
-    classifier = mnist_classifier.Trained(ctx.input("classifier", "model.pt"), ctx.device)  # before any training
+def run(params: Params, ctx: RunContext) -> None:
+    classifier = Trained(ctx.input("classifier", "model.pt"), ctx.device)  # before any training
     train_x, _ = mnist(ctx.data_dir, train=True, device=ctx.device)
     test_x, _ = mnist(ctx.data_dir, train=False, device=ctx.device)
     test_x = test_x[: params.test_size]
@@ -183,18 +148,21 @@ def run(params: Params, ctx) -> None:
         codec.interpolate(first[:PAIRS_SHOWN], second[:PAIRS_SHOWN], alphas)))
 
 
-
 def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullLocator
-
     finals = table[table["step"].isna()]
     first_seed = finals[finals["seed"] == finals["seed"].min()]
     run_of = first_seed.drop_duplicates("run_id").set_index(["model", "d"])["run_id"]
     ds = sorted(table["d"].unique())
-    paths = []
+    paths = [_reconstructions(run_of, ds, artifacts, out_dir), *_interpolations(run_of, artifacts, out_dir),
+             _error_vs_d(finals, ds, out_dir)]
+    curves = table[(table["metric"] == "train_mse") & table["step"].notna()]
+    return paths + ([_training_curves(curves, out_dir)] if len(curves) else [])
 
-    # The slide: the first 36 test digits, then their reconstructions g∘f(X) by each model at each d.
+
+def _reconstructions(run_of: pd.Series, ds: list[int], artifacts: Path, out_dir: Path) -> Path:
+    """The slide: the first 36 test digits, then their reconstructions g∘f(X) by each model at each d."""
+    import matplotlib.pyplot as plt
+
     models = [m for m in ("cnn", "pca", "linear") if m in run_of.index.get_level_values(0)]
     fig, axes = plt.subplots(len(models), len(ds) + 1, figsize=(2.1 * (len(ds) + 1), 2.3 * len(models)), squeeze=False)
     for row, model in enumerate(models):
@@ -214,25 +182,36 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
                 ax.set_title("")
         axes[row, 0].set_ylabel(model.upper() if model != "linear" else "linear AE", fontsize=10)
     fig.suptitle("g∘f(X): the first 36 test digits reconstructed", fontsize=11)
-    paths.append(save(fig, out_dir / "reconstructions.png", layout_rect=(0, 0, 1, 0.95)))
+    return save(fig, out_dir / "reconstructions.png", layout_rect=(0, 0, 1, 0.95))
+
+
+def _interpolations(run_of: pd.Series, artifacts: Path, out_dir: Path) -> list[Path]:
+    """The slide's three interpolations: PCA at d = 32, the autoencoder at d = 8 and 32."""
+    import matplotlib.pyplot as plt
 
     shown = [(m, d) for m, d in (("pca", 32), ("cnn", 8), ("cnn", 32)) if (m, d) in run_of]
-    if shown:
-        fig, axes = plt.subplots(1, len(shown), figsize=(6.5 * len(shown), 3.8), squeeze=False)
-        for ax, (model, d) in zip(axes[0], shown):
-            frames = _load(artifacts, run_of[model, d], "interpolation", "frames")
-            ax.imshow(mosaic(frames.reshape(-1, 28, 28), frames.shape[1]), cmap="gray", vmin=0, vmax=255)
-            ax.set(xticks=[], yticks=[], title=f"{'PCA' if model == 'pca' else 'autoencoder'}, d = {d}",
-                   xlabel="α from 0 to 1")
-        fig.suptitle("Latent interpolation g((1 − α) f(x) + α f(x'))", fontsize=11)
-        paths.append(save(fig, out_dir / "interpolation.png", layout_rect=(0, 0, 1, 0.93)))
+    if not shown:
+        return []
+    fig, axes = plt.subplots(1, len(shown), figsize=(6.5 * len(shown), 3.8), squeeze=False)
+    for ax, (model, d) in zip(axes[0], shown):
+        frames = _load(artifacts, run_of[model, d], "interpolation", "frames")
+        ax.imshow(mosaic(frames.reshape(-1, 28, 28), frames.shape[1]), cmap="gray", vmin=0, vmax=255)
+        ax.set(xticks=[], yticks=[], title=f"{'PCA' if model == 'pca' else 'autoencoder'}, d = {d}",
+               xlabel="α from 0 to 1")
+    fig.suptitle("Latent interpolation g((1 − α) f(x) + α f(x'))", fontsize=11)
+    return [save(fig, out_dir / "interpolation.png", layout_rect=(0, 0, 1, 0.93))]
+
+
+def _error_vs_d(finals: pd.DataFrame, ds: list[int], out_dir: Path) -> Path:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     fig, (ax_mse, ax_conf) = plt.subplots(1, 2, figsize=(10, 4))
     for model, rows in finals.groupby("model"):
         for ax, metric in ((ax_mse, "test_mse"), (ax_conf, "midpoint_confidence")):
             curve = rows[rows["metric"] == metric].groupby("d")["value"].agg(["mean", "std"])
             ax.errorbar(curve.index, curve["mean"], yerr=curve["std"].fillna(0), marker="o", capsize=3, label=model)
-    for error, name in ((3.00, "deep AE"), (13.87, "PCA")):
+    for name, error in PUBLISHED_SSE.items():
         ax_mse.plot(30, error / PIXELS, "k*", markersize=9)
         ax_mse.annotate(f"{name}, d = 30\n(H & S 2006)", (30, error / PIXELS), fontsize=7,
                         xytext=(-6, 0), textcoords="offset points", ha="right", va="center")
@@ -244,21 +223,22 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
         ax.set_xticks(ds, [str(d) for d in ds])
         ax.xaxis.set_minor_locator(NullLocator())
         ax.legend(fontsize=8)
-    paths.append(save(fig, out_dir / "error_vs_d.png"))
+    return save(fig, out_dir / "error_vs_d.png")
 
-    curves = table[(table["metric"] == "train_mse") & table["step"].notna()]
-    if len(curves):
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-        for ax, model in zip(axes, ("cnn", "linear")):
-            for d, rows in curves[curves["model"] == model].groupby("d"):
-                curve = rows.groupby("step")["value"].mean()
-                ax.plot(curve.index, curve.values, label=f"d = {d}")
-            ax.set(title=f"{'CNN' if model == 'cnn' else 'linear'} autoencoder", xlabel="training images seen",
-                   yscale="log")
-            ax.legend(fontsize=8)
-        axes[0].set_ylabel("training MSE per pixel")
-        paths.append(save(fig, out_dir / "training_curves.png"))
-    return paths
+
+def _training_curves(curves: pd.DataFrame, out_dir: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, model in zip(axes, ("cnn", "linear")):
+        for d, rows in curves[curves["model"] == model].groupby("d"):
+            curve = rows.groupby("step")["value"].mean()
+            ax.plot(curve.index, curve.values, label=f"d = {d}")
+        ax.set(title=f"{'CNN' if model == 'cnn' else 'linear'} autoencoder", xlabel="training images seen",
+               yscale="log")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("training MSE per pixel")
+    return save(fig, out_dir / "training_curves.png")
 
 
 def _load(artifacts: Path, run_id: str, name: str, key: str) -> np.ndarray:

@@ -1,36 +1,19 @@
-"""E9: small facts from the slides worth a check (001, 002, 004), and vanishing gradients (004).
-
-Each ``fact`` computes what a slide states; ``vanishing`` measures the gradient norm per layer of a
-deep MLP with sigmoid vs ReLU activations (PyTorch's default initialisation, a random batch and a
-mean-squared loss against random targets).
-"""
+"""E9's facts, computed; the vanishing-gradient probe uses PyTorch's default initialisation, a
+random batch and a mean-squared loss against random targets."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
+from dlrepro.experiment import RunContext
+from dlrepro.experiments.small_facts import Params
+from dlrepro.nets import mlp, mnist_cnn, parameter_count
 from dlrepro.plotting import save
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    fact: Literal["autograd", "conv_derivative", "parameter_counts", "sequential_shapes", "vanishing"]
-    activation: Literal["sigmoid", "relu"] = "sigmoid"
-    depth: int = Field(20, ge=2, description="linear layers (vanishing)")
-    width: int = Field(64, ge=1)
-    batch: int = Field(256, ge=1)
-
-
-def params_of(module: torch.nn.Module) -> int:
-    return sum(t.numel() for t in module.parameters())
-
-
-def run(p: Params, ctx) -> None:
+def run(p: Params, ctx: RunContext) -> None:
     if p.fact == "autograd":  # 002: t = [1, 2, 4], ∇ Σ t² = [2, 4, 8]
         t = torch.tensor([1.0, 2.0, 4.0], requires_grad=True)
         (t ** 2).sum().backward()
@@ -42,13 +25,11 @@ def run(p: Params, ctx) -> None:
     elif p.fact == "parameter_counts":
         side = 256 * 256 * 3  # 002: a linear map between two 256×256 colour images (too big to build)
         small = torch.nn.Linear(7, 7, bias=False)  # the count formula, checked on a map one can build
-        ctx.log("image_linear_map_params", side ** 2 if params_of(small) == 7 ** 2 else float("nan"))
-        ctx.log("mlp_001_params", params_of(torch.nn.Sequential(  # 001: 676 → 16 → 16 → 10
-            torch.nn.Linear(676, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))))
-        ctx.log("cnn_handout_params", params_of(torch.nn.Sequential(  # 002's handout CNN
-            torch.nn.Conv2d(1, 32, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(3),
-            torch.nn.Conv2d(32, 64, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
-            torch.nn.Linear(256, 200), torch.nn.ReLU(), torch.nn.Linear(200, 10))))
+        if parameter_count(small) != 7 ** 2:
+            raise AssertionError("a bias-free linear map n → n should have n² parameters")
+        ctx.log("image_linear_map_params", side ** 2)
+        ctx.log("mlp_001_params", parameter_count(mlp([676, 16, 16, 10])))  # 001: 676 → 16 → 16 → 10
+        ctx.log("cnn_handout_params", parameter_count(mnist_cnn()))  # 002's handout CNN
     elif p.fact == "sequential_shapes":  # 002's nn.Sequential example and its printed parameter sizes
         f = torch.nn.Sequential(torch.nn.Linear(3, 9), torch.nn.ReLU(), torch.nn.Linear(9, 2), torch.nn.ReLU(),
                                 torch.nn.Linear(2, 2))
@@ -59,12 +40,9 @@ def run(p: Params, ctx) -> None:
         _vanishing(p, ctx)
 
 
-def _vanishing(p: Params, ctx) -> None:
-    act = torch.nn.Sigmoid if p.activation == "sigmoid" else torch.nn.ReLU
-    layers = []
-    for _ in range(p.depth - 1):
-        layers += [torch.nn.Linear(p.width, p.width), act()]
-    model = torch.nn.Sequential(*layers, torch.nn.Linear(p.width, p.width))
+def _vanishing(p: Params, ctx: RunContext) -> None:
+    activation = torch.nn.Sigmoid if p.activation == "sigmoid" else torch.nn.ReLU
+    model = mlp([p.width] * (p.depth + 1), activation)
     x, target = torch.randn(p.batch, p.width), torch.randn(p.batch, p.width)
     torch.nn.functional.mse_loss(model(x), target).backward()
     norms = [m.weight.grad.norm().item() for m in model if isinstance(m, torch.nn.Linear)]

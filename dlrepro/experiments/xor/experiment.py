@@ -1,7 +1,4 @@
-"""E1: XOR and linear separability (002, «ou exclusif»; the perceptron rule of 003; the neuron of 001).
-
-A linear classifier on the four XOR points gets at most 3 of 4 right; after the feature map
-Φ(xu, xv) = (xu, xv, xu·xv) the same classifier separates them.
+"""E1's runs and figure.
 
 The perceptron is Rosenblatt's: start from zero, visit the points in order, and on a mistake
 (y·z ≤ 0, targets ±1) update w += η·y·x, b += η·y. With ±1 targets this is 003's rule
@@ -14,34 +11,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dlrepro.experiment import RunContext
+from dlrepro.experiments.xor import Params
 from dlrepro.plotting import save
 
 # 001's worked neuron: x = (1, 0, 1), w = (0, 1, 2), b = 2 gives z = 4 and ReLU(z) = 4.
 NEURON_X, NEURON_W, NEURON_B = (1.0, 0.0, 1.0), (0.0, 1.0, 2.0), 2.0
-
-
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: Literal["perceptron", "logistic", "worked_neuron"]
-    features: Literal["raw", "phi"] | None = Field(None, description="raw (xu, xv) or Φ = (xu, xv, xu·xv)")
-    coding: Literal["pm1", "01"] | None = Field(None, description="inputs and targets in {−1, 1} or {0, 1}")
-    epochs: int = Field(100, ge=1)
-    lr: float = Field(1.0, gt=0)
-    init_std: float = Field(0.1, ge=0, description="logistic model's initial weights N(0, init_std²)")
-
-    @model_validator(mode="after")
-    def _needs_data(self) -> "Params":
-        has_data = self.features is not None and self.coding is not None
-        if (self.model == "worked_neuron") == has_data:
-            raise ValueError("features and coding are required for perceptron and logistic, and unused by worked_neuron")
-        return self
 
 
 def xor_points(coding: str, features: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +33,7 @@ def xor_points(coding: str, features: str) -> tuple[torch.Tensor, torch.Tensor]:
     return x, target
 
 
-def run(p: Params, ctx) -> None:
+def run(p: Params, ctx: RunContext) -> None:
     if p.model == "worked_neuron":
         neuron = torch.nn.Linear(3, 1)
         with torch.no_grad():
@@ -73,7 +52,8 @@ def run(p: Params, ctx) -> None:
     ctx.log("accuracy", accuracies[-1])
     ctx.log("best_accuracy", max(accuracies))
     ctx.log("converged", float(converged_at is not None))
-    ctx.log("epochs_to_converge", math.nan if converged_at is None else converged_at)
+    if converged_at is not None:  # never converged: no value, not a NaN
+        ctx.log("epochs_to_converge", converged_at)
     for i, wi in enumerate(w.tolist(), start=1):
         ctx.log(f"w_{i}", wi)
     ctx.log("b", b)

@@ -1,29 +1,21 @@
-"""E3: gradient descent with η = 0.125 vs η = 0.5 on the slides' double well (002, «descente de gradient»).
+"""E3's descents and figures.
 
 w_{t+1} = w_t − η ∇L(w_t) minimises the local model L(w_t) + ∇L(w_t)(w − w_t) + (w − w_t)² / (2η).
-The 1-D loss is EXPERIMENTS.md's reconstruction of the plotted curve. Modes:
-
-- ``trajectory``: one (η, w0) run; its first iterates, where it ends, and whether it converges,
-  settles in a 2-cycle or neither.
-- ``sweep``: every η of a range at once from the same start (one vectorised descent), locating where
-  convergence turns into oscillation, beside the theory η* = 2 / L''(u*).
-- ``basins``: the 2-D variant, a valley v = c(u) along the same double well, from a grid of starts.
-
-Descent is deterministic: seeds change nothing here.
+The 1-D loss is EXPERIMENTS.md's reconstruction of the plotted curve.
 """
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch.func import grad, hessian
 
+from dlrepro.experiment import RunContext
+from dlrepro.experiments.gradient_descent import Params
 from dlrepro.plotting import save
 
 GLOBAL_MIN, SHALLOW_MIN = 0.2974, 0.8107  # EXPERIMENTS.md, after 200 steps
@@ -33,22 +25,7 @@ PUBLISHED = {  # (η, w0): the slides' 12 iterates
     (0.5, 0.578): [.578, .468, .251, .366, .224, .404, .211, .420, .214, .417, .213, .418],
 }
 SETTLED = 1e-9  # |Δw| below which an iterate is a fixed point (float64)
-
-
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    mode: Literal["trajectory", "sweep", "basins"]
-    eta: float = Field(0.125, gt=0, description="step size (trajectory, basins)")
-    w0: float = Field(0.578, description="start (trajectory, sweep)")
-    steps: int = Field(200, ge=3, description="descent steps before judging where it ends (trajectory, basins)")
-    sweep_steps: int = Field(3000, ge=3, description="steps per η in the sweep: near η* the contraction "
-                             "|1 − ηL''| nears 1, so telling slow convergence from oscillation takes thousands")
-    iterates: int = Field(12, ge=1, description="iterates logged, w0 included (trajectory)")
-    eta_min: float = Field(0.05, gt=0)
-    eta_max: float = Field(0.6, gt=0)
-    eta_count: int = Field(551, ge=2, description="step sizes in the sweep")
-    starts: int = Field(5, ge=2, description="starts per side of the 2-D grid (basins: starts × (starts − 1))")
+DIVERGED = 1e3  # |w| beyond which a descent on [0, 1] has left for good
 
 
 def loss(u: torch.Tensor) -> torch.Tensor:
@@ -83,20 +60,23 @@ def curvature(u: float) -> float:
         return hessian(loss)(torch.tensor(u, dtype=torch.float64)).item()
 
 
-def run(p: Params, ctx) -> None:
+def run(p: Params, ctx: RunContext) -> None:
     {"trajectory": _trajectory, "sweep": _sweep, "basins": _basins}[p.mode](p, ctx)
 
 
-def _trajectory(p: Params, ctx) -> None:
+def _trajectory(p: Params, ctx: RunContext) -> None:
     path = descend(loss, torch.tensor(p.w0, dtype=torch.float64), p.eta, p.steps + 2)
     for t, w in enumerate(path[:p.iterates].tolist()):
         ctx.log("iterate", w, step=t)
     end, nxt, after = path[-3].item(), path[-2].item(), path[-1].item()
-    period = 1 if abs(nxt - end) < SETTLED else 2 if abs(after - end) < SETTLED else 0
+    diverged = not (np.isfinite([end, nxt, after]).all() and abs(end) <= DIVERGED)
+    period = 0 if diverged else 1 if abs(nxt - end) < SETTLED else 2 if abs(after - end) < SETTLED else 0
+    ctx.log("period", period)
+    ctx.log("diverged", float(diverged))
+    if diverged:  # no finite place to report
+        return
     ctx.log("final", end)
     ctx.log("final_loss", loss(path[-3]).item())
-    ctx.log("period", period)
-    ctx.log("diverged", float(not np.isfinite(end) or abs(end) > 1e3))
     if period == 2:
         ctx.log("cycle_low", min(end, nxt))
         ctx.log("cycle_high", max(end, nxt))
@@ -107,23 +87,24 @@ def _trajectory(p: Params, ctx) -> None:
         ctx.log("published_max_gap", gap)
 
 
-def _sweep(p: Params, ctx) -> None:
+def _sweep(p: Params, ctx: RunContext) -> None:
     etas = torch.linspace(p.eta_min, p.eta_max, p.eta_count, dtype=torch.float64)
     path = descend(loss, torch.full_like(etas, p.w0), etas, p.sweep_steps + 2)
     settled = (path[-2] - path[-3]).abs() < SETTLED
     unsettled = (~settled).nonzero()
-    observed = etas[unsettled[0, 0]].item() if len(unsettled) else float("nan")
+    observed = etas[unsettled[0, 0]].item() if len(unsettled) else None
     converged_to = path[-3][settled]
     target = converged_to[0].item() if len(converged_to) else GLOBAL_MIN  # the minimum small steps reach
     theory = 2 / curvature(target)
     ctx.log("curvature", curvature(target))
     ctx.log("eta_critical_theory", theory)
-    ctx.log("eta_critical_observed", observed)
-    ctx.log("eta_critical_ratio", observed / theory)
+    if len(unsettled):  # else every η of the range converged: no onset to report
+        ctx.log("eta_critical_observed", observed)
+        ctx.log("eta_critical_ratio", observed / theory)
     np.savez_compressed(ctx.artifact("sweep.npz"), etas=etas.numpy(), tail=path[-16:].numpy(), theory=theory)
 
 
-def _basins(p: Params, ctx) -> None:
+def _basins(p: Params, ctx: RunContext) -> None:
     u, v = torch.meshgrid(torch.linspace(0.05, 0.95, p.starts, dtype=torch.float64),
                           torch.linspace(0.1, 0.9, p.starts - 1, dtype=torch.float64), indexing="ij")
     starts = torch.stack([u.flatten(), v.flatten()], dim=1)

@@ -1,77 +1,41 @@
-"""E5: DCGAN samples by epoch, on MNIST (002, «Modèles génératifs adversariaux»; the slides show
-Radford et al.'s LSUN bedrooms after 1, 2, 5, 10 and 20 epochs).
+"""E5's DCGAN, its judge and figures.
 
 The DCGAN recipe (EXPERIMENTS.md) sized for 28 × 28: G maps z ~ N(0, I) (100-d) through
 ConvTranspose2d 7×7 → 14×14 → 28×28 with BatchNorm and ReLU, tanh out; D mirrors it with
 LeakyReLU(0.2), BatchNorm except on its input, and one logit out. Adam lr 2e-4, β1 = 0.5, batch
 128, weights N(0, 0.02). The loop is pytorch/examples' dcgan, over images resident on the device.
 
-Before training (step 0) and at each recorded epoch: the samples of a fixed noise, and a Fréchet distance between generated and
-real test digits on the features of the E6 classifier this suite ``needs`` (its last hidden
-layer: Inception weights cannot be downloaded); the same distance between real training and real
-test digits is the floor. Metrics per epoch (step): ``loss_d``, ``loss_g``, ``d_real`` (mean D(x)),
-``d_fake`` (mean D(G(z)) before D's step), ``epoch_time_s``; at step 0 and each recorded epoch
-``frechet_distance`` and ``sample_confidence`` (the classifier's mean max-softmax on samples), and
-``digit_likeness``: where that confidence lies between the untrained G's (0) and real digits' (1);
-final ``fd_floor``, ``real_confidence``, ``fd_ratio`` (last recorded over first), ``train_time_s``.
+Before training (step 0) and at each recorded epoch: the samples of a fixed noise, and a Fréchet
+distance between generated and real test digits on the features of the E6 classifier (its last
+hidden layer: Inception weights cannot be downloaded); the same distance between real training and
+real test digits is the floor. Metrics per epoch (step): ``loss_d``, ``loss_g``, ``d_real`` (mean
+D(x)), ``d_fake`` (mean D(G(z)) before D's step), ``epoch_time_s``; at step 0 and each recorded
+epoch ``frechet_distance`` and ``sample_confidence`` (the classifier's mean max-softmax on samples),
+and ``digit_likeness``: where that confidence lies between the untrained G's (0) and real digits'
+(1); final ``fd_floor``, ``real_confidence``, ``fd_ratio`` (last recorded over first),
+``train_time_s``.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 from torch.nn import functional as F
 
-from dlrepro.data import in_batches, mnist
-from dlrepro.experiments import mnist_classifier
+from dlrepro.data import mnist
+from dlrepro.experiment import RunContext
+from dlrepro.experiments.gan import Params
+from dlrepro.experiments.mnist_classifier.experiment import Trained
+from dlrepro.nets import EpochClock, in_batches
 from dlrepro.plotting import as_bytes, mosaic, save
 
 NOISE = 100
 GRID = 64  # fixed-noise samples kept per recorded epoch
-METRICS = {
-    "loss_d": {"better": "two-sided", "description": "D's loss, mean over the epoch's batches", "rel_tolerance": 0.5},
-    "loss_g": {"better": "two-sided", "description": "G's loss, mean over the epoch's batches", "rel_tolerance": 0.5},
-    "d_real": {"better": "two-sided", "description": "mean D(x) on real batches", "tolerance": 0.2},
-    "d_fake": {"better": "two-sided", "description": "mean D(G(z)) before D's step", "tolerance": 0.2},
-    "frechet_distance": {"better": "lower", "description": "generated vs real test digits, on the E6 classifier's "
-                         "features; step = epoch", "rel_tolerance": 0.5},
-    "fd_floor": {"better": "lower", "description": "the same distance between real training and real test digits",
-                 "rel_tolerance": 0.2},
-    "fd_ratio": {"better": "lower", "description": "Fréchet distance at the last recorded epoch over the first's",
-                 "tolerance": 0.3},
-    "sample_confidence": {"better": "higher", "description": "E6 classifier's mean max-softmax on samples",
-                          "tolerance": 0.1},
-    "real_confidence": {"better": "higher", "description": "the same on real test digits", "tolerance": 0.02},
-    "digit_likeness": {"better": "higher", "description": "where sample_confidence lies from the untrained G's (0) "
-                       "to real digits' (1)", "tolerance": 0.15},
-    "epoch_time_s": {"better": "lower", "timing": True},
-    "train_time_s": {"better": "lower", "timing": True},
-}
-
-
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    record_epochs: list[int] = Field([1, 2, 5, 10, 20], min_length=1, description="epochs whose samples are kept")
-    batch_size: int = Field(128, ge=2)
-    lr: float = Field(2e-4, gt=0)
-    beta1: float = Field(0.5, ge=0, lt=1)
-    width: int = Field(64, ge=1, description="D's first and G's last hidden channels (doubled in the middle)")
-    train_size: int = Field(60_000, ge=100, le=60_000, description="the first N training images")
-    fd_samples: int = Field(10_000, ge=100, le=10_000, description="samples and test digits per Fréchet distance")
-
-    @field_validator("record_epochs")
-    @classmethod
-    def _increasing(cls, epochs: list[int]) -> list[int]:
-        if epochs[0] < 1 or any(b <= a for a, b in zip(epochs, epochs[1:])):
-            raise ValueError("must be increasing epoch numbers from 1")
-        return epochs
+LOSSES = ("loss_d", "loss_g", "d_real", "d_fake")
 
 
 def generator(width: int) -> nn.Module:
@@ -118,15 +82,55 @@ def sample(g: nn.Module, noise: torch.Tensor) -> torch.Tensor:
     return in_batches(g, noise).add(1).div(2)
 
 
-def run(params: Params, ctx) -> None:
+class Judge:
+    """The E6 classifier's view of generated digits, against real test digits."""
+
+    def __init__(self, classifier: Trained, train_x: torch.Tensor, test_x: torch.Tensor, samples: int):
+        self.classifier = classifier
+        self.test_features = classifier.features(test_x[:samples])
+        self.floor = frechet_distance(classifier.features(train_x[:samples]), self.test_features)
+        self.real_confidence = classifier.confidence(test_x[:samples])
+
+    def distance(self, images: torch.Tensor) -> float:
+        return frechet_distance(self.classifier.features(images), self.test_features)
+
+    def confidence(self, images: torch.Tensor) -> float:
+        return self.classifier.confidence(images)
+
+
+def train_epoch(g: nn.Module, d: nn.Module, opt_g, opt_d, real: torch.Tensor, batch_size: int) -> list[float]:
+    """One epoch of pytorch/examples' DCGAN step; the means of ``LOSSES`` over its batches."""
+    device = real.device
+    sums = torch.zeros(len(LOSSES), device=device)  # summed on the device: no sync per batch
+    order = torch.randperm(len(real), device=device)
+    steps = 0
+    for i in range(0, len(real) - batch_size + 1, batch_size):  # whole batches: BatchNorm
+        x = real[order[i:i + batch_size]]
+        fake = g(torch.randn(len(x), NOISE, device=device))
+        real_logit, fake_logit = d(x), d(fake.detach())
+        loss_d = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+                  + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        fooled = d(fake)
+        loss_g = F.binary_cross_entropy_with_logits(fooled, torch.ones_like(fooled))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        sums += torch.stack([loss_d.detach(), loss_g.detach(), real_logit.detach().sigmoid().mean(),
+                             fake_logit.detach().sigmoid().mean()])
+        steps += 1
+    return (sums / steps).tolist()  # waits for the device: the epoch's clock is honest
+
+
+def run(params: Params, ctx: RunContext) -> None:
     train_x, _ = mnist(ctx.data_dir, train=True, device=ctx.device)
     test_x, _ = mnist(ctx.data_dir, train=False, device=ctx.device)
     real = train_x[: params.train_size] * 2 - 1  # tanh's range
-    classifier = mnist_classifier.Trained(ctx.input("classifier", "model.pt"), ctx.device)
-    test_features = classifier.features(test_x[: params.fd_samples])
-    ctx.log("fd_floor", frechet_distance(classifier.features(train_x[: params.fd_samples]), test_features))
-    real_confidence = classifier.confidence(test_x[: params.fd_samples])
-    ctx.log("real_confidence", real_confidence)
+    judge = Judge(Trained(ctx.input("classifier", "model.pt"), ctx.device), train_x, test_x, params.fd_samples)
+    ctx.log("fd_floor", judge.floor)
+    ctx.log("real_confidence", judge.real_confidence)
 
     g, d = generator(params.width).to(ctx.device), discriminator(params.width).to(ctx.device)
     g.apply(init_weights), d.apply(init_weights)
@@ -134,50 +138,29 @@ def run(params: Params, ctx) -> None:
     opt_d = torch.optim.Adam(d.parameters(), lr=params.lr, betas=(params.beta1, 0.999))
     fixed = torch.randn(GRID, NOISE, device=ctx.device)
     fd_noise = torch.randn(params.fd_samples, NOISE, device=ctx.device)
-    grids, distances, confidences, total = {}, [], [], 0.0
+    grids, distances, confidences = {}, [], []
 
     def record(epoch: int) -> None:
         generated = sample(g, fd_noise)
-        distances.append(frechet_distance(classifier.features(generated), test_features))
-        confidences.append(classifier.confidence(generated))
+        distances.append(judge.distance(generated))
+        confidences.append(judge.confidence(generated))
         ctx.log("frechet_distance", distances[-1], epoch)
         ctx.log("sample_confidence", confidences[-1], epoch)
         if epoch:  # [0] is the untrained G, the scale's zero
-            ctx.log("digit_likeness", (confidences[-1] - confidences[0]) / (real_confidence - confidences[0]), epoch)
+            ctx.log("digit_likeness", (confidences[-1] - confidences[0]) / (judge.real_confidence - confidences[0]),
+                    epoch)
         grids[f"epoch_{epoch}"] = as_bytes(sample(g, fixed))
 
     record(0)  # the untrained G: what "digit-like" is measured against
+    clock = EpochClock(ctx)
     for epoch in range(1, params.record_epochs[-1] + 1):
-        start = time.perf_counter()
-        sums = torch.zeros(4, device=ctx.device)  # loss_d, loss_g, D(x), D(G(z)), summed on the device
-        order = torch.randperm(len(real), device=ctx.device)
-        steps = 0
-        for i in range(0, len(real) - params.batch_size + 1, params.batch_size):  # whole batches: BatchNorm
-            x = real[order[i:i + params.batch_size]]
-            fake = g(torch.randn(len(x), NOISE, device=ctx.device))
-            real_logit, fake_logit = d(x), d(fake.detach())
-            loss_d = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
-                      + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            fooled = d(fake)
-            loss_g = F.binary_cross_entropy_with_logits(fooled, torch.ones_like(fooled))
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            sums += torch.stack([loss_d.detach(), loss_g.detach(), real_logit.detach().sigmoid().mean(),
-                                 fake_logit.detach().sigmoid().mean()])
-            steps += 1
-        means = (sums / steps).tolist()  # waits for the device: the clock is honest
-        seconds = time.perf_counter() - start
-        total += seconds
-        for name, value in zip(("loss_d", "loss_g", "d_real", "d_fake"), means):
+        with clock.epoch(epoch):
+            means = train_epoch(g, d, opt_g, opt_d, real, params.batch_size)
+        for name, value in zip(LOSSES, means):
             ctx.log(name, value, epoch)
-        ctx.log("epoch_time_s", seconds, epoch)
         if epoch in params.record_epochs:
             record(epoch)
-    ctx.log("train_time_s", total)
+    clock.finish()
     ctx.log("fd_ratio", distances[-1] / distances[1])  # [0] is the untrained G
     np.savez_compressed(ctx.artifact("samples.npz"), **grids)
 
@@ -208,7 +191,7 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
     ax_fd.set(title="Fréchet distance on the E6 classifier's features", xlabel="epoch", yscale="log")
     ax_fd.set_xticks(fd.index)
     ax_fd.legend(fontsize=8)
-    for metric in ("loss_d", "loss_g", "d_real", "d_fake"):
+    for metric in LOSSES:
         curve = per_epoch(metric).mean()
         ax_loss.plot(curve.index, curve.values, marker=".", label=metric)
     ax_loss.set(title="D and G by epoch (mean over batches and seeds)", xlabel="epoch")

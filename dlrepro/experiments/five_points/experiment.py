@@ -1,7 +1,5 @@
-"""E8: five-point regression and classification (000).
+"""E8's fits and figure.
 
-Polynomial least squares of degree d on five points, with training and leave-one-out error; the same
-points fitted by ReLU MLPs of depth L and width H; and a 3-class problem with cross-entropy.
 x is divided by 10 before building φ(x) = [1, x, …, x^d] (x^20 would reach 1e19 and wreck the
 conditioning). For d ≥ 5 the system is under-determined and ``lstsq`` (gelsd) returns the
 minimum-norm interpolant — in those scaled coordinates, which is the slide's "wild" d = 20 curve.
@@ -10,12 +8,13 @@ minimum-norm interpolant — in those scaled coordinates, which is the slide's "
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
+from dlrepro.experiment import RunContext
+from dlrepro.experiments.five_points import Params
+from dlrepro.nets import mlp
 from dlrepro.plotting import save
 
 X = [-3.1, 1.2, 4.3, 6.2, 9.1]
@@ -24,17 +23,6 @@ CLASS_X = [[1.2, -3.4], [2.3, 2.8], [-0.7, 1.2], [3.2, -0.4], [-1.3, 2.3]]
 CLASS_Y = [0, 0, 1, 1, 2]
 SCALE = 10.0
 ZERO = 1e-12  # relative MSE below which a fit interpolates (float64 residue)
-
-
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    task: Literal["poly", "mlp", "classify"]
-    degree: int = Field(1, ge=0)
-    layers: int = Field(2, ge=1, description="linear layers of the MLP")
-    hidden: int = Field(10, ge=1)
-    steps: int = Field(2000, ge=1)
-    lr: float = Field(1e-2, gt=0)
 
 
 def poly_fit(x: torch.Tensor, y: torch.Tensor, degree: int) -> torch.Tensor:
@@ -47,12 +35,9 @@ def poly_eval(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return ((x[:, None] / SCALE) ** torch.arange(len(coef), dtype=x.dtype)) @ coef
 
 
-def mlp(inputs: int, outputs: int, layers: int, hidden: int) -> torch.nn.Sequential:
-    widths = [inputs] + [hidden] * (layers - 1) + [outputs]
-    modules = []
-    for a, b in zip(widths[:-1], widths[1:]):
-        modules += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    return torch.nn.Sequential(*modules[:-1])
+def widths(inputs: int, outputs: int, p: Params) -> list[int]:
+    """``p.layers`` linear layers of width ``p.hidden`` between the inputs and the outputs."""
+    return [inputs] + [p.hidden] * (p.layers - 1) + [outputs]
 
 
 def fit(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn, p: Params) -> torch.nn.Module:
@@ -65,7 +50,7 @@ def fit(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn, 
     return model
 
 
-def run(p: Params, ctx) -> None:
+def run(p: Params, ctx: RunContext) -> None:
     x, y = torch.tensor(X, dtype=torch.float64), torch.tensor(Y, dtype=torch.float64)
     variance = y.var(unbiased=False).item()
     if p.task == "poly":
@@ -76,14 +61,14 @@ def run(p: Params, ctx) -> None:
         ctx.log("loo_mse", sum(held_out) / len(held_out))
     elif p.task == "mlp":
         xs, ys = ((x - x.mean()) / x.std()).float(), ((y - y.mean()) / y.std()).float()  # float32: 2× faster
-        model = fit(mlp(1, 1, p.layers, p.hidden), xs[:, None], ys[:, None], torch.nn.functional.mse_loss, p)
+        model = fit(mlp(widths(1, 1, p)), xs[:, None], ys[:, None], torch.nn.functional.mse_loss, p)
         with torch.no_grad():
             prediction = model(xs[:, None]).squeeze(1).double() * y.std() + y.mean()
         ctx.log("train_mse", (prediction - y).pow(2).mean().item())
         ctx.log("relative_train_mse", (prediction - y).pow(2).mean().item() / variance)
     else:
         points, labels = torch.tensor(CLASS_X), torch.tensor(CLASS_Y)
-        model = fit(mlp(2, 3, p.layers, p.hidden), points, labels, torch.nn.functional.cross_entropy, p)
+        model = fit(mlp(widths(2, 3, p)), points, labels, torch.nn.functional.cross_entropy, p)
         with torch.no_grad():
             logits = model(points)  # loss −ln softmax(o)[y]; predicted class argmax o
         ctx.log("cross_entropy", torch.nn.functional.cross_entropy(logits, labels).item())

@@ -1,71 +1,37 @@
-"""E6 and E7: MNIST classifiers — Fleuret's CNN (both versions of the slides) and 001's
-11,274-parameter MLP — and their robustness to FGSM (001's panda → gibbon slide).
+"""E6 and E7's training loop, FGSM and figures.
 
 One training loop for every model, in the handout's style: the whole training set lives on the
 run's device as one tensor, mini-batches are slices of it (no DataLoader, no copies), plain SGD,
 the loss summed over batches and printed per epoch as the handout does. The test error is measured
 after every epoch; FGSM, x + ε·sign(∇ₓ J), on the test set after the last one. The trained weights
 are kept as the run's ``model.pt``.
-
-Metrics: per epoch (step = epoch, from 1) ``loss_sum``, ``train_error`` (on the batches as they
-went by), ``test_error`` (%), ``epoch_time_s``, ``samples_per_s``; final ``parameters``,
-``test_error``, ``train_time_s``; ``fgsm_accuracy`` (%) with step = ε in thousandths.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
-from dlrepro.data import in_batches, mnist
+from dlrepro.data import mnist
+from dlrepro.experiment import RunContext
+from dlrepro.experiments.mnist_classifier import Model, Params
+from dlrepro.nets import HANDOUT_CNN_HIDDEN, EpochClock, in_batches, mlp, mnist_cnn, parameter_count
 from dlrepro.plotting import save
 
-Model = Literal["cnn_handout", "cnn_crm", "mlp"]
-METRICS = {  # what every suite of this experiment reports; a suite's [metrics] may override one
-    "loss_sum": {"better": "lower", "description": "cross-entropy summed over the epoch's batches (the handout's log)",
-                 "rel_tolerance": 0.05},
-    "train_error": {"better": "lower", "description": "% of training images misclassified by the batches as they went by",
-                    "tolerance": 0.5},
-    "test_error": {"better": "lower", "description": "% of the test images misclassified", "tolerance": 0.5},
-    "epoch_time_s": {"better": "lower", "description": "training time of the epoch", "timing": True},
-    "samples_per_s": {"better": "higher", "description": "training images per second", "timing": True},
-    "train_time_s": {"better": "lower", "description": "training time, all epochs", "timing": True},
-    "parameters": {"better": "two-sided", "tolerance": 0},
-    "fgsm_accuracy": {"better": "higher", "description": "% test accuracy under FGSM; step = ε in thousandths",
-                      "tolerance": 2},
-}
-
-
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: Model
-    lr: float = Field(gt=0)
-    batch_size: int = Field(100, ge=1)
-    epochs: int = Field(10, ge=1)
-    train_size: int = Field(60_000, ge=100, le=60_000, description="the first N training images (quick profiles)")
-    test_size: int = Field(10_000, ge=100, le=10_000, description="the first N test images (smoke)")
-    normalise: bool = Field(True, description="by the training set's global mean and std, as the handout does")
-    shuffle: bool = Field(False, description="the handout does not shuffle")
-    fgsm_eps: list[float] = Field([0.0, 0.05, 0.1, 0.15, 0.2, 0.25], description="ε in pixel units ([0, 1] images)")
+EXAMPLES = 8  # adversarial digits kept for the figure
+CRM_CNN_HIDDEN = 256  # the CRM slide's Linear(256, 256)
+MLP_WIDTHS = [26 * 26, 16, 16, 10]  # 001: 26 × 26 inputs (the border cropped), 676 → 16 → 16 → 10
 
 
 def build(model: Model) -> nn.Module:
-    if model == "mlp":  # 001: 26 × 26 inputs (the border cropped), 676 → 16 → 16 → 10
-        return nn.Sequential(nn.Flatten(), nn.Linear(676, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 10))
-    hidden = 200 if model == "cnn_handout" else 256
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(3),
-        nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(256, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+    if model == "mlp":
+        return nn.Sequential(nn.Flatten(), *mlp(MLP_WIDTHS))
+    return mnist_cnn(HANDOUT_CNN_HIDDEN if model == "cnn_handout" else CRM_CNN_HIDDEN)
 
 
 class Trained:
@@ -123,54 +89,51 @@ def predictions(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return in_batches(lambda batch: model(batch).argmax(1), x)
 
 
-def train(params: Params, ctx) -> tuple[nn.Module, tuple]:
+def train(params: Params, ctx: RunContext) -> tuple[nn.Module, tuple]:
     """The handout's loop for any of the models; logs every epoch; returns the model and the data."""
     train_x, train_y, test_x, test_y, mean, std = load_data(params, ctx.data_dir, ctx.device)
     inputs, test_inputs = (train_x - mean) / std, (test_x - mean) / std
     model = build(params.model).to(ctx.device)
-    ctx.log("parameters", sum(p.numel() for p in model.parameters()))
+    ctx.log("parameters", parameter_count(model))
     optimizer = torch.optim.SGD(model.parameters(), lr=params.lr)
-    total = 0.0
+    clock = EpochClock(ctx)
     for epoch in range(1, params.epochs + 1):
-        start = time.perf_counter()
-        order = torch.randperm(len(inputs), device=ctx.device) if params.shuffle else None
-        loss_sum = torch.zeros((), device=ctx.device)  # summed on the device: no sync per batch
-        wrong = torch.zeros((), device=ctx.device, dtype=torch.long)
-        for i in range(0, len(inputs), params.batch_size):
-            index = slice(i, i + params.batch_size) if order is None else order[i:i + params.batch_size]
-            output = model(inputs[index])
-            loss = F.cross_entropy(output, train_y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            wrong += (output.argmax(1) != train_y[index]).sum()
-        ctx.log("loss_sum", loss_sum.item(), epoch)  # .item() waits for the device: the clock is honest
-        ctx.log("train_error", 100.0 * wrong.item() / len(inputs), epoch)
-        seconds = time.perf_counter() - start
-        total += seconds
-        ctx.log("epoch_time_s", seconds, epoch)
-        ctx.log("samples_per_s", len(inputs) / seconds, epoch)
+        with clock.epoch(epoch) as lap:
+            order = torch.randperm(len(inputs), device=ctx.device) if params.shuffle else None
+            loss_sum = torch.zeros((), device=ctx.device)  # summed on the device: no sync per batch
+            wrong = torch.zeros((), device=ctx.device, dtype=torch.long)
+            for i in range(0, len(inputs), params.batch_size):
+                index = slice(i, i + params.batch_size) if order is None else order[i:i + params.batch_size]
+                output = model(inputs[index])
+                loss = F.cross_entropy(output, train_y[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach()
+                wrong += (output.argmax(1) != train_y[index]).sum()
+            ctx.log("loss_sum", loss_sum.item(), epoch)  # .item() waits for the device: the clock is honest
+            ctx.log("train_error", 100.0 * wrong.item() / len(inputs), epoch)
+        ctx.log("samples_per_s", len(inputs) / lap.seconds, epoch)
         test_error = error_rate(model, test_inputs, test_y)
         ctx.log("test_error", test_error, epoch)
-    ctx.log("train_time_s", total)
+    clock.finish()
     ctx.log("test_error", test_error)
     return model, (test_x, test_y, mean, std)
 
 
-def run(params: Params, ctx) -> None:
+def run(params: Params, ctx: RunContext) -> None:
     model, (test_x, test_y, mean, std) = train(params, ctx)
     torch.save({"model": params.model, "state_dict": model.state_dict(), "mean": mean, "std": std},
                ctx.artifact("model.pt"))
     signs = gradient_signs(model, test_x, test_y, mean, std)
-    examples = {"labels": test_y[:8].cpu().numpy()}
+    examples = {"labels": test_y[:EXAMPLES].cpu().numpy()}
     for eps in params.fgsm_eps:
         adversarial = (test_x + eps * signs).clamp_(0, 1)
         predicted = predictions(model, (adversarial - mean) / std)
         key = round(eps * 1000)
         ctx.log("fgsm_accuracy", 100.0 * (predicted == test_y).sum().item() / len(test_y), key)
-        examples[f"eps_{key}"] = adversarial[:8].squeeze(1).cpu().numpy()
-        examples[f"pred_{key}"] = predicted[:8].cpu().numpy()
+        examples[f"eps_{key}"] = adversarial[:EXAMPLES].squeeze(1).cpu().numpy()
+        examples[f"pred_{key}"] = predicted[:EXAMPLES].cpu().numpy()
     np.savez_compressed(ctx.artifact("fgsm_examples.npz"), **examples)
 
 

@@ -1,0 +1,52 @@
+"""E4: PCA against Fleuret's convolutional autoencoder at small code sizes d, on MNIST; and a linear
+autoencoder trained by gradient descent, which should find PCA's error (002, «Auto-encodeurs»).
+
+Each run is one model at one d. Errors are reported in pixel units, pixels in [0, 1]. The
+interpolation proxy is the E6 classifier of this suite's ``needs.classifier``.
+"""
+
+from typing import Literal
+
+from pydantic import Field
+
+from dlrepro.experiment import Params as BaseParams
+from dlrepro.schema import Metric
+
+PIXELS = 28 * 28
+PAIRS_SHOWN = 6  # the slides: 6 interpolations
+TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
+
+
+class Params(BaseParams):
+    model: Literal["pca", "linear", "cnn"]
+    d: int = Field(ge=1, le=PIXELS, description="code size")
+    epochs: int = Field(25, ge=1, description="for the trained models")
+    batch_size: int = Field(100, ge=1)
+    lr: float = Field(1e-3, gt=0, description="Adam's")
+    train_size: int = Field(TRAIN_IMAGES, ge=100, le=TRAIN_IMAGES, description="the first N training images "
+                            "(PCA: always all)")
+    test_size: int = Field(TEST_IMAGES, ge=2 * PAIRS_SHOWN, le=TEST_IMAGES)
+    pairs: int = Field(1000, ge=PAIRS_SHOWN, description="test pairs whose midpoints the classifier judges")
+
+
+def datasets(params: Params) -> set[str]:
+    return {"mnist"}
+
+
+SEED_NOISE = {"rel_tolerance": 0.1}
+METRICS = {
+    "test_mse": Metric(better="lower", description="reconstruction error per pixel on the test set, pixels in [0, 1]",
+                       **SEED_NOISE),
+    "test_sse": Metric(better="lower", description="squared error summed per test image (784 × test_mse: "
+                       "Hinton & Salakhutdinov's unit)", **SEED_NOISE),
+    "train_mse": Metric(better="lower", description="per pixel, over the batches as they went by; "
+                        "step = training images seen", **SEED_NOISE),
+    "excess_over_pca": Metric(better="lower", description="% by which the test error exceeds PCA's at the same d",
+                              tolerance=5),
+    "midpoint_confidence": Metric(better="higher", description="E6 classifier's mean max-softmax on the α = 0.5 "
+                                  "latent midpoints of test pairs", tolerance=0.05),
+    "endpoint_confidence": Metric(better="higher", description="the same on the reconstructions of the test images",
+                                  tolerance=0.05),
+    "epoch_time_s": Metric(better="lower", timing=True),
+    "train_time_s": Metric(better="lower", timing=True),
+}

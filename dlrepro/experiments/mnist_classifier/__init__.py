@@ -1,0 +1,48 @@
+"""E6 and E7: MNIST classifiers — Fleuret's CNN (both versions of the slides) and 001's
+11,274-parameter MLP — and their robustness to FGSM (001's panda → gibbon slide).
+
+Metrics: per epoch (step = epoch, from 1) ``loss_sum``, ``train_error`` (on the batches as they
+went by), ``test_error`` (%), ``epoch_time_s``, ``samples_per_s``; final ``parameters``,
+``test_error``, ``train_time_s``; ``fgsm_accuracy`` (%) with step = ε in thousandths.
+"""
+
+from typing import Literal
+
+from pydantic import Field
+
+from dlrepro.experiment import Params as BaseParams
+from dlrepro.schema import Metric
+
+Model = Literal["cnn_handout", "cnn_crm", "mlp"]
+TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
+
+
+class Params(BaseParams):
+    model: Model
+    lr: float = Field(gt=0)
+    batch_size: int = Field(100, ge=1)
+    epochs: int = Field(10, ge=1)
+    train_size: int = Field(TRAIN_IMAGES, ge=100, le=TRAIN_IMAGES, description="the first N training images (quick)")
+    test_size: int = Field(TEST_IMAGES, ge=100, le=TEST_IMAGES, description="the first N test images (smoke)")
+    normalise: bool = Field(True, description="by the training set's global mean and std, as the handout does")
+    shuffle: bool = Field(False, description="the handout does not shuffle")
+    fgsm_eps: list[float] = Field([0.0, 0.05, 0.1, 0.15, 0.2, 0.25], description="ε in pixel units ([0, 1] images)")
+
+
+def datasets(params: Params) -> set[str]:
+    return {"mnist"}
+
+
+METRICS = {
+    "loss_sum": Metric(better="lower", description="cross-entropy summed over the epoch's batches (the handout's log)",
+                       rel_tolerance=0.05),
+    "train_error": Metric(better="lower", description="% of training images misclassified by the batches as they "
+                          "went by", tolerance=0.5),
+    "test_error": Metric(better="lower", description="% of the test images misclassified", tolerance=0.5),
+    "epoch_time_s": Metric(better="lower", description="training time of the epoch", timing=True),
+    "samples_per_s": Metric(better="higher", description="training images per second", timing=True),
+    "train_time_s": Metric(better="lower", description="training time, all epochs", timing=True),
+    "parameters": Metric(better="two-sided", tolerance=0),
+    "fgsm_accuracy": Metric(better="higher", description="% test accuracy under FGSM; step = ε in thousandths",
+                            tolerance=2),
+}

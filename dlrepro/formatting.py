@@ -1,0 +1,15 @@
+"""How numbers and parameter settings are written wherever dlrepro shows them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def number(value: object, digits: int = 4) -> str:
+    """A float to ``digits`` significant digits; anything else as it is."""
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def assignments(pairs: Iterable[tuple[str, object]], sep: str = ", ") -> str:
+    """``name=value`` pairs, as a configuration is named in labels, claims and baselines."""
+    return sep.join(f"{name}={value}" for name, value in pairs)

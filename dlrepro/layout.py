@@ -1,0 +1,113 @@
+"""The results folder of one profile, ``<results>/<profile>/``: where everything lands, spelled out
+here once, and its per-run records.
+
+The record (one JSON file per run, written atomically by the process that ran it) is the unit that
+is never lost: tables are rebuilt from records, so a crash or Ctrl-C between runs or while merging
+leaves every finished run on disk. One ``dlrepro`` at a time writes a folder: ``lock`` makes a
+second one wait.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dlrepro.files import atomic_write
+
+if TYPE_CHECKING:
+    from dlrepro.suite import RunSpec
+
+
+class ResultsError(Exception):
+    """A results folder that cannot be written."""
+
+
+class BaselineError(Exception):
+    """A baseline folder or file that cannot be read."""
+
+
+class Results:
+    def __init__(self, results: Path, profile: str):
+        self.root = Path(results) / profile
+
+    # --- where things are
+    def records(self, suite: str) -> Path:
+        return self.root / "records" / suite
+
+    def record_path(self, suite: str, run_id: str) -> Path:
+        return self.records(suite) / f"{run_id}.json"
+
+    def artifacts(self, suite: str) -> Path:
+        return self.root / "artifacts" / suite
+
+    def artifact_dir(self, spec: RunSpec) -> Path:
+        return self.artifacts(spec.suite) / spec.run_id
+
+    def figures(self, suite: str) -> Path:
+        return self.root / "figures" / suite
+
+    def table(self, name: str, kind: str = "parquet") -> Path:
+        return self.root / f"{name}.{kind}"
+
+    @property
+    def claims(self) -> Path:
+        return self.root / "claims.csv"
+
+    @property
+    def check(self) -> Path:
+        return self.root / "check.csv"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def energy(self) -> Path:
+        return self.root / "energy"
+
+    # --- records
+    def get(self, spec: RunSpec) -> dict | None:
+        try:
+            return json.loads(self.record_path(spec.suite, spec.run_id).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None  # unreadable: treat as never run, it will be run again and replaced
+
+    def done(self, spec: RunSpec) -> bool:
+        record = self.get(spec)
+        return record is not None and record["status"] == "ok"
+
+    def put(self, record: dict) -> None:
+        path = self.record_path(record["suite"], record["run_id"])
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1, default=str)))
+
+    # --- guarding the folder
+    def ensure_writable(self) -> None:
+        """Refuse, before any work, a results folder that is a file or cannot be written."""
+        for folder in (self.root, *self.root.parents):
+            if folder.exists():
+                break
+        if not folder.is_dir():
+            raise ResultsError(f"{folder}: the results folder is a file, not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ResultsError(f"{folder}: the results folder is not writable (permission denied)")
+
+    @contextmanager
+    def lock(self, on_wait: Callable[[str], None]) -> Iterator[None]:
+        """Hold the folder for this process; another dlrepro on it waits (saying so) until it is done."""
+        from filelock import FileLock, Timeout
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.root / ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            on_wait(f"waiting for another dlrepro working in {self.root} to finish (lock {lock.lock_file})…")
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()

@@ -1,0 +1,243 @@
+"""The declarative files' schema: suites (with their claims and metric declarations) and runners.
+
+Pure pydantic, strict: a number is a number (no "100" for 100, no true for 1), every float is
+finite, unknown keys are refused. Nothing here imports torch, pandas or Ray, so that a bad file is
+refused at once. What a key *means* against an experiment (its parameters, its metrics, the
+expanded grid) is checked by ``suite``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+PROFILES = ("smoke", "quick", "full")
+Profile = Literal["smoke", "quick", "full"]
+MAX_SEED = 2**32 - 1  # numpy's seed range
+Op = Literal["<", "<=", ">", ">=", "=="]
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    if not isinstance(value, bool | int | float | str):
+        raise ValueError(f"expected a number, a string or a boolean, got {type(value).__name__}")
+    return value
+
+
+def _param_value(value: Any) -> Any:
+    return [_scalar(v) for v in value] if isinstance(value, list) else _scalar(value)
+
+
+def _axis(values: Any) -> Any:
+    """A grid axis: values of one parameter, or tables of parameters that move together (a tie)."""
+    if not isinstance(values, list) or not values:
+        raise ValueError("an axis is a non-empty list of values, or of tables of tied parameters")
+    tables = [isinstance(v, dict) for v in values]
+    if any(tables) and not all(tables):
+        raise ValueError("an axis mixes values and tables: give only values, or only tables of tied parameters")
+    if all(tables):
+        for table in values:
+            if not table:
+                raise ValueError("an empty table in a tied axis")
+        return [{k: _param_value(v) for k, v in table.items()} for table in values]
+    return [_param_value(v) for v in values]
+
+
+def _grids(grid: Any) -> Any:
+    """A grid is a table of axes; a list of grids is their union. Neither may be empty."""
+    grids = grid if isinstance(grid, list) else [grid]
+    if not grids:
+        raise ValueError("an empty list of grids: give at least one grid")
+    for one in grids:
+        if not isinstance(one, dict):
+            raise ValueError("a grid is a table of axes")
+        if not one:
+            raise ValueError("empty grid: give at least one axis with at least one value")
+    return grid
+
+
+Scalar = Annotated[bool | int | float | str, BeforeValidator(_scalar)]
+ParamValue = Annotated[Any, BeforeValidator(_param_value)]
+Axis = Annotated[list[Any], BeforeValidator(_axis)]
+Grid = dict[str, Axis]
+Grids = Annotated[Grid | list[Grid], BeforeValidator(_grids)]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class Source(Strict):
+    seed: str = Field(description="the seed document, e.g. '002' for 002_*.txt in shared/seeds")
+    slide: str = Field(description="the slide or section title, as printed")
+    note: str = ""
+
+
+class Resources(Strict):
+    cpus: int = Field(1, ge=1, description="CPU cores, also the torch thread count of the run")
+    gpus: float = Field(0, ge=0, description="GPUs, fractions allowed (Ray packs runs on one GPU)")
+
+
+class Metric(Strict):
+    """What an experiment declares of each metric it logs."""
+
+    better: Literal["higher", "lower", "two-sided"]
+    description: str = ""
+    tolerance: float | None = Field(None, ge=0, description="absolute tolerance for regression checks")
+    rel_tolerance: float | None = Field(None, ge=0, description="relative tolerance for regression checks")
+    timing: bool = Field(False, description="a speed measurement: hardware-bound, so never in regression baselines")
+
+
+class Need(Strict):
+    suite: Name = Field(description="the suite, in the same folder, whose run's files are read")
+    where: dict[str, Scalar] = Field({}, description="parameters that pick one configuration of that suite")
+
+
+def _seeds(seeds: list[int]) -> list[int]:
+    duplicated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if duplicated:
+        raise ValueError(f"seed {duplicated[0]} is listed twice: each seed is one run")
+    return seeds
+
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
+class ProfileSpec(Strict):
+    seeds: Annotated[list[Seed], Field(min_length=1), AfterValidator(_seeds)]
+    parameters: dict[str, ParamValue] = {}
+    grid: Grids | None = Field(None, description="replaces the suite's grid")
+    resources: Resources | None = None
+
+
+# ---- claims: the slide's words as checks (evaluated by dlrepro.claims) ----
+
+class ClaimBase(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    text: str = Field(description="the slide's words")
+    source: str = Field("", description="where the words are, when not the suite's own source")
+    metric: str
+    where: dict[str, Scalar] = {}
+    step: int | Literal["last"] | None = Field(None, description="None: the run's final value (no step)")
+    reduce: Literal["mean", "median", "min", "max"] = "mean"
+    profiles: list[Profile] | None = Field(
+        None, description="the profiles whose settings the claim is about (e.g. the paper's epochs: full); default all")
+
+    def selections(self) -> dict[str, dict[str, Any]]:
+        """Each selection of runs the claim compares, by the key that names it in the file."""
+        return {"where": dict(self.where)}
+
+    def axes(self) -> dict[str, list[str]]:
+        """Parameters the claim reads values along, by key: each must vary in the runs it selects."""
+        return {}
+
+
+class Threshold(ClaimBase):
+    kind: Literal["threshold"]
+    op: Op
+    value: float
+
+
+class Approx(ClaimBase):
+    kind: Literal["approx"]
+    value: float | list[float]
+    tolerance: float | None = Field(None, ge=0)
+    rel_tolerance: float | None = Field(None, ge=0)
+    over: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Approx:
+        if (self.tolerance is None) == (self.rel_tolerance is None):
+            raise ValueError("give exactly one of tolerance and rel_tolerance")
+        if isinstance(self.value, list) != (self.over is not None):
+            raise ValueError("a list value needs 'over' (a parameter or 'step'), and 'over' needs a list value")
+        return self
+
+    def axes(self) -> dict[str, list[str]]:
+        return {"over": [self.over]} if self.over not in (None, "step") else {}
+
+
+class Monotone(ClaimBase):
+    kind: Literal["monotone"]
+    over: str
+    direction: Literal["increasing", "decreasing"]
+    strict: bool = True
+
+    def axes(self) -> dict[str, list[str]]:
+        return {"over": [self.over]} if self.over != "step" else {}
+
+
+class Compare(ClaimBase):
+    kind: Literal["compare"]
+    left: dict[str, Scalar]
+    right: dict[str, Scalar]
+    op: Op
+    by: list[str] = []
+
+    def selections(self) -> dict[str, dict[str, Any]]:
+        return {"left": {**self.where, **self.left}, "right": {**self.where, **self.right}}
+
+    def axes(self) -> dict[str, list[str]]:
+        return {"by": list(self.by)} if self.by else {}
+
+
+Claim = Annotated[Threshold | Approx | Monotone | Compare, Field(discriminator="kind")]
+
+
+class SuiteModel(Strict):
+    name: Name
+    title: str
+    source: Source
+    experiment: str
+    parameters: dict[str, ParamValue] = {}
+    grid: Grids
+    resources: Resources = Resources()
+    needs: dict[str, Need] = Field({}, description="runs of other suites whose files (e.g. a trained model) each "
+                                   "run reads, under the given name; they run first, at the same profile")
+    profiles: dict[Profile, ProfileSpec]
+    claims: list[Claim] = []
+
+    @field_validator("profiles")
+    @classmethod
+    def _every_profile(cls, profiles: dict) -> dict:
+        missing = [p for p in PROFILES if p not in profiles]
+        if missing:
+            raise ValueError(f"missing profile(s) {', '.join(missing)}; every suite defines {', '.join(PROFILES)}")
+        return profiles
+
+    @field_validator("claims")
+    @classmethod
+    def _unique_ids(cls, claims: list) -> list:
+        ids = [c.id for c in claims]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"claim id {next(i for i in ids if ids.count(i) > 1)!r} is used twice: ids must be unique")
+        return claims
+
+
+# ---- runners: where runs execute (runners/<name>.toml) ----
+
+DEFAULT_COUNTRY = "FRA"  # the courses are French; ISO 3166-1 alpha-3, sets the grid's carbon intensity
+
+
+class _Runner(Strict):
+    description: str = ""
+    energy_country: str = Field(DEFAULT_COUNTRY, pattern=r"^[A-Z]{3}$",
+                                description="ISO 3166-1 alpha-3 code for codecarbon's carbon intensity")
+
+
+class LocalRunner(_Runner):
+    kind: Literal["local"]
+
+
+class RayRunner(_Runner):
+    kind: Literal["ray"]
+    address: str | None = Field(None, description="a cluster's address; none: $RAY_ADDRESS, else an embedded instance")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded instance (default: all cores)")
+    max_retries: int = Field(2, ge=0, description="retries of a run group whose worker process died")
+
+
+RunnerConfig = Annotated[LocalRunner | RayRunner, Field(discriminator="kind")]
