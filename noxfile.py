@@ -1,4 +1,4 @@
-"""Sessions: `nox -s tests` (the test suite), `nox -s reproduce` (every suite at the quick profile,
+"""Sessions: `nox -s lint` (import layering, ruff), `nox -s tests` (the test suite), `nox -s reproduce` (every suite at the quick profile,
 then the report), `nox -s regression` (the smoke profile, then the check against the committed
 baselines), `nox -s sweep -- --address ADDR` (the full profile on a Ray cluster). Arguments after
 `--` go to pytest or to `dlrepro run`."""
@@ -20,6 +20,15 @@ def _env() -> dict:
     if "DLREPRO_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
         env["DLREPRO_DATA_DIR"] = str(SHARED_DATA)  # the course data shipped beside a checkout
     return env
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """The layering (no import cycle, lower modules never import higher ones) and pyflakes' checks."""
+    session.install("import-linter>=2.1", "ruff>=0.6")
+    session.install("-e", ".", "--no-deps")
+    session.run("lint-imports")
+    session.run("ruff", "check", "dlrepro", "tests", "benchmarks", "noxfile.py")
 
 
 @nox.session

@@ -17,11 +17,13 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from dlrepro.data import data_dir
-from dlrepro.execute import RunContext, warm_up
-from dlrepro.experiments import mnist_classifier as mc
+from dlrepro.execute import warm_up
+from dlrepro.experiment import RunContext, get
+from dlrepro.experiments.mnist_classifier import Params
+from dlrepro.experiments.mnist_classifier import experiment as mc
 
 
-def dataloader_loop(params: mc.Params, root: Path, device: torch.device, workers: int) -> float:
+def dataloader_loop(params: Params, root: Path, device: torch.device, workers: int) -> float:
     """pytorch/examples mnist: per-sample transforms, batches collated by a DataLoader."""
     train = datasets.MNIST(root, train=True, download=False)
     mean, std = (train.data[: params.train_size].float() / 255).mean().item(), (train.data[: params.train_size].float() / 255).std().item()
@@ -44,8 +46,9 @@ def dataloader_loop(params: mc.Params, root: Path, device: torch.device, workers
     return time.perf_counter() - start
 
 
-def resident_loop(params: mc.Params, root: Path, device: torch.device) -> float:
-    ctx = RunContext(seed=0, device=device, data_dir=root, artifact_dir=Path(os.devnull))
+def resident_loop(params: Params, root: Path, device: torch.device) -> float:
+    ctx = RunContext(seed=0, device=device, data_dir=root, artifact_dir=Path(os.devnull),
+                     declared=frozenset(get("mnist_classifier").metrics))
     mc.train(params, ctx)
     return sum(m["value"] for m in ctx.metrics if m["metric"] == "epoch_time_s")
 
@@ -62,7 +65,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warm_up()
     root, device = data_dir(args.data_dir), torch.device(args.device)
-    params = mc.Params(model="cnn_handout", lr=0.1, batch_size=100, epochs=args.epochs, train_size=args.train_size)
+    params = Params(model="cnn_handout", lr=0.1, batch_size=100, epochs=args.epochs, train_size=args.train_size)
     print(f"handout CNN, {args.epochs} epoch(s) × {args.train_size} images, batch 100, on {device} "
           f"({args.threads} thread(s), DataLoader workers: {args.workers}); training time only")
     loader = dataloader_loop(params, root, device, args.workers)

@@ -23,16 +23,17 @@ def naive(suites: list[str], profile: str, results: Path) -> None:
     import ray
 
     from dlrepro.energy import EnergyMeter
-    from dlrepro.execute import execute, groups, warm_up
-    from dlrepro.store import RecordStore
+    from dlrepro.execute import execute, warm_up
+    from dlrepro.layout import Results
+    from dlrepro.planning import groups
     from dlrepro.suite import resolve
 
-    store = RecordStore(results / profile)
+    store = Results(results, profile)
 
     @ray.remote(num_cpus=1, max_calls=1)
     def run(group):
         warm_up()
-        with EnergyMeter(store.root / "energy") as meter:
+        with EnergyMeter(store.energy) as meter:
             return execute(group, meter=meter, artifact_dir=store.artifact_dir, data_dir=None)
 
     specs = [spec for suite in resolve(suites) for spec in suite.runs(profile)]

@@ -11,7 +11,8 @@ import time
 import torch
 
 from dlrepro.execute import warm_up
-from dlrepro.experiments import universal_approximation as ua
+from dlrepro.experiments.universal_approximation import Params
+from dlrepro.experiments.universal_approximation import experiment as ua
 
 
 def timed(fn) -> float:
@@ -35,7 +36,7 @@ def main() -> None:
     print(f"{args.seeds} seeds × {args.steps} full-batch Adam steps, {len(x)} points, {args.threads} thread(s)")
     print(f"{'H':>6} {'loop (s)':>10} {'stacked (s)':>12} {'speed-up':>9}")
     for hidden in args.hidden:
-        p = ua.Params(hidden=hidden, steps=args.steps)
+        p = Params(hidden=hidden, steps=args.steps)
         loop = timed(lambda: [ua.train([s], p, x, y) for s in seeds])
         stacked = timed(lambda: ua.train(seeds, p, x, y))
         print(f"{hidden:>6} {loop:>10.2f} {stacked:>12.2f} {loop / stacked:>8.1f}×")

@@ -88,7 +88,7 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
         for group in groups(specs):
             shapes.setdefault(group[0].resources, []).append(group)
         # Every shape is sized before anything runs: a cluster that cannot run one fails at once.
-        sizes = {shape: _pool_size(shape, groups, ray.cluster_resources()) for shape, groups in shapes.items()}
+        sizes = {shape: _pool_size(shape, members, ray.cluster_resources()) for shape, members in shapes.items()}
         for wave in waves(specs):
             runnable: dict[Resources, list[list[RunSpec]]] = {}
             for group in groups(wave):
@@ -97,10 +97,10 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
                     keep(group, ex.failed_records(group, blocked))
                 else:
                     runnable.setdefault(group[0].resources, []).append(group)
-            for shape, groups in runnable.items():
-                pool = _Pool(shape, min(sizes[shape], len(groups)), results.energy, energy_country, data_dir)
+            for shape, members in runnable.items():
+                pool = _Pool(shape, min(sizes[shape], len(members)), results.energy, energy_country, data_dir)
                 try:
-                    for group, records in pool.run(groups, results, max_retries, progress):
+                    for group, records in pool.run(members, results, max_retries, progress):
                         keep(group, records)
                 finally:
                     pool.close()

@@ -44,23 +44,30 @@ def logged(ctx) -> dict:
     return {m["metric"] if m["step"] is None else (m["metric"], m["step"]): m["value"] for m in ctx.metrics}
 
 
+def restore_default_signals() -> None:
+    """In a child: a process started in the background by a non-interactive shell inherits an
+    ignored SIGINT; Ctrl-C must reach dlrepro however pytest was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.fixture
 def interrupted_run(tmp_path):
-    """Start `dlrepro run ARGS --results tmp_path`, Ctrl-C it once `at_least` records of `suite` are
-    written; check it exits 130 with exactly the finished runs in the table, each record whole, and
-    return their run_ids."""
+    """Start `dlrepro run ARGS --results tmp_path`, send it `sig` (Ctrl-C's SIGINT by default) once
+    `at_least` records of `suite` are written; check it exits 128 + sig with exactly the finished runs
+    in the table, each record whole, and return their run_ids."""
 
-    def run(suite: str, profile: str, at_least: int, *args: str) -> set[str]:
+    def run(suite: str, profile: str, at_least: int, *args: str, sig: int = signal.SIGINT) -> set[str]:
         cmd = [sys.executable, "-m", "dlrepro", "run", suite, "--profile", profile, *args, "--results", str(tmp_path)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "COLUMNS": "120"})
+                                env={**os.environ, "COLUMNS": "120"}, preexec_fn=restore_default_signals)
         records = tmp_path / profile / "records" / suite
         deadline = time.time() + 120
         while time.time() < deadline and len(list(records.glob("*.json"))) < at_least:
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 130, err[-3000:]
+        assert proc.returncode == 128 + sig, err[-3000:]
         finished = {p.stem for p in records.glob("*.json")}
         for path in records.glob("*.json"):
             json.loads(path.read_text())  # every record is whole
@@ -79,8 +86,10 @@ def needs_chain(tmp_path) -> Path:
     suites.mkdir()
     producer = (ROOT / "suites" / "mnist_cnn.toml").read_text().replace(
         "[profiles.smoke]\n", '[profiles.smoke]\ngrid = { version = [{ model = "cnn_handout", lr = 0.1, batch_size = 100 }] }\n')
+    producer = producer[:producer.index("[[claims]]")]  # they select what the cut removed
     consumer = (ROOT / "suites" / "autoencoder.toml").read_text().replace(
         'grid = { d = [2, 32], model = ["pca", "linear", "cnn"] }', 'grid = { d = [2], model = ["pca"] }')
+    consumer = consumer[:consumer.index("[[claims]]")]
     (suites / "mnist_cnn.toml").write_text(producer)
     (suites / "autoencoder.toml").write_text(consumer)
     return suites

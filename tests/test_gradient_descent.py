@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from dlrepro.experiments.gradient_descent import Params
 from dlrepro.experiments.gradient_descent import experiment as gd
 
 A, C, S1, S2 = (0.4222, 0.4193), (0.1426, 0.2717, 0.1822), (0.1313, 0.9118, 0.1771), None

@@ -1,7 +1,6 @@
 """E6/E7 on real MNIST: the architectures' parameter counts, the resident loop against a
 DataLoader loop (same maths), FGSM against autograd done by hand, and the figures."""
 
-from pathlib import Path
 
 import pytest
 import torch

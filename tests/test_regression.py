@@ -91,11 +91,12 @@ def test_an_unchanged_rerun_passes(gradient_descent_baseline, capsys):
 
 
 def check_edited(baselines, folder, old: str, new: str, capsys) -> tuple[int, str]:
-    """Run gradient_descent with one edit to its suite file, then check it against the baseline."""
+    """Run gradient_descent with one edit to its suite file (its grid and the claims that select
+    from it alike), then check it against the baseline."""
     text = (suites_dir() / "gradient_descent.toml").read_text()
     assert old in text
     changed = folder / "gradient_descent.toml"
-    changed.write_text(text.replace(old, new, 1))
+    changed.write_text(text.replace(old, new))
     results = folder / "results"
     main(["run", str(changed), "--profile", "smoke", "--results", str(results)])
     capsys.readouterr()
@@ -104,8 +105,8 @@ def check_edited(baselines, folder, old: str, new: str, capsys) -> tuple[int, st
 
 
 def test_a_changed_hyperparameter_fails_naming_suite_configuration_and_metric(gradient_descent_baseline, tmp_path, capsys):
-    code, err = check_edited(gradient_descent_baseline[1], tmp_path, "{ eta = 0.125, w0 = 0.578 }",
-                             "{ eta = 0.2, w0 = 0.578 }", capsys)
+    code, err = check_edited(gradient_descent_baseline[1], tmp_path, "eta = 0.125, w0 = 0.578 }",
+                             "eta = 0.2, w0 = 0.578 }", capsys)
     assert code == 1
     assert "missing gradient_descent [mode=trajectory, eta=0.125, w0=0.578]: diverged, final," in err
     assert "regressed or missing" in err
@@ -126,7 +127,7 @@ def test_a_suite_without_results_is_missing(gradient_descent_baseline, capsys):
         (baselines / "smoke" / "xor.csv").unlink()
     err = capsys.readouterr().err
     assert "missing xor [model=perceptron" in err
-    assert "five_points: no baseline" in err  # a suite without a baseline is pointed out, not blocking
+    assert "gate fails: five_points has no baseline" in err  # a new suite passes only when asked (--allow-new)
 
 
 def test_a_broken_baseline_is_a_clear_error(gradient_descent_baseline, tmp_path, capsys):
@@ -136,3 +137,27 @@ def test_a_broken_baseline_is_a_clear_error(gradient_descent_baseline, tmp_path,
     assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
                  "--baseline", str(tmp_path)]) == 2
     assert "gradient_descent.csv: not a baseline: no column configuration, mean, n, std, step" in capsys.readouterr().err
+
+
+def test_a_gate_pointed_at_nothing_fails(gradient_descent_baseline, tmp_path, capsys):
+    results, baselines = gradient_descent_baseline
+    for missing in (tmp_path / "no" / "such" / "dir", tmp_path):  # no folder; a folder without smoke/
+        assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
+                     "--baseline", str(missing)]) == 2
+        assert capsys.readouterr().err.startswith("dlrepro: error: ")
+
+
+def test_a_gate_that_compared_nothing_fails(gradient_descent_baseline, tmp_path, capsys):
+    _, baselines = gradient_descent_baseline
+    assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(tmp_path / "empty"),
+                 "--baseline", str(baselines)]) == 1
+    assert "no value was compared" in capsys.readouterr().err
+
+
+def test_a_new_suite_passes_only_when_allowed(gradient_descent_baseline, capsys):
+    results, baselines = gradient_descent_baseline
+    assert main(["run", "five_points", "--profile", "smoke", "--results", str(results)]) == 0
+    args = ["check", "gradient_descent", "five_points", "--profile", "smoke", "--results", str(results),
+            "--baseline", str(baselines)]
+    assert main(args) == 1 and "five_points has no baseline" in capsys.readouterr().err
+    assert main([*args, "--allow-new"]) == 0

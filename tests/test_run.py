@@ -1,6 +1,11 @@
 """End to end through the CLI on the real XOR suite: tables, energy, claims, report, caching,
 failures kept and retried, and Ctrl-C losing nothing."""
 
+import signal
+import subprocess
+import sys
+import time
+
 import pandas as pd
 import pytest
 
@@ -8,7 +13,7 @@ from dlrepro.cli import main
 from dlrepro import runners
 from dlrepro.layout import Results
 from dlrepro.schema import Resources
-from dlrepro.suite import RunSpec, load, suites_dir
+from dlrepro.suite import RunSpec, load, resolve, suites_dir
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +90,70 @@ def test_a_failed_run_is_recorded_the_others_go_on_and_it_is_retried(tmp_path):
     assert not store.done(broken) and store.done(good)  # so the next `dlrepro run` tries it again
 
 
-def test_ctrl_c_keeps_every_finished_run(interrupted_run):
-    """Interrupt the full XOR profile mid-way: exit 130, tables hold exactly the finished runs."""
-    finished = interrupted_run("xor", "full", 5)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_keeps_every_finished_run(interrupted_run, sig):
+    """Interrupt the full XOR profile mid-way: exit 128 + signal, tables hold exactly the finished runs."""
+    finished = interrupted_run("xor", "full", 5, sig=sig)
     assert len(finished) < len(load(suites_dir() / "xor.toml").runs("full"))
+
+
+def test_every_experiments_figures_draw_from_a_smoke_table(smoke, tmp_path):
+    from dlrepro import tables
+    from dlrepro.layout import Results
+
+    results = Results(smoke[0], "smoke")
+    runs, metrics = tables.load(results)
+    for suite in resolve([]):
+        paths = suite.experiment.figures(tables.joined(runs, metrics, suite.name), tmp_path / suite.name,
+                                         results.artifacts(suite.name))
+        assert paths and all(p.stat().st_size > 5_000 for p in paths), suite.name
+
+
+DIVERGING = (suites_dir() / "five_points.toml").read_text().replace(  # the smallest MLP's weights blow up
+    "shape = [{ layers = 2, hidden = 10 },", "shape = [{ layers = 2, hidden = 10, lr = 1e30 },")
+
+
+def test_a_nan_metric_fails_its_run_and_the_report_shows_why(tmp_path, capsys):
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "five_points.toml").write_text(DIVERGING)
+    assert main(["run", str(suites / "five_points.toml"), "--profile", "smoke", "--results", str(tmp_path / "r")]) == 1
+    runs = pd.read_parquet(tmp_path / "r" / "smoke" / "runs.parquet")
+    blown = runs["lr"] == 1e30
+    assert blown.sum() == 1 and runs[blown]["status"].eq("failed").all() and runs[~blown]["status"].eq("ok").all()
+    assert runs[blown]["error"].str.contains(r"metric 'train_mse' is (nan|inf)").all()
+    claims = pd.read_csv(tmp_path / "r" / "smoke" / "claims.csv")
+    assert (claims["status"] == "reproduced").all()  # the claims' own runs are fine; the failed one counts nowhere
+    markdown = _report_of(tmp_path / "r", capsys)
+    assert "**1 of 10 run(s) failed**" in markdown and "a run that logs NaN or infinity is not counted" in markdown
+
+
+def _report_of(results, capsys) -> str:
+    assert main(["report", "--profile", "smoke", "--results", str(results)]) == 0
+    return (results / "smoke" / "report.md").read_text()
+
+
+def test_progress_is_a_line_per_run_outside_a_terminal(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "dlrepro", "run", "gradient_descent", "--profile", "smoke",
+                          "--results", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [line for line in out.stderr.splitlines() if line.startswith("[")]
+    assert len(lines) == 5 and lines[0].startswith("[1/5] gradient_descent [") and "ETA" in lines[-1]
+    assert lines[-1].startswith("[5/5] ")
+
+
+def test_two_runs_on_one_results_folder_take_turns(tmp_path):
+    """The second waits for the first, then finds everything cached: no run twice, no row lost."""
+    cmd = [sys.executable, "-m", "dlrepro", "run", "five_points", "--profile", "smoke", "--results", str(tmp_path)]
+    first = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "smoke" / ".lock"
+    deadline = time.time() + 60
+    while not lock.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert first.wait(timeout=300) == 0 and second.returncode == 0, second.stderr[-2000:]
+    assert "waiting for another dlrepro" in second.stderr and "Nothing to run" in second.stderr
+    runs = pd.read_parquet(tmp_path / "smoke" / "runs.parquet")
+    assert len(runs) == runs["run_id"].nunique() == len(load(suites_dir() / "five_points.toml").runs("smoke"))
+    energy = pd.concat(pd.read_csv(f) for f in (tmp_path / "smoke" / "energy").glob("emissions_base_*.csv"))
+    assert energy["task_name"].value_counts().max() == 1  # each run measured once: executed once
