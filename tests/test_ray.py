@@ -41,7 +41,8 @@ def test_embedded_ray_gives_the_local_runners_metrics(local_xor, tmp_path):
                  "--results", str(tmp_path)]) == 0
     pd.testing.assert_frame_equal(metrics_of(tmp_path / "smoke"), metrics_of(local_xor))
     runs = pd.read_parquet(tmp_path / "smoke" / "runs.parquet")
-    assert runs["worker"].str.startswith("ray ").all() and runs["worker"].nunique() == 2  # both cores used
+    # More than one worker process where there is more than one core: as many as fit, whatever the machine.
+    assert runs["worker"].str.startswith("ray ").all() and runs["worker"].nunique() >= min(2, os.cpu_count())
     # The files a run writes come back from its worker: the E3 figure data.
     assert len(list((tmp_path / "smoke" / "artifacts" / "gradient_descent").glob("*/*.npz"))) == 2
 
@@ -101,7 +102,7 @@ def head():
                              capture_output=True).returncode != 0:
             assert proc.poll() is None and time.time() < deadline, "the Ray head did not start"
             time.sleep(1)
-        yield {"address": f"127.0.0.1:{port}", "jobs": f"http://127.0.0.1:{dashboard}", "env": env}
+        yield {"address": f"127.0.0.1:{port}", "jobs": f"http://127.0.0.1:{dashboard}", "env": env, "pid": proc.pid}
     finally:
         for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 0)):  # everything it started, and only that
             try:
@@ -136,6 +137,13 @@ def test_fake_gpus_are_given_to_the_runs_that_ask(head, tmp_path):
     assert runs["worker"].nunique() == 2
 
 
+def _running_a_group(process: psutil.Process) -> bool:
+    try:
+        return (process.cmdline() or [""])[0].startswith("ray::Worker.run")
+    except psutil.Error:  # it ended meanwhile
+        return False
+
+
 def test_a_killed_worker_is_retried_and_the_table_is_complete(head, tmp_path):
     results = tmp_path / "results"
     driver = subprocess.Popen(
@@ -144,7 +152,8 @@ def test_a_killed_worker_is_retried_and_the_table_is_complete(head, tmp_path):
         env={**head["env"], "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline, victim = time.time() + 120, None
     while victim is None and time.time() < deadline and driver.poll() is None:
-        busy = [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [""])[0].startswith("ray::Worker.run")]
+        # Only this head's workers: another Ray instance on the machine is not ours to kill.
+        busy = [p for p in psutil.Process(head["pid"]).children(recursive=True) if _running_a_group(p)]
         victim = busy[0] if busy else None
         time.sleep(0.2)
     assert victim is not None, "no worker was seen running"
