@@ -52,7 +52,8 @@ def verify(names: set[str], root: Path | None) -> None:
     """Every file of the named datasets present, of the right size and checksum; DataError otherwise.
     Without a data directory, a set not yet downloaded is downloaded first."""
     if root is not None and not root.is_dir():
-        raise DataError(f"{root}: the data directory (from --data-dir or ${ENV_VAR}) does not exist")
+        state = "is a file, not a directory" if root.exists() else "does not exist"
+        raise DataError(f"{root}: the data directory (from --data-dir or ${ENV_VAR}) {state}")
     for name in sorted(names):
         dataset = DATASETS[name]
         raw = (root or DOWNLOAD_DIR) / dataset.folder / "raw"

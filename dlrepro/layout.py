@@ -10,7 +10,7 @@ second one wait.
 from __future__ import annotations
 
 import json
-import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,8 +92,11 @@ class Results:
                 break
         if not folder.is_dir():
             raise ResultsError(f"{folder}: the results folder is a file, not a folder")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise ResultsError(f"{folder}: the results folder is not writable (permission denied)")
+        try:  # a real write, gone at once: permissions, read-only mounts and pseudo-filesystems alike
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as err:
+            raise ResultsError(f"{folder}: the results folder is not writable ({err.strerror})") from None
 
     @contextmanager
     def lock(self, on_wait: Callable[[str], None]) -> Iterator[None]:

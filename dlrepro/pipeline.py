@@ -88,13 +88,8 @@ def run(request: Request, say: Say) -> Outcome:
     from dlrepro import runners, tables
 
     results, specs = request.results, request.specs
-    for suite in {s.name: s for s in request.suites + _producer_suites(request.suites)}.values():
-        try:
-            suite.experiment.implementation  # noqa: B018 — imported and checked against the contract
-        except contract.ContractError as err:
-            raise SuiteError(suite.path, "experiment", f"experiment {suite.model.experiment!r} is broken: {err}") \
-                from None
     todo = plan(specs, results)
+    _check_implementations(request.suites + _producer_suites(request.suites), todo)
     _check_data(todo, request.data_dir)
     _warn_resources(todo, request.runner, say)
     failed: list[dict] = []
@@ -126,6 +121,18 @@ def _producer_suites(suites: list[Suite]) -> list[Suite]:
             if producer.name not in names:
                 found.setdefault(producer.name, producer)
     return list(found.values())
+
+
+def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
+    """The code of every suite with runs to do, checked against the contract before any starts; a
+    cached suite's code is not even imported (torch costs seconds)."""
+    pending = {s.suite for s in todo}
+    for suite in {s.name: s for s in suites if s.name in pending}.values():
+        try:
+            suite.experiment.implementation  # noqa: B018 — imported and checked against the contract
+        except contract.ContractError as err:
+            raise SuiteError(suite.path, "experiment", f"experiment {suite.model.experiment!r} is broken: {err}") \
+                from None
 
 
 def _check_data(todo: list[RunSpec], root: Path | None) -> None:

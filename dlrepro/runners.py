@@ -34,14 +34,13 @@ def runners_dir() -> Path:
 
 def load_runner(name: str) -> LocalRunner | RayRunner:
     """Read ``runners/<name>.toml``; a name, not a path."""
+    known = ", ".join(p.stem for p in sorted(runners_dir().glob("*.toml")))
     if not RUNNER_NAME.match(name):
-        known = ", ".join(p.stem for p in sorted(runners_dir().glob("*.toml")))
         raise SuiteError("--runner", "", f"{name!r} is not a runner name (a file of runners/ without .toml: {known})")
     path = runners_dir() / f"{name}.toml"
     try:
         return TypeAdapter(RunnerConfig).validate_python(tomllib.loads(read_text(path)))
     except FileNotFoundError:
-        known = ", ".join(p.stem for p in sorted(runners_dir().glob("*.toml")))
         raise SuiteError(path, "", f"no runner named {name!r}; known runners: {known}") from None
     except tomllib.TOMLDecodeError as err:
         raise SuiteError(path, "", f"not valid TOML: {err}") from None

@@ -192,10 +192,9 @@ def _check_names(suite: Suite) -> None:
         if claim.metric not in suite.metrics:
             raise SuiteError(suite.path, f"claims.{i}.metric", f"experiment {m.experiment!r} never logs metric "
                              f"{claim.metric!r}; it logs: {', '.join(sorted(suite.metrics))}")
-        for key, selection in claim.selections().items():
-            for name in selection:
-                unknown(f"claims.{i}.{key}.{name}" if key != "where" or name in claim.where
-                        else f"claims.{i}.where.{name}", name)
+        for key in ("where", "left", "right"):
+            for name in getattr(claim, key, {}):
+                unknown(f"claims.{i}.{key}.{name}", name)
         for key, names in claim.axes().items():
             for name in names:
                 unknown(f"claims.{i}.{key}", name)

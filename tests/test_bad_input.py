@@ -119,6 +119,13 @@ def test_a_results_folder_that_is_not_writable(tmp_path, capsys):
     assert "not writable" in err
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_results_folder_on_a_filesystem_that_takes_no_files(capsys):
+    assert main(["run", "xor", "--profile", "smoke", "--results", "/proc/self/dlrepro-results"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "the results folder is not writable" in err, err
+
+
 @pytest.mark.parametrize("args, words", [
     (["--runner", "../suites/xor"], "is not a runner name"),
     (["--runner", "nope"], "no runner named 'nope'"),
