@@ -8,8 +8,8 @@ the last step or one step), reduces them over seeds with ``reduce``, and tests t
   with a list ``value`` and ``over`` (a parameter or ``step``), elementwise along that axis.
 - ``monotone``: the reduced value ordered along ``over`` (``direction`` increasing or decreasing,
   ``strict`` by default).
-- ``compare``: the ``left`` selection against the ``right`` one with ``op``, at every value of the
-  parameters in ``by`` (e.g. the CNN beats PCA at every d).
+- ``compare``: the ``left`` selection against ``factor`` (default 1) times the ``right`` one with
+  ``op``, at every value of the parameters in ``by`` (e.g. the CNN beats PCA at every d).
 
 A claim whose runs are missing (failed, not run) says "not run", never "not reproduced".
 """
@@ -70,7 +70,8 @@ def write(path: Path, results: list[ClaimResult]) -> pd.DataFrame:
     return table
 
 
-def _select(claim: ClaimBase, table: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
+def select(claim: ClaimBase, table: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
+    """The rows of the claim's metric, parameters and step (plus ``where``)."""
     rows = table[table["metric"] == claim.metric]
     for key, value in {**claim.where, **(where or {})}.items():
         rows = rows[rows[key] == value] if key in rows else rows.iloc[0:0]
@@ -89,7 +90,7 @@ def _along(claim: ClaimBase, rows: pd.DataFrame, axis: str) -> pd.Series:
 
 
 def _threshold(claim: Threshold, table: pd.DataFrame) -> Verdict:
-    rows = _select(claim, table)
+    rows = select(claim, table)
     expected = f"{claim.op} {number(claim.value)}"
     if rows.empty:
         return None, "", f"{claim.reduce} {expected}"
@@ -97,32 +98,53 @@ def _threshold(claim: Threshold, table: pd.DataFrame) -> Verdict:
     return bool(OPS[claim.op](got, claim.value)), f"{number(got)} ({claim.reduce} of {len(rows)})", expected
 
 
-def _approx(claim: Approx, table: pd.DataFrame) -> Verdict:
-    def allowed(target: float) -> float:
-        return claim.tolerance if claim.tolerance is not None else claim.rel_tolerance * abs(target)
+def allowed(claim: Approx, target: float) -> float:
+    """The absolute gap an approx claim allows around ``target``."""
+    return claim.tolerance if claim.tolerance is not None else claim.rel_tolerance * abs(target)
 
-    rows = _select(claim, table)
+
+def reduced(claim: ClaimBase, values: pd.Series, target: float) -> float:
+    """The selected values reduced as the claim says; ``worst``: the one farthest from ``target``."""
+    if claim.reduce == "worst":
+        return float(values.iloc[int((values - target).abs().argmax())])
+    return float(values.agg(claim.reduce))
+
+
+def approx_groups(claim: Approx, rows: pd.DataFrame) -> list[tuple[object, pd.Series]]:
+    """The selected values per element of the claim's value: one group, or one per ``over`` value in
+    order (the i-th published number is compared with the i-th smallest ``over``)."""
+    if rows.empty:
+        return []
+    if claim.over is None:
+        return [(None, rows["value"])]
+    return [(key, group["value"]) for key, group in rows.groupby(claim.over, sort=True)]
+
+
+def _approx(claim: Approx, table: pd.DataFrame) -> Verdict:
+    groups = approx_groups(claim, select(claim, table))
+    targets = claim.value if isinstance(claim.value, list) else [claim.value]
     tol = f"± {number(claim.tolerance)}" if claim.tolerance is not None else f"± {number(100 * claim.rel_tolerance)} %"
     if claim.over is None:
         expected = f"{number(claim.value)} {tol}"
-        if rows.empty:
+        if not groups:
             return None, "", expected
-        got = rows["value"].agg(claim.reduce)
-        return bool(abs(got - claim.value) <= allowed(claim.value)), number(got), expected
+        got = reduced(claim, groups[0][1], claim.value)
+        return bool(abs(got - claim.value) <= allowed(claim, claim.value)), number(got), expected
     expected = f"[{', '.join(number(v) for v in claim.value)}] {tol} along {claim.over}"
-    got = _along(claim, rows, claim.over)
-    if got.empty:
+    if not groups:
         return None, "", expected
+    got = pd.Series([reduced(claim, values, v) for (_, values), v in zip(groups, targets)],
+                    index=[key for key, _ in groups][:len(targets)])
     gaps = [abs(g - v) for g, v in zip(got, claim.value)]
     worst = max(range(len(gaps)), key=lambda i: gaps[i])
     measured = (f"[{', '.join(number(g) for g in got)}]; largest gap {number(gaps[worst])} at {claim.over} "
                 f"{got.index[worst]}")
-    holds = len(got) == len(claim.value) and all(g <= allowed(v) for g, v in zip(gaps, claim.value))
+    holds = len(groups) == len(claim.value) and all(g <= allowed(claim, v) for g, v in zip(gaps, claim.value))
     return holds, measured, expected
 
 
 def _monotone(claim: Monotone, table: pd.DataFrame) -> Verdict:
-    got = _along(claim, _select(claim, table), claim.over)
+    got = _along(claim, select(claim, table), claim.over)
     measured = ", ".join(f"{claim.over}={k}: {number(float(v))}" for k, v in got.items())
     expected = f"{'strictly ' if claim.strict else ''}{claim.direction} along {claim.over}"
     if len(got) < 2:
@@ -135,14 +157,15 @@ def _monotone(claim: Monotone, table: pd.DataFrame) -> Verdict:
 
 def _compare(claim: Compare, table: pd.DataFrame) -> Verdict:
     def side(where: dict) -> pd.Series:
-        rows = _select(claim, table, where)
+        rows = select(claim, table, where)
         if rows.empty:
             return pd.Series(dtype=float)
         return rows.groupby(claim.by)["value"].agg(claim.reduce) if claim.by else \
             pd.Series([rows["value"].agg(claim.reduce)], dtype=float)
 
     left, right = side(claim.left).align(side(claim.right), join="inner")
-    expected = (f"{assignments(claim.left.items(), ',') or 'all'} {claim.op} "
+    scale = "" if claim.factor == 1 else f"{number(claim.factor)} × "
+    expected = (f"{assignments(claim.left.items(), ',') or 'all'} {claim.op} {scale}"
                 f"{assignments(claim.right.items(), ',') or 'all'}" + (f" at every {', '.join(claim.by)}" if claim.by else ""))
     if left.empty:
         return None, "", expected
@@ -151,7 +174,7 @@ def _compare(claim: Compare, table: pd.DataFrame) -> Verdict:
         return assignments(zip(claim.by, key if isinstance(key, tuple) else (key,)), ",") + ": " if claim.by else ""
 
     pairs = [f"{at(k)}{number(a)} vs {number(b)}" for k, a, b in zip(left.index, left, right)]
-    return bool(OPS[claim.op](left, right).all()), "; ".join(pairs), expected
+    return bool(OPS[claim.op](left, claim.factor * right).all()), "; ".join(pairs), expected
 
 
 CHECKS = {Threshold: _threshold, Approx: _approx, Monotone: _monotone, Compare: _compare}

@@ -58,6 +58,10 @@ class Results:
         return self.root / "claims.csv"
 
     @property
+    def fidelity(self) -> Path:
+        return self.root / "fidelity.csv"
+
+    @property
     def check(self) -> Path:
         return self.root / "check.csv"
 

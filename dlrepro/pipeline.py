@@ -108,7 +108,7 @@ def run(request: Request, say: Say) -> Outcome:
         finally:  # whatever happened, the tables hold every finished run
             merged = specs + [s for suite in _producer_suites(request.suites) for s in suite.runs(request.profile)]
             runs, metrics = tables.merge(results, merged)
-            claims = evaluate(request.suites, runs, metrics, results)
+            claims, _ = evaluate(request.suites, runs, metrics, results)
     return Outcome(request, todo, claims, failed, interrupted)
 
 
@@ -177,13 +177,18 @@ def _say_plan(request: Request, todo: list[RunSpec], say: Say) -> None:
         say(f"Nothing to run: every run is cached in {request.results.root / 'records'}.")
 
 
-def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame, results: Results) -> pd.DataFrame:
-    """Every claim of ``suites`` at the folder's profile; claims.csv keeps other suites' rows."""
-    from dlrepro import claims, tables
+def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
+             results: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every claim of ``suites`` at the folder's profile, and the fidelity table of their published
+    numbers; claims.csv and fidelity.csv keep other suites' rows."""
+    from dlrepro import claims, fidelity, tables
 
-    found = [r for suite in suites
-             for r in claims.evaluate(suite, tables.joined(runs, metrics, suite.name), results.root.name)]
-    return claims.write(results.claims, found)
+    profile, verdicts, numbers = results.root.name, [], []
+    for suite in suites:
+        table = tables.joined(runs, metrics, suite.name)
+        verdicts += claims.evaluate(suite, table, profile)
+        numbers += fidelity.rows(suite, table, profile)
+    return claims.write(results.claims, verdicts), fidelity.write(results.fidelity, numbers)
 
 
 def claims(results: Path, profile: str) -> pd.DataFrame:
@@ -191,7 +196,7 @@ def claims(results: Path, profile: str) -> pd.DataFrame:
     from dlrepro import tables
 
     folder = Results(results, profile)
-    return evaluate(resolve([]), *tables.load(folder), folder)
+    return evaluate(resolve([]), *tables.load(folder), folder)[0]
 
 
 def report(results: Path, profile: str, say: Say) -> Path:
@@ -204,7 +209,7 @@ def report(results: Path, profile: str, say: Say) -> Path:
         raise DataError(f"{folder.root}: no results: run `dlrepro run --profile {profile}` first")
     with folder.lock(say):
         runs, metrics = tables.load(folder)
-        return markdown.build(folder, suites, evaluate(suites, runs, metrics, folder), runs, metrics)
+        return markdown.build(folder, suites, *evaluate(suites, runs, metrics, folder), runs, metrics)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The Markdown report of one profile: claims, cost, and each suite's figures and failures.
+"""The Markdown report of one profile: claims, the published numbers, cost, and each suite's figures and failures.
 
 A suite's figures are redrawn only when what they are drawn from changed (its rows of the tables,
 or its experiment's code): a cached report costs a second, not a minute.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlrepro import tables
+from dlrepro import fidelity, tables
 from dlrepro.files import atomic_write
 from dlrepro.layout import Results
 from dlrepro.machine import cpu_model
@@ -23,14 +23,15 @@ from dlrepro.suite import Suite
 FIGURE_INDEX = "figures.json"  # in each suite's figures folder: what the figures were drawn from, and their files
 
 
-def build(results: Results, suites: list[Suite], claims: pd.DataFrame, runs: pd.DataFrame,
-          metrics: pd.DataFrame) -> Path:
+def build(results: Results, suites: list[Suite], claims: pd.DataFrame, published: pd.DataFrame,
+          runs: pd.DataFrame, metrics: pd.DataFrame) -> Path:
     """Draw (or reuse) every suite's figures and write ``report.md`` beside the tables."""
     profile = results.root.name
     lines = [f"# dlrepro report — profile `{profile}`", "",
              f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} "
              f"({cpu_model()}). Tables: `runs.parquet`, `metrics.parquet` "
-             "(CSV copies beside them); claims: `claims.csv`; raw energy log: `energy/`.", ""]
+             "(CSV copies beside them); claims: `claims.csv`; published numbers: `fidelity.csv`; "
+             "raw energy log: `energy/`.", ""]
     counts = claims["status"].value_counts()
     lines += [f"**Claims:** {counts.get('reproduced', 0)} reproduced, {counts.get('not reproduced', 0)} not "
               f"reproduced, {counts.get('not run', 0)} not run.", "",
@@ -38,6 +39,10 @@ def build(results: Results, suites: list[Suite], claims: pd.DataFrame, runs: pd.
     for row in claims.itertuples():
         lines.append(f"| {row.suite} | {row.claim} | {_status(row.status)} | {_cell(row.measured)} | "
                      f"{_cell(row.expected)} | {_cell(row.text)} |")
+    lines += ["", "## Published numbers", "",
+              "Every number the slides, their handouts or the papers they cite print, beside what this profile "
+              "measured. A row marked with another profile is about that profile's settings (the paper's "
+              "epochs) and is not measured here.", "", *fidelity.markdown(published)]
     lines += ["", "## Cost per suite", "", _cost(runs), ""]
     for suite in suites:
         lines += _suite_section(suite, runs, metrics, results)

@@ -123,9 +123,17 @@ class ClaimBase(Strict):
     metric: str
     where: dict[str, Scalar] = {}
     step: int | Literal["last"] | None = Field(None, description="None: the run's final value (no step)")
-    reduce: Literal["mean", "median", "min", "max"] = "mean"
+    reduce: Literal["mean", "median", "min", "max", "worst"] = Field(
+        "mean", description="over the selected runs; worst (approx only): the one farthest from the value")
     profiles: list[Profile] | None = Field(
         None, description="the profiles whose settings the claim is about (e.g. the paper's epochs: full); default all")
+
+    @model_validator(mode="after")
+    def _worst_needs_a_value(self) -> ClaimBase:
+        if self.reduce == "worst" and getattr(self, "kind", None) != "approx":
+            raise ValueError("reduce = 'worst' (the run farthest from the value) is for approx claims; "
+                             "use min or max to take the least favourable run of a threshold")
+        return self
 
     def selections(self) -> dict[str, dict[str, Any]]:
         """Each selection of runs the claim compares, by the key that names it in the file."""
@@ -142,12 +150,22 @@ class Threshold(ClaimBase):
     value: float
 
 
+class Published(Strict):
+    """Marks an ``approx`` claim's ``value`` as a number printed in the course material (or the paper
+    it cites): the claim becomes a row of the fidelity table."""
+
+    source: str = Field(min_length=1, description="where it is printed: the seed and slide, the handout, the paper")
+    why: str = Field(min_length=1, description="why this tolerance: the figure's rounding, the seed spread, a "
+                     "shorter budget than the source's")
+
+
 class Approx(ClaimBase):
     kind: Literal["approx"]
     value: float | list[float]
     tolerance: float | None = Field(None, ge=0)
     rel_tolerance: float | None = Field(None, ge=0)
     over: str | None = None
+    published: Published | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> Approx:
@@ -176,6 +194,7 @@ class Compare(ClaimBase):
     left: dict[str, Scalar]
     right: dict[str, Scalar]
     op: Op
+    factor: float = Field(1.0, gt=0, description="left op factor × right: 'at most a tenth of' is <= with 0.1")
     by: list[str] = []
 
     def selections(self) -> dict[str, dict[str, Any]]:

@@ -80,3 +80,25 @@ def test_every_kind_on_an_empty_table_is_not_run():
                  {"kind": "monotone", "over": "H", "direction": "increasing"},
                  {"kind": "compare", "left": {"model": "a"}, "right": {"model": "b"}, "op": "<", "by": ["H"]}):
         assert check_claim(claim({"id": "e", "text": "", "metric": "mse", **spec}), empty)[0] is None, spec
+
+
+def test_compare_with_a_factor():
+    base = {"id": "c", "text": "", "kind": "compare", "metric": "mse", "left": {"model": "cnn", "H": 1000},
+            "right": {"model": "cnn", "H": 100}, "op": "<="}
+    assert check({**base, "factor": 0.1})       # 0.01 <= 0.1 × 0.10
+    assert not check({**base, "factor": 0.05})  # 0.01 > 0.005
+    assert "0.05 × " in check_claim(claim({**base, "factor": 0.05}), T)[2]
+
+
+def test_worst_takes_the_run_farthest_from_the_value():
+    base = {"id": "w", "text": "", "kind": "approx", "metric": "mse", "where": {"model": "cnn", "H": 10},
+            "tolerance": 0.025}
+    assert check({**base, "value": 0.32})                       # mean 0.32 is on the value
+    assert check({**base, "value": 0.32, "reduce": "worst"})       # 0.30 and 0.34: each 0.02 off
+    assert not check({**base, "value": 0.31, "reduce": "worst"})   # 0.34 is 0.03 off, though the mean is not
+    assert check({**base, "value": 0.31})
+
+
+def test_worst_is_for_approx_claims_only():
+    with pytest.raises(ValueError, match="approx"):
+        claim({"id": "w", "text": "", "kind": "threshold", "metric": "mse", "op": "<", "value": 1, "reduce": "worst"})
