@@ -4,11 +4,15 @@ The target is a terrain profile: row 319 of matplotlib's sample DEM ``jacksboro_
 (USGS, 403 points, 251–1035 m), the east-west transect with the most relief, so the most hills to
 follow. x and heights are standardised.
 
-Training: full batch, Adam (lr 1e-2) with a cosine decay to zero — Adam copes with the very
-different scales of kink positions and output weights, the decay lets the last steps settle. The
-initial kinks are spread uniformly over the data range (each unit is ±(x − k_j)), so no unit starts
-dead or outside the data. All seeds of one configuration train as one stacked model: the loss is
-the sum of the seeds' losses, so each seed's gradients, and Adam's per-parameter steps, are its own.
+Training: full batch, Adam (lr 1e-2) with a cosine decay to zero, and every ``lstsq_every`` steps
+the output layer replaced by its least-squares optimum on the current kinks (variable projection:
+the output layer is a linear problem, so solve it exactly and let Adam move only what is not).
+Plain Adam (``lstsq_every = 0``) leaves H = 1000 at 0.023 after 3000 steps, no better than H = 100,
+while its own kinks allow 0.009; with a solve every 100 steps H = 100 reaches 0.002–0.006 and
+H = 1000 ~1e-5, an overlay. The initial kinks are spread uniformly over the data range (each unit is
+±(x − k_j)), so no unit starts dead or outside the data. All seeds of one configuration train as
+one stacked model: the loss is the sum of the seeds' losses, so each seed's gradients, and Adam's
+per-parameter steps, are its own.
 """
 
 from __future__ import annotations
@@ -67,7 +71,9 @@ def train(seeds: list[int], p: Params, x: torch.Tensor, y: torch.Tensor) -> list
     params = init(seeds, p.hidden, x)
     opt = torch.optim.Adam(params, lr=p.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.steps)
-    for _ in range(p.steps):
+    for step in range(p.steps):
+        if p.lstsq_every and step % p.lstsq_every == 0:
+            solve_output_layer(params, x, y, p.activation)
         loss = ((predict(params, x, p.activation) - y) ** 2).mean(dim=1).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -76,11 +82,25 @@ def train(seeds: list[int], p: Params, x: torch.Tensor, y: torch.Tensor) -> list
     return params
 
 
+def best_output_layer(features: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The least-squares output layer on fixed features [N, H] (float64, minimum norm where the kinks
+    are redundant): the design matrix with a column of ones, and its coefficients (weights, then bias)."""
+    design = torch.cat([features, torch.ones_like(features[:, :1])], dim=1).double()
+    return design, torch.linalg.lstsq(design, y.double()[:, None], driver="gelsd").solution.squeeze(1)
+
+
+@torch.no_grad()
+def solve_output_layer(params, x: torch.Tensor, y: torch.Tensor, activation: str) -> None:
+    """Set each stacked seed's output weights and bias to their optimum on its current kinks."""
+    for s, features in enumerate(hidden_features(params, x, activation)):
+        coef = best_output_layer(features, y)[1].to(x.dtype)
+        params[2][s], params[3][s] = coef[:-1], coef[-1]
+
+
 def lstsq_mse(features: torch.Tensor, y: torch.Tensor) -> float:
-    """MSE of the best output layer (weights and bias) on fixed features [N, H]: what the kinks allow."""
-    design = torch.cat([features, torch.ones_like(features[:, :1])], dim=1)
-    coef = torch.linalg.lstsq(design, y[:, None], driver="gelsd").solution
-    return ((design @ coef).squeeze(1) - y).pow(2).mean().item()
+    """MSE of the best output layer on fixed features [N, H]: what the kinks allow."""
+    design, coef = best_output_layer(features, y)
+    return (design @ coef - y).pow(2).mean().item()
 
 
 def run_seeds(p: Params, ctxs: list[RunContext]) -> None:
@@ -98,7 +118,9 @@ def run_seeds(p: Params, ctxs: list[RunContext]) -> None:
     for i, ctx in enumerate(ctxs):
         mse = (fits[i] - y).pow(2).mean().item()
         ctx.log("train_mse", mse)
-        ctx.log("lstsq_mse", lstsq_mse(features[i], y))
+        bound = lstsq_mse(features[i], y)
+        ctx.log("lstsq_mse", bound)
+        ctx.log("optimisation_gap", mse - bound)
         ctx.log("line_mse", line)
         ctx.log("excess_over_line", mse - line)
         ctx.log("max_error", (fits[i] - y).abs().max().item())
