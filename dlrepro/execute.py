@@ -48,6 +48,9 @@ def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[
         except Exception:  # recorded, not raised: one broken run must not stop the others
             error = traceback.format_exc(limit=8)
     share, elapsed = 1 / len(specs), time.perf_counter() - clock
+    if error is None:
+        for ctx in ctxs:
+            ctx.log_energy_per_work(energy.kwh * share)
     return [record(spec, error=error, started=started, wall_time_s=elapsed * share,
                    batch_size=len(specs), device=describe_device(device), kwh=energy.kwh * share,
                    co2_kg=energy.co2_kg * share, energy_method=energy.method, metrics=ctx.metrics)

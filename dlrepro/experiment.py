@@ -55,6 +55,10 @@ class ContractError(Exception):
     """An experiment package that does not keep the contract; the message names the module."""
 
 
+PFS_DAY = 1e15 * 86_400  # FLOP in a petaflop/s-day
+WORK, ENERGY_PER_WORK = "train_flops", "kwh_per_pfs_day"
+
+
 @dataclass
 class RunContext:
     """What an experiment's ``run`` gets besides its parameters."""
@@ -87,6 +91,14 @@ class RunContext:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: the run needed as {need!r} left no {name}")
         return path
+
+    def log_energy_per_work(self, kwh: float) -> None:
+        """002: "1 petaflop/s-day ≈ 100 GPUs for a day ≈ 500 kWh". A run that logs ``train_flops`` and
+        declares ``kwh_per_pfs_day`` gets that figure for itself, from the energy measured around it
+        (known only once the run is over, so the executor calls this)."""
+        work = [m["value"] for m in self.metrics if m["metric"] == WORK and m["step"] is None]
+        if ENERGY_PER_WORK in self.declared and work and work[0] > 0 and math.isfinite(kwh) and kwh > 0:
+            self.log(ENERGY_PER_WORK, kwh * PFS_DAY / work[0])
 
     def seed_everything(self) -> None:
         """Python's, numpy's and torch's global generators, from this run's seed."""

@@ -43,6 +43,11 @@ METRICS = {
                         "step = training images seen", **SEED_NOISE),
     "excess_over_pca": Metric(better="lower", description="% by which the test error exceeds PCA's at the same d",
                               tolerance=5),
+    "readable_accuracy": Metric(better="higher", description="% of the reconstructed test digits the E6 classifier "
+                                "reads as their label: the slide's 'unreadable' vs 'near perfect', measured",
+                                tolerance=2),
+    "original_accuracy": Metric(better="higher", description="the same on the original test digits: the "
+                                "reader's own ceiling", tolerance=0.2),
     "midpoint_confidence": Metric(better="higher", description="E6 classifier's mean max-softmax on the α = 0.5 "
                                   "latent midpoints of test pairs", tolerance=0.05),
     "endpoint_confidence": Metric(better="higher", description="the same on the reconstructions of the test images",

@@ -9,6 +9,8 @@ Metrics: ``test_mse`` (per pixel; final and per epoch), ``test_sse`` (784 × tes
 ``train_mse`` ten times an epoch (step = images seen), ``excess_over_pca`` (% above PCA's test error
 at the same d), ``midpoint_confidence``: the E6 classifier's mean max-softmax on the α = 0.5 latent
 midpoints of test pairs, and ``endpoint_confidence`` on the reconstructions themselves;
+``readable_accuracy``: % of the reconstructed test digits that classifier reads as their label (the
+slide's "unreadable" and "near perfect", measured), beside ``original_accuracy`` on the originals;
 ``epoch_time_s``, ``train_time_s``. Files: ``reconstructions.npz`` (the first 36 test digits) and
 ``interpolation.npz`` (6 pairs × 12 α).
 """
@@ -125,8 +127,8 @@ def mse(codec: Codec, x: torch.Tensor) -> float:
 def run(params: Params, ctx: RunContext) -> None:
     classifier = Trained(ctx.input("classifier", "model.pt"), ctx.device)  # before any training
     train_x, _ = mnist(ctx.data_dir, train=True, device=ctx.device)
-    test_x, _ = mnist(ctx.data_dir, train=False, device=ctx.device)
-    test_x = test_x[: params.test_size]
+    test_x, test_y = mnist(ctx.data_dir, train=False, device=ctx.device)
+    test_x, test_y = test_x[: params.test_size], test_y[: params.test_size]
     pca = fit_pca(train_x, params.d)
     pca_error = mse(pca, test_x)
     codec, error = (pca, pca_error) if params.model == "pca" else \
@@ -134,6 +136,8 @@ def run(params: Params, ctx: RunContext) -> None:
     ctx.log("test_mse", error)
     ctx.log("test_sse", error * PIXELS)
     ctx.log("excess_over_pca", 100 * (error / pca_error - 1))
+    ctx.log("readable_accuracy", classifier.accuracy(codec.reconstruct(test_x), test_y))
+    ctx.log("original_accuracy", classifier.accuracy(test_x, test_y))
 
     pairs = min(params.pairs, len(test_x) // 2)
     first, second = test_x[:pairs], test_x[pairs:2 * pairs]

@@ -42,6 +42,11 @@ METRICS = {
     "epoch_time_s": Metric(better="lower", description="training time of the epoch", timing=True),
     "samples_per_s": Metric(better="higher", description="training images per second", timing=True),
     "train_time_s": Metric(better="lower", description="training time, all epochs", timing=True),
+    "train_flops": Metric(better="two-sided", description="training FLOPs, forward and backward, all epochs "
+                          "(torch's FlopCounterMode on one batch, times the images seen)", rel_tolerance=1e-6),
+    "kwh_per_pfs_day": Metric(better="lower", description="the run's measured energy per petaflop/s-day of its "
+                              "training FLOPs (evaluation and FGSM not counted: an upper bound); derived by dlrepro",
+                              timing=True),
     "parameters": Metric(better="two-sided", tolerance=0),
     "fgsm_accuracy": Metric(better="higher", description="% test accuracy under FGSM; step = ε in thousandths",
                             tolerance=2),

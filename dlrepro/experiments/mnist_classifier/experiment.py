@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlrepro.data import mnist
-from dlrepro.experiment import RunContext
+from dlrepro.experiment import WORK, RunContext
 from dlrepro.experiments.mnist_classifier import Model, Params
 from dlrepro.nets import HANDOUT_CNN_HIDDEN, EpochClock, in_batches, mlp, mnist_cnn, parameter_count
 from dlrepro.plotting import save
@@ -53,6 +53,10 @@ class Trained:
     def confidence(self, images: torch.Tensor) -> float:
         """Mean max-softmax: how sure the classifier is that these are digits, whichever."""
         return self.probabilities(images).amax(1).mean().item()
+
+    def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """% of the images read as their label: how readable they are (to a 99 %-accurate reader)."""
+        return 100.0 * (self.probabilities(images).argmax(1) == labels).float().mean().item()
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
         return (images.clamp(0, 1) - self.mean) / self.std
@@ -95,6 +99,8 @@ def train(params: Params, ctx: RunContext) -> tuple[nn.Module, tuple]:
     inputs, test_inputs = (train_x - mean) / std, (test_x - mean) / std
     model = build(params.model).to(ctx.device)
     ctx.log("parameters", parameter_count(model))
+    batch = slice(0, params.batch_size)
+    ctx.log(WORK, flops_per_image(model, inputs[batch], train_y[batch]) * len(inputs) * params.epochs)
     optimizer = torch.optim.SGD(model.parameters(), lr=params.lr)
     clock = EpochClock(ctx)
     for epoch in range(1, params.epochs + 1):
@@ -119,6 +125,17 @@ def train(params: Params, ctx: RunContext) -> tuple[nn.Module, tuple]:
     clock.finish()
     ctx.log("test_error", test_error)
     return model, (test_x, test_y, mean, std)
+
+
+def flops_per_image(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """Forward and backward FLOPs of one training step, per image, as torch's FlopCounterMode counts
+    them (no weight changes: gradients are dropped)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(inputs), targets).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(inputs)
 
 
 def run(params: Params, ctx: RunContext) -> None:
