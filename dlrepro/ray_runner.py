@@ -87,8 +87,10 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
         shapes: dict[Resources, list[list[RunSpec]]] = {}
         for group in groups(specs):
             shapes.setdefault(group[0].resources, []).append(group)
-        # Every shape is sized before anything runs: a cluster that cannot run one fails at once.
-        sizes = {shape: _pool_size(shape, members, ray.cluster_resources()) for shape, members in shapes.items()}
+        # Every shape is fitted to the cluster and sized before anything runs: one it cannot run fails at once.
+        cluster = ray.cluster_resources()
+        fitted = {shape: _fit(shape, members, cluster, progress.note) for shape, members in shapes.items()}
+        sizes = {shape: _pool_size(fitted[shape], members, cluster) for shape, members in shapes.items()}
         for wave in waves(specs):
             runnable: dict[Resources, list[list[RunSpec]]] = {}
             for group in groups(wave):
@@ -98,12 +100,26 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
                 else:
                     runnable.setdefault(group[0].resources, []).append(group)
             for shape, members in runnable.items():
-                pool = _Pool(shape, min(sizes[shape], len(members)), results.energy, energy_country, data_dir)
+                pool = _Pool(fitted[shape], min(sizes[shape], len(members)), results.energy, energy_country, data_dir)
                 try:
                     for group, records in pool.run(members, results, max_retries, progress):
                         keep(group, records)
                 finally:
                     pool.close()
+
+
+def _fit(shape: Resources, groups: list[list[RunSpec]], cluster: dict, note) -> Resources:
+    """What the cluster can honour of a shape, said once: GPU runs on a cluster without any GPU go
+    on the CPU; a run asking for more CPUs than the cluster has gets them all."""
+    suites = ", ".join(sorted({g[0].suite for g in groups}))
+    if shape.gpus > 0 and not cluster.get("GPU", 0):
+        note(f"warning: {suites} ask(s) for a GPU and the Ray cluster has none: the runs go on the CPU")
+        shape = shape.model_copy(update={"gpus": 0})
+    cpus = math.floor(cluster.get("CPU", 0))
+    if shape.cpus > cpus >= 1:
+        note(f"warning: {suites} ask(s) for {shape.cpus} CPUs and the Ray cluster has {cpus}: each run uses {cpus}")
+        shape = shape.model_copy(update={"cpus": cpus})
+    return shape
 
 
 def _pool_size(shape: Resources, groups: list[list[RunSpec]], cluster: dict) -> int:
@@ -113,7 +129,7 @@ def _pool_size(shape: Resources, groups: list[list[RunSpec]], cluster: dict) -> 
     by_gpu = math.floor(cluster.get("GPU", 0) / shape.gpus + 1e-9) if shape.gpus > 0 else len(groups)
     if by_gpu == 0:
         raise SchedulingError(f"{suites}: each run asks for {shape.gpus:g} GPU(s) and the Ray cluster has "
-                              f"{cluster.get('GPU', 0):g}; add GPU workers or run a profile that needs none")
+                              f"{cluster.get('GPU', 0):g}; add GPU workers or ask for less")
     if by_cpu == 0:
         raise SchedulingError(f"{suites}: each run asks for {shape.cpus} CPU(s) and the Ray cluster has "
                               f"{cluster.get('CPU', 0):g}")

@@ -69,12 +69,14 @@ def suite_needing_gpus(folder: Path, gpus: float) -> Path:
     return path
 
 
-def test_gpu_runs_without_gpus_fail_at_once(tmp_path, capsys):
-    started = time.perf_counter()
+def test_gpu_runs_on_a_cluster_without_gpus_go_on_the_cpu_with_a_warning(tmp_path, capsys):
     code = main(["run", str(suite_needing_gpus(tmp_path, 1)), "--runner", "ray", "--profile", "smoke",
                  "--results", str(tmp_path / "results")])
-    assert code == 2 and time.perf_counter() - started < 60
-    assert "xor: each run asks for 1 GPU(s) and the Ray cluster has 0" in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "warning: xor ask(s) for a GPU and the Ray cluster has none: the runs go on the CPU" in out.out + out.err
+    runs = pd.read_parquet(tmp_path / "results" / "smoke" / "runs.parquet")
+    assert (runs["status"] == "ok").all() and (runs["device"].str.startswith("cpu")).all()
 
 
 def free_port() -> int:
