@@ -198,9 +198,12 @@ def _print_claims(outcome) -> None:
         for row in outcome.itertuples():
             _say(f"[{colour[row.status]}]{row.status}[/] {row.suite}/{row.claim}: measured {escape(str(row.measured))}; "
                  f"expected {escape(str(row.expected))}")
-        return
-    table = Table("suite", "claim", "status", "measured", "expected", title="claims")
-    for row in outcome.itertuples():
-        table.add_row(row.suite, row.claim, f"[{colour[row.status]}]{row.status}[/]", escape(str(row.measured)),
-                      escape(str(row.expected)))
-    console.print(table)
+    else:
+        table = Table("suite", "claim", "status", "measured", "expected", title="claims")
+        for row in outcome.itertuples():
+            table.add_row(row.suite, row.claim, f"[{colour[row.status]}]{row.status}[/]", escape(str(row.measured)),
+                          escape(str(row.expected)))
+        console.print(table)
+    counts = outcome["status"].value_counts()
+    _say(f"claims: {counts.get('reproduced', 0)} of {len(outcome)} reproduced, "
+         f"{counts.get('not reproduced', 0)} not reproduced, {counts.get('not run', 0)} not run")

@@ -167,7 +167,7 @@ def _say_plan(request: Request, todo: list[RunSpec], say: Say) -> None:
     for suite in request.suites:
         mine = suite.runs(request.profile)
         pending = sum(s.run_id in todo_ids for s in mine)
-        say(f"{suite.name}: {len(mine)} runs at profile {request.profile}, {len(mine) - pending} cached, "
+        say(f"{suite.name}: {len(mine)} run{'s' * (len(mine) != 1)} at profile {request.profile}, {len(mine) - pending} cached, "
             f"{pending} to run")
     requested = {s.run_id for s in request.specs}
     for spec in todo:

@@ -52,6 +52,19 @@ BROKEN = {  # class: (suite text, the key path the message must name)
     "over a parameter that does not vary": (VALID + CLAIM + 'kind = "monotone"\nmetric = "accuracy"\nover = "coding"\ndirection = "increasing"\n', "claims.0.over"),
     "by a parameter that does not vary": (VALID + CLAIM + 'kind = "compare"\nmetric = "accuracy"\nleft = { features = "raw" }\nright = { features = "phi" }\nop = "<"\nby = ["model"]\n', "claims.0.by"),
     "metric never logged": (VALID + CLAIM + 'kind = "threshold"\nmetric = "loss"\nop = "<"\nvalue = 1\n', "claims.0.metric"),
+    # published numbers and the claim options that carry them
+    "published without a source": (VALID + CLAIM + 'kind = "approx"\nmetric = "accuracy"\nvalue = 1\ntolerance = 0\n'
+                                   'published = { why = "exact: a count" }\n', "claims.0.approx.published.source"),
+    "published with an empty why": (VALID + CLAIM + 'kind = "approx"\nmetric = "accuracy"\nvalue = 1\ntolerance = 0\n'
+                                    'published = { source = "002", why = "" }\n', "claims.0.approx.published.why"),
+    "published on a threshold": (VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = 1\n'
+                                 'published = { source = "002", why = "exact" }\n', "claims.0.threshold.published"),
+    "worst on a threshold": (VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = 1\n'
+                             'reduce = "worst"\n', "claims.0.threshold"),
+    "nan compare factor": (VALID + CLAIM + 'kind = "compare"\nmetric = "accuracy"\nleft = { features = "raw" }\n'
+                           'right = { features = "phi" }\nop = "<"\nfactor = nan\n', "claims.0.compare.factor"),
+    "zero compare factor": (VALID + CLAIM + 'kind = "compare"\nmetric = "accuracy"\nleft = { features = "raw" }\n'
+                            'right = { features = "phi" }\nop = "<"\nfactor = 0\n', "claims.0.compare.factor"),
     # what was refused before
     "malformed toml": ("name = ", ""),
     "unknown top-level key": ("colour = 'red'\n" + VALID, "colour"),
