@@ -63,7 +63,11 @@ def check(claim: ClaimBase, table: pd.DataFrame) -> Verdict:
 
 def write(path: Path, results: list[ClaimResult]) -> pd.DataFrame:
     """Replace the evaluated suites' rows of claims.csv, keep the other suites' rows."""
-    new = pd.DataFrame([asdict(r) for r in results], columns=[f.name for f in fields(ClaimResult)])
+    return replace_suites(path, pd.DataFrame([asdict(r) for r in results], columns=[f.name for f in fields(ClaimResult)]))
+
+
+def replace_suites(path: Path, new: pd.DataFrame) -> pd.DataFrame:
+    """Write ``new`` over its suites' rows of a per-suite CSV (claims, fidelity), keeping the other suites'."""
     old = pd.read_csv(path, keep_default_na=False) if path.exists() else new.iloc[0:0]
     table = pd.concat([old[~old["suite"].isin(new["suite"])], new], ignore_index=True)
     atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlrepro.claims import allowed, approx_groups, reduced, select
-from dlrepro.files import atomic_write
+from dlrepro.claims import allowed, approx_groups, reduced, replace_suites, select
 from dlrepro.formatting import number
 from dlrepro.schema import Approx
 from dlrepro.suite import Suite
@@ -59,11 +58,7 @@ def _row(suite: str, claim: Approx, profile: str, at: str, published: float, val
 
 def write(path: Path, found: list[dict]) -> pd.DataFrame:
     """Replace the evaluated suites' rows of fidelity.csv, keep the other suites' rows."""
-    new = pd.DataFrame(found, columns=COLUMNS)
-    old = pd.read_csv(path, keep_default_na=False) if path.exists() else new.iloc[0:0]
-    table = pd.concat([old[~old["suite"].isin(new["suite"])], new], ignore_index=True)
-    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
-    return table
+    return replace_suites(path, pd.DataFrame(found, columns=COLUMNS))
 
 
 def markdown(table: pd.DataFrame) -> list[str]:
