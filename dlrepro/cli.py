@@ -20,7 +20,7 @@ from dlrepro.experiment import ContractError
 from dlrepro.layout import BaselineError, Results, ResultsError
 from dlrepro.planning import SchedulingError
 from dlrepro.schema import PROFILES
-from dlrepro.suite import SuiteError, resolve, suites_dir
+from dlrepro.suite import SuiteError, parse_override, resolve, suites_dir
 
 BAD_INPUT = (SuiteError, DataError, ResultsError, BaselineError, SchedulingError, ContractError, pipeline.UsageError)
 
@@ -63,10 +63,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--runner", default="local", help="a runner from runners/: local (default) or ray")
     run.add_argument("--address", help="Ray cluster address for --runner ray (default: the runner file's, "
                      "else $RAY_ADDRESS, else an embedded instance on this machine)")
-    run.add_argument("--data-dir", help=f"directory holding MNIST/raw (default: ${ENV_VAR}, else download)")
+    run.add_argument("--data-dir", help=f"directory holding MNIST/raw and FashionMNIST/raw (default: ${ENV_VAR}, "
+                     "else download)")
     add("list", _list, "list suites and their runs per profile, cached or not")
-    add("claims", _claims, "evaluate every claim against the tables; exit 1 unless all are reproduced")
-    add("report", _report, "write report.md with the claims, the figures, time and energy")
+    claims = add("claims", _claims, "evaluate every claim against the tables; exit 1 unless all are reproduced")
+    report = add("report", _report, "write report.md and report.html: the claims, published numbers, figures, time "
+                 "and energy")
+    for p in (run, claims, report):
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a parameter, grid axis or the seeds of the suites on top of the profile, VALUE "
+                       "as TOML (--set epochs=7, --set d=[3,5,7], --set dataset=fashion_mnist); repeatable. Results "
+                       "go to RESULTS/PROFILE+KEY=VALUE/, never into the profile's own tables")
     check = add("check", _check, "compare the result tables with committed baselines; exit 1 unless values were "
                 "compared and none regressed or went missing")
     check.add_argument("--allow-new", action="store_true", help="let a suite without a baseline pass (default: fail)")
@@ -87,17 +94,24 @@ def _say(text: str) -> None:
 
 def _run(args) -> int:
     request = pipeline.prepare(args.suites, args.profile, args.runner, results=args.results, data=args.data_dir,
-                               address=args.address)
+                               address=args.address, overrides=_overrides(args))
     outcome = pipeline.run(request, _say)
     _print_claims(outcome.claims)
     for record in outcome.failed:
         _say(f"[red]failed:[/] {record['suite']} {record['run_id']}: {record['error'].strip().splitlines()[-1]}")
     _say(f"{outcome.done}/{len(request.specs)} runs ok; tables in {request.results.root}"
          + (f"; {len(outcome.failed)} failed (rerun to retry them)" if outcome.failed else ""))
+    if args.overrides:
+        _say("Overridden runs stay out of the profile's own tables and report; theirs: dlrepro report --profile "
+             f"{args.profile} " + " ".join(f"--set {text}" for text in args.overrides))
     if outcome.interrupted:
         _say("Interrupted: finished runs are kept; run again to resume.")
         return 128 + outcome.interrupted
     return 1 if outcome.failed else 0
+
+
+def _overrides(args) -> list:
+    return [parse_override(text) for text in args.overrides]
 
 
 def _list(args) -> int:
@@ -115,13 +129,14 @@ def _list(args) -> int:
 
 
 def _claims(args) -> int:
-    outcome = pipeline.claims(args.results, args.profile)
+    outcome = pipeline.claims(args.results, args.profile, _overrides(args))
     _print_claims(outcome)
     return 0 if len(outcome) and (outcome["status"] == "reproduced").all() else 1
 
 
 def _report(args) -> int:
-    _say(f"Report written to {pipeline.report(args.results, args.profile, _say)}")
+    written = pipeline.report(args.results, args.profile, _say, _overrides(args))
+    _say("Report written to " + " and ".join(map(str, written)))
     return 0
 
 

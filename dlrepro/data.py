@@ -1,8 +1,8 @@
 """Datasets: found, checked once before any run, then loaded as tensors on the run's device.
 
-MNIST comes from a local directory in torchvision's layout (``<dir>/MNIST/raw/*-ubyte``), given by
-``--data-dir`` or ``DLREPRO_DATA_DIR``; without one it is downloaded by torchvision into
-``~/.cache/dlrepro/data``. ``verify`` checks that every file is there with the size and MD5 of the
+MNIST and Fashion-MNIST come from a local directory in torchvision's layout
+(``<dir>/MNIST/raw/*-ubyte``, ``<dir>/FashionMNIST/raw/*-ubyte``), given by ``--data-dir`` or
+``DLREPRO_DATA_DIR``; without one they are downloaded by torchvision into ``~/.cache/dlrepro/data``. ``verify`` checks that every file is there with the size and MD5 of the
 published set, so that a missing, truncated or corrupt file stops everything at once with the way
 to fix it, instead of failing every run on its own. Nothing here imports torch until a set is loaded.
 """
@@ -13,7 +13,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     import torch
@@ -39,7 +39,13 @@ DATASETS = {
     "mnist": Dataset("mnist", "MNIST", dict(zip(IDX, zip(SIZES, (
         "6bbc9ace898e44ae57da46a324031adb", "a25bea736e30d166cdddb491f175f624",
         "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637"))))),
+    # Zalando's drop-in replacement: the same shapes, ten kinds of clothing instead of digits.
+    "fashion_mnist": Dataset("fashion_mnist", "FashionMNIST", dict(zip(IDX, zip(SIZES, (
+        "f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
+        "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"))))),
 }
+# The ``dataset`` parameter of the experiments that read one of these (checked against DATASETS by the tests).
+DatasetName = Literal["mnist", "fashion_mnist"]
 
 
 def data_dir(flag: str | Path | None = None) -> Path | None:
@@ -96,10 +102,10 @@ def _download(dataset: Dataset) -> None:
                         f"or ${ENV_VAR} at a folder holding {dataset.folder}/raw/*-ubyte") from None
 
 
-def mnist(root: Path | None, train: bool, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST images as float [N, 1, 28, 28] in [0, 1] and labels as int64, on ``device``; the files
-    were checked by ``verify`` before the run."""
-    from torchvision.datasets import MNIST
+def images(name: str, root: Path | None, train: bool, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """A 28 × 28 set (``mnist``, ``fashion_mnist``) as float images [N, 1, 28, 28] in [0, 1] and int64
+    labels, on ``device``; the files were checked by ``verify`` before the run."""
+    from torchvision import datasets
 
-    dataset = MNIST(root or DOWNLOAD_DIR, train=train, download=False)
-    return dataset.data.to(device).unsqueeze(1).float().div_(255), dataset.targets.to(device)
+    loaded = getattr(datasets, DATASETS[name].folder)(root or DOWNLOAD_DIR, train=train, download=False)
+    return loaded.data.to(device).unsqueeze(1).float().div_(255), loaded.targets.to(device)

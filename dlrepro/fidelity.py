@@ -61,19 +61,20 @@ def write(path: Path, found: list[dict]) -> pd.DataFrame:
     return replace_suites(path, pd.DataFrame(found, columns=COLUMNS))
 
 
-def markdown(table: pd.DataFrame) -> list[str]:
-    """The table as markdown lines, for the report."""
-    lines = ["| suite | claim | profile | at | published | measured (mean ± sd, seeds) | difference | tolerance | why "
-             "| verdict | source |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+def display(table: pd.DataFrame) -> list[dict]:
+    """The table's rows as the report shows them: numbers written out, measured as mean ± sd (seeds)."""
+    shown = []
     for r in table.itertuples():
         measured = "—" if _missing(r.measured) else (
             number(float(r.measured)) + ("" if _missing(r.std) else f" ± {number(float(r.std), 2)}") + f" ({r.seeds})")
         difference = "—" if _missing(r.difference) else f"{float(r.difference):+.3g}"
         if r.reduce != "mean" and not _missing(r.difference):
             difference += f" ({r.reduce})"
-        lines.append(f"| {r.suite} | {r.claim} | {r.profile} | {r.at} | {number(float(r.published))} | {measured} "
-                     f"| {difference} | ± {number(float(r.tolerance), 3)} | {r.why} | {r.status} | {r.source} |")
-    return lines
+        shown.append({"suite": r.suite, "claim": r.claim, "profile": r.profile, "at": "" if _missing(r.at) else r.at,
+                      "source": r.source, "published": number(float(r.published)), "measured": measured,
+                      "difference": difference, "tolerance": f"± {number(float(r.tolerance), 3)}", "why": r.why,
+                      "status": r.status})
+    return shown
 
 
 def _missing(value: object) -> bool:

@@ -9,7 +9,9 @@ second one wait.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +24,12 @@ if TYPE_CHECKING:
     from dlrepro.suite import RunSpec
 
 
+def _folder_name(overrides: str) -> str:
+    """Overrides as a portable folder name: readable when short, with a hash when not."""
+    name = re.sub(r"[^A-Za-z0-9_.,=+-]", "_", overrides)
+    return name if len(name) <= 80 else f"{name[:64]}-{hashlib.sha256(overrides.encode()).hexdigest()[:12]}"
+
+
 class ResultsError(Exception):
     """A results folder that cannot be written."""
 
@@ -31,8 +39,12 @@ class BaselineError(Exception):
 
 
 class Results:
-    def __init__(self, results: Path, profile: str):
-        self.root = Path(results) / profile
+    """``<results>/<profile>/``, or ``<results>/<profile>+<overrides>/`` for runs with ``--set``
+    overrides: their own records, tables, claims and report, which never mix with the profile's."""
+
+    def __init__(self, results: Path, profile: str, overrides: str = ""):
+        self.profile, self.overrides = profile, overrides
+        self.root = Path(results) / (f"{profile}+{_folder_name(overrides)}" if overrides else profile)
 
     # --- where things are
     def records(self, suite: str) -> Path:
@@ -68,6 +80,10 @@ class Results:
     @property
     def report(self) -> Path:
         return self.root / "report.md"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
 
     @property
     def energy(self) -> Path:

@@ -21,7 +21,7 @@ from dlrepro.layout import Results
 from dlrepro.planning import plan
 from dlrepro.runners import load_runner
 from dlrepro.schema import LocalRunner, RayRunner
-from dlrepro.suite import RunSpec, Suite, SuiteError, resolve
+from dlrepro.suite import Override, RunSpec, Suite, SuiteError, describe_overrides, resolve
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,14 +71,15 @@ class Outcome:
 
 
 def prepare(names: list[str], profile: str, runner: str = "local", *, results: Path = Path("results"),
-            data: str | Path | None = None, address: str | None = None) -> Request:
-    """Every input of ``dlrepro run`` checked, nothing written: SuiteError, UsageError or ResultsError."""
-    suites = resolve(names)
+            data: str | Path | None = None, address: str | None = None, overrides: list[Override] = ()) -> Request:
+    """Every input of ``dlrepro run`` checked, nothing written: SuiteError, UsageError or ResultsError.
+    With ``overrides`` (``--set``) the runs land in their own folder, ``<results>/<profile>+<overrides>``."""
+    suites = resolve(names, overrides)
     config = load_runner(runner)
     if address and isinstance(config, LocalRunner):
         raise UsageError(f"--address: the {runner!r} runner runs in this process and takes no address; "
                          "use --runner ray to run on a cluster")
-    folder = Results(results, profile)
+    folder = Results(results, profile, describe_overrides(overrides))
     folder.ensure_writable()
     return Request(suites, profile, config, folder, data_dir(data), address)
 
@@ -183,7 +184,7 @@ def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
     numbers; claims.csv and fidelity.csv keep other suites' rows."""
     from dlrepro import claims, fidelity, tables
 
-    profile, verdicts, numbers = results.root.name, [], []
+    profile, verdicts, numbers = results.profile, [], []
     for suite in suites:
         table = tables.joined(runs, metrics, suite.name)
         verdicts += claims.evaluate(suite, table, profile)
@@ -191,25 +192,36 @@ def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
     return claims.write(results.claims, verdicts), fidelity.write(results.fidelity, numbers)
 
 
-def claims(results: Path, profile: str) -> pd.DataFrame:
-    """Every suite's claims against the profile's tables."""
+def claims(results: Path, profile: str, overrides: list[Override] = ()) -> pd.DataFrame:
+    """Every suite's claims against the profile's tables (or those of its ``--set`` overrides)."""
     from dlrepro import tables
 
-    folder = Results(results, profile)
-    return evaluate(resolve([]), *tables.load(folder), folder)[0]
+    folder = Results(results, profile, describe_overrides(overrides))
+    runs, metrics = tables.load(folder)
+    return evaluate(_suites_of(folder, runs, overrides), runs, metrics, folder)[0]
 
 
-def report(results: Path, profile: str, say: Say) -> Path:
-    """``report.md`` of one profile, its claims evaluated afresh."""
-    from dlrepro import report as markdown
+def report(results: Path, profile: str, say: Say, overrides: list[Override] = ()) -> list[Path]:
+    """``report.md`` and ``report.html`` of one profile (or of its ``--set`` overrides), its claims
+    evaluated afresh."""
+    from dlrepro import report as pages
     from dlrepro import tables
 
-    folder, suites = Results(results, profile), resolve([])
+    folder = Results(results, profile, describe_overrides(overrides))
     if not folder.table("runs").exists():
-        raise DataError(f"{folder.root}: no results: run `dlrepro run --profile {profile}` first")
+        run = " ".join(["dlrepro run --profile", profile, *(f"--set {o}" for o in folder.overrides.split(",") if o)])
+        raise DataError(f"{folder.root}: no results: run `{run}` first")
     with folder.lock(say):
         runs, metrics = tables.load(folder)
-        return markdown.build(folder, suites, *evaluate(suites, runs, metrics, folder), runs, metrics)
+        suites = _suites_of(folder, runs, overrides)
+        return pages.build(folder, suites, *evaluate(suites, runs, metrics, folder), runs, metrics)
+
+
+def _suites_of(folder: Results, runs: pd.DataFrame, overrides: list[Override]) -> list[Suite]:
+    """The profile's report covers every suite; an override folder, the suites that were run in it."""
+    if not overrides:
+        return resolve([])
+    return resolve(sorted(runs["suite"].unique()), overrides) if len(runs) else []
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""The Markdown report of one profile: claims, the published numbers, cost, and each suite's figures and failures.
+"""The report of one profile, as ``report.md`` and a self-contained ``report.html``: the verdicts, the
+published numbers, cost and energy, provenance, and each suite's figures and failures.
+
+Both files are rendered from one page model (``page``) by the Jinja2 templates in ``templates/``, so
+they cannot disagree. The HTML page embeds its figures and its few lines of style and script: one
+file that opens offline and can be mailed or put on any static host as it is.
 
 A suite's figures are redrawn only when what they are drawn from changed (its rows of the tables,
 or its experiment's code): a cached report costs a second, not a minute.
@@ -6,6 +11,8 @@ or its experiment's code): a cached report costs a second, not a minute.
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import json
 import platform
@@ -16,54 +23,62 @@ import pandas as pd
 
 from dlrepro import fidelity, tables
 from dlrepro.files import atomic_write
+from dlrepro.formatting import number
 from dlrepro.layout import Results
 from dlrepro.machine import cpu_model
 from dlrepro.suite import Suite
 
 FIGURE_INDEX = "figures.json"  # in each suite's figures folder: what the figures were drawn from, and their files
+STATUSES = ("reproduced", "not reproduced", "not run")
 
 
 def build(results: Results, suites: list[Suite], claims: pd.DataFrame, published: pd.DataFrame,
-          runs: pd.DataFrame, metrics: pd.DataFrame) -> Path:
-    """Draw (or reuse) every suite's figures and write ``report.md`` beside the tables."""
-    profile = results.root.name
-    lines = [f"# dlrepro report — profile `{profile}`", "",
-             f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-             f"({cpu_model()}). Tables: `runs.parquet`, `metrics.parquet` "
-             "(CSV copies beside them); claims: `claims.csv`; published numbers: `fidelity.csv`; "
-             "raw energy log: `energy/`.", ""]
+          runs: pd.DataFrame, metrics: pd.DataFrame) -> list[Path]:
+    """Draw (or reuse) every suite's figures, then write ``report.md`` and ``report.html`` beside the tables."""
+    model = page(results, suites, claims, published, runs, metrics)
+    written = []
+    for template, path in (("report.md.j2", results.report), ("report.html.j2", results.report_html)):
+        text = _templates().get_template(template).render(**model, root=results.root)
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        written.append(path)
+    return written
+
+
+def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published: pd.DataFrame,
+         runs: pd.DataFrame, metrics: pd.DataFrame) -> dict:
+    """Everything the report shows, as plain values: what both templates render."""
     counts = claims["status"].value_counts()
-    lines += [f"**Claims:** {counts.get('reproduced', 0)} reproduced, {counts.get('not reproduced', 0)} not "
-              f"reproduced, {counts.get('not run', 0)} not run.", "",
-              "| suite | claim | status | measured | expected | text |", "|---|---|---|---|---|---|"]
-    for row in claims.itertuples():
-        lines.append(f"| {row.suite} | {row.claim} | {_status(row.status)} | {_cell(row.measured)} | "
-                     f"{_cell(row.expected)} | {_cell(row.text)} |")
-    lines += ["", "## Published numbers", "",
-              "Every number the slides, their handouts or the papers they cite print, beside what this profile "
-              "measured. A row marked with another profile is about that profile's settings (the paper's "
-              "epochs) and is not measured here.", "", *fidelity.markdown(published)]
-    lines += ["", "## Cost per suite", "", _cost(runs), ""]
-    for suite in suites:
-        lines += _suite_section(suite, runs, metrics, results)
-    atomic_write(results.report, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
-    return results.report
+    return {
+        "profile": results.profile,
+        "overrides": results.overrides,
+        "generated": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "host": platform.node(),
+        "cpu": cpu_model(),
+        "counts": {status: int(counts.get(status, 0)) for status in STATUSES},
+        "claims": claims.fillna("").to_dict("records"),
+        "published": fidelity.display(published),
+        "cost": _cost(runs),
+        "energy_methods": "; ".join(sorted(set(runs["energy_method"].dropna()))),
+        "provenance": _provenance(runs),
+        "suites": [_suite(suite, claims, runs, metrics, results) for suite in suites],
+    }
 
 
-def _suite_section(suite: Suite, runs: pd.DataFrame, metrics: pd.DataFrame, results: Results) -> list[str]:
+def _suite(suite: Suite, claims: pd.DataFrame, runs: pd.DataFrame, metrics: pd.DataFrame, results: Results) -> dict:
     m = suite.model
-    lines = [f"## {suite.name}: {m.title}", "", f"Source: seed {m.source.seed}, «{m.source.slide}»"
-             + (f" ({m.source.note})" if m.source.note else "") + f"; experiment `{m.experiment}`.", ""]
     mine = runs[runs["suite"] == suite.name]
+    verdicts = claims.loc[claims["suite"] == suite.name, "status"]
+    section = {"name": suite.name, "title": m.title, "experiment": m.experiment, "seed": m.source.seed,
+               "slide": m.source.slide, "note": m.source.note, "runs": len(mine), "figures": [], "failed": [],
+               "reproduced": int((verdicts == "reproduced").sum()), "claims": len(verdicts)}
     if mine.empty:
-        return lines + ["Not run at this profile.", ""]
-    failed = mine[mine["status"] == "failed"]
-    if len(failed):
-        lines += [f"**{len(failed)} of {len(mine)} run(s) failed**; first error:", "", "```",
-                  str(failed["error"].iloc[0]).strip(), "```", ""]
-    for path in figures(suite, tables.joined(runs, metrics, suite.name), results):
-        lines += [f"![{path.stem}]({path.relative_to(results.root).as_posix()})", ""]
-    return lines
+        return section
+    labels = {spec.run_id: spec.label for spec in suite.runs(results.profile)}
+    section["failed"] = [{"label": labels.get(r.run_id, f"{suite.name} run {r.run_id} seed {r.seed}"), "error": str(r.error).strip()}
+                         for r in mine[mine["status"] == "failed"].itertuples()]
+    section["figures"] = [path.relative_to(results.root).as_posix()
+                          for path in figures(suite, tables.joined(runs, metrics, suite.name), results)]
+    return section
 
 
 def figures(suite: Suite, table: pd.DataFrame, results: Results) -> list[Path]:
@@ -86,23 +101,47 @@ def figures(suite: Suite, table: pd.DataFrame, results: Results) -> list[Path]:
     return paths
 
 
-def _cost(runs: pd.DataFrame) -> str:
+def _cost(runs: pd.DataFrame) -> list[dict]:
     if runs.empty:
-        return "No runs."
+        return []
     cost = runs.groupby("suite").agg(runs=("run_id", "size"), failed=("status", lambda s: int((s == "failed").sum())),
                                      wall_time_s=("wall_time_s", "sum"), energy_kwh=("energy_kwh", "sum"),
                                      co2_kg=("co2_kg", "sum"), device=("device", "first"))
-    lines = ["| suite | runs | failed | run time (s) | energy (Wh) | CO2 (g) | device |", "|---|---|---|---|---|---|---|"]
-    for suite, r in cost.iterrows():
-        lines.append(f"| {suite} | {r.runs} | {r.failed} | {r.wall_time_s:.1f} | {1000 * r.energy_kwh:.3g} | "
-                     f"{1000 * r.co2_kg:.3g} | {r.device} |")
-    methods = "; ".join(sorted(set(runs["energy_method"].dropna())))
-    return "\n".join(lines) + f"\n\nEnergy: {methods}."
+    return [{"suite": suite, "runs": int(r.runs), "failed": int(r.failed), "run_time": f"{r.wall_time_s:.1f}",
+             "energy_wh": number(1000 * float(r.energy_kwh), 3), "co2_g": number(1000 * float(r.co2_kg), 3),
+             "device": r.device} for suite, r in cost.iterrows()]
 
 
-def _status(status: str) -> str:
-    return {"reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced"}.get(status, "⚪ not run")
+PROVENANCE = {"hostname": "machines", "device": "devices", "dlrepro_version": "dlrepro", "torch_version": "PyTorch",
+              "python_version": "Python", "git_commit": "commits"}
 
 
-def _cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ") if isinstance(text, str) else ""
+def _provenance(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """What produced the runs: each distinct value of the machine and version columns, and when."""
+    found = [(name, "; ".join(sorted(map(str, runs[column].dropna().unique()))))
+             for column, name in PROVENANCE.items() if column in runs]
+    if not runs.empty:
+        first, last = pd.to_datetime(runs["started_at"]).min(), pd.to_datetime(runs["finished_at"]).max()
+        found.append(("runs", f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"))
+    return [(name, value) for name, value in found if value]
+
+
+@functools.cache
+def _templates():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("dlrepro", "templates"), autoescape=jinja2.select_autoescape(["html"]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["cell"] = _cell
+    env.filters["data_uri"] = _data_uri
+    return env
+
+
+def _cell(text: object) -> str:
+    """Text for a Markdown table cell: pipes escaped, one line."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _data_uri(path: Path) -> str:
+    """A PNG as a data: URI, so the page carries its figures."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")

@@ -95,6 +95,8 @@ class Metric(Strict):
 class Need(Strict):
     suite: Name = Field(description="the suite, in the same folder, whose run's files are read")
     where: dict[str, Scalar] = Field({}, description="parameters that pick one configuration of that suite")
+    same: list[Name] = Field([], description="parameters the producer run shares with each run that reads it "
+                             "(dataset: the classifier trained on the run's own data)")
 
 
 def _seeds(seeds: list[int]) -> list[int]:

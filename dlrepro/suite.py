@@ -14,7 +14,9 @@ import graphlib
 import hashlib
 import itertools
 import json
+import re
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,39 @@ class SuiteError(Exception):
     """A suite (or runner) file that cannot be used; the message names the file and the key path."""
 
     def __init__(self, path: Path | str, key: str, message: str):
-        self.path, self.key = Path(path), key
+        self.path, self.key, self.reason = Path(path), key, message
         super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
+
+
+# ``--set KEY=VALUE`` from the command line, VALUE read as TOML: applied on top of a suite file.
+Override = tuple[str, Any]
+
+
+def parse_override(text: str) -> Override:
+    """``KEY=VALUE`` with VALUE as TOML (``7``, ``1e-3``, ``[3, 5, 7]``, ``true``, ``"pca"``); a bare word is a string."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not re.fullmatch(r"[a-z][a-z0-9_]*", key):
+        raise SuiteError("--set", "", f"{text!r} is not KEY=VALUE with a parameter name as KEY (e.g. --set epochs=7)")
+    try:
+        return key, tomllib.loads(f"value = {value}")["value"]
+    except tomllib.TOMLDecodeError:
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", value.strip()):
+            return key, value.strip()
+        raise SuiteError("--set", key, f"{value!r} is not a TOML value (a number, true/false, a \"string\", "
+                         "a [list])") from None
+
+
+def describe_overrides(overrides: list[Override]) -> str:
+    """The overrides as written on a command line, in a canonical order: ``dataset=fashion_mnist,epochs=7``."""
+    def toml(value: Any) -> str:
+        if isinstance(value, list):
+            return "[" + ",".join(map(toml, value)) + "]"
+        if isinstance(value, dict):
+            return "{" + ",".join(f"{k}={toml(v)}" for k, v in value.items()) + "}"
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    return ",".join(f"{key}={toml(value)}" for key, value in sorted(overrides, key=lambda o: o[0]))
 
 
 @dataclass(frozen=True)
@@ -87,25 +120,36 @@ def run_id(suite: str, experiment: str, code: str, params: dict, seed: int, need
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def load(path: Path | str) -> Suite:
+def load(path: Path | str, overrides: list[Override] = ()) -> Suite:
     """Parse and validate one suite file and the suites it needs; raise SuiteError naming the file
-    and key on any problem."""
-    path = Path(path)
+    and key on any problem. ``overrides`` (``--set``) apply on top of every profile of the file, and
+    to the suites it needs for the parameters those share with it (``needs.*.same``)."""
+    suite = _load(Path(path), [])
+    if not overrides:
+        return suite
+    try:  # the file itself is sound: whatever fails now is the overrides' doing
+        return _load(Path(path), list(overrides))
+    except SuiteError as err:
+        keys = [key for key, _ in overrides if key in err.key.split(".")] or [key for key, _ in overrides]
+        raise SuiteError(path, "--set " + ", --set ".join(keys), err.reason) from None
+
+
+def _load(path: Path, overrides: list[Override]) -> Suite:
     models: dict[Path, SuiteModel] = {}
     graph: dict[Path, list[Path]] = {}
-    todo = [path]
+    todo = [(path, overrides)]
     while todo:
-        current = todo.pop()
+        current, applied = todo.pop()
         if current.resolve() in graph:
             continue
-        model = models[current.resolve()] = _parse(current)
+        model = models[current.resolve()] = _parse(current, applied)
         graph[current.resolve()] = []
         for name, need in model.needs.items():
             producer = current.parent / f"{need.suite}.toml"
             if not producer.is_file():
                 raise SuiteError(current, f"needs.{name}.suite", f"no suite file {producer}")
             graph[current.resolve()].append(producer.resolve())
-            todo.append(producer)
+            todo.append((producer, [(key, value) for key, value in applied if key in need.same]))
     try:
         order = list(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as err:
@@ -116,11 +160,11 @@ def load(path: Path | str) -> Suite:
         raise SuiteError(first, f"needs.{name}.suite", f"circular dependency: {chain}") from None
     loaded: dict[Path, Suite] = {}
     for file in order:  # producers first
-        loaded[file] = _build(path if file == path.resolve() else file, models[file], loaded)
+        loaded[file] = _build(path if file == path.resolve() else file, models[file], loaded, check_claims=not overrides)
     return loaded[path.resolve()]
 
 
-def _parse(path: Path) -> SuiteModel:
+def _parse(path: Path, overrides: list[Override]) -> SuiteModel:
     try:
         text = read_text(path)
     except FileNotFoundError:
@@ -137,6 +181,8 @@ def _parse(path: Path) -> SuiteModel:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SuiteError(path, "", f"not valid TOML: {err}") from None
+    for key, value in overrides:
+        _override(path, data, key, value)
     try:
         model = SuiteModel.model_validate(data)
     except ValidationError as err:
@@ -147,7 +193,59 @@ def _parse(path: Path) -> SuiteModel:
     return model
 
 
-def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite]) -> Suite:
+def _override(path: Path, data: dict, key: str, value: Any) -> None:
+    """Apply ``--set key=value`` to a suite file's data, in place, for every profile.
+
+    ``seeds`` replaces every profile's seeds. A grid axis takes the value (a list sweeps it); an axis
+    of tied entries named by the key keeps the entries with those values. A parameter that tied
+    entries set takes the value in each of them. Any other parameter is fixed everywhere, or swept
+    by a new axis when a list is given for a parameter that is not itself a list. Whatever it sets
+    is then validated like the file."""
+    profiles = [p for p in data.get("profiles", {}).values() if isinstance(p, dict)]
+    if key == "seeds":
+        for profile in profiles:
+            profile["seeds"] = value if isinstance(value, list) else [value]
+        return
+    grids = [g for owner in [data, *profiles] if "grid" in owner
+             for g in (owner["grid"] if isinstance(owner["grid"], list) else [owner["grid"]]) if isinstance(g, dict)]
+    values = value if isinstance(value, list) else [value]
+    on_axis = False
+    for grid in grids:
+        for axis, entries in grid.items():
+            tied = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+            if axis == key:
+                on_axis = True
+                grid[axis] = values if not tied else [e for e in tied if e.get(key) in values] + \
+                    [{key: v} for v in values if all(e.get(key) != v for e in tied)]
+            elif any(key in e for e in tied):
+                if isinstance(value, list):
+                    raise SuiteError(path, f"--set {key}", f"set together with other parameters by the tied grid axis "
+                                     f"{axis!r}, so a list cannot sweep it: override that axis (--set {axis}=[{{...}}])")
+                for entry in tied:
+                    if key in entry:
+                        entry[key] = value
+    if on_axis:
+        return
+    if isinstance(value, list) and not _takes_a_list(data.get("experiment"), key):
+        for grid in grids:
+            grid[key] = values
+    else:
+        for owner in [data, *profiles]:
+            owner.setdefault("parameters", {})[key] = value
+
+
+def _takes_a_list(experiment: object, key: str) -> bool:
+    """Whether the experiment's parameter ``key`` is itself a list (so a list value sets it, not sweeps it)."""
+    try:
+        field = contract.get(str(experiment)).params.model_fields.get(key)
+    except (KeyError, contract.ContractError):
+        return False  # reported when the suite is built
+    return field is not None and typing.get_origin(field.annotation) in (list, tuple)
+
+
+def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite], check_claims: bool = True) -> Suite:
+    """The suite with its run specs per profile; an overridden one (``check_claims`` false) skips the
+    checks that catch mistakes in a file but not in an override: repeated runs, claims left without runs."""
     try:
         experiment = contract.get(model.experiment)
     except KeyError:
@@ -159,8 +257,10 @@ def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite]) -> Suite:
     suite = Suite(path, model, experiment, producers)
     _check_names(suite)
     for profile in PROFILES:
-        suite.specs[profile] = _expand_profile(suite, profile)
-    for profile in PROFILES:
+        suite.specs[profile] = _expand_profile(suite, profile, check_repeats=check_claims)
+    # A claim that selects no run is a mistake in a file, but an override may remove its runs on
+    # purpose: then it says "not run" when evaluated.
+    for profile in PROFILES if check_claims else ():
         _check_claims(suite, profile)
     return suite
 
@@ -203,6 +303,10 @@ def _check_names(suite: Suite) -> None:
         for param in need.where:
             unknown(f"needs.{name}.where.{param}", param, f"suite {need.suite!r} (experiment "
                     f"{producer.model.experiment!r})", set(producer.experiment.params.model_fields))
+        for i, param in enumerate(need.same):
+            unknown(f"needs.{name}.same.{i}", param)
+            unknown(f"needs.{name}.same.{i}", param, f"suite {need.suite!r} (experiment "
+                    f"{producer.model.experiment!r})", set(producer.experiment.params.model_fields))
 
 
 def _grids(suite: Suite) -> list[tuple[str, dict]]:
@@ -231,7 +335,7 @@ def _points(grid, key: str) -> list[tuple[str, dict[str, Any], dict[str, str], l
     return points
 
 
-def _expand_profile(suite: Suite, profile: str) -> list[RunSpec]:
+def _expand_profile(suite: Suite, profile: str, check_repeats: bool = True) -> list[RunSpec]:
     m, prof = suite.model, suite.model.profiles[profile]
     grid_key = f"profiles.{profile}.grid" if prof.grid is not None else "grid"
     fixed = {**{k: f"parameters.{k}" for k in m.parameters},
@@ -247,13 +351,17 @@ def _expand_profile(suite: Suite, profile: str) -> list[RunSpec]:
     # In the grid's order of axes: how labels and baselines name a configuration.
     varied = tuple(dict.fromkeys(k for _, point, _, _ in points for k in point
                                  if len({json.dumps(q.get(k)) for q in resolved}) > 1))
-    needs = _producers(suite, profile)
-    need_ids = {name: spec.run_id for name, spec in needs.items()}
     resources, code = prof.resources or m.resources, suite.experiment.code_hash
-    specs = [RunSpec(suite=suite.name, experiment=m.experiment, profile=profile, params=params, seed=seed,
-                     resources=resources, varied=varied, needs=needs,
-                     run_id=run_id(suite.name, m.experiment, code, params, seed, need_ids))
-             for params in resolved for seed in prof.seeds]
+    specs = []
+    for params in resolved:
+        needs = _producers(suite, profile, params)
+        need_ids = {name: spec.run_id for name, spec in needs.items()}
+        specs += [RunSpec(suite=suite.name, experiment=m.experiment, profile=profile, params=params, seed=seed,
+                          resources=resources, varied=varied, needs=needs,
+                          run_id=run_id(suite.name, m.experiment, code, params, seed, need_ids))
+                  for seed in prof.seeds]
+    if not check_repeats:  # overrides may make two grids' runs the same: run it once
+        specs = list({s.run_id: s for s in specs}.values())
     ids = [s.run_id for s in specs]
     if len(ids) != len(set(ids)):
         twice = next(s for s in specs if ids.count(s.run_id) > 1)
@@ -276,15 +384,17 @@ def _source(error: dict, grid_key: str, origin: dict[str, str], ties: list[tuple
     return f"parameters.{name}"
 
 
-def _producers(suite: Suite, profile: str) -> dict[str, RunSpec]:
-    """The one producer run per need: the configuration ``where`` picks, at its first seed."""
+def _producers(suite: Suite, profile: str, params: dict) -> dict[str, RunSpec]:
+    """The one producer run per need of a configuration: the one ``where`` picks, with the
+    configuration's own values of the ``same`` parameters, at its first seed."""
     chosen = {}
     for name, need in suite.model.needs.items():
-        matching = [s for s in suite.producers[name].runs(profile) if _matches(s.params, need.where)]
+        where = {**need.where, **{key: params[key] for key in need.same}}
+        matching = [s for s in suite.producers[name].runs(profile) if _matches(s.params, where)]
         configurations = {json.dumps(s.params, sort_keys=True) for s in matching}
         if len(configurations) != 1:
             raise SuiteError(suite.path, f"needs.{name}.where", f"picks {len(configurations)} configurations of "
-                             f"suite {need.suite!r} at profile {profile}; it must pick exactly one")
+                             f"suite {need.suite!r} at profile {profile} ({_describe(where)}); it must pick exactly one")
         chosen[name] = min(matching, key=lambda s: s.seed)
     return chosen
 
@@ -348,10 +458,11 @@ def suites_dir() -> Path:
     return beside if beside.is_dir() else Path.cwd() / "suites"
 
 
-def resolve(names: list[str]) -> list[Suite]:
-    """Suites named on the command line (a name in suites/ or a path to a TOML file); none means all."""
+def resolve(names: list[str], overrides: list[Override] = ()) -> list[Suite]:
+    """Suites named on the command line (a name in suites/ or a path to a TOML file); none means all.
+    ``overrides`` apply to each of them."""
     if not names:
-        return [load(p) for p in sorted(suites_dir().glob("*.toml"))]
+        return [load(p, overrides) for p in sorted(suites_dir().glob("*.toml"))]
     found = []
     for name in names:
         is_path = name.endswith(".toml") or "/" in name or "\\" in name
@@ -359,6 +470,6 @@ def resolve(names: list[str]) -> list[Suite]:
         if not is_path and not path.exists():
             known = ", ".join(p.stem for p in sorted(suites_dir().glob("*.toml")))
             raise SuiteError(path, "", f"no suite named {name!r}; known suites: {known}")
-        found.append(load(path))
+        found.append(load(path, overrides))
     return found
 

@@ -24,6 +24,25 @@ def mnist_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """Every suite run at the smoke profile, once per test session: (results root, its smoke folder)."""
+    from dlrepro.cli import main
+
+    results = tmp_path_factory.mktemp("results")
+    assert main(["run", "--profile", "smoke", "--results", str(results)]) == 0
+    return results, results / "smoke"
+
+
+@pytest.fixture(scope="session")
+def smoke_report(smoke) -> Path:
+    """The smoke folder with report.md and report.html written."""
+    from dlrepro.cli import main
+
+    assert main(["report", "--profile", "smoke", "--results", str(smoke[0])]) == 0
+    return smoke[1]
+
+
 @pytest.fixture
 def context(tmp_path):
     """A real RunContext for one experiment's run, on the CPU, writing under tmp_path/NAME."""

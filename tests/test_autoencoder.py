@@ -7,13 +7,13 @@ import torch
 
 from dlrepro.experiments import autoencoder as declaration
 from dlrepro.experiments.autoencoder import experiment as ae
-from dlrepro.data import mnist
+from dlrepro.data import images
 
 
 @pytest.fixture(scope="module")
 def digits(mnist_dir):
-    images, _ = mnist(mnist_dir, train=False)
-    return images[:2000], images[2000:2500]
+    pixels, _ = images("mnist", mnist_dir, train=False)
+    return pixels[:2000], pixels[2000:2500]
 
 
 def test_pca_is_the_best_rank_d_affine_reconstruction(digits):

@@ -1,6 +1,7 @@
 """End to end through the CLI on the real XOR suite: tables, energy, claims, report, caching,
 failures kept and retried, and Ctrl-C losing nothing."""
 
+import base64
 import signal
 import subprocess
 import sys
@@ -14,13 +15,6 @@ from dlrepro import runners
 from dlrepro.layout import Results
 from dlrepro.schema import Resources
 from dlrepro.suite import RunSpec, load, resolve, suites_dir
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    assert main(["run", "--profile", "smoke", "--results", str(results)]) == 0  # every suite
-    return results, results / "smoke"
 
 
 def test_tables_have_one_row_per_run_and_tidy_metrics(smoke):
@@ -64,12 +58,15 @@ def test_rerun_does_no_work_and_says_so(smoke, capsys):
     assert before == {p: p.stat().st_mtime_ns for p in (out / "records").rglob("*.json")}
 
 
-def test_report_embeds_the_figure(smoke):
-    results, out = smoke
-    assert main(["report", "--profile", "smoke", "--results", str(results)]) == 0
+def test_report_embeds_the_figure(smoke_report):
+    out = smoke_report
     text = (out / "report.md").read_text()
     assert "figures/xor/xor_decision_regions.png" in text and (out / "figures/xor/xor_decision_regions.png").stat().st_size > 10_000
     assert "| xor | raw-at-most-75 | ✅ reproduced" in text
+    page = (out / "report.html").read_text()
+    figure = base64.b64encode((out / "figures/xor/xor_decision_regions.png").read_bytes()).decode()
+    assert f'src="data:image/png;base64,{figure}"' in page  # the page carries its figures
+    assert '<tr data-suite="xor" data-status="reproduced">' in page and "raw-at-most-75" in page
 
 
 def test_claims_command_exit_code(smoke, tmp_path):
@@ -126,6 +123,9 @@ def test_a_nan_metric_fails_its_run_and_the_report_shows_why(tmp_path, capsys):
     assert (claims["status"] == "reproduced").all()  # the claims' own runs are fine; the failed one counts nowhere
     markdown = _report_of(tmp_path / "r", capsys)
     assert "**1 of 10 run(s) failed**" in markdown and "a run that logs NaN or infinity is not counted" in markdown
+    page = (tmp_path / "r" / "smoke" / "report.html").read_text()
+    assert "<strong>1 failed</strong>" in page and "Failed: five_points " in page
+    assert "a run that logs NaN or infinity is not counted" in page
 
 
 def _report_of(results, capsys) -> str:

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from dlrepro.data import DatasetName
 from dlrepro.experiment import Params as BaseParams
 from dlrepro.schema import Metric
 
@@ -18,6 +19,7 @@ TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
 
 
 class Params(BaseParams):
+    dataset: DatasetName = Field("mnist", description="the 28 × 28 set read: mnist, or fashion_mnist (clothing)")
     model: Literal["pca", "linear", "cnn"]
     d: int = Field(ge=1, le=PIXELS, description="code size")
     epochs: int = Field(25, ge=1, description="for the trained models")
@@ -30,7 +32,7 @@ class Params(BaseParams):
 
 
 def datasets(params: Params) -> set[str]:
-    return {"mnist"}
+    return {params.dataset}
 
 
 SEED_NOISE = {"rel_tolerance": 0.1}

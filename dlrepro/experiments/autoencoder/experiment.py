@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dlrepro.data import mnist
+from dlrepro.data import images
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.autoencoder import PAIRS_SHOWN, PIXELS, Params
 from dlrepro.experiments.mnist_classifier.experiment import Trained
@@ -126,8 +126,8 @@ def mse(codec: Codec, x: torch.Tensor) -> float:
 
 def run(params: Params, ctx: RunContext) -> None:
     classifier = Trained(ctx.input("classifier", "model.pt"), ctx.device)  # before any training
-    train_x, _ = mnist(ctx.data_dir, train=True, device=ctx.device)
-    test_x, test_y = mnist(ctx.data_dir, train=False, device=ctx.device)
+    train_x, _ = images(params.dataset, ctx.data_dir, train=True, device=ctx.device)
+    test_x, test_y = images(params.dataset, ctx.data_dir, train=False, device=ctx.device)
     test_x, test_y = test_x[: params.test_size], test_y[: params.test_size]
     pca = fit_pca(train_x, params.d)
     pca_error = mse(pca, test_x)

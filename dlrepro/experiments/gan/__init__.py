@@ -8,6 +8,7 @@ is of the samples' digits.
 
 from pydantic import Field, field_validator
 
+from dlrepro.data import DatasetName
 from dlrepro.experiment import Params as BaseParams
 from dlrepro.schema import Metric
 
@@ -15,6 +16,7 @@ TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
 
 
 class Params(BaseParams):
+    dataset: DatasetName = Field("mnist", description="the 28 × 28 set read: mnist, or fashion_mnist (clothing)")
     record_epochs: list[int] = Field([1, 2, 5, 10, 20], min_length=1, description="epochs whose samples are kept")
     batch_size: int = Field(128, ge=2)
     lr: float = Field(2e-4, gt=0)
@@ -33,7 +35,7 @@ class Params(BaseParams):
 
 
 def datasets(params: Params) -> set[str]:
-    return {"mnist"}
+    return {params.dataset}
 
 
 METRICS = {

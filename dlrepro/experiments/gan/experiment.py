@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlrepro.data import mnist
+from dlrepro.data import images
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.gan import Params
 from dlrepro.experiments.mnist_classifier.experiment import Trained
@@ -125,8 +125,8 @@ def train_epoch(g: nn.Module, d: nn.Module, opt_g, opt_d, real: torch.Tensor, ba
 
 
 def run(params: Params, ctx: RunContext) -> None:
-    train_x, _ = mnist(ctx.data_dir, train=True, device=ctx.device)
-    test_x, _ = mnist(ctx.data_dir, train=False, device=ctx.device)
+    train_x, _ = images(params.dataset, ctx.data_dir, train=True, device=ctx.device)
+    test_x, _ = images(params.dataset, ctx.data_dir, train=False, device=ctx.device)
     real = train_x[: params.train_size] * 2 - 1  # tanh's range
     judge = Judge(Trained(ctx.input("classifier", "model.pt"), ctx.device), train_x, test_x, params.fd_samples)
     ctx.log("fd_floor", judge.floor)

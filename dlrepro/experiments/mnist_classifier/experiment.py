@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlrepro.data import mnist
+from dlrepro.data import images
 from dlrepro.experiment import WORK, RunContext
 from dlrepro.experiments.mnist_classifier import Model, Params
 from dlrepro.nets import HANDOUT_CNN_HIDDEN, EpochClock, in_batches, mlp, mnist_cnn, parameter_count
@@ -64,8 +64,8 @@ class Trained:
 
 def load_data(params: Params, data_dir: Path | None, device: torch.device):
     """Train and test sets as resident tensors: cropped for the MLP, normalised like the handout."""
-    train_x, train_y = mnist(data_dir, train=True, device=device)
-    test_x, test_y = mnist(data_dir, train=False, device=device)
+    train_x, train_y = images(params.dataset, data_dir, train=True, device=device)
+    test_x, test_y = images(params.dataset, data_dir, train=False, device=device)
     train_x, train_y = train_x[: params.train_size], train_y[: params.train_size]
     test_x, test_y = test_x[: params.test_size], test_y[: params.test_size]
     if params.model == "mlp":

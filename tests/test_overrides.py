@@ -1,0 +1,116 @@
+"""``--set KEY=VALUE``: parameters, axes and seeds overridden from the command line, validated like
+the file, cached like any run, and kept out of the profile's own tables and report."""
+
+import pandas as pd
+import pytest
+
+from dlrepro.cli import main
+from dlrepro.suite import SuiteError, describe_overrides, parse_override, resolve
+
+
+@pytest.fixture(scope="module")
+def seven_epochs(tmp_path_factory):
+    """xor at smoke with --set epochs=7, beside the plain smoke run of the same suite."""
+    results = tmp_path_factory.mktemp("results")
+    assert main(["run", "xor", "--profile", "smoke", "--results", str(results)]) == 0
+    assert main(["run", "xor", "--profile", "smoke", "--set", "epochs=7", "--results", str(results)]) == 0
+    return results
+
+
+def test_an_overridden_parameter_runs_and_the_tables_say_so(seven_epochs):
+    runs = pd.read_parquet(seven_epochs / "smoke+epochs=7" / "runs.parquet")
+    assert len(runs) == 9 and (runs["epochs"] == 7).all() and (runs["status"] == "ok").all()
+    metrics = pd.read_parquet(seven_epochs / "smoke+epochs=7" / "metrics.parquet")
+    assert set(metrics["run_id"]) == set(runs["run_id"])
+
+
+def test_overridden_runs_never_reach_the_profiles_tables_claims_or_report(seven_epochs, capsys):
+    plain = seven_epochs / "smoke"
+    before = {name: (plain / name).read_bytes() for name in ("runs.csv", "metrics.csv", "claims.csv")}
+    assert (pd.read_parquet(plain / "runs.parquet")["epochs"] == 30).all()
+    assert main(["report", "--profile", "smoke", "--results", str(seven_epochs)]) == 0
+    assert "--set" not in (plain / "report.md").read_text() and "epochs=7" not in (plain / "report.html").read_text()
+    assert before == {name: (plain / name).read_bytes() for name in ("runs.csv", "metrics.csv")} | {
+        "claims.csv": before["claims.csv"]}
+    assert main(["report", "--profile", "smoke", "--set", "epochs=7", "--results", str(seven_epochs)]) == 0
+    report = (seven_epochs / "smoke+epochs=7" / "report.md").read_text()
+    assert report.startswith("# dlrepro report — profile `smoke` with `--set epochs=7`") and "## xor" in report
+    assert "## gan" not in report  # an override's report is about the suites run with it
+    assert "with <code>--set epochs=7</code>" in (seven_epochs / "smoke+epochs=7" / "report.html").read_text()
+
+
+def test_overridden_runs_are_cached(seven_epochs, capsys):
+    assert main(["run", "xor", "--profile", "smoke", "--set", "epochs=7", "--results", str(seven_epochs)]) == 0
+    err = capsys.readouterr().err
+    assert "Nothing to run" in err and "dlrepro report --profile smoke --set epochs=7" in err
+
+
+def test_a_claim_whose_runs_an_override_removed_is_not_run(tmp_path):
+    assert main(["run", "xor", "--profile", "smoke", "--set", "features=raw", "--results", str(tmp_path)]) == 0
+    runs = pd.read_parquet(tmp_path / "smoke+features=raw" / "runs.parquet")
+    assert set(runs["features"].dropna()) == {"raw"} and "worked_neuron" in set(runs["model"])
+    claims = pd.read_csv(tmp_path / "smoke+features=raw" / "claims.csv").set_index("claim")["status"]
+    assert claims["phi-separates"] == "not run" and claims["raw-at-most-75"] == "reproduced"
+    assert "not reproduced" not in set(claims)
+
+
+def test_a_list_sweeps_an_axis_across_every_grid_once():
+    suite, = resolve(["autoencoder"], [parse_override("d=[3,5,7]")])
+    specs = suite.runs("quick")  # two grids (every model, and PCA at d = 30) now ask for the same PCA runs
+    assert {s.params["d"] for s in specs} == {3, 5, 7} and len(specs) == 9
+
+
+def test_a_tied_axis_keeps_the_chosen_entries_and_a_tied_parameter_takes_the_value_everywhere():
+    suite, = resolve(["autoencoder"], [parse_override("model=cnn")])
+    specs = suite.runs("quick")
+    assert {s.params["model"] for s in specs} == {"cnn"}
+    assert {s.params["train_size"] for s in specs if s.params["d"] != 30} == {20000}  # the tied entry's settings
+    suite, = resolve(["autoencoder"], [parse_override("epochs=2")])
+    trained = [s for s in suite.runs("quick") if s.params["model"] != "pca"]
+    assert trained and {s.params["epochs"] for s in trained} == {2}
+    suite, = resolve(["five_points"], [parse_override("hidden=5")])
+    assert {s.params["hidden"] for s in suite.runs("smoke") if s.params["task"] != "poly"} == {5}
+
+
+def test_a_list_for_a_plain_parameter_becomes_an_axis_and_seeds_can_be_set():
+    suite, = resolve(["xor"], [parse_override("lr=[0.5, 2.0]"), parse_override("seeds=[4]")])
+    specs = suite.runs("smoke")
+    assert {s.params["lr"] for s in specs} == {0.5, 2.0} and {s.seed for s in specs} == {4}
+    assert describe_overrides([("seeds", [4]), ("lr", [0.5, 2.0])]) == "lr=[0.5,2.0],seeds=[4]"
+
+
+def test_the_needed_classifier_is_trained_on_the_runs_own_dataset():
+    suite, = resolve(["autoencoder"], [parse_override("dataset=fashion_mnist")])
+    specs = suite.runs("quick")
+    assert {s.params["dataset"] for s in specs} == {"fashion_mnist"}
+    assert {s.needs["classifier"].params["dataset"] for s in specs} == {"fashion_mnist"}
+    plain, = resolve(["autoencoder"])
+    assert {s.needs["classifier"].run_id for s in plain.runs("quick")}.isdisjoint(
+        {s.needs["classifier"].run_id for s in specs})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["xor", "--set", "no_such_key=1"], "xor.toml: --set no_such_key: unknown parameter of experiment 'xor'"),
+    (["xor", "--set", "epochs=seven"], "xor.toml: --set epochs: Input should be a valid integer"),
+    (["xor", "--set", "epochs=0"], "xor.toml: --set epochs: Input should be greater than or equal to 1"),
+    (["xor", "--set", "epochs"], "--set: 'epochs' is not KEY=VALUE"),
+    (["xor", "--set", "lr=[1,"], "--set: lr: '[1,' is not a TOML value"),
+    (["five_points", "--set", "hidden=[5,10]"], "five_points.toml: --set hidden: set together with other parameters "
+                                                "by the tied grid axis 'shape', so a list cannot sweep it"),
+    (["gradient_descent", "--set", "dataset=fashion_mnist"], "gradient_descent.toml: --set dataset: unknown parameter"),
+    (["autoencoder", "--set", "dataset=cifar10"], "autoencoder.toml: --set dataset: Input should be 'mnist' or "
+                                                  "'fashion_mnist'"),
+])
+def test_a_bad_override_is_refused_before_any_work(tmp_path, capsys, args, message):
+    assert main(["run", *args, "--profile", "smoke", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_bare_word_is_a_string_and_toml_values_keep_their_type():
+    assert parse_override("model=pca") == ("model", "pca")
+    assert parse_override("lr=1e-3") == ("lr", 0.001) and parse_override("shuffle=true") == ("shuffle", True)
+    assert parse_override('d=[3, 5]') == ("d", [3, 5])
+    with pytest.raises(SuiteError):
+        parse_override("=3")
