@@ -1,5 +1,6 @@
 """Sessions: `nox -s lint` (import layering, ruff), `nox -s tests` (the test suite), `nox -s reproduce` (every suite at the quick profile,
-then the report), `nox -s regression` (the smoke profile, then the check against the committed
+then the report), `nox -s generalise` (the MNIST suites on Fashion-MNIST too, verdicts side by side),
+`nox -s regression` (the smoke profile, then the check against the committed
 baselines), `nox -s sweep -- --address ADDR` (the full profile on a Ray cluster). Arguments after
 `--` go to pytest or to `dlrepro run`."""
 
@@ -22,6 +23,13 @@ def _env() -> dict:
     return env
 
 
+def _quick_on_ray(posargs: list[str]) -> tuple[list[str], str]:
+    """The arguments with the quick profile and the Ray runner unless given, and the profile."""
+    args = posargs or ["--profile", "quick"]
+    args = args if "--runner" in args else [*args, "--runner", "ray"]
+    return args, args[args.index("--profile") + 1] if "--profile" in args else "quick"
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """The layering (no import cycle, lower modules never import higher ones) and pyflakes' checks."""
@@ -42,11 +50,19 @@ def reproduce(session: nox.Session) -> None:
     session.install("-e", ".")
     # Ray's two warm workers beat one serial process on the quick profile even on 2 cores (README,
     # "Performance"); `-- --runner local` runs it in-process instead.
-    args = session.posargs or ["--profile", "quick"]
-    args = args if "--runner" in args else [*args, "--runner", "ray"]
-    profile = args[args.index("--profile") + 1] if "--profile" in args else "quick"
+    args, profile = _quick_on_ray(session.posargs)
     session.run("dlrepro", "run", *args, env=_env())
     session.run("dlrepro", "report", "--profile", profile, env=_env())
+
+
+@nox.session
+def generalise(session: nox.Session) -> None:
+    """The quick profile's MNIST suites on MNIST and on Fashion-MNIST, each claim's verdicts side by side,
+    then the Fashion-MNIST report. Arguments after `--` go to `dlrepro generalise` (e.g. --profile smoke)."""
+    session.install("-e", ".")
+    args, profile = _quick_on_ray(session.posargs)
+    session.run("dlrepro", "generalise", *args, env=_env())
+    session.run("dlrepro", "report", "--profile", profile, "--set", "dataset=fashion_mnist", env=_env())
 
 
 @nox.session

@@ -11,7 +11,9 @@ the last step or one step), reduces them over seeds with ``reduce``, and tests t
 - ``compare``: the ``left`` selection against ``factor`` (default 1) times the ``right`` one with
   ``op``, at every value of the parameters in ``by`` (e.g. the CNN beats PCA at every d).
 
-A claim whose runs are missing (failed, not run) says "not run", never "not reproduced".
+A claim whose runs are missing (failed, not run) says "not run", never "not reproduced". A claim
+about some parameter values only (``applies``: a published MNIST number) says "does not apply" on
+runs with others (the same suite on Fashion-MNIST).
 """
 
 from __future__ import annotations
@@ -49,11 +51,27 @@ def evaluate(suite: Suite, table: pd.DataFrame, profile: str) -> list[ClaimResul
     for claim in suite.model.claims:
         if claim.profiles is not None and profile not in claim.profiles:
             continue
+        elsewhere = outside(claim, table)
+        if elsewhere:
+            results.append(ClaimResult(suite.name, claim.id, f"{claim.text} ({claim.source or source})", "does not apply",
+                                       elsewhere, f"{assignments(claim.applies.items())} only"))
+            continue
         holds, measured, expected = check(claim, table)
         status = "not run" if holds is None else ("reproduced" if holds else "not reproduced")
         results.append(ClaimResult(suite.name, claim.id, f"{claim.text} ({claim.source or source})",
                                    status, measured, expected))
     return results
+
+
+def outside(claim: ClaimBase, table: pd.DataFrame) -> str:
+    """What the runs of the claim's metric were, when none has the values the claim ``applies`` to
+    (``dataset=fashion_mnist``); empty when it applies or nothing ran."""
+    rows = table[table["metric"] == claim.metric] if "metric" in table else table.iloc[0:0]
+    for key, value in claim.applies.items():
+        seen = sorted(map(str, rows[key].dropna().unique())) if key in rows else []
+        if seen and str(value) not in seen:
+            return f"{key}={'/'.join(seen)}"
+    return ""
 
 
 def check(claim: ClaimBase, table: pd.DataFrame) -> Verdict:
@@ -77,7 +95,7 @@ def replace_suites(path: Path, new: pd.DataFrame) -> pd.DataFrame:
 def select(claim: ClaimBase, table: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
     """The rows of the claim's metric, parameters and step (plus ``where``)."""
     rows = table[table["metric"] == claim.metric]
-    for key, value in {**claim.where, **(where or {})}.items():
+    for key, value in {**claim.where, **claim.applies, **(where or {})}.items():
         rows = rows[rows[key] == value] if key in rows else rows.iloc[0:0]
     if claim.step is None and getattr(claim, "over", None) != "step":
         return rows[rows["step"].isna()]

@@ -1,4 +1,4 @@
-"""Command line: ``dlrepro run | list | claims | report | check | baseline update``.
+"""Command line: ``dlrepro run | generalise | list | claims | report | check | baseline update``.
 
 It parses arguments, calls ``dlrepro.pipeline`` and prints. Exit codes: 0 success; 1 a run failed
 (run), a claim did not hold (claims) or the gate did not pass (check); 2 bad input, refused before
@@ -60,13 +60,17 @@ def _parser() -> argparse.ArgumentParser:
 
     run = add("run", _run, "run suites, merge the tables, evaluate the claims")
     run.add_argument("suites", nargs="*", metavar="SUITE", help="a name from suites/ or a path to a TOML file (default: all)")
-    run.add_argument("--runner", default="local", help="a runner from runners/: local (default) or ray")
-    run.add_argument("--address", help="Ray cluster address for --runner ray (default: the runner file's, "
-                     "else $RAY_ADDRESS, else an embedded instance on this machine)")
-    run.add_argument("--data-dir", help=f"directory holding MNIST/raw and FashionMNIST/raw (default: ${ENV_VAR}, "
-                     "else download)")
+    general = add("generalise", _generalise, "run the suites that read a dataset on MNIST and on another set "
+                  "(--set dataset=…), and compare each claim's verdicts")
+    general.add_argument("--dataset", default="fashion_mnist", help="the other set (default: fashion_mnist)")
+    for p in (run, general):
+        p.add_argument("--runner", default="local", help="a runner from runners/: local (default) or ray")
+        p.add_argument("--address", help="Ray cluster address for --runner ray (default: the runner file's, "
+                       "else $RAY_ADDRESS, else an embedded instance on this machine)")
+        p.add_argument("--data-dir", help=f"directory holding MNIST/raw and FashionMNIST/raw (default: ${ENV_VAR}, "
+                       "else download)")
     add("list", _list, "list suites and their runs per profile, cached or not")
-    claims = add("claims", _claims, "evaluate every claim against the tables; exit 1 unless all are reproduced")
+    claims = add("claims", _claims, "evaluate every claim against the tables; exit 1 unless all are reproduced (or do not apply)")
     report = add("report", _report, "write report.md and report.html: the claims, published numbers, figures, time "
                  "and energy")
     for p in (run, claims, report):
@@ -110,6 +114,25 @@ def _run(args) -> int:
     return 1 if outcome.failed else 0
 
 
+def _generalise(args) -> int:
+    from rich.markup import escape
+
+    from dlrepro import generalisation
+
+    found = pipeline.generalise(args.profile, args.runner, _say, dataset=args.dataset, results=args.results,
+                                data=args.data_dir, address=args.address)
+    interrupted = next((o.interrupted for o in found.outcomes if o.interrupted), None)
+    if interrupted:
+        _say("Interrupted: finished runs are kept; run again to resume.")
+        return 128 + interrupted
+    for line in generalisation.markdown(found.table, args.dataset):
+        _say(escape(line))
+    changed = int(found.table["changed"].sum())
+    _say(f"{changed} transferable claim(s) changed verdict on {args.dataset}; table in {found.folder.generalisation}; "
+         f"report: dlrepro report --profile {args.profile} --set dataset={args.dataset}")
+    return 1 if any(o.failed for o in found.outcomes) else 0
+
+
 def _overrides(args) -> list:
     return [parse_override(text) for text in args.overrides]
 
@@ -131,7 +154,7 @@ def _list(args) -> int:
 def _claims(args) -> int:
     outcome = pipeline.claims(args.results, args.profile, _overrides(args))
     _print_claims(outcome)
-    return 0 if len(outcome) and (outcome["status"] == "reproduced").all() else 1
+    return 0 if len(outcome) and outcome["status"].isin(["reproduced", "does not apply"]).all() else 1
 
 
 def _report(args) -> int:
@@ -208,7 +231,7 @@ def _print_claims(outcome) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    colour = {"reproduced": "green", "not reproduced": "red", "not run": "yellow"}
+    colour = {"reproduced": "green", "not reproduced": "red", "not run": "yellow", "does not apply": "dim"}
     if not console.is_terminal:
         for row in outcome.itertuples():
             _say(f"[{colour[row.status]}]{row.status}[/] {row.suite}/{row.claim}: measured {escape(str(row.measured))}; "
@@ -221,4 +244,5 @@ def _print_claims(outcome) -> None:
         console.print(table)
     counts = outcome["status"].value_counts()
     _say(f"claims: {counts.get('reproduced', 0)} of {len(outcome)} reproduced, "
-         f"{counts.get('not reproduced', 0)} not reproduced, {counts.get('not run', 0)} not run")
+         f"{counts.get('not reproduced', 0)} not reproduced, {counts.get('not run', 0)} not run"
+         + (f", {counts['does not apply']} do not apply (about other data)" if counts.get("does not apply") else ""))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -31,6 +32,12 @@ class Dataset:
     name: str
     folder: str  # torchvision's: <dir>/<folder>/raw
     files: dict[str, tuple[int, str]]  # raw file -> (bytes, MD5) of the published set
+    title: str  # as figures name it
+
+
+def titles(names: Iterable[str]) -> str:
+    """How figures name the sets a table's runs read: ``MNIST``, ``Fashion-MNIST``."""
+    return " / ".join(DATASETS[name].title for name in sorted(set(names)))
 
 
 IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -38,11 +45,11 @@ SIZES = (47_040_016, 60_008, 7_840_016, 10_008)  # 60,000 and 10,000 images of 2
 DATASETS = {
     "mnist": Dataset("mnist", "MNIST", dict(zip(IDX, zip(SIZES, (
         "6bbc9ace898e44ae57da46a324031adb", "a25bea736e30d166cdddb491f175f624",
-        "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637"))))),
+        "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637")))), "MNIST"),
     # Zalando's drop-in replacement: the same shapes, ten kinds of clothing instead of digits.
     "fashion_mnist": Dataset("fashion_mnist", "FashionMNIST", dict(zip(IDX, zip(SIZES, (
         "f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
-        "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"))))),
+        "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965")))), "Fashion-MNIST"),
 }
 # The ``dataset`` parameter of the experiments that read one of these (checked against DATASETS by the tests).
 DatasetName = Literal["mnist", "fashion_mnist"]

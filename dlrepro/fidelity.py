@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlrepro.claims import allowed, approx_groups, reduced, replace_suites, select
+from dlrepro.claims import allowed, approx_groups, outside, reduced, replace_suites, select
 from dlrepro.formatting import number
 from dlrepro.schema import Approx
 from dlrepro.suite import Suite
@@ -30,13 +30,15 @@ def rows(suite: Suite, table: pd.DataFrame, profile: str) -> list[dict]:
         if not isinstance(claim, Approx) or claim.published is None:
             continue
         here = claim.profiles is None or profile in claim.profiles
+        elsewhere = outside(claim, table)
         values = claim.value if isinstance(claim.value, list) else [claim.value]
         groups = approx_groups(claim, select(claim, table)) if here else []
         for i, published in enumerate(values):
             key, runs = groups[i] if i < len(groups) else (None, pd.Series(dtype=float))
             at = "" if claim.over is None else f"{claim.over}={key}" if key is not None else f"{claim.over} #{i + 1}"
-            found.append(_row(suite.name, claim, profile if here else "/".join(claim.profiles), at, published, runs,
-                              measured_here=here))
+            row = _row(suite.name, claim, profile if here else "/".join(claim.profiles), at, published, runs,
+                       measured_here=here)
+            found.append({**row, "status": f"does not apply ({elsewhere})"} if elsewhere and here else row)
     return found
 
 

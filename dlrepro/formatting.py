@@ -13,3 +13,8 @@ def number(value: object, digits: int = 4) -> str:
 def assignments(pairs: Iterable[tuple[str, object]], sep: str = ", ") -> str:
     """``name=value`` pairs, as a configuration is named in labels, claims and baselines."""
     return sep.join(f"{name}={value}" for name, value in pairs)
+
+
+def table_cell(text: object) -> str:
+    """Text for a Markdown table cell: pipes escaped, one line."""
+    return str(text).replace("|", "\\|").replace("\n", " ")

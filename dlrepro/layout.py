@@ -74,6 +74,10 @@ class Results:
         return self.root / "fidelity.csv"
 
     @property
+    def generalisation(self) -> Path:
+        return self.root / "generalisation.csv"
+
+    @property
     def check(self) -> Path:
         return self.root / "check.csv"
 

@@ -283,3 +283,36 @@ def update_baselines(names: list[str], results: Path, profile: str, baseline_roo
         show(suite.name, None if old is None else regression.compare(old, summary, suite.metrics))
         written.append((baselines.write(suite.name, summary, regression.cost(runs, suite.name)), len(summary)))
     return written
+
+
+@dataclass
+class Generalisation:
+    table: pd.DataFrame  # generalisation.COLUMNS
+    folder: Results  # the other set's runs, claims, report and the comparison
+    outcomes: list[Outcome]
+
+
+def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_mnist", results: Path = Path("results"),
+               data: str | Path | None = None, address: str | None = None) -> Generalisation:
+    """The suites that read a dataset, run on MNIST (the profile's own runs, cached) and again with
+    ``--set dataset=DATASET``; each claim's verdicts side by side in ``generalisation.csv`` beside
+    the other set's results. Every input is checked for both before anything runs."""
+    import pandas as pd
+
+    from dlrepro import generalisation
+
+    names = [s.name for s in resolve([]) if "dataset" in s.experiment.params.model_fields]
+    requests = [prepare(names, profile, runner, results=results, data=data, address=address, overrides=overrides)
+                for overrides in ([], [("dataset", dataset)])]
+    outcomes = []
+    for request in requests:
+        say(f"{'MNIST' if not request.results.overrides else dataset}: {', '.join(names)} at profile {profile}")
+        outcomes.append(run(request, say))
+        if outcomes[-1].interrupted:
+            break
+    mine = [o.claims[o.claims["suite"].isin(names)] for o in outcomes]
+    table = generalisation.compare(*mine) if len(mine) == 2 else pd.DataFrame(columns=generalisation.COLUMNS)
+    folder = requests[1].results
+    if len(mine) == 2:
+        generalisation.write(folder.generalisation, table)
+    return Generalisation(table, folder, outcomes)

@@ -23,13 +23,13 @@ import pandas as pd
 
 from dlrepro import fidelity, tables
 from dlrepro.files import atomic_write
-from dlrepro.formatting import number
+from dlrepro.formatting import number, table_cell
 from dlrepro.layout import Results
 from dlrepro.machine import cpu_model
 from dlrepro.suite import Suite
 
 FIGURE_INDEX = "figures.json"  # in each suite's figures folder: what the figures were drawn from, and their files
-STATUSES = ("reproduced", "not reproduced", "not run")
+STATUSES = ("reproduced", "not reproduced", "not run", "does not apply")
 
 
 def build(results: Results, suites: list[Suite], claims: pd.DataFrame, published: pd.DataFrame,
@@ -132,14 +132,9 @@ def _templates():
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("dlrepro", "templates"), autoescape=jinja2.select_autoescape(["html"]),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters["cell"] = _cell
+    env.filters["cell"] = table_cell
     env.filters["data_uri"] = _data_uri
     return env
-
-
-def _cell(text: object) -> str:
-    """Text for a Markdown table cell: pipes escaped, one line."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _data_uri(path: Path) -> str:

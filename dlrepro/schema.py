@@ -129,6 +129,8 @@ class ClaimBase(Strict):
         "mean", description="over the selected runs; worst (approx only): the one farthest from the value")
     profiles: list[Profile] | None = Field(
         None, description="the profiles whose settings the claim is about (e.g. the paper's epochs: full); default all")
+    applies: dict[str, Scalar] = Field({}, description="the parameter values the claim is about, e.g. dataset = "
+                                       "'mnist' for a published MNIST number: on other runs it does not apply")
 
     @model_validator(mode="after")
     def _worst_needs_a_value(self) -> ClaimBase:
@@ -139,7 +141,7 @@ class ClaimBase(Strict):
 
     def selections(self) -> dict[str, dict[str, Any]]:
         """Each selection of runs the claim compares, by the key that names it in the file."""
-        return {"where": dict(self.where)}
+        return {"where": {**self.where, **self.applies}}
 
     def axes(self) -> dict[str, list[str]]:
         """Parameters the claim reads values along, by key: each must vary in the runs it selects."""
@@ -200,7 +202,7 @@ class Compare(ClaimBase):
     by: list[str] = []
 
     def selections(self) -> dict[str, dict[str, Any]]:
-        return {"left": {**self.where, **self.left}, "right": {**self.where, **self.right}}
+        return {"left": {**self.where, **self.applies, **self.left}, "right": {**self.where, **self.applies, **self.right}}
 
     def axes(self) -> dict[str, list[str]]:
         return {"by": list(self.by)} if self.by else {}

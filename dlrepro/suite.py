@@ -292,7 +292,7 @@ def _check_names(suite: Suite) -> None:
         if claim.metric not in suite.metrics:
             raise SuiteError(suite.path, f"claims.{i}.metric", f"experiment {m.experiment!r} never logs metric "
                              f"{claim.metric!r}; it logs: {', '.join(sorted(suite.metrics))}")
-        for key in ("where", "left", "right"):
+        for key in ("where", "applies", "left", "right"):
             for name in getattr(claim, key, {}):
                 unknown(f"claims.{i}.{key}.{name}", name)
         for key, names in claim.axes().items():

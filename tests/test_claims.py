@@ -102,3 +102,15 @@ def test_worst_takes_the_run_farthest_from_the_value():
 def test_worst_is_for_approx_claims_only():
     with pytest.raises(ValueError, match="approx"):
         claim({"id": "w", "text": "", "kind": "threshold", "metric": "mse", "op": "<", "value": 1, "reduce": "worst"})
+
+
+def test_a_claim_about_other_data_does_not_apply_and_says_what_ran():
+    from dlrepro.claims import outside
+
+    anchored = claim({"id": "t", "text": "", "kind": "threshold", "metric": "mse", "applies": {"model": "rnn"},
+                      "op": "<", "value": 1})
+    assert outside(anchored, T) == "model=cnn/pca" and check_claim(anchored, T)[0] is None
+    mixed = claim({"id": "t", "text": "", "kind": "threshold", "metric": "mse", "applies": {"model": "pca"},
+                   "where": {"H": 1000}, "op": ">", "value": 0.015})
+    assert outside(mixed, T) == "" and check_claim(mixed, T)[0]  # only pca counts: 0.02, not the mean 0.015 with cnn
+    assert outside(anchored, T.iloc[0:0]) == ""  # nothing ran: "not run", not "does not apply"

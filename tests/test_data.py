@@ -29,11 +29,7 @@ def test_the_dataset_parameter_names_exactly_the_known_sets():
 
 
 def test_a_corrupt_fashion_mnist_file_is_named_with_its_fix(mnist_dir, tmp_path):
-    raw = tmp_path / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for f in (mnist_dir / "FashionMNIST" / "raw").glob("*-ubyte"):
-        shutil.copy(f, raw / f.name)
-        (raw / f.name).chmod(0o644)
+    raw = _writable_copy(mnist_dir, tmp_path, "FashionMNIST")
     damage(raw / "t10k-labels-idx1-ubyte", "corrupt")
     verify({"mnist"}, mnist_dir)  # the other set is untouched
     with pytest.raises(DataError, match=r"FashionMNIST/raw/t10k-labels-idx1-ubyte: corrupt \(MD5 .*expected "
@@ -41,14 +37,20 @@ def test_a_corrupt_fashion_mnist_file_is_named_with_its_fix(mnist_dir, tmp_path)
         verify({"fashion_mnist"}, tmp_path)
 
 
+def _writable_copy(source, root, folder: str):
+    """A writable copy of ``source/folder/raw`` under ``root``; its raw folder."""
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True)
+    for f in (source / folder / "raw").glob("*-ubyte"):
+        shutil.copy(f, raw / f.name)
+        (raw / f.name).chmod(0o644)
+    return raw
+
+
 @pytest.fixture
 def copy(mnist_dir, tmp_path):
     """A writable copy of the MNIST folder."""
-    raw = tmp_path / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for f in (mnist_dir / "MNIST" / "raw").glob("*-ubyte"):
-        shutil.copy(f, raw / f.name)
-        (raw / f.name).chmod(0o644)
+    _writable_copy(mnist_dir, tmp_path, "MNIST")
     return tmp_path
 
 

@@ -114,3 +114,21 @@ def test_a_bare_word_is_a_string_and_toml_values_keep_their_type():
     assert parse_override('d=[3, 5]') == ("d", [3, 5])
     with pytest.raises(SuiteError):
         parse_override("=3")
+
+
+def test_generalise_puts_each_claims_verdicts_on_mnist_and_fashion_mnist_side_by_side(smoke, capsys):
+    results, plain = smoke
+    before = sorted(pd.read_parquet(plain / "runs.parquet")["run_id"])
+    assert main(["generalise", "--profile", "smoke", "--results", str(results)]) == 0
+    assert "Nothing to run" in capsys.readouterr().err  # the MNIST side: the profile's own runs, cached
+    other = results / "smoke+dataset=fashion_mnist"
+    runs = pd.read_parquet(other / "runs.parquet")
+    assert set(runs["suite"]) == {"autoencoder", "gan", "mnist_cnn", "mnist_mlp"}
+    assert (runs["dataset"] == "fashion_mnist").all() and (runs["status"] == "ok").all()
+    table = pd.read_csv(other / "generalisation.csv", keep_default_na=False)
+    mnist = pd.read_csv(plain / "claims.csv", keep_default_na=False)
+    mnist = mnist[mnist["suite"].isin(runs["suite"])]
+    assert sorted(zip(table["suite"], table["claim"])) == sorted(zip(mnist["suite"], mnist["claim"]))
+    assert set(table["mnist"]) == {"reproduced"} and set(table["other"]) <= {"reproduced", "not reproduced", "not run"}
+    assert (table["changed"] == (table["mnist"] != table["other"])).all()
+    assert sorted(pd.read_parquet(plain / "runs.parquet")["run_id"]) == before  # nothing of the other set there

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dlrepro.data import images
+from dlrepro.data import images, titles
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.autoencoder import PAIRS_SHOWN, PIXELS, Params
 from dlrepro.experiments.mnist_classifier.experiment import Trained
@@ -157,14 +157,15 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
     first_seed = finals[finals["seed"] == finals["seed"].min()]
     run_of = first_seed.drop_duplicates("run_id").set_index(["model", "d"])["run_id"]
     ds = sorted(table["d"].unique())
-    paths = [_reconstructions(run_of, ds, artifacts, out_dir), *_interpolations(run_of, artifacts, out_dir),
+    paths = [_reconstructions(run_of, ds, titles(table["dataset"]), artifacts, out_dir),
+             *_interpolations(run_of, artifacts, out_dir),
              _error_vs_d(finals, ds, out_dir)]
     curves = table[(table["metric"] == "train_mse") & table["step"].notna()]
     return paths + ([_training_curves(curves, out_dir)] if len(curves) else [])
 
 
-def _reconstructions(run_of: pd.Series, ds: list[int], artifacts: Path, out_dir: Path) -> Path:
-    """The slide: the first 36 test digits, then their reconstructions g∘f(X) by each model at each d."""
+def _reconstructions(run_of: pd.Series, ds: list[int], dataset: str, artifacts: Path, out_dir: Path) -> Path:
+    """The slide: the first 36 test images, then their reconstructions g∘f(X) by each model at each d."""
     import matplotlib.pyplot as plt
 
     models = [m for m in ("cnn", "pca", "linear") if m in run_of.index.get_level_values(0)]
@@ -185,7 +186,7 @@ def _reconstructions(run_of: pd.Series, ds: list[int], artifacts: Path, out_dir:
             if row:
                 ax.set_title("")
         axes[row, 0].set_ylabel(model.upper() if model != "linear" else "linear AE", fontsize=10)
-    fig.suptitle("g∘f(X): the first 36 test digits reconstructed", fontsize=11)
+    fig.suptitle(f"g∘f(X): the first 36 test images of {dataset} reconstructed", fontsize=11)
     return save(fig, out_dir / "reconstructions.png", layout_rect=(0, 0, 1, 0.95))
 
 

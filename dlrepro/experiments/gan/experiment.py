@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlrepro.data import images
+from dlrepro.data import images, titles
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.gan import Params
 from dlrepro.experiments.mnist_classifier.experiment import Trained
@@ -177,7 +177,7 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
     for ax, epoch in zip(axes[0], epochs):
         ax.imshow(mosaic(grids[f"epoch_{epoch}"], 8), cmap="gray", vmin=0, vmax=255)
         ax.set(xticks=[], yticks=[], title=f"epoch {epoch}" if epoch else "untrained")
-    fig.suptitle("DCGAN samples of a fixed noise, by epoch (MNIST)", fontsize=11)
+    fig.suptitle(f"DCGAN samples of a fixed noise, by epoch ({titles(table['dataset'])})", fontsize=11)
     paths.append(save(fig, out_dir / "samples_by_epoch.png", layout_rect=(0, 0, 1, 0.92)))
 
     def per_epoch(metric: str):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlrepro.data import images
+from dlrepro.data import images, titles
 from dlrepro.experiment import WORK, RunContext
 from dlrepro.experiments.mnist_classifier import Model, Params
 from dlrepro.nets import HANDOUT_CNN_HIDDEN, EpochClock, in_batches, mlp, mnist_cnn, parameter_count
@@ -195,7 +195,7 @@ def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
             right = predicted[col] == data["labels"][col]
             ax.set_title(str(predicted[col]), fontsize=9, color="black" if right else "red")
         axes[row, 0].set_ylabel(f"ε = {int(key[4:]) / 1000:g}", fontsize=8)
-    fig.suptitle(f"Adversarial digits and predictions ({label}; red: wrong)", fontsize=10)
+    fig.suptitle(f"Adversarial {titles(table['dataset'])} images and predictions ({label}; red: wrong)", fontsize=10)
     paths.append(save(fig, out_dir / "fgsm_digits.png", layout_rect=(0, 0, 1, 0.95)))
     return paths
 
