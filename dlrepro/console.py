@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,10 +14,17 @@ console = Console(stderr=True)
 
 
 class RunProgress:
-    """Progress over ``total`` runs: ``running`` names what has started, ``finished`` counts a record."""
+    """Progress over runs: ``running`` names what has started, ``finished`` counts a record.
 
-    def __init__(self, total: int):
-        self.total, self.done, self.started = total, 0, time.monotonic()
+    ``expected`` holds each run's likely wall time (an earlier run of its configuration took that
+    long), or None. The ETA is the expected time of the runs left (the mean of the finished ones
+    where there is none) scaled by how elapsed time compares with the runs' own times so far (two
+    workers: about half): a long run left for last, or a first run much slower than the rest, no
+    longer makes it ten times too long or too short."""
+
+    def __init__(self, expected: dict[str, float | None]):
+        self.total, self.done, self.started = len(expected), 0, time.monotonic()
+        self.left, self.spent, self.first_start = dict(expected), 0.0, None
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TextColumn("ETA"), TimeRemainingColumn(), console=console) if console.is_terminal else None
 
@@ -37,18 +45,38 @@ class RunProgress:
 
     def finished(self, label: str, record: dict) -> None:
         self.done += 1
+        self.left.pop(record["run_id"], None)
+        took = record.get("wall_time_s")
+        took = took if isinstance(took, float) and took == took else None
+        self.spent += took or 0.0
+        started = _timestamp(record.get("started_at"))
+        self.first_start = min(filter(None, (self.first_start, started)), default=None)
         if self.bar:
             self.bar.advance(self.task)
             return
         elapsed = time.monotonic() - self.started
-        eta = elapsed / self.done * (self.total - self.done)
-        took = record.get("wall_time_s")
-        took = f" in {took:.1f} s" if isinstance(took, float) and took == took else ""
-        console.print(f"[{self.done}/{self.total}] {escape(label)}: {record['status']}{took}; "
-                      f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}", soft_wrap=True, highlight=False)
+        working = time.time() - self.first_start if self.first_start else elapsed  # not Ray's or torch's start-up
+        console.print(f"[{self.done}/{self.total}] {escape(label)}: {record['status']}"
+                      f"{f' in {took:.1f} s' if took is not None else ''}; elapsed {_duration(elapsed)}, "
+                      f"ETA {_duration(self.eta(working))}", soft_wrap=True, highlight=False)
+
+    def eta(self, elapsed: float) -> float:
+        """Seconds left, from the expected times of the runs left (see the class); ``elapsed`` since the
+        first run started."""
+        if not self.spent:
+            return elapsed / self.done * len(self.left) if self.done else 0.0
+        mean = self.spent / self.done
+        return sum(mean if t is None else t for t in self.left.values()) * elapsed / self.spent
 
     def note(self, text: str) -> None:
         (self.bar.console if self.bar else console).print(text, soft_wrap=True, highlight=False)
+
+
+def _timestamp(iso: object) -> float | None:
+    try:
+        return datetime.fromisoformat(str(iso)).timestamp()
+    except ValueError:
+        return None
 
 
 def _duration(seconds: float) -> str:

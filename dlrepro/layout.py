@@ -100,6 +100,23 @@ class Results:
         except (FileNotFoundError, json.JSONDecodeError):
             return None  # unreadable: treat as never run, it will be run again and replaced
 
+    def expected_wall_times(self, specs: list[RunSpec]) -> dict[str, float | None]:
+        """Each spec's likely wall time: that of the latest earlier ok run of its configuration and seed
+        in this folder, whatever code it ran (records of older code stay until the folder is cleaned)."""
+        def key(suite: str, params: dict, seed: int) -> str:
+            return json.dumps([suite, params, seed], sort_keys=True, default=str)
+
+        latest: dict[str, dict] = {}
+        for path in (p for suite in {spec.suite for spec in specs} for p in self.records(suite).glob("*.json")):
+            try:
+                record = json.loads(path.read_text())
+                found = key(record["suite"], record["params"], record["seed"])
+                if record["status"] == "ok" and record["finished_at"] > latest.get(found, {}).get("finished_at", ""):
+                    latest[found] = record
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # an unreadable record only costs its estimate
+        return {spec.run_id: latest.get(key(spec.suite, spec.params, spec.seed), {}).get("wall_time_s") for spec in specs}
+
     def done(self, spec: RunSpec) -> bool:
         record = self.get(spec)
         return record is not None and record["status"] == "ok"

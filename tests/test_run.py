@@ -159,3 +159,21 @@ def test_two_runs_on_one_results_folder_take_turns(tmp_path):
     assert len(runs) == runs["run_id"].nunique() == len(load(suites_dir() / "five_points.toml").runs("smoke"))
     energy = pd.concat(pd.read_csv(f) for f in (tmp_path / "smoke" / "energy").glob("emissions_base_*.csv"))
     assert energy["task_name"].value_counts().max() == 1  # each run measured once: executed once
+
+
+def test_the_eta_uses_earlier_runs_of_the_same_configuration(tmp_path):
+    from dlrepro.console import RunProgress
+
+    specs = load(suites_dir() / "gradient_descent.toml").runs("smoke")
+    store = Results(tmp_path, "smoke")
+    old = {"run_id": "old0", "suite": specs[1].suite, "params": specs[1].params, "seed": specs[1].seed,
+           "status": "ok", "finished_at": "2026-01-01T00:00:00+00:00", "wall_time_s": 40.0}
+    store.put(old)
+    store.put({**old, "run_id": "old1", "finished_at": "2026-02-01T00:00:00+00:00", "wall_time_s": 30.0})
+    store.put({**old, "run_id": "old2", "status": "failed", "finished_at": "2026-03-01T00:00:00+00:00", "wall_time_s": 1.0})
+    expected = store.expected_wall_times(specs)
+    assert expected[specs[1].run_id] == 30.0 and [expected[s.run_id] for s in specs if s is not specs[1]] == [None] * (len(specs) - 1)
+    progress = RunProgress({"a": None, "b": 30.0, "c": None})
+    progress.finished("a", {"run_id": "a", "status": "ok", "wall_time_s": 2.0})
+    # two workers: 1 s elapsed for 2 s of runs; left: b (30 s known) and c (2 s, the mean so far) → 16 s
+    assert progress.eta(elapsed=1.0) == 16.0
