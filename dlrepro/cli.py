@@ -17,10 +17,10 @@ from dlrepro import pipeline
 from dlrepro.console import console
 from dlrepro.data import ENV_VAR, DataError
 from dlrepro.experiment import ContractError
-from dlrepro.layout import BaselineError, Results, ResultsError
+from dlrepro.layout import BaselineError, Results, ResultsError, baselines_dir
 from dlrepro.planning import SchedulingError
 from dlrepro.schema import PROFILES
-from dlrepro.suite import SuiteError, parse_override, resolve, suites_dir
+from dlrepro.suite import SuiteError, parse_override, resolve
 
 BAD_INPUT = (SuiteError, DataError, ResultsError, BaselineError, SchedulingError, ContractError, pipeline.UsageError)
 
@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     for p in (check, baseline):
         p.add_argument("suites", nargs="*", metavar="SUITE", help="a name from suites/ or a path to a TOML file "
                        "(default: check: every suite and every baseline; update: every suite with results)")
-        p.add_argument("--baseline", type=Path, default=suites_dir().parent / "results" / "baselines",
+        p.add_argument("--baseline", type=Path, default=baselines_dir(),
                        help="baselines directory, one folder per profile (default: the project's results/baselines)")
     return parser
 

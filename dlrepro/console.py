@@ -8,7 +8,9 @@ from datetime import datetime
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.table import Column
+from rich.text import Text
 
 console = Console(stderr=True)
 
@@ -16,22 +18,26 @@ console = Console(stderr=True)
 class RunProgress:
     """Progress over runs: ``running`` names what has started, ``finished`` counts a record.
 
-    ``expected`` holds each run's likely wall time (an earlier run of its configuration took that
-    long), or None. The ETA is the expected time of the runs left (the mean of the finished ones
-    where there is none) scaled by how elapsed time compares with the runs' own times so far (two
-    workers: about half): a long run left for last, or a first run much slower than the rest, no
-    longer makes it ten times too long or too short."""
+    ``expected`` holds each run's likely wall time (an earlier run of it, or its suite's mean run on
+    a reference machine), or None. The ETA is the expected time of the runs left, scaled by this
+    machine's pace (the finished runs' times over what was expected of them; the mean finished run
+    where nothing was expected), then by how elapsed time compares with the runs' own times so far
+    (two workers: about half): a long run left for last, or a first run much slower than the rest,
+    no longer makes it ten times too long or too short. In a terminal the bar counts it down."""
 
     def __init__(self, expected: dict[str, float | None]):
         self.total, self.done, self.started = len(expected), 0, time.monotonic()
         self.left, self.spent, self.first_start = dict(expected), 0.0, None
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TextColumn("ETA"), TimeRemainingColumn(), console=console) if console.is_terminal else None
+        self.foreseen = self.taken = 0.0  # the finished runs that had an expected time: expected, taken
+        label = Column(ratio=2, no_wrap=True, overflow="ellipsis")  # a long run label gives way, not the numbers
+        self.bar = Progress(TextColumn("{task.description}", table_column=label),
+                            BarColumn(bar_width=None, table_column=Column(ratio=1)), MofNCompleteColumn(),
+                            TimeElapsedColumn(), _Countdown(), console=console, expand=True) if console.is_terminal else None
 
     def __enter__(self) -> RunProgress:
         if self.bar:
             self.bar.__enter__()
-            self.task = self.bar.add_task("starting", total=self.total)
+            self.task = self.bar.add_task("starting", total=self.total, deadline=None)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -45,20 +51,22 @@ class RunProgress:
 
     def finished(self, label: str, record: dict) -> None:
         self.done += 1
-        self.left.pop(record["run_id"], None)
+        foreseen = self.left.pop(record["run_id"], None)
         took = record.get("wall_time_s")
         took = took if isinstance(took, float) and took == took else None
         self.spent += took or 0.0
+        if foreseen is not None and took is not None:
+            self.foreseen, self.taken = self.foreseen + foreseen, self.taken + took
         started = _timestamp(record.get("started_at"))
         self.first_start = min(filter(None, (self.first_start, started)), default=None)
-        if self.bar:
-            self.bar.advance(self.task)
-            return
         elapsed = time.monotonic() - self.started
-        working = time.time() - self.first_start if self.first_start else elapsed  # not Ray's or torch's start-up
+        eta = self.eta(time.time() - self.first_start if self.first_start else elapsed)  # not Ray's or torch's start-up
+        if self.bar:
+            self.bar.update(self.task, advance=1, deadline=time.monotonic() + eta)
+            return
         console.print(f"[{self.done}/{self.total}] {escape(label)}: {record['status']}"
                       f"{f' in {took:.1f} s' if took is not None else ''}; elapsed {_duration(elapsed)}, "
-                      f"ETA {_duration(self.eta(working))}", soft_wrap=True, highlight=False)
+                      f"ETA {_duration(eta)}", soft_wrap=True, highlight=False)
 
     def eta(self, elapsed: float) -> float:
         """Seconds left, from the expected times of the runs left (see the class); ``elapsed`` since the
@@ -66,10 +74,21 @@ class RunProgress:
         if not self.spent:
             return elapsed / self.done * len(self.left) if self.done else 0.0
         mean = self.spent / self.done
-        return sum(mean if t is None else t for t in self.left.values()) * elapsed / self.spent
+        pace = self.taken / self.foreseen if self.foreseen else 1.0
+        return sum(mean if t is None else t * pace for t in self.left.values()) * elapsed / self.spent
 
     def note(self, text: str) -> None:
         (self.bar.console if self.bar else console).print(text, soft_wrap=True, highlight=False)
+
+
+class _Countdown(ProgressColumn):
+    """The bar's ETA: RunProgress's estimate at the last finished run, counting down until the next
+    ("-" before the first, and once it has run out: not known until the next run finishes)."""
+
+    def render(self, task: Task) -> Text:
+        left = (task.fields.get("deadline") or 0.0) - time.monotonic()
+        left = _duration(left) if left > 0 or task.finished else "-"
+        return Text(f"ETA {left}", style="progress.remaining")
 
 
 def _timestamp(iso: object) -> float | None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from dlrepro import experiment as contract
 from dlrepro.data import DataError, data_dir, verify
-from dlrepro.layout import Results
+from dlrepro.layout import Results, baselines_dir
 from dlrepro.planning import plan
 from dlrepro.runners import load_runner
 from dlrepro.schema import LocalRunner, RayRunner
@@ -100,7 +100,8 @@ def run(request: Request, say: Say) -> Outcome:
         _say_plan(request, todo, say)
         try:
             if todo:
-                runners.run(todo, results, request.runner, data_dir=request.data_dir, address=request.address,
+                runners.run(todo, results, request.runner, expected=_expected_times(todo, results),
+                            data_dir=request.data_dir, address=request.address,
                             on_record=lambda r: failed.append(r) if r["status"] == "failed" else None)
         except Interrupted as stop:
             interrupted = stop.signal_number
@@ -111,6 +112,17 @@ def run(request: Request, say: Say) -> Outcome:
             runs, metrics = tables.merge(results, merged)
             claims, _ = evaluate(request.suites, runs, metrics, results)
     return Outcome(request, todo, claims, failed, interrupted)
+
+
+def _expected_times(todo: list[RunSpec], results: Results) -> dict[str, float | None]:
+    """Each run's likely wall time, for the ETA: that of an earlier run of it in this folder, else its
+    suite's mean run on the machine the profile's committed cost.csv was measured on (the ETA scales
+    those by how this machine's runs compare). None: nothing is known."""
+    from dlrepro.regression import Baselines
+
+    earlier = results.expected_wall_times(todo)
+    typical = Baselines(baselines_dir(), results.profile).mean_run_times()
+    return {s.run_id: typical.get(s.suite) if earlier[s.run_id] is None else earlier[s.run_id] for s in todo}
 
 
 def _producer_suites(suites: list[Suite]) -> list[Suite]:

@@ -159,6 +159,14 @@ class Baselines:
         path = self.dir / COST_FILE
         return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=COST_COLUMNS)
 
+    def mean_run_times(self) -> dict[str, float]:
+        """Each suite's mean run time in seconds on the machine its cost was measured on."""
+        try:
+            costs = self.cost()
+        except (OSError, ValueError):
+            return {}  # only an estimate is lost
+        return {row.suite: row.wall_time_s / row.runs for row in costs.itertuples() if row.runs > 0}
+
     def write(self, suite: str, summary: pd.DataFrame, suite_cost: dict) -> Path:
         path = self.dir / f"{suite}.csv"
         # repr-exact floats: a baseline read back compares equal to the summary it came from.

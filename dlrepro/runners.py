@@ -50,9 +50,11 @@ def load_runner(name: str) -> LocalRunner | RayRunner:
 
 
 def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner, *, data_dir: Path | None,
-        on_record: Callable[[dict], None], address: str | None = None) -> None:
-    """Run the specs with the configured runner; every finished record is stored before ``on_record``."""
-    with RunProgress(results.expected_wall_times(specs)) as progress:
+        on_record: Callable[[dict], None], address: str | None = None,
+        expected: dict[str, float | None] | None = None) -> None:
+    """Run the specs with the configured runner; every finished record is stored before ``on_record``.
+    ``expected``: each run's likely wall time, for the ETA (see RunProgress); default: none known."""
+    with RunProgress(expected or dict.fromkeys(s.run_id for s in specs)) as progress:
         if isinstance(config, LocalRunner):
             return run_local(specs, results, config, data_dir=data_dir, on_record=on_record, progress=progress)
         from dlrepro.ray_runner import run_ray  # Ray's import costs a second: only when asked for

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
@@ -177,3 +178,43 @@ def test_the_eta_uses_earlier_runs_of_the_same_configuration(tmp_path):
     progress.finished("a", {"run_id": "a", "status": "ok", "wall_time_s": 2.0})
     # two workers: 1 s elapsed for 2 s of runs; left: b (30 s known) and c (2 s, the mean so far) → 16 s
     assert progress.eta(elapsed=1.0) == 16.0
+
+
+def test_a_first_run_expects_its_suites_mean_on_the_reference_machine_at_this_machines_pace(tmp_path):
+    from dlrepro.console import RunProgress
+    from dlrepro.pipeline import _expected_times
+
+    specs = [*load(suites_dir() / "gradient_descent.toml").runs("quick"), *load(suites_dir() / "xor.toml").runs("quick")]
+    reference = pd.read_csv(suites_dir().parent / "results" / "baselines" / "quick" / "cost.csv").set_index("suite")
+    store = Results(tmp_path, "quick")
+    store.put({"run_id": "earlier", "suite": specs[0].suite, "params": specs[0].params, "seed": specs[0].seed,
+               "status": "ok", "finished_at": "2026-01-01T00:00:00+00:00", "wall_time_s": 7.0})
+    expected = _expected_times(specs, store)
+    assert expected[specs[0].run_id] == 7.0  # this folder's own history first
+    for spec in specs[1:]:
+        mean = reference.loc[spec.suite, "wall_time_s"] / reference.loc[spec.suite, "runs"]
+        assert expected[spec.run_id] == pytest.approx(mean)
+    # A machine twice as slow as the reference: what is left is expected to take twice as long.
+    progress = RunProgress({"a": 10.0, "b": 10.0, "c": 4.0})
+    progress.finished("a", {"run_id": "a", "status": "ok", "wall_time_s": 20.0})
+    assert progress.eta(elapsed=20.0) == 28.0
+
+
+def test_the_progress_bar_counts_the_eta_down(tmp_path):
+    from rich.console import Console
+
+    from dlrepro import console as shown
+
+    terminal = Console(file=(tmp_path / "tty").open("w"), force_terminal=True, width=120)
+    saved, shown.console = shown.console, terminal
+    try:
+        with shown.RunProgress({"a": 10.0, "b": 100.0}) as progress:
+            started = (datetime.now(timezone.utc) - timedelta(seconds=10)).isoformat()  # one worker, busy since
+            progress.finished("a", {"run_id": "a", "status": "ok", "wall_time_s": 10.0, "started_at": started})
+            column = progress.bar.columns[-1]
+            first = column.render(progress.bar.tasks[0]).plain
+            time.sleep(1.1)
+            later = column.render(progress.bar.tasks[0]).plain
+    finally:
+        shown.console = saved
+    assert first in ("ETA 1 min 40 s", "ETA 1 min 39 s") and later in ("ETA 1 min 39 s", "ETA 1 min 38 s"), (first, later)
