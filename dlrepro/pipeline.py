@@ -92,6 +92,7 @@ def run(request: Request, say: Say) -> Outcome:
     todo = plan(specs, results)
     _check_implementations(request.suites + _producer_suites(request.suites), todo)
     _check_data(todo, request.data_dir)
+    typical = _typical_run_times(results) if todo else {}  # read only for an ETA
     _warn_resources(todo, request.runner, say)
     failed: list[dict] = []
     interrupted = None
@@ -100,7 +101,7 @@ def run(request: Request, say: Say) -> Outcome:
         _say_plan(request, todo, say)
         try:
             if todo:
-                runners.run(todo, results, request.runner, expected=_expected_times(todo, results),
+                runners.run(todo, results, request.runner, expected=_expected_times(todo, results, typical),
                             data_dir=request.data_dir, address=request.address,
                             on_record=lambda r: failed.append(r) if r["status"] == "failed" else None)
         except Interrupted as stop:
@@ -114,14 +115,19 @@ def run(request: Request, say: Say) -> Outcome:
     return Outcome(request, todo, claims, failed, interrupted)
 
 
-def _expected_times(todo: list[RunSpec], results: Results) -> dict[str, float | None]:
-    """Each run's likely wall time, for the ETA: that of an earlier run of it in this folder, else its
-    suite's mean run on the machine the profile's committed cost.csv was measured on (the ETA scales
-    those by how this machine's runs compare). None: nothing is known."""
+def _typical_run_times(results: Results) -> dict[str, float]:
+    """Each suite's mean run on the machine the profile's committed cost.csv was measured on; a
+    broken cost.csv is refused (BaselineError) before any work."""
     from dlrepro.regression import Baselines
 
+    return Baselines(baselines_dir(), results.profile).mean_run_times()
+
+
+def _expected_times(todo: list[RunSpec], results: Results, typical: dict[str, float]) -> dict[str, float | None]:
+    """Each run's likely wall time, for the ETA: that of an earlier run of it in this folder, else its
+    suite's ``typical`` run (the ETA scales those by how this machine's runs compare). None: nothing
+    is known."""
     earlier = results.expected_wall_times(todo)
-    typical = Baselines(baselines_dir(), results.profile).mean_run_times()
     return {s.run_id: typical.get(s.suite) if earlier[s.run_id] is None else earlier[s.run_id] for s in todo}
 
 

@@ -24,7 +24,6 @@ import math
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
 
 from dlrepro import tables
 from dlrepro.files import atomic_write
@@ -109,6 +108,8 @@ def _verdict(row, metric: Metric | None) -> tuple[str, float, float]:
         return "unchanged", allowed, math.nan
     p_value = math.nan
     if row.n_base >= 3 and row.n >= 3 and (row.std_base > 0 or row.std > 0):
+        from scipy import stats  # a second to import: only for a value beyond tolerance
+
         p_value = stats.ttest_ind_from_stats(row.mean_base, row.std_base, row.n_base, row.mean, row.std, row.n,
                                              equal_var=False).pvalue
         if p_value >= ALPHA:
@@ -145,26 +146,29 @@ class Baselines:
         path = self.dir / f"{suite}.csv"
         if not path.exists():
             return None
-        try:
-            table = pd.read_csv(path, dtype={"configuration": str, "metric": str})
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise BaselineError(f"{path}: not a readable CSV: {err}") from None
-        missing = set(KEY + STATS) - set(table.columns)
-        if missing:
-            raise BaselineError(f"{path}: not a baseline: no column {', '.join(sorted(missing))}")
+        table = _read_csv(path, KEY + STATS, "a baseline", dtype={"configuration": str, "metric": str})
         table["step"] = table["step"].astype("Int64")
         return table[KEY + STATS]
 
     def cost(self) -> pd.DataFrame:
+        """The profile's cost.csv, every run count, time and energy a finite number ≥ 0."""
         path = self.dir / COST_FILE
-        return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=COST_COLUMNS)
+        if not path.exists():
+            return pd.DataFrame(columns=COST_COLUMNS)
+        table = _read_csv(path, COST_COLUMNS, "a cost table")
+        for column in ("runs", "wall_time_s", "energy_kwh"):
+            values = pd.to_numeric(table[column], errors="coerce")
+            bad = ~values.between(0, math.inf)  # NaN and text (coerced to NaN) fall outside too
+            if bad.any():
+                row = bad.idxmax()
+                raise BaselineError(f"{path}: {column} of {table.at[row, 'suite']}: '{table.at[row, column]}' "
+                                    "is not a finite number >= 0")
+            table[column] = values
+        return table
 
     def mean_run_times(self) -> dict[str, float]:
         """Each suite's mean run time in seconds on the machine its cost was measured on."""
-        try:
-            costs = self.cost()
-        except (OSError, ValueError):
-            return {}  # only an estimate is lost
+        costs = self.cost()
         return {row.suite: row.wall_time_s / row.runs for row in costs.itertuples() if row.runs > 0}
 
     def write(self, suite: str, summary: pd.DataFrame, suite_cost: dict) -> Path:
@@ -175,6 +179,17 @@ class Baselines:
         costs = pd.concat([costs[costs["suite"] != suite], pd.DataFrame([suite_cost])], ignore_index=True)
         atomic_write(self.dir / COST_FILE, lambda tmp: costs.sort_values("suite").to_csv(tmp, index=False))
         return path
+
+
+def _read_csv(path: Path, columns: list[str], what: str, **options) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, **options)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise BaselineError(f"{path}: not a readable CSV: {err}") from None
+    missing = set(columns) - set(table.columns)
+    if missing:
+        raise BaselineError(f"{path}: not {what}: no column {', '.join(sorted(missing))}")
+    return table
 
 
 def check(suites: list[Suite], baselines: Baselines, results: Results) -> tuple[pd.DataFrame, list[str], list[str]]:

@@ -2,6 +2,7 @@
 
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -137,6 +138,52 @@ def test_a_broken_baseline_is_a_clear_error(gradient_descent_baseline, tmp_path,
     assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
                  "--baseline", str(tmp_path)]) == 2
     assert "gradient_descent.csv: not a baseline: no column configuration, mean, n, std, step" in capsys.readouterr().err
+
+
+BROKEN_COSTS = {  # each: what cost.csv holds, what the one-line error says
+    "empty": ("", "cost.csv: not a readable CSV"),
+    "no column": ("suite,runs\ngradient_descent,5\n", "cost.csv: not a cost table: no column energy_kwh, "
+                  "energy_method, hardware, wall_time_s"),
+    "text": ("suite,hardware,runs,wall_time_s,energy_kwh,energy_method\ngradient_descent,cpu,5,abc,0.1,est\n",
+             "cost.csv: wall_time_s of gradient_descent: 'abc' is not a finite number >= 0"),
+    "NaN": ("suite,hardware,runs,wall_time_s,energy_kwh,energy_method\ngradient_descent,cpu,5,nan,0.1,est\n",
+            "cost.csv: wall_time_s of gradient_descent: 'nan' is not a finite number >= 0"),
+    "negative": ("suite,hardware,runs,wall_time_s,energy_kwh,energy_method\ngradient_descent,cpu,-5,1.0,0.1,est\n",
+                 "cost.csv: runs of gradient_descent: '-5' is not a finite number >= 0"),
+    "directory": (None, "cost.csv: not a readable CSV"),
+}
+
+
+def _broken_cost(folder: Path, case: str) -> Path:
+    text, _ = BROKEN_COSTS[case]
+    path = folder / "smoke" / "cost.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    path.mkdir() if text is None else path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("case", BROKEN_COSTS)
+def test_a_broken_cost_table_is_one_line_for_the_gate(case, gradient_descent_baseline, tmp_path, capsys):
+    results, baselines = gradient_descent_baseline
+    shutil.copytree(baselines, tmp_path, dirs_exist_ok=True)  # the value baseline itself stays intact
+    _broken_cost(tmp_path, case)
+    assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
+                 "--baseline", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert BROKEN_COSTS[case][1] in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("case", ["text", "NaN", "directory"])
+def test_a_broken_reference_cost_refuses_a_run_before_any_work(case, tmp_path, capsys, monkeypatch):
+    """The ETA reads the project's cost.csv of the profile: broken, it is exit 2 and no run starts."""
+    from dlrepro import pipeline
+
+    monkeypatch.setattr(pipeline, "baselines_dir", lambda: tmp_path / "baselines")
+    _broken_cost(tmp_path / "baselines", case)
+    assert main(["run", "gradient_descent", "--profile", "smoke", "--results", str(tmp_path / "results")]) == 2
+    assert BROKEN_COSTS[case][1] in capsys.readouterr().err
+    assert not list((tmp_path / "results").glob("smoke/records/*/*.json"))
 
 
 def test_a_gate_pointed_at_nothing_fails(gradient_descent_baseline, tmp_path, capsys):

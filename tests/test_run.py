@@ -182,14 +182,14 @@ def test_the_eta_uses_earlier_runs_of_the_same_configuration(tmp_path):
 
 def test_a_first_run_expects_its_suites_mean_on_the_reference_machine_at_this_machines_pace(tmp_path):
     from dlrepro.console import RunProgress
-    from dlrepro.pipeline import _expected_times
+    from dlrepro.pipeline import _expected_times, _typical_run_times
 
     specs = [*load(suites_dir() / "gradient_descent.toml").runs("quick"), *load(suites_dir() / "xor.toml").runs("quick")]
     reference = pd.read_csv(suites_dir().parent / "results" / "baselines" / "quick" / "cost.csv").set_index("suite")
     store = Results(tmp_path, "quick")
     store.put({"run_id": "earlier", "suite": specs[0].suite, "params": specs[0].params, "seed": specs[0].seed,
                "status": "ok", "finished_at": "2026-01-01T00:00:00+00:00", "wall_time_s": 7.0})
-    expected = _expected_times(specs, store)
+    expected = _expected_times(specs, store, _typical_run_times(store))
     assert expected[specs[0].run_id] == 7.0  # this folder's own history first
     for spec in specs[1:]:
         mean = reference.loc[spec.suite, "wall_time_s"] / reference.loc[spec.suite, "runs"]
