@@ -227,7 +227,7 @@ def report(results: Path, profile: str, say: Say, overrides: list[Override] = ()
 
     folder = Results(results, profile, describe_overrides(overrides))
     if not folder.table("runs").exists():
-        run = " ".join(["dlrepro run --profile", profile, *(f"--set {o}" for o in folder.overrides.split(",") if o)])
+        run = " ".join(["dlrepro run --profile", profile, *(f"--set {describe_overrides([o])}" for o in overrides)])
         raise DataError(f"{folder.root}: no results: run `{run}` first")
     with folder.lock(say):
         runs, metrics = tables.load(folder)

@@ -108,6 +108,11 @@ def test_a_bad_override_is_refused_before_any_work(tmp_path, capsys, args, messa
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+def test_a_report_of_overrides_not_yet_run_says_the_command_that_runs_them(tmp_path, capsys):
+    assert main(["report", "--profile", "smoke", "--set", "d=[2, 3]", "--set", "epochs=2", "--results", str(tmp_path)]) == 2
+    assert "run `dlrepro run --profile smoke --set d=[2,3] --set epochs=2` first" in capsys.readouterr().err
+
+
 def test_a_bare_word_is_a_string_and_toml_values_keep_their_type():
     assert parse_override("model=pca") == ("model", "pca")
     assert parse_override("lr=1e-3") == ("lr", 0.001) and parse_override("shuffle=true") == ("shuffle", True)
