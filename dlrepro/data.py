@@ -40,16 +40,24 @@ def titles(names: Iterable[str]) -> str:
     return " / ".join(DATASETS[name].title for name in sorted(set(names)))
 
 
-IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-SIZES = (47_040_016, 60_008, 7_840_016, 10_008)  # 60,000 and 10,000 images of 28 × 28, and their labels
+IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+       "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+SIZES = (47_040_016, 60_008, 7_840_016, 10_008)  # 60,000 and 10,000 28 × 28 images, their labels
+
+
+def _published(name: str, folder: str, md5s: tuple[str, ...], title: str) -> Dataset:
+    """A set in MNIST's four files (IDX, of SIZES), each with its published MD5."""
+    return Dataset(name, folder, dict(zip(IDX, zip(SIZES, md5s))), title)
+
+
 DATASETS = {
-    "mnist": Dataset("mnist", "MNIST", dict(zip(IDX, zip(SIZES, (
+    "mnist": _published("mnist", "MNIST", (
         "6bbc9ace898e44ae57da46a324031adb", "a25bea736e30d166cdddb491f175f624",
-        "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637")))), "MNIST"),
+        "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637"), "MNIST"),
     # Zalando's drop-in replacement: the same shapes, ten kinds of clothing instead of digits.
-    "fashion_mnist": Dataset("fashion_mnist", "FashionMNIST", dict(zip(IDX, zip(SIZES, (
+    "fashion_mnist": _published("fashion_mnist", "FashionMNIST", (
         "f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
-        "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965")))), "Fashion-MNIST"),
+        "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"), "Fashion-MNIST"),
 }
 # The ``dataset`` parameter of the experiments that read one of these (checked against DATASETS by the tests).
 DatasetName = Literal["mnist", "fashion_mnist"]
