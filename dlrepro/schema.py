@@ -202,7 +202,8 @@ class Compare(ClaimBase):
     by: list[str] = []
 
     def selections(self) -> dict[str, dict[str, Any]]:
-        return {"left": {**self.where, **self.applies, **self.left}, "right": {**self.where, **self.applies, **self.right}}
+        both = super().selections()["where"]
+        return {"left": {**both, **self.left}, "right": {**both, **self.right}}
 
     def axes(self) -> dict[str, list[str]]:
         return {"by": list(self.by)} if self.by else {}
