@@ -9,12 +9,12 @@ expanded grid) is checked by ``suite``.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-PROFILES = ("smoke", "quick", "full")
 Profile = Literal["smoke", "quick", "full"]
+PROFILES: tuple[Profile, ...] = get_args(Profile)
 MAX_SEED = 2**32 - 1  # numpy's seed range
 Op = Literal["<", "<=", ">", ">=", "=="]
 
