@@ -99,10 +99,15 @@ class Need(Strict):
                              "(dataset: the classifier trained on the run's own data)")
 
 
+def _repeated(values: list) -> Any | None:
+    """The first of ``values`` that the list holds more than once, or None."""
+    return next((v for v in values if values.count(v) > 1), None)
+
+
 def _seeds(seeds: list[int]) -> list[int]:
-    duplicated = sorted({s for s in seeds if seeds.count(s) > 1})
-    if duplicated:
-        raise ValueError(f"seed {duplicated[0]} is listed twice: each seed is one run")
+    twice = _repeated(seeds)
+    if twice is not None:
+        raise ValueError(f"seed {twice} is listed twice: each seed is one run")
     return seeds
 
 
@@ -236,9 +241,9 @@ class SuiteModel(Strict):
     @field_validator("claims")
     @classmethod
     def _unique_ids(cls, claims: list) -> list:
-        ids = [c.id for c in claims]
-        if len(ids) != len(set(ids)):
-            raise ValueError(f"claim id {next(i for i in ids if ids.count(i) > 1)!r} is used twice: ids must be unique")
+        twice = _repeated([c.id for c in claims])
+        if twice is not None:
+            raise ValueError(f"claim id {twice!r} is used twice: ids must be unique")
         return claims
 
 
