@@ -111,7 +111,7 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
 def _fit(shape: Resources, groups: list[list[RunSpec]], cluster: dict, note) -> Resources:
     """What the cluster can honour of a shape, said once: GPU runs on a cluster without any GPU go
     on the CPU; a run asking for more CPUs than the cluster has gets them all."""
-    suites = ", ".join(sorted({g[0].suite for g in groups}))
+    suites = _suite_names(groups)
     if shape.gpus > 0 and not cluster.get("GPU", 0):
         note(f"warning: {suites} ask(s) for a GPU and the Ray cluster has none: the runs go on the CPU")
         shape = shape.model_copy(update={"gpus": 0})
@@ -124,7 +124,7 @@ def _fit(shape: Resources, groups: list[list[RunSpec]], cluster: dict, note) -> 
 
 def _pool_size(shape: Resources, groups: list[list[RunSpec]], cluster: dict) -> int:
     """How many actors of this shape fit at once; none is an error now, not a wait forever."""
-    suites = ", ".join(sorted({g[0].suite for g in groups}))
+    suites = _suite_names(groups)
     by_cpu = math.floor(cluster.get("CPU", 0) / shape.cpus)
     by_gpu = math.floor(cluster.get("GPU", 0) / shape.gpus + 1e-9) if shape.gpus > 0 else len(groups)
     if by_gpu == 0:
@@ -134,6 +134,11 @@ def _pool_size(shape: Resources, groups: list[list[RunSpec]], cluster: dict) -> 
         raise SchedulingError(f"{suites}: each run asks for {shape.cpus} CPU(s) and the Ray cluster has "
                               f"{cluster.get('CPU', 0):g}")
     return min(len(groups), by_cpu, by_gpu)
+
+
+def _suite_names(groups: list[list[RunSpec]]) -> str:
+    """The suites of the groups, as a message names them."""
+    return ", ".join(sorted({g[0].suite for g in groups}))
 
 
 class _Pool:
