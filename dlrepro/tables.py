@@ -32,7 +32,7 @@ def merge(results: Results, specs: list[RunSpec]) -> tuple[pd.DataFrame, pd.Data
             continue
         run_rows.append({**{k: record.get(k) for k in RUN_COLUMNS}, **_flat(record["params"])})
         metric_rows += [{"run_id": record["run_id"], "suite": record["suite"], **m} for m in record["metrics"]]
-    runs = _concat(runs[~runs["suite"].isin(suites)], pd.DataFrame(run_rows, columns=None), RUN_COLUMNS)
+    runs = _concat(runs[~runs["suite"].isin(suites)], pd.DataFrame(run_rows), RUN_COLUMNS)
     metrics = _concat(metrics[~metrics["suite"].isin(suites)], pd.DataFrame(metric_rows), METRIC_COLUMNS)
     metrics["step"] = metrics["step"].astype("Int64")
     metrics["value"] = metrics["value"].astype(float)
