@@ -26,7 +26,8 @@ from dlrepro.experiments.mnist_classifier import experiment as mc
 def dataloader_loop(params: Params, root: Path, device: torch.device, workers: int) -> float:
     """pytorch/examples mnist: per-sample transforms, batches collated by a DataLoader."""
     train = datasets.MNIST(root, train=True, download=False)
-    mean, std = (train.data[: params.train_size].float() / 255).mean().item(), (train.data[: params.train_size].float() / 255).std().item()
+    pixels = train.data[: params.train_size].float() / 255
+    mean, std = pixels.mean().item(), pixels.std().item()
     train.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
     subset = torch.utils.data.Subset(train, range(params.train_size))
     loader = DataLoader(subset, batch_size=params.batch_size, shuffle=False, num_workers=workers,
