@@ -38,11 +38,13 @@ class EnergyMeter:
             from codecarbon import OfflineEmissionsTracker
             from codecarbon import __version__ as cc_version
 
-            logging.getLogger("codecarbon").setLevel(logging.ERROR)  # after the import, which sets its own
+            # The import sets codecarbon's own level: set this one after it.
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)
 
             self._tracker = OfflineEmissionsTracker(
-                country_iso_code=self.country, output_dir=str(self.output_dir), project_name="dlrepro",
-                log_level="error", save_to_file=True, tracking_mode="process")
+                country_iso_code=self.country, output_dir=str(self.output_dir),
+                project_name="dlrepro", log_level="error", save_to_file=True,
+                tracking_mode="process")
             self._tracker.start()
             self.method = f"codecarbon {cc_version}, {self.country}: " + self._describe()
         except Exception as err:  # energy is a side measurement: never lose a run for it

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      field_validator, model_validator)
 
 Profile = Literal["smoke", "quick", "full"]
 PROFILES: tuple[Profile, ...] = get_args(Profile)
@@ -37,7 +38,8 @@ def _axis(values: Any) -> Any:
         raise ValueError("an axis is a non-empty list of values, or of tables of tied parameters")
     tables = [isinstance(v, dict) for v in values]
     if any(tables) and not all(tables):
-        raise ValueError("an axis mixes values and tables: give only values, or only tables of tied parameters")
+        raise ValueError("an axis mixes values and tables: give only values, or only tables of "
+                         "tied parameters")
     if all(tables):
         for table in values:
             if not table:
@@ -87,16 +89,21 @@ class Metric(Strict):
 
     better: Literal["higher", "lower", "two-sided"]
     description: str = ""
-    tolerance: float | None = Field(None, ge=0, description="absolute tolerance for regression checks")
-    rel_tolerance: float | None = Field(None, ge=0, description="relative tolerance for regression checks")
-    timing: bool = Field(False, description="a speed measurement: hardware-bound, so never in regression baselines")
+    tolerance: float | None = Field(
+        None, ge=0, description="absolute tolerance for regression checks")
+    rel_tolerance: float | None = Field(
+        None, ge=0, description="relative tolerance for regression checks")
+    timing: bool = Field(
+        False, description="a speed measurement: hardware-bound, so never in regression baselines")
 
 
 class Need(Strict):
     suite: Name = Field(description="the suite, in the same folder, whose run's files are read")
-    where: dict[str, Scalar] = Field({}, description="parameters that pick one configuration of that suite")
-    same: list[Name] = Field([], description="parameters the producer run shares with each run that reads it "
-                             "(dataset: the classifier trained on the run's own data)")
+    where: dict[str, Scalar] = Field(
+        {}, description="parameters that pick one configuration of that suite")
+    same: list[Name] = Field(
+        [], description="parameters the producer run shares with each run that reads it "
+        "(dataset: the classifier trained on the run's own data)")
 
 
 def _repeated(values: list) -> Any | None:
@@ -129,19 +136,24 @@ class ClaimBase(Strict):
     source: str = Field("", description="where the words are, when not the suite's own source")
     metric: str
     where: dict[str, Scalar] = {}
-    step: int | Literal["last"] | None = Field(None, description="None: the run's final value (no step)")
+    step: int | Literal["last"] | None = Field(
+        None, description="None: the run's final value (no step)")
     reduce: Literal["mean", "median", "min", "max", "worst"] = Field(
-        "mean", description="over the selected runs; worst (approx only): the one farthest from the value")
+        "mean",
+        description="over the selected runs; worst (approx only): the one farthest from the value")
     profiles: list[Profile] | None = Field(
-        None, description="the profiles whose settings the claim is about (e.g. the paper's epochs: full); default all")
-    applies: dict[str, Scalar] = Field({}, description="the parameter values the claim is about, e.g. dataset = "
-                                       "'mnist' for a published MNIST number: on other runs it does not apply")
+        None, description="the profiles whose settings the claim is about (e.g. the paper's "
+        "epochs: full); default all")
+    applies: dict[str, Scalar] = Field(
+        {}, description="the parameter values the claim is about, e.g. dataset = 'mnist' for a "
+        "published MNIST number: on other runs it does not apply")
 
     @model_validator(mode="after")
     def _worst_needs_a_value(self) -> ClaimBase:
         if self.reduce == "worst" and getattr(self, "kind", None) != "approx":
-            raise ValueError("reduce = 'worst' (the run farthest from the value) is for approx claims; "
-                             "use min or max to take the least favourable run of a threshold")
+            raise ValueError("reduce = 'worst' (the run farthest from the value) is for approx "
+                             "claims; use min or max to take the least favourable run of a "
+                             "threshold")
         return self
 
     def selections(self) -> dict[str, dict[str, Any]]:
@@ -149,7 +161,7 @@ class ClaimBase(Strict):
         return {"where": {**self.where, **self.applies}}
 
     def axes(self) -> dict[str, list[str]]:
-        """Parameters the claim reads values along, by key: each must vary in the runs it selects."""
+        """Parameters the claim reads values along, by key: each must vary across its runs."""
         return {}
 
 
@@ -160,12 +172,14 @@ class Threshold(ClaimBase):
 
 
 class Published(Strict):
-    """Marks an ``approx`` claim's ``value`` as a number printed in the course material (or the paper
-    it cites): the claim becomes a row of the fidelity table."""
+    """Marks an ``approx`` claim's ``value`` as a number printed in the course material (or the
+    paper it cites): the claim becomes a row of the fidelity table."""
 
-    source: str = Field(min_length=1, description="where it is printed: the seed and slide, the handout, the paper")
-    why: str = Field(min_length=1, description="why this tolerance: the figure's rounding, the seed spread, a "
-                     "shorter budget than the source's")
+    source: str = Field(
+        min_length=1, description="where it is printed: the seed and slide, the handout, the paper")
+    why: str = Field(
+        min_length=1, description="why this tolerance: the figure's rounding, the seed spread, a "
+        "shorter budget than the source's")
 
 
 class Approx(ClaimBase):
@@ -181,7 +195,8 @@ class Approx(ClaimBase):
         if (self.tolerance is None) == (self.rel_tolerance is None):
             raise ValueError("give exactly one of tolerance and rel_tolerance")
         if isinstance(self.value, list) != (self.over is not None):
-            raise ValueError("a list value needs 'over' (a parameter or 'step'), and 'over' needs a list value")
+            raise ValueError("a list value needs 'over' (a parameter or 'step'), and 'over' needs "
+                             "a list value")
         return self
 
     def axes(self) -> dict[str, list[str]]:
@@ -203,7 +218,8 @@ class Compare(ClaimBase):
     left: dict[str, Scalar]
     right: dict[str, Scalar]
     op: Op
-    factor: float = Field(1.0, gt=0, description="left op factor × right: 'at most a tenth of' is <= with 0.1")
+    factor: float = Field(
+        1.0, gt=0, description="left op factor × right: 'at most a tenth of' is <= with 0.1")
     by: list[str] = []
 
     def selections(self) -> dict[str, dict[str, Any]]:
@@ -225,8 +241,9 @@ class SuiteModel(Strict):
     parameters: dict[str, ParamValue] = {}
     grid: Grids
     resources: Resources = Resources()
-    needs: dict[str, Need] = Field({}, description="runs of other suites whose files (e.g. a trained model) each "
-                                   "run reads, under the given name; they run first, at the same profile")
+    needs: dict[str, Need] = Field(
+        {}, description="runs of other suites whose files (e.g. a trained model) each run reads, "
+        "under the given name; they run first, at the same profile")
     profiles: dict[Profile, ProfileSpec]
     claims: list[Claim] = []
 
@@ -235,7 +252,8 @@ class SuiteModel(Strict):
     def _every_profile(cls, profiles: dict) -> dict:
         missing = [p for p in PROFILES if p not in profiles]
         if missing:
-            raise ValueError(f"missing profile(s) {', '.join(missing)}; every suite defines {', '.join(PROFILES)}")
+            raise ValueError(f"missing profile(s) {', '.join(missing)}; every suite defines "
+                             f"{', '.join(PROFILES)}")
         return profiles
 
     @field_validator("claims")
@@ -249,13 +267,15 @@ class SuiteModel(Strict):
 
 # ---- runners: where runs execute (runners/<name>.toml) ----
 
-DEFAULT_COUNTRY = "FRA"  # the courses are French; ISO 3166-1 alpha-3, sets the grid's carbon intensity
+# The courses are French; ISO 3166-1 alpha-3, sets the grid's carbon intensity.
+DEFAULT_COUNTRY = "FRA"
 
 
 class _Runner(Strict):
     description: str = ""
-    energy_country: str = Field(DEFAULT_COUNTRY, pattern=r"^[A-Z]{3}$",
-                                description="ISO 3166-1 alpha-3 code for codecarbon's carbon intensity")
+    energy_country: str = Field(
+        DEFAULT_COUNTRY, pattern=r"^[A-Z]{3}$",
+        description="ISO 3166-1 alpha-3 code for codecarbon's carbon intensity")
 
 
 class LocalRunner(_Runner):
@@ -264,9 +284,12 @@ class LocalRunner(_Runner):
 
 class RayRunner(_Runner):
     kind: Literal["ray"]
-    address: str | None = Field(None, description="a cluster's address; none: $RAY_ADDRESS, else an embedded instance")
-    num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded instance (default: all cores)")
-    max_retries: int = Field(2, ge=0, description="retries of a run group whose worker process died")
+    address: str | None = Field(
+        None, description="a cluster's address; none: $RAY_ADDRESS, else an embedded instance")
+    num_cpus: int | None = Field(
+        None, ge=1, description="CPUs of the embedded instance (default: all cores)")
+    max_retries: int = Field(
+        2, ge=0, description="retries of a run group whose worker process died")
 
 
 RunnerConfig = Annotated[LocalRunner | RayRunner, Field(discriminator="kind")]
