@@ -58,9 +58,9 @@ def reproduce(session: nox.Session) -> None:
 
 @nox.session
 def generalise(session: nox.Session) -> None:
-    """The quick profile's MNIST suites on MNIST and on Fashion-MNIST, each claim's verdicts side by
-    side, then the Fashion-MNIST report. Arguments after `--` go to `dlrepro generalise`
-    (e.g. --profile smoke)."""
+    """The quick profile's MNIST suites on MNIST and Fashion-MNIST, claims' verdicts side by side.
+    Then the Fashion-MNIST report. Arguments after `--` (e.g. --profile smoke) go to
+    `dlrepro generalise`."""
     session.install("-e", ".")
     args, profile = _quick_on_ray(session.posargs)
     session.run("dlrepro", "generalise", *args, env=_env())
@@ -77,8 +77,8 @@ def regression(session: nox.Session) -> None:
 
 @nox.session
 def sweep(session: nox.Session) -> None:
-    """The full profile on a Ray cluster:
-    `nox -s sweep -- --address ADDR [--results /abs/dir] [SUITE ...]`."""
+    """The full profile on a Ray cluster: `nox -s sweep -- --address ADDR [SUITE ...]`.
+    `--results /abs/dir` after `--` names the results folder."""
     if "--address" not in session.posargs and not os.environ.get("RAY_ADDRESS"):
         session.error("say which cluster: nox -s sweep -- --address HEAD:6379 (or set RAY_ADDRESS)")
     session.install("-e", ".")
