@@ -5,8 +5,8 @@ MNIST and Fashion-MNIST come from a local directory in torchvision's layout
 ``DLREPRO_DATA_DIR``; without one they are downloaded by torchvision into
 ``~/.cache/dlrepro/data``. ``verify`` checks that every file is there with the size and MD5 of the
 published set, so that a missing, truncated or corrupt file stops everything at once with the way
-to fix it, instead of failing every run on its own. Nothing here imports torch until a set is
-loaded.
+to fix it, instead of failing every run on its own.
+Nothing here imports torch until a set is loaded.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def titles(names: Iterable[str]) -> str:
 
 IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-SIZES = (47_040_016, 60_008, 7_840_016, 10_008)  # 60,000 and 10,000 28 × 28 images, their labels
+# Bytes of 60,000 and of 10,000 images of 28 × 28, and of their labels.
+SIZES = (47_040_016, 60_008, 7_840_016, 10_008)
 
 
 def _published(name: str, folder: str, md5s: tuple[str, ...], title: str) -> Dataset:
@@ -61,8 +62,8 @@ DATASETS = {
         "f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
         "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"), "Fashion-MNIST"),
 }
-# The ``dataset`` parameter of the experiments that read one of these (checked against DATASETS by
-# the tests).
+# The ``dataset`` parameter of the experiments that read one of these
+# (checked against DATASETS by the tests).
 DatasetName = Literal["mnist", "fashion_mnist"]
 
 

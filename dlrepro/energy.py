@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlrepro.schema import DEFAULT_COUNTRY
+
 MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "apple_powermetrics"}
 
 
@@ -38,7 +39,7 @@ class EnergyMeter:
             from codecarbon import OfflineEmissionsTracker
             from codecarbon import __version__ as cc_version
 
-            # The import sets codecarbon's own level: set this one after it.
+            # After the import, which sets the codecarbon logger's level itself.
             logging.getLogger("codecarbon").setLevel(logging.ERROR)
 
             self._tracker = OfflineEmissionsTracker(
