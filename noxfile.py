@@ -1,15 +1,16 @@
-"""Sessions: `nox -s lint` (import layering, ruff), `nox -s tests` (the test suite), `nox -s reproduce` (every suite at the quick profile,
-then the report), `nox -s generalise` (the MNIST suites on Fashion-MNIST too, verdicts side by side),
-`nox -s regression` (the smoke profile, then the check against the committed
-baselines), `nox -s sweep -- --address ADDR` (the full profile on a Ray cluster). Arguments after
-`--` go to pytest or to `dlrepro run`."""
+"""Sessions: `nox -s lint` (import layering, ruff), `nox -s tests` (the test suite),
+`nox -s reproduce` (every suite at the quick profile, then the report), `nox -s generalise` (the
+MNIST suites on Fashion-MNIST too, verdicts side by side), `nox -s regression` (the smoke profile,
+then the check against the committed baselines), `nox -s sweep -- --address ADDR` (the full profile
+on a Ray cluster). Arguments after `--` go to pytest or to `dlrepro run`."""
 
 import os
 from pathlib import Path
 
 import nox
 
-nox.options.default_venv_backend = "uv|virtualenv"  # uv installs torch in seconds, plain pip in minutes
+# uv installs torch in seconds, plain pip in minutes.
+nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["tests"]
 
@@ -32,7 +33,7 @@ def _quick_on_ray(posargs: list[str]) -> tuple[list[str], str]:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """The layering (no import cycle, lower modules never import higher ones) and pyflakes' checks."""
+    """Import layering (no cycle: lower modules never import higher ones) and pyflakes' checks."""
     session.install("import-linter>=2.1", "ruff>=0.6")
     session.install("-e", ".", "--no-deps")
     session.run("lint-imports")
@@ -57,12 +58,14 @@ def reproduce(session: nox.Session) -> None:
 
 @nox.session
 def generalise(session: nox.Session) -> None:
-    """The quick profile's MNIST suites on MNIST and on Fashion-MNIST, each claim's verdicts side by side,
-    then the Fashion-MNIST report. Arguments after `--` go to `dlrepro generalise` (e.g. --profile smoke)."""
+    """The quick profile's MNIST suites on MNIST and Fashion-MNIST, claims' verdicts side by side.
+    Then the Fashion-MNIST report. Arguments after `--` (e.g. --profile smoke) go to
+    `dlrepro generalise`."""
     session.install("-e", ".")
     args, profile = _quick_on_ray(session.posargs)
     session.run("dlrepro", "generalise", *args, env=_env())
-    session.run("dlrepro", "report", "--profile", profile, "--set", "dataset=fashion_mnist", env=_env())
+    session.run("dlrepro", "report", "--profile", profile, "--set", "dataset=fashion_mnist",
+                env=_env())
 
 
 @nox.session
@@ -74,8 +77,10 @@ def regression(session: nox.Session) -> None:
 
 @nox.session
 def sweep(session: nox.Session) -> None:
-    """The full profile on a Ray cluster: `nox -s sweep -- --address ADDR [--results /abs/dir] [SUITE ...]`."""
+    """The full profile on a Ray cluster: `nox -s sweep -- --address ADDR [SUITE ...]`.
+    `--results /abs/dir` after `--` names the results folder."""
     if "--address" not in session.posargs and not os.environ.get("RAY_ADDRESS"):
         session.error("say which cluster: nox -s sweep -- --address HEAD:6379 (or set RAY_ADDRESS)")
     session.install("-e", ".")
-    session.run("dlrepro", "run", "--profile", "full", "--runner", "ray", *session.posargs, env=_env())
+    session.run("dlrepro", "run", "--profile", "full", "--runner", "ray", *session.posargs,
+                env=_env())

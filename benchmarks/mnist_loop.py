@@ -26,8 +26,10 @@ from dlrepro.experiments.mnist_classifier import experiment as mc
 def dataloader_loop(params: Params, root: Path, device: torch.device, workers: int) -> float:
     """pytorch/examples mnist: per-sample transforms, batches collated by a DataLoader."""
     train = datasets.MNIST(root, train=True, download=False)
-    mean, std = (train.data[: params.train_size].float() / 255).mean().item(), (train.data[: params.train_size].float() / 255).std().item()
-    train.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
+    pixels = train.data[: params.train_size].float() / 255
+    mean, std = pixels.mean().item(), pixels.std().item()
+    train.transform = transforms.Compose([transforms.ToTensor(),
+                                          transforms.Normalize((mean,), (std,))])
     subset = torch.utils.data.Subset(train, range(params.train_size))
     loader = DataLoader(subset, batch_size=params.batch_size, shuffle=False, num_workers=workers,
                         pin_memory=device.type == "cuda")
@@ -60,12 +62,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--data-dir", help="directory holding MNIST/raw (default: $DLREPRO_DATA_DIR)")
+    parser.add_argument("--data-dir",
+                        help="directory holding MNIST/raw (default: $DLREPRO_DATA_DIR)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warm_up()
     root, device = data_dir(args.data_dir), torch.device(args.device)
-    params = Params(model="cnn_handout", lr=0.1, batch_size=100, epochs=args.epochs, train_size=args.train_size)
+    params = Params(model="cnn_handout", lr=0.1, batch_size=100, epochs=args.epochs,
+                    train_size=args.train_size)
     print(f"handout CNN, {args.epochs} epoch(s) × {args.train_size} images, batch 100, on {device} "
           f"({args.threads} thread(s), DataLoader workers: {args.workers}); training time only")
     loader = dataloader_loop(params, root, device, args.workers)

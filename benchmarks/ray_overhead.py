@@ -3,8 +3,8 @@ of warm actors) and on Ray the naive way (one task per run, each in a fresh work
 imports torch and starts codecarbon). Each variant is timed end to end, as a user sees it — a new
 process, Ray's start included — and reported as a ratio to serial, side by side.
 
-    python benchmarks/ray_overhead.py                  # the tiny suites at quick (xor, descent, facts)
-    python benchmarks/ray_overhead.py --suites all     # every suite at quick: which should nox use?
+    python benchmarks/ray_overhead.py               # the tiny suites at quick (xor, descent, facts)
+    python benchmarks/ray_overhead.py --suites all  # every suite at quick: which should nox use?
 """
 
 import argparse
@@ -55,7 +55,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suites", nargs="+", default=TINY, help="suite names, or 'all'")
     parser.add_argument("--profile", default="quick")
-    parser.add_argument("--naive", type=Path, help=argparse.SUPPRESS)  # internal: run the naive variant here
+    # Internal: run the naive variant, with its results in this folder.
+    parser.add_argument("--naive", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     suites = [] if args.suites == ["all"] else args.suites
     if args.naive:
@@ -65,14 +66,15 @@ def main() -> None:
 
     runs = sum(len(s.runs(args.profile)) for s in resolve(suites))
     run = [sys.executable, "-m", "dlrepro", "run", *suites, "--profile", args.profile]
+    naive_run = [sys.executable, __file__, "--suites", *args.suites, "--profile", args.profile]
     variants = {
         "serial (local runner)": lambda out: run + ["--results", str(out)],
-        "Ray, warm actors (--runner ray)": lambda out: run + ["--runner", "ray", "--results", str(out)],
-        "Ray, one fresh process per run": lambda out: [sys.executable, __file__, "--suites", *args.suites, "--profile",
-                                                       args.profile, "--naive", str(out)],
+        "Ray, warm actors (--runner ray)":
+            lambda out: run + ["--runner", "ray", "--results", str(out)],
+        "Ray, one fresh process per run": lambda out: naive_run + ["--naive", str(out)],
     }
-    print(f"{runs} runs of {', '.join(args.suites)} at profile {args.profile}, {os.cpu_count()} cores; "
-          "each variant a new process, from start to tables")
+    print(f"{runs} runs of {', '.join(args.suites)} at profile {args.profile}, "
+          f"{os.cpu_count()} cores; each variant a new process, from start to tables")
     print(f"{'variant':34} {'wall (s)':>9} {'per run (s)':>12} {'vs serial':>10}")
     serial = None
     for name, command in variants.items():

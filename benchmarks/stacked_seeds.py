@@ -33,7 +33,8 @@ def main() -> None:
     xs, ys, _ = ua.terrain()
     x, y = torch.from_numpy(xs).float(), torch.from_numpy(ys).float()
     seeds = list(range(args.seeds))
-    print(f"{args.seeds} seeds × {args.steps} full-batch Adam steps, {len(x)} points, {args.threads} thread(s)")
+    print(f"{args.seeds} seeds × {args.steps} full-batch Adam steps, {len(x)} points, "
+          f"{args.threads} thread(s)")
     print(f"{'H':>6} {'loop (s)':>10} {'stacked (s)':>12} {'speed-up':>9}")
     for hidden in args.hidden:
         p = Params(hidden=hidden, steps=args.steps)

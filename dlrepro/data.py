@@ -2,9 +2,11 @@
 
 MNIST and Fashion-MNIST come from a local directory in torchvision's layout
 (``<dir>/MNIST/raw/*-ubyte``, ``<dir>/FashionMNIST/raw/*-ubyte``), given by ``--data-dir`` or
-``DLREPRO_DATA_DIR``; without one they are downloaded by torchvision into ``~/.cache/dlrepro/data``. ``verify`` checks that every file is there with the size and MD5 of the
+``DLREPRO_DATA_DIR``; without one they are downloaded by torchvision into
+``~/.cache/dlrepro/data``. ``verify`` checks that every file is there with the size and MD5 of the
 published set, so that a missing, truncated or corrupt file stops everything at once with the way
-to fix it, instead of failing every run on its own. Nothing here imports torch until a set is loaded.
+to fix it, instead of failing every run on its own.
+Nothing here imports torch until a set is loaded.
 """
 
 from __future__ import annotations
@@ -40,18 +42,28 @@ def titles(names: Iterable[str]) -> str:
     return " / ".join(DATASETS[name].title for name in sorted(set(names)))
 
 
-IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-SIZES = (47_040_016, 60_008, 7_840_016, 10_008)  # 60,000 and 10,000 images of 28 × 28, and their labels
+IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+       "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+# Bytes of 60,000 and of 10,000 images of 28 × 28, and of their labels.
+SIZES = (47_040_016, 60_008, 7_840_016, 10_008)
+
+
+def _published(name: str, folder: str, md5s: tuple[str, ...], title: str) -> Dataset:
+    """A set in MNIST's four files (IDX, of SIZES), each with its published MD5."""
+    return Dataset(name, folder, dict(zip(IDX, zip(SIZES, md5s))), title)
+
+
 DATASETS = {
-    "mnist": Dataset("mnist", "MNIST", dict(zip(IDX, zip(SIZES, (
+    "mnist": _published("mnist", "MNIST", (
         "6bbc9ace898e44ae57da46a324031adb", "a25bea736e30d166cdddb491f175f624",
-        "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637")))), "MNIST"),
+        "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637"), "MNIST"),
     # Zalando's drop-in replacement: the same shapes, ten kinds of clothing instead of digits.
-    "fashion_mnist": Dataset("fashion_mnist", "FashionMNIST", dict(zip(IDX, zip(SIZES, (
+    "fashion_mnist": _published("fashion_mnist", "FashionMNIST", (
         "f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
-        "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965")))), "Fashion-MNIST"),
+        "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"), "Fashion-MNIST"),
 }
-# The ``dataset`` parameter of the experiments that read one of these (checked against DATASETS by the tests).
+# The ``dataset`` parameter of the experiments that read one of these
+# (checked against DATASETS by the tests).
 DatasetName = Literal["mnist", "fashion_mnist"]
 
 
@@ -62,8 +74,8 @@ def data_dir(flag: str | Path | None = None) -> Path | None:
 
 
 def verify(names: set[str], root: Path | None) -> None:
-    """Every file of the named datasets present, of the right size and checksum; DataError otherwise.
-    Without a data directory, a set not yet downloaded is downloaded first."""
+    """Every file of the named datasets present, of the right size and checksum; DataError
+    otherwise. Without a data directory, a set not yet downloaded is downloaded first."""
     if root is not None and not root.is_dir():
         state = "is a file, not a directory" if root.exists() else "does not exist"
         raise DataError(f"{root}: the data directory (from --data-dir or ${ENV_VAR}) {state}")
@@ -77,9 +89,12 @@ def verify(names: set[str], root: Path | None) -> None:
 
 
 def _check(path: Path, size: int, md5: str, root: Path | None) -> None:
-    fix = (f"put the published {path.name} there (torchvision's layout: DIR/{path.parent.parent.name}/raw/), "
-           f"or point --data-dir / ${ENV_VAR} at a folder that has it") if root else \
-        f"delete {path} and run again to download it afresh"
+    if root:
+        fix = (f"put the published {path.name} there (torchvision's layout: "
+               f"DIR/{path.parent.parent.name}/raw/), or point --data-dir / ${ENV_VAR} at a folder "
+               "that has it")
+    else:
+        fix = f"delete {path} and run again to download it afresh"
     if not path.is_file():
         raise DataError(f"{path}: missing; {fix}")
     actual = path.stat().st_size
@@ -105,14 +120,17 @@ def _download(dataset: Dataset) -> None:
         for train in (True, False):
             loader(DOWNLOAD_DIR, train=train, download=True)
     except Exception as err:  # no network, a mirror down: say so once, before any run
-        raise DataError(f"{dataset.folder} could not be downloaded into {DOWNLOAD_DIR} ({err}); point --data-dir "
-                        f"or ${ENV_VAR} at a folder holding {dataset.folder}/raw/*-ubyte") from None
+        raise DataError(f"{dataset.folder} could not be downloaded into {DOWNLOAD_DIR} ({err}); "
+                        f"point --data-dir or ${ENV_VAR} at a folder holding "
+                        f"{dataset.folder}/raw/*-ubyte") from None
 
 
-def images(name: str, root: Path | None, train: bool, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """A 28 × 28 set (``mnist``, ``fashion_mnist``) as float images [N, 1, 28, 28] in [0, 1] and int64
-    labels, on ``device``; the files were checked by ``verify`` before the run."""
+def images(name: str, root: Path | None, train: bool,
+           device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """A 28 × 28 set (``mnist``, ``fashion_mnist``) as float images [N, 1, 28, 28] in [0, 1] and
+    int64 labels, on ``device``; the files were checked by ``verify`` before the run."""
     from torchvision import datasets
 
-    loaded = getattr(datasets, DATASETS[name].folder)(root or DOWNLOAD_DIR, train=train, download=False)
+    loader = getattr(datasets, DATASETS[name].folder)
+    loaded = loader(root or DOWNLOAD_DIR, train=train, download=False)
     return loaded.data.to(device).unsqueeze(1).float().div_(255), loaded.targets.to(device)

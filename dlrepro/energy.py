@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlrepro.schema import DEFAULT_COUNTRY
+
 MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "apple_powermetrics"}
 
 
@@ -38,11 +39,13 @@ class EnergyMeter:
             from codecarbon import OfflineEmissionsTracker
             from codecarbon import __version__ as cc_version
 
-            logging.getLogger("codecarbon").setLevel(logging.ERROR)  # after the import, which sets its own
+            # After the import, which sets the codecarbon logger's level itself.
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)
 
             self._tracker = OfflineEmissionsTracker(
-                country_iso_code=self.country, output_dir=str(self.output_dir), project_name="dlrepro",
-                log_level="error", save_to_file=True, tracking_mode="process")
+                country_iso_code=self.country, output_dir=str(self.output_dir),
+                project_name="dlrepro", log_level="error", save_to_file=True,
+                tracking_mode="process")
             self._tracker.start()
             self.method = f"codecarbon {cc_version}, {self.country}: " + self._describe()
         except Exception as err:  # energy is a side measurement: never lose a run for it

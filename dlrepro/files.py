@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp_path)`` then move the file into place: readers see the old or the new file."""
+    """Call ``write(tmp_path)``, then move the file into place: readers see the old or new file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     # Created with the umask's permissions, as a plain write would be (mkstemp's 0600 would leave a

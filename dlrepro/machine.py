@@ -13,7 +13,8 @@ import dlrepro
 
 @functools.cache
 def cpu_model() -> str:
-    """The CPU's marketing name (Linux), else the architecture: time is only comparable on the same one."""
+    """The CPU's marketing name (Linux), else the architecture: a time is only comparable with
+    times measured on the same CPU."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -36,7 +37,8 @@ def host_info() -> dict:
 def _git_commit() -> str:
     root = Path(dlrepro.__file__).resolve().parents[1]
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=5)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):

@@ -37,7 +37,8 @@ def parameter_count(module: nn.Module) -> int:
 
 
 @torch.no_grad()
-def in_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, size: int = 1000) -> torch.Tensor:
+def in_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+               size: int = 1000) -> torch.Tensor:
     """``fn`` over ``x`` in slices of ``size``, concatenated; no gradients."""
     return torch.cat([fn(x[i:i + size]) for i in range(0, len(x), size)])
 
@@ -48,8 +49,9 @@ class Lap:
 
 
 class EpochClock:
-    """Times each epoch of a training loop, logs it as ``epoch_time_s`` and the sum as ``train_time_s``.
-    Whatever syncs the device (an ``.item()``) must happen inside the epoch for the time to be honest."""
+    """Times each epoch of a training loop, logs it as ``epoch_time_s`` and the sum as
+    ``train_time_s``. Whatever syncs the device (an ``.item()``) must happen inside the epoch for
+    the time to be honest."""
 
     def __init__(self, ctx: RunContext):
         self.ctx, self.total = ctx, 0.0

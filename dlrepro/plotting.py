@@ -18,12 +18,13 @@ def save(fig, path: Path, *, layout_rect: tuple | None = None) -> Path:
 
 
 def as_bytes(images: torch.Tensor) -> np.ndarray:
-    """Images [..., 1, 28, 28] in [0, 1] as [..., 28, 28] bytes: what a run keeps for its figures."""
+    """Images [..., 1, 28, 28] in [0, 1] as [..., 28, 28] bytes: what a run keeps for figures."""
     return (images.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(-3).cpu().numpy()
 
 
 def mosaic(images: np.ndarray, per_row: int) -> np.ndarray:
-    """Images [N, H, W] as one picture, ``per_row`` to a row, with a thin grey frame between them."""
+    """Images [N, H, W] as one picture, ``per_row`` to a row, a thin grey frame between them."""
     from torchvision.utils import make_grid
 
-    return make_grid(torch.from_numpy(images)[:, None], nrow=per_row, padding=1, pad_value=128)[0].numpy()
+    grid = make_grid(torch.from_numpy(images)[:, None], nrow=per_row, padding=1, pad_value=128)
+    return grid[0].numpy()

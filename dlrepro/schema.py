@@ -9,12 +9,13 @@ expanded grid) is checked by ``suite``.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      field_validator, model_validator)
 
-PROFILES = ("smoke", "quick", "full")
 Profile = Literal["smoke", "quick", "full"]
+PROFILES: tuple[Profile, ...] = get_args(Profile)
 MAX_SEED = 2**32 - 1  # numpy's seed range
 Op = Literal["<", "<=", ">", ">=", "=="]
 
@@ -37,7 +38,8 @@ def _axis(values: Any) -> Any:
         raise ValueError("an axis is a non-empty list of values, or of tables of tied parameters")
     tables = [isinstance(v, dict) for v in values]
     if any(tables) and not all(tables):
-        raise ValueError("an axis mixes values and tables: give only values, or only tables of tied parameters")
+        raise ValueError("an axis mixes values and tables: give only values, or only tables of "
+                         "tied parameters")
     if all(tables):
         for table in values:
             if not table:
@@ -87,22 +89,32 @@ class Metric(Strict):
 
     better: Literal["higher", "lower", "two-sided"]
     description: str = ""
-    tolerance: float | None = Field(None, ge=0, description="absolute tolerance for regression checks")
-    rel_tolerance: float | None = Field(None, ge=0, description="relative tolerance for regression checks")
-    timing: bool = Field(False, description="a speed measurement: hardware-bound, so never in regression baselines")
+    tolerance: float | None = Field(
+        None, ge=0, description="absolute tolerance for regression checks")
+    rel_tolerance: float | None = Field(
+        None, ge=0, description="relative tolerance for regression checks")
+    timing: bool = Field(
+        False, description="a speed measurement: hardware-bound, so never in regression baselines")
 
 
 class Need(Strict):
     suite: Name = Field(description="the suite, in the same folder, whose run's files are read")
-    where: dict[str, Scalar] = Field({}, description="parameters that pick one configuration of that suite")
-    same: list[Name] = Field([], description="parameters the producer run shares with each run that reads it "
-                             "(dataset: the classifier trained on the run's own data)")
+    where: dict[str, Scalar] = Field(
+        {}, description="parameters that pick one configuration of that suite")
+    same: list[Name] = Field(
+        [], description="parameters the producer run shares with each run that reads it "
+        "(dataset: the classifier trained on the run's own data)")
+
+
+def _repeated(values: list) -> Any | None:
+    """The first of ``values`` that the list holds more than once, or None."""
+    return next((v for v in values if values.count(v) > 1), None)
 
 
 def _seeds(seeds: list[int]) -> list[int]:
-    duplicated = sorted({s for s in seeds if seeds.count(s) > 1})
-    if duplicated:
-        raise ValueError(f"seed {duplicated[0]} is listed twice: each seed is one run")
+    twice = _repeated(seeds)
+    if twice is not None:
+        raise ValueError(f"seed {twice} is listed twice: each seed is one run")
     return seeds
 
 
@@ -124,19 +136,24 @@ class ClaimBase(Strict):
     source: str = Field("", description="where the words are, when not the suite's own source")
     metric: str
     where: dict[str, Scalar] = {}
-    step: int | Literal["last"] | None = Field(None, description="None: the run's final value (no step)")
+    step: int | Literal["last"] | None = Field(
+        None, description="None: the run's final value (no step)")
     reduce: Literal["mean", "median", "min", "max", "worst"] = Field(
-        "mean", description="over the selected runs; worst (approx only): the one farthest from the value")
+        "mean",
+        description="over the selected runs; worst (approx only): the one farthest from the value")
     profiles: list[Profile] | None = Field(
-        None, description="the profiles whose settings the claim is about (e.g. the paper's epochs: full); default all")
-    applies: dict[str, Scalar] = Field({}, description="the parameter values the claim is about, e.g. dataset = "
-                                       "'mnist' for a published MNIST number: on other runs it does not apply")
+        None, description="the profiles whose settings the claim is about (e.g. the paper's "
+        "epochs: full); default all")
+    applies: dict[str, Scalar] = Field(
+        {}, description="the parameter values the claim is about, e.g. dataset = 'mnist' for a "
+        "published MNIST number: on other runs it does not apply")
 
     @model_validator(mode="after")
     def _worst_needs_a_value(self) -> ClaimBase:
         if self.reduce == "worst" and getattr(self, "kind", None) != "approx":
-            raise ValueError("reduce = 'worst' (the run farthest from the value) is for approx claims; "
-                             "use min or max to take the least favourable run of a threshold")
+            raise ValueError("reduce = 'worst' (the run farthest from the value) is for approx "
+                             "claims; use min or max to take the least favourable run of a "
+                             "threshold")
         return self
 
     def selections(self) -> dict[str, dict[str, Any]]:
@@ -144,7 +161,7 @@ class ClaimBase(Strict):
         return {"where": {**self.where, **self.applies}}
 
     def axes(self) -> dict[str, list[str]]:
-        """Parameters the claim reads values along, by key: each must vary in the runs it selects."""
+        """Parameters the claim reads values along, by key: each must vary across its runs."""
         return {}
 
 
@@ -155,12 +172,14 @@ class Threshold(ClaimBase):
 
 
 class Published(Strict):
-    """Marks an ``approx`` claim's ``value`` as a number printed in the course material (or the paper
-    it cites): the claim becomes a row of the fidelity table."""
+    """Marks an ``approx`` claim's ``value`` as a number printed in the course material (or the
+    paper it cites): the claim becomes a row of the fidelity table."""
 
-    source: str = Field(min_length=1, description="where it is printed: the seed and slide, the handout, the paper")
-    why: str = Field(min_length=1, description="why this tolerance: the figure's rounding, the seed spread, a "
-                     "shorter budget than the source's")
+    source: str = Field(
+        min_length=1, description="where it is printed: the seed and slide, the handout, the paper")
+    why: str = Field(
+        min_length=1, description="why this tolerance: the figure's rounding, the seed spread, a "
+        "shorter budget than the source's")
 
 
 class Approx(ClaimBase):
@@ -176,7 +195,8 @@ class Approx(ClaimBase):
         if (self.tolerance is None) == (self.rel_tolerance is None):
             raise ValueError("give exactly one of tolerance and rel_tolerance")
         if isinstance(self.value, list) != (self.over is not None):
-            raise ValueError("a list value needs 'over' (a parameter or 'step'), and 'over' needs a list value")
+            raise ValueError("a list value needs 'over' (a parameter or 'step'), and 'over' needs "
+                             "a list value")
         return self
 
     def axes(self) -> dict[str, list[str]]:
@@ -198,11 +218,13 @@ class Compare(ClaimBase):
     left: dict[str, Scalar]
     right: dict[str, Scalar]
     op: Op
-    factor: float = Field(1.0, gt=0, description="left op factor × right: 'at most a tenth of' is <= with 0.1")
+    factor: float = Field(
+        1.0, gt=0, description="left op factor × right: 'at most a tenth of' is <= with 0.1")
     by: list[str] = []
 
     def selections(self) -> dict[str, dict[str, Any]]:
-        return {"left": {**self.where, **self.applies, **self.left}, "right": {**self.where, **self.applies, **self.right}}
+        both = super().selections()["where"]
+        return {"left": {**both, **self.left}, "right": {**both, **self.right}}
 
     def axes(self) -> dict[str, list[str]]:
         return {"by": list(self.by)} if self.by else {}
@@ -219,8 +241,9 @@ class SuiteModel(Strict):
     parameters: dict[str, ParamValue] = {}
     grid: Grids
     resources: Resources = Resources()
-    needs: dict[str, Need] = Field({}, description="runs of other suites whose files (e.g. a trained model) each "
-                                   "run reads, under the given name; they run first, at the same profile")
+    needs: dict[str, Need] = Field(
+        {}, description="runs of other suites whose files (e.g. a trained model) each run reads, "
+        "under the given name; they run first, at the same profile")
     profiles: dict[Profile, ProfileSpec]
     claims: list[Claim] = []
 
@@ -229,27 +252,30 @@ class SuiteModel(Strict):
     def _every_profile(cls, profiles: dict) -> dict:
         missing = [p for p in PROFILES if p not in profiles]
         if missing:
-            raise ValueError(f"missing profile(s) {', '.join(missing)}; every suite defines {', '.join(PROFILES)}")
+            raise ValueError(f"missing profile(s) {', '.join(missing)}; every suite defines "
+                             f"{', '.join(PROFILES)}")
         return profiles
 
     @field_validator("claims")
     @classmethod
     def _unique_ids(cls, claims: list) -> list:
-        ids = [c.id for c in claims]
-        if len(ids) != len(set(ids)):
-            raise ValueError(f"claim id {next(i for i in ids if ids.count(i) > 1)!r} is used twice: ids must be unique")
+        twice = _repeated([c.id for c in claims])
+        if twice is not None:
+            raise ValueError(f"claim id {twice!r} is used twice: ids must be unique")
         return claims
 
 
 # ---- runners: where runs execute (runners/<name>.toml) ----
 
-DEFAULT_COUNTRY = "FRA"  # the courses are French; ISO 3166-1 alpha-3, sets the grid's carbon intensity
+# The courses are French; ISO 3166-1 alpha-3, sets the grid's carbon intensity.
+DEFAULT_COUNTRY = "FRA"
 
 
 class _Runner(Strict):
     description: str = ""
-    energy_country: str = Field(DEFAULT_COUNTRY, pattern=r"^[A-Z]{3}$",
-                                description="ISO 3166-1 alpha-3 code for codecarbon's carbon intensity")
+    energy_country: str = Field(
+        DEFAULT_COUNTRY, pattern=r"^[A-Z]{3}$",
+        description="ISO 3166-1 alpha-3 code for codecarbon's carbon intensity")
 
 
 class LocalRunner(_Runner):
@@ -258,9 +284,12 @@ class LocalRunner(_Runner):
 
 class RayRunner(_Runner):
     kind: Literal["ray"]
-    address: str | None = Field(None, description="a cluster's address; none: $RAY_ADDRESS, else an embedded instance")
-    num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded instance (default: all cores)")
-    max_retries: int = Field(2, ge=0, description="retries of a run group whose worker process died")
+    address: str | None = Field(
+        None, description="a cluster's address; none: $RAY_ADDRESS, else an embedded instance")
+    num_cpus: int | None = Field(
+        None, ge=1, description="CPUs of the embedded instance (default: all cores)")
+    max_retries: int = Field(
+        2, ge=0, description="retries of a run group whose worker process died")
 
 
 RunnerConfig = Annotated[LocalRunner | RayRunner, Field(discriminator="kind")]

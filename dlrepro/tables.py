@@ -15,25 +15,29 @@ from dlrepro.files import atomic_write
 from dlrepro.layout import Results
 from dlrepro.suite import RunSpec
 
-RUN_COLUMNS = ["run_id", "suite", "experiment", "seed", "status", "error", "started_at", "finished_at",
-               "wall_time_s", "batch_size", "device", "worker", "hostname", "energy_kwh", "co2_kg", "energy_method",
-               "dlrepro_version", "torch_version", "python_version", "git_commit"]
+RUN_COLUMNS = ["run_id", "suite", "experiment", "seed", "status", "error", "started_at",
+               "finished_at", "wall_time_s", "batch_size", "device", "worker", "hostname",
+               "energy_kwh", "co2_kg", "energy_method", "dlrepro_version", "torch_version",
+               "python_version", "git_commit"]
 METRIC_COLUMNS = ["run_id", "suite", "metric", "step", "value"]
 
 
 def merge(results: Results, specs: list[RunSpec]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Replace the rows of the specs' suites with their current records, write, return both tables."""
+    """Replace the specs' suites' rows with their current records; write, return both tables."""
     runs, metrics = load(results)
     suites = {s.suite for s in specs}
     run_rows, metric_rows = [], []
-    for spec in {s.run_id: s for s in specs}.values():  # a run shared by two profiles' grids is one row
+    # A run shared by two profiles' grids is one row.
+    for spec in {s.run_id: s for s in specs}.values():
         record = results.get(spec)
         if record is None:
             continue
         run_rows.append({**{k: record.get(k) for k in RUN_COLUMNS}, **_flat(record["params"])})
-        metric_rows += [{"run_id": record["run_id"], "suite": record["suite"], **m} for m in record["metrics"]]
-    runs = _concat(runs[~runs["suite"].isin(suites)], pd.DataFrame(run_rows, columns=None), RUN_COLUMNS)
-    metrics = _concat(metrics[~metrics["suite"].isin(suites)], pd.DataFrame(metric_rows), METRIC_COLUMNS)
+        ids = {"run_id": record["run_id"], "suite": record["suite"]}
+        metric_rows += [{**ids, **m} for m in record["metrics"]]
+    runs = _concat(runs[~runs["suite"].isin(suites)], pd.DataFrame(run_rows), RUN_COLUMNS)
+    metrics = _concat(metrics[~metrics["suite"].isin(suites)], pd.DataFrame(metric_rows),
+                      METRIC_COLUMNS)
     metrics["step"] = metrics["step"].astype("Int64")
     metrics["value"] = metrics["value"].astype(float)
     write(results, runs, metrics)
@@ -50,10 +54,11 @@ def load(results: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
 def joined(runs: pd.DataFrame, metrics: pd.DataFrame, suite: str) -> pd.DataFrame:
     """One suite's metrics of successful runs, each row with its run's parameters and seed."""
     ok = runs[(runs["suite"] == suite) & (runs["status"] == "ok")]
-    foreign = [c for c in ok.columns if c not in RUN_COLUMNS and ok[c].isna().all()]  # other suites' parameters
+    # Other suites' parameters: columns empty in every row of this one.
+    foreign = [c for c in ok.columns if c not in RUN_COLUMNS and ok[c].isna().all()]
     ok = ok.drop(columns=["suite", *foreign])
     for column in ok.columns.difference(RUN_COLUMNS):
-        # Integer parameters become floats in a table where other suites leave them empty: restore them.
+        # Integer parameters become floats where other suites leave them empty: restore them.
         if ok[column].dtype.kind == "f" and len(ok) and (ok[column] % 1 == 0).all():
             ok[column] = ok[column].astype("int64")
     return metrics[metrics["suite"] == suite].merge(ok, on="run_id")
@@ -66,15 +71,19 @@ def write(results: Results, runs: pd.DataFrame, metrics: pd.DataFrame) -> None:
 
 
 def _flat(params: dict) -> dict:
-    # Lists become JSON text so that each parameter stays one scalar column.
-    return {k: json.dumps(v) if isinstance(v, list) else v for k, v in params.items()}
+    return {k: _scalar_cell(v) for k, v in params.items()}
+
+
+def _scalar_cell(value: object) -> object:
+    # A list becomes JSON text so that each parameter stays one scalar column.
+    return json.dumps(value) if isinstance(value, list) else value
 
 
 def _concat(kept: pd.DataFrame, new: pd.DataFrame, first: list[str]) -> pd.DataFrame:
     frames = [f for f in (kept, new) if len(f)]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=first)
     for column in table.columns:
-        # A parameter name shared by suites with different types would break parquet: keep it as text.
+        # A parameter name shared by suites with different types breaks parquet: keep it as text.
         kinds = {type(v) for v in table[column].dropna()}
         if len(kinds) > 1 and str in kinds:
             table[column] = table[column].map(lambda v: v if pd.isna(v) else str(v))

@@ -26,7 +26,7 @@ def mnist_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
-    """Every suite run at the smoke profile, once per test session: (results root, its smoke folder)."""
+    """Every suite run at the smoke profile, once per test session: (results root, smoke folder)."""
     from dlrepro.cli import main
 
     results = tmp_path_factory.mktemp("results")
@@ -50,17 +50,22 @@ def context(tmp_path):
 
     from dlrepro.experiment import RunContext, get
 
-    def make(experiment: str, *, data_dir: Path | None = None, inputs: dict | None = None, name: str = "run",
-             seed: int = 0) -> RunContext:
-        return RunContext(seed=seed, device=torch.device("cpu"), data_dir=data_dir, artifact_dir=tmp_path / name,
-                          declared=frozenset(get(experiment).metrics), inputs=inputs or {})
+    def make(experiment: str, *, data_dir: Path | None = None, inputs: dict | None = None,
+             name: str = "run", seed: int = 0) -> RunContext:
+        return RunContext(seed=seed, device=torch.device("cpu"), data_dir=data_dir,
+                          artifact_dir=tmp_path / name, declared=frozenset(get(experiment).metrics),
+                          inputs=inputs or {})
 
     return make
 
 
 def logged(ctx) -> dict:
     """What a run logged: metric (or (metric, step)) -> value."""
-    return {m["metric"] if m["step"] is None else (m["metric"], m["step"]): m["value"] for m in ctx.metrics}
+    return {_logged_key(m): m["value"] for m in ctx.metrics}
+
+
+def _logged_key(metric: dict) -> str | tuple[str, int]:
+    return metric["metric"] if metric["step"] is None else (metric["metric"], metric["step"])
 
 
 def restore_default_signals() -> None:
@@ -73,13 +78,16 @@ def restore_default_signals() -> None:
 @pytest.fixture
 def interrupted_run(tmp_path):
     """Start `dlrepro run ARGS --results tmp_path`, send it `sig` (Ctrl-C's SIGINT by default) once
-    `at_least` records of `suite` are written; check it exits 128 + sig with exactly the finished runs
-    in the table, each record whole, and return their run_ids."""
+    `at_least` records of `suite` are written; check it exits 128 + sig with exactly the finished
+    runs in the table, each record whole, and return their run_ids."""
 
-    def run(suite: str, profile: str, at_least: int, *args: str, sig: int = signal.SIGINT) -> set[str]:
-        cmd = [sys.executable, "-m", "dlrepro", "run", suite, "--profile", profile, *args, "--results", str(tmp_path)]
+    def run(suite: str, profile: str, at_least: int, *args: str,
+            sig: int = signal.SIGINT) -> set[str]:
+        cmd = [sys.executable, "-m", "dlrepro", "run", suite, "--profile", profile, *args,
+               "--results", str(tmp_path)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "COLUMNS": "120"}, preexec_fn=restore_default_signals)
+                                env={**os.environ, "COLUMNS": "120"},
+                                preexec_fn=restore_default_signals)
         records = tmp_path / profile / "records" / suite
         deadline = time.time() + 120
         while time.time() < deadline and len(list(records.glob("*.json"))) < at_least:
@@ -103,11 +111,13 @@ def needs_chain(tmp_path) -> Path:
     each (PCA at d = 2; the handout CNN), in a suites folder of their own."""
     suites = tmp_path / "suites"
     suites.mkdir()
+    smoke_grid = 'grid = { version = [{ model = "cnn_handout", lr = 0.1, batch_size = 100 }] }\n'
     producer = (ROOT / "suites" / "mnist_cnn.toml").read_text().replace(
-        "[profiles.smoke]\n", '[profiles.smoke]\ngrid = { version = [{ model = "cnn_handout", lr = 0.1, batch_size = 100 }] }\n')
+        "[profiles.smoke]\n", "[profiles.smoke]\n" + smoke_grid)
     producer = producer[:producer.index("[[claims]]")]  # they select what the cut removed
     consumer = (ROOT / "suites" / "autoencoder.toml").read_text().replace(
-        'grid = { d = [2, 32], model = ["pca", "linear", "cnn"] }', 'grid = { d = [2], model = ["pca"] }')
+        'grid = { d = [2, 32], model = ["pca", "linear", "cnn"] }',
+        'grid = { d = [2], model = ["pca"] }')
     consumer = consumer[:consumer.index("[[claims]]")]
     (suites / "mnist_cnn.toml").write_text(producer)
     (suites / "autoencoder.toml").write_text(consumer)

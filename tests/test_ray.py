@@ -32,7 +32,8 @@ def metrics_of(profile_dir: Path) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def local_xor(tmp_path_factory) -> Path:
     results = tmp_path_factory.mktemp("local")
-    assert main(["run", "xor", "gradient_descent", "--profile", "smoke", "--results", str(results)]) == 0
+    assert main(["run", "xor", "gradient_descent", "--profile", "smoke",
+                 "--results", str(results)]) == 0
     return results / "smoke"
 
 
@@ -41,8 +42,9 @@ def test_embedded_ray_gives_the_local_runners_metrics(local_xor, tmp_path):
                  "--results", str(tmp_path)]) == 0
     pd.testing.assert_frame_equal(metrics_of(tmp_path / "smoke"), metrics_of(local_xor))
     runs = pd.read_parquet(tmp_path / "smoke" / "runs.parquet")
-    # More than one worker process where there is more than one core: as many as fit, whatever the machine.
-    assert runs["worker"].str.startswith("ray ").all() and runs["worker"].nunique() >= min(2, os.cpu_count())
+    assert runs["worker"].str.startswith("ray ").all()
+    # Whatever the machine, as many workers as fit: at least two where there are two cores or more.
+    assert runs["worker"].nunique() >= min(2, os.cpu_count())
     # The files a run writes come back from its worker: the E3 figure data.
     assert len(list((tmp_path / "smoke" / "artifacts" / "gradient_descent").glob("*/*.npz"))) == 2
 
@@ -53,28 +55,34 @@ def test_a_needed_runs_files_reach_the_ray_worker_that_reads_them(needs_chain, m
     consumer = str(needs_chain / "autoencoder.toml")
     args = ["--profile", "smoke", "--data-dir", str(mnist_dir)]
     assert main(["run", consumer, *args, "--results", str(tmp_path / "local")]) == 0
-    assert main(["run", consumer, *args, "--runner", "ray", "--results", str(tmp_path / "ray")]) == 0
-    timing = {name for path in needs_chain.glob("*.toml") for name, m in load(path).metrics.items() if m.timing}
+    assert main(["run", consumer, *args, "--runner", "ray",
+                 "--results", str(tmp_path / "ray")]) == 0
+    timing = {name for path in needs_chain.glob("*.toml")
+              for name, m in load(path).metrics.items() if m.timing}
     local, ray = (table[~table["metric"].isin(timing)].reset_index(drop=True)
-                  for table in (metrics_of(tmp_path / where / "smoke") for where in ("local", "ray")))
+                  for table in (metrics_of(tmp_path / where / "smoke")
+                                for where in ("local", "ray")))
     pd.testing.assert_frame_equal(ray, local, rtol=1e-5)
-    assert set(ray["suite"]) == {"mnist_cnn", "autoencoder"} and "midpoint_confidence" in set(ray["metric"])
+    assert set(ray["suite"]) == {"mnist_cnn", "autoencoder"}
+    assert "midpoint_confidence" in set(ray["metric"])
 
 
 def suite_needing_gpus(folder: Path, gpus: float) -> Path:
     text = (suites_dir() / "xor.toml").read_text()
     assert "[profiles.smoke]\n" in text
     path = folder / "xor.toml"
-    path.write_text(text.replace("[profiles.smoke]\n", f"[profiles.smoke]\nresources = {{ cpus = 1, gpus = {gpus} }}\n"))
+    path.write_text(text.replace(
+        "[profiles.smoke]\n", f"[profiles.smoke]\nresources = {{ cpus = 1, gpus = {gpus} }}\n"))
     return path
 
 
 def test_gpu_runs_on_a_cluster_without_gpus_go_on_the_cpu_with_a_warning(tmp_path, capsys):
-    code = main(["run", str(suite_needing_gpus(tmp_path, 1)), "--runner", "ray", "--profile", "smoke",
-                 "--results", str(tmp_path / "results")])
+    code = main(["run", str(suite_needing_gpus(tmp_path, 1)), "--runner", "ray",
+                 "--profile", "smoke", "--results", str(tmp_path / "results")])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert "warning: xor ask(s) for a GPU and the Ray cluster has none: the runs go on the CPU" in out.out + out.err
+    assert ("warning: xor ask(s) for a GPU and the Ray cluster has none: the runs go on the CPU"
+            in out.out + out.err)
     runs = pd.read_parquet(tmp_path / "results" / "smoke" / "runs.parquet")
     assert (runs["status"] == "ok").all() and (runs["device"].str.startswith("cpu")).all()
 
@@ -88,25 +96,29 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def head():
     """A Ray head on 127.0.0.1 with 2 CPUs and 1 fake GPU, token authentication on."""
-    temp_dir = tempfile.mkdtemp(prefix="dlrepro-head-")  # short: Ray's socket paths have a length limit
+    # Short: Ray's socket paths have a length limit.
+    temp_dir = tempfile.mkdtemp(prefix="dlrepro-head-")
     port, dashboard = free_port(), free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(
         [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--ray-client-server-port={free_port()}",
-         f"--dashboard-agent-listen-port={free_port()}", "--num-cpus=2", "--num-gpus=1", f"--temp-dir={temp_dir}"],
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+         f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
+         "--num-cpus=2", "--num-gpus=1", f"--temp-dir={temp_dir}"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.time() + 90
-        while subprocess.run([RAY, "job", "list", "--address", f"http://127.0.0.1:{dashboard}"], env=env,
-                             capture_output=True).returncode != 0:
+        while subprocess.run([RAY, "job", "list", "--address", f"http://127.0.0.1:{dashboard}"],
+                             env=env, capture_output=True).returncode != 0:
             assert proc.poll() is None and time.time() < deadline, "the Ray head did not start"
             time.sleep(1)
-        yield {"address": f"127.0.0.1:{port}", "jobs": f"http://127.0.0.1:{dashboard}", "env": env, "pid": proc.pid}
+        yield {"address": f"127.0.0.1:{port}", "jobs": f"http://127.0.0.1:{dashboard}", "env": env,
+               "pid": proc.pid}
     finally:
-        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 0)):  # everything it started, and only that
+        # Everything it started, and only that.
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 0)):
             try:
                 os.killpg(proc.pid, sig)
             except ProcessLookupError:
@@ -119,8 +131,8 @@ def test_job_submit_writes_the_tables(head, local_xor, tmp_path):
     results = tmp_path / "results"
     job = subprocess.run(
         [RAY, "job", "submit", "--address", head["jobs"], "--working-dir", str(ROOT), "--",
-         "python", "-m", "dlrepro", "run", "xor", "gradient_descent", "--profile", "smoke", "--runner", "ray",
-         "--results", str(results)],
+         "python", "-m", "dlrepro", "run", "xor", "gradient_descent", "--profile", "smoke",
+         "--runner", "ray", "--results", str(results)],
         env=head["env"], capture_output=True, text=True, timeout=300)
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     assert "Ray cluster at " in job.stdout + job.stderr, job.stdout[-3000:]
@@ -129,13 +141,16 @@ def test_job_submit_writes_the_tables(head, local_xor, tmp_path):
 
 def test_fake_gpus_are_given_to_the_runs_that_ask(head, tmp_path):
     suite = suite_needing_gpus(tmp_path, 0.5)
-    driver = subprocess.run(  # its own process: Ray keeps the first token it sees for the process's life
-        [sys.executable, "-m", "dlrepro", "run", str(suite), "--runner", "ray", "--address", head["address"],
-         "--profile", "smoke", "--results", str(tmp_path / "results")],
+    # Its own process: Ray keeps the first token it sees for the process's life.
+    driver = subprocess.run(
+        [sys.executable, "-m", "dlrepro", "run", str(suite), "--runner", "ray",
+         "--address", head["address"], "--profile", "smoke",
+         "--results", str(tmp_path / "results")],
         env=head["env"], capture_output=True, text=True, timeout=300)
     assert driver.returncode == 0, driver.stderr[-3000:]
     runs = pd.read_parquet(tmp_path / "results" / "smoke" / "runs.parquet")
-    assert runs["worker"].str.endswith(" GPU 0").all()  # two half-GPU workers share the one (fake) GPU
+    # Two half-GPU workers share the one (fake) GPU.
+    assert runs["worker"].str.endswith(" GPU 0").all()
     assert runs["worker"].nunique() == 2
 
 
@@ -149,13 +164,15 @@ def _running_a_group(process: psutil.Process) -> bool:
 def test_a_killed_worker_is_retried_and_the_table_is_complete(head, tmp_path):
     results = tmp_path / "results"
     driver = subprocess.Popen(
-        [sys.executable, "-m", "dlrepro", "run", "five_points", "--profile", "smoke", "--runner", "ray",
-         "--address", head["address"], "--results", str(results)],
-        env={**head["env"], "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-m", "dlrepro", "run", "five_points", "--profile", "smoke",
+         "--runner", "ray", "--address", head["address"], "--results", str(results)],
+        env={**head["env"], "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
     deadline, victim = time.time() + 120, None
     while victim is None and time.time() < deadline and driver.poll() is None:
         # Only this head's workers: another Ray instance on the machine is not ours to kill.
-        busy = [p for p in psutil.Process(head["pid"]).children(recursive=True) if _running_a_group(p)]
+        busy = [p for p in psutil.Process(head["pid"]).children(recursive=True)
+                if _running_a_group(p)]
         victim = busy[0] if busy else None
         time.sleep(0.2)
     assert victim is not None, "no worker was seen running"
@@ -165,14 +182,16 @@ def test_a_killed_worker_is_retried_and_the_table_is_complete(head, tmp_path):
     assert "worker died running five_points" in err and "retry 1/2" in err
     runs = pd.read_parquet(results / "smoke" / "runs.parquet")
     specs = [spec.run_id for spec in load(suites_dir() / "five_points.toml").runs("smoke")]
-    assert sorted(runs["run_id"]) == sorted(specs) and (runs["status"] == "ok").all()  # complete, no duplicate
+    assert sorted(runs["run_id"]) == sorted(specs)  # complete, no duplicate
+    assert (runs["status"] == "ok").all()
     assert len(list((results / "smoke" / "records" / "five_points").glob("*.json"))) == len(specs)
-
 
 
 def test_ctrl_c_keeps_every_finished_run_and_stops_ray(interrupted_run):
     assert len(interrupted_run("five_points", "smoke", 3, "--runner", "ray")) < 10
-    deadline = time.time() + 15  # the embedded instance (temp dir dlrepro-ray-*) is gone with its driver
-    while [p for p in psutil.process_iter(["cmdline"]) if "dlrepro-ray-" in " ".join(p.info["cmdline"] or [])]:
+    # The embedded instance (temp dir dlrepro-ray-*) is gone with its driver.
+    deadline = time.time() + 15
+    while [p for p in psutil.process_iter(["cmdline"])
+           if "dlrepro-ray-" in " ".join(p.info["cmdline"] or [])]:
         assert time.time() < deadline, "the embedded Ray instance outlived its driver"
         time.sleep(0.5)
