@@ -16,11 +16,13 @@ from typing import NoReturn
 from dlrepro import pipeline
 from dlrepro.console import console
 from dlrepro.data import ENV_VAR, DataError
+from dlrepro.errors import SuiteError
 from dlrepro.experiment import ContractError
-from dlrepro.layout import BaselineError, Results, ResultsError, baselines_dir
+from dlrepro.layout import BaselineError, Results, ResultsError
+from dlrepro.overrides import parse_override
 from dlrepro.planning import SchedulingError
+from dlrepro.project import baselines_dir, resolve
 from dlrepro.schema import PROFILES
-from dlrepro.suite import SuiteError, parse_override, resolve
 
 BAD_INPUT = (SuiteError, DataError, ResultsError, BaselineError, SchedulingError, ContractError, pipeline.UsageError)
 

@@ -16,7 +16,7 @@ from dlrepro import experiment as contract
 from dlrepro.energy import EnergyMeter
 from dlrepro.experiment import RunContext
 from dlrepro.machine import cpu_model, host_info
-from dlrepro.suite import RunSpec
+from dlrepro.grid import RunSpec
 
 WORKER_NAME: str | None = None
 

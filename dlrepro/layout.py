@@ -18,18 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dlrepro.files import atomic_write
-from dlrepro.suite import RunSpec, suites_dir
+from dlrepro.grid import RunSpec
 
 
 def _folder_name(overrides: str) -> str:
     """Overrides as a portable folder name: readable when short, with a hash when not."""
     name = re.sub(r"[^A-Za-z0-9_.,=+-]", "_", overrides)
     return name if len(name) <= 80 else f"{name[:64]}-{hashlib.sha256(overrides.encode()).hexdigest()[:12]}"
-
-
-def baselines_dir() -> Path:
-    """The project's committed baselines, ``results/baselines/``."""
-    return suites_dir().parent / "results" / "baselines"
 
 
 class ResultsError(Exception):

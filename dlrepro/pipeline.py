@@ -17,11 +17,15 @@ from typing import TYPE_CHECKING
 
 from dlrepro import experiment as contract
 from dlrepro.data import DataError, data_dir, verify
-from dlrepro.layout import Results, baselines_dir
+from dlrepro.errors import SuiteError
+from dlrepro.grid import RunSpec
+from dlrepro.layout import Results
+from dlrepro.overrides import Override, describe_overrides
 from dlrepro.planning import plan
+from dlrepro.project import baselines_dir, resolve
 from dlrepro.runners import load_runner
 from dlrepro.schema import LocalRunner, RayRunner
-from dlrepro.suite import Override, RunSpec, Suite, SuiteError, describe_overrides, resolve
+from dlrepro.suite import Suite
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -8,7 +8,7 @@ import json
 
 from dlrepro import experiment as contract
 from dlrepro.layout import Results
-from dlrepro.suite import RunSpec
+from dlrepro.grid import RunSpec
 
 
 class SchedulingError(Exception):

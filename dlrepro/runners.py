@@ -19,17 +19,15 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from dlrepro.console import RunProgress
+from dlrepro.errors import SuiteError
 from dlrepro.files import read_text
+from dlrepro.grid import RunSpec
 from dlrepro.layout import Results
 from dlrepro.planning import group_label, groups, unmet, waves
+from dlrepro.project import runners_dir
 from dlrepro.schema import LocalRunner, RayRunner, RunnerConfig
-from dlrepro.suite import RunSpec, SuiteError, suites_dir
 
 RUNNER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
-
-
-def runners_dir() -> Path:
-    return suites_dir().parent / "runners"
 
 
 def load_runner(name: str) -> LocalRunner | RayRunner:

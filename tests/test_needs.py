@@ -10,7 +10,9 @@ from dlrepro.cli import main
 from dlrepro import runners
 from dlrepro.layout import Results
 from dlrepro.planning import plan, waves
-from dlrepro.suite import SuiteError, load, suites_dir
+from dlrepro.errors import SuiteError
+from dlrepro.project import suites_dir
+from dlrepro.suite import load
 
 
 def test_bundled_consumers_read_the_handout_cnn_of_the_same_profile():

@@ -11,7 +11,7 @@ import pytest
 from dlrepro.cli import main
 from dlrepro.regression import KEY, compare
 from dlrepro.schema import Metric
-from dlrepro.suite import suites_dir
+from dlrepro.project import suites_dir
 
 
 def summary(values_by_metric: dict[str, list[float]]) -> pd.DataFrame:

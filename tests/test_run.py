@@ -15,7 +15,9 @@ from dlrepro.cli import main
 from dlrepro import runners
 from dlrepro.layout import Results
 from dlrepro.schema import Resources
-from dlrepro.suite import RunSpec, load, resolve, suites_dir
+from dlrepro.grid import RunSpec
+from dlrepro.project import resolve, suites_dir
+from dlrepro.suite import load
 
 
 def test_tables_have_one_row_per_run_and_tidy_metrics(smoke):

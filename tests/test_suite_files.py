@@ -6,7 +6,9 @@ import pytest
 
 from dlrepro.cli import main
 from dlrepro.schema import PROFILES
-from dlrepro.suite import load, resolve, run_id, suites_dir
+from dlrepro.grid import run_id
+from dlrepro.project import resolve, suites_dir
+from dlrepro.suite import load
 
 VALID = textwrap.dedent("""
     name = "NAME"
