@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from rich.markup import escape
+
 from dlrepro import pipeline
 from dlrepro.console import console
 from dlrepro.data import ENV_VAR, DataError
@@ -94,17 +96,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _say(text: str) -> None:
-    console.print(text, soft_wrap=True, highlight=False)
+def _say(markup: str) -> None:
+    console.print(markup, soft_wrap=True, highlight=False)
+
+
+def _say_text(text: str) -> None:
+    """Plain text, the pipeline's: shown as written, whatever brackets it holds."""
+    _say(escape(text))
 
 
 def _run(args) -> int:
     request = pipeline.prepare(args.suites, args.profile, args.runner, results=args.results, data=args.data_dir,
                                address=args.address, overrides=_overrides(args))
-    outcome = pipeline.run(request, _say)
+    outcome = pipeline.run(request, _say_text)
     _print_claims(outcome.claims)
     for record in outcome.failed:
-        _say(f"[red]failed:[/] {record['suite']} {record['run_id']}: {record['error'].strip().splitlines()[-1]}")
+        reason = record["error"].strip().splitlines()[-1]
+        _say("[red]failed:[/] " + escape(f"{record['suite']} {record['run_id']}: {reason}"))
     _say(f"{outcome.done}/{len(request.specs)} runs ok; tables in {request.results.root}"
          + (f"; {len(outcome.failed)} failed (rerun to retry them)" if outcome.failed else ""))
     if args.overrides:
@@ -117,18 +125,16 @@ def _run(args) -> int:
 
 
 def _generalise(args) -> int:
-    from rich.markup import escape
-
     from dlrepro import generalisation
 
-    found = pipeline.generalise(args.profile, args.runner, _say, dataset=args.dataset, results=args.results,
+    found = pipeline.generalise(args.profile, args.runner, _say_text, dataset=args.dataset, results=args.results,
                                 data=args.data_dir, address=args.address)
     interrupted = next((o.interrupted for o in found.outcomes if o.interrupted), None)
     if interrupted:
         _say("Interrupted: finished runs are kept; run again to resume.")
         return 128 + interrupted
     for line in generalisation.markdown(found.table, args.dataset):
-        _say(escape(line))
+        _say_text(line)
     changed = int(found.table["changed"].sum())
     _say(f"{changed} transferable claim(s) changed verdict on {args.dataset}; table in {found.folder.generalisation}; "
          f"report: dlrepro report --profile {args.profile} --set dataset={args.dataset}")
@@ -160,13 +166,13 @@ def _claims(args) -> int:
 
 
 def _report(args) -> int:
-    written = pipeline.report(args.results, args.profile, _say, _overrides(args))
+    written = pipeline.report(args.results, args.profile, _say_text, _overrides(args))
     _say("Report written to " + " and ".join(map(str, written)))
     return 0
 
 
 def _check(args) -> int:
-    outcome = pipeline.check(args.suites, args.results, args.profile, args.baseline)
+    outcome = pipeline.check(args.suites, args.results, args.profile, args.baseline, _say_text)
     _print_verdicts(outcome.verdicts)
     for note in outcome.notes:
         _say(note)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,6 +56,10 @@ class Results:
 
     def artifact_dir(self, spec: RunSpec) -> Path:
         return self.artifacts(spec.suite) / spec.run_id
+
+    def discard_artifacts(self, spec: RunSpec) -> None:
+        """Remove what an earlier attempt of a run wrote, so that a run starts from nothing."""
+        shutil.rmtree(self.artifact_dir(spec), ignore_errors=True)
 
     def figures(self, suite: str) -> Path:
         return self.root / "figures" / suite

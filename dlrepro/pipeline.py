@@ -19,13 +19,13 @@ from dlrepro import experiment as contract
 from dlrepro.data import DataError, data_dir, verify
 from dlrepro.errors import SuiteError
 from dlrepro.grid import RunSpec
-from dlrepro.layout import Results
+from dlrepro.layout import BaselineError, Results
 from dlrepro.overrides import Override, describe_overrides
 from dlrepro.planning import plan
 from dlrepro.project import baselines_dir, resolve
 from dlrepro.runners import load_runner
 from dlrepro.schema import LocalRunner, RayRunner
-from dlrepro.suite import Suite
+from dlrepro.suite import Suite, with_producers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,11 +92,11 @@ def run(request: Request, say: Say) -> Outcome:
     """Run what is not cached, keep every finished record whatever happens, merge, evaluate."""
     from dlrepro import runners, tables
 
-    results, specs = request.results, request.specs
+    results, specs, involved = request.results, request.specs, with_producers(request.suites)
     todo = plan(specs, results)
-    _check_implementations(request.suites + _producer_suites(request.suites), todo)
+    _check_implementations(involved, todo)
     _check_data(todo, request.data_dir)
-    typical = _typical_run_times(results) if todo else {}  # read only for an ETA
+    typical = _typical_run_times(results, say) if todo else {}  # read only for an ETA
     _warn_resources(todo, request.runner, say)
     failed: list[dict] = []
     interrupted = None
@@ -113,18 +113,23 @@ def run(request: Request, say: Say) -> Outcome:
         except KeyboardInterrupt:
             interrupted = 2
         finally:  # whatever happened, the tables hold every finished run
-            merged = specs + [s for suite in _producer_suites(request.suites) for s in suite.runs(request.profile)]
+            merged = [spec for suite in involved for spec in suite.runs(request.profile)]
             runs, metrics = tables.merge(results, merged)
             claims, _ = evaluate(request.suites, runs, metrics, results)
     return Outcome(request, todo, claims, failed, interrupted)
 
 
-def _typical_run_times(results: Results) -> dict[str, float]:
-    """Each suite's mean run on the machine the profile's committed cost.csv was measured on; a
-    broken cost.csv is refused (BaselineError) before any work."""
+def _typical_run_times(results: Results, say: Say) -> dict[str, float]:
+    """Each suite's mean run on the machine the profile's committed cost.csv was measured on. Only
+    an estimate reads it, and an estimate never refuses a run: broken, the ETA goes without (the
+    gate, ``check``, refuses it)."""
     from dlrepro.regression import Baselines
 
-    return Baselines(baselines_dir(), results.profile).mean_run_times()
+    try:
+        return Baselines(baselines_dir(), results.profile).mean_run_times()
+    except BaselineError as err:
+        say(f"warning: the ETA goes without typical run times: {err}")
+        return {}
 
 
 def _expected_times(todo: list[RunSpec], results: Results, typical: dict[str, float]) -> dict[str, float | None]:
@@ -133,17 +138,6 @@ def _expected_times(todo: list[RunSpec], results: Results, typical: dict[str, fl
     is known."""
     earlier = results.expected_wall_times(todo)
     return {s.run_id: typical.get(s.suite) if earlier[s.run_id] is None else earlier[s.run_id] for s in todo}
-
-
-def _producer_suites(suites: list[Suite]) -> list[Suite]:
-    """The suites the given ones read from and that were not asked for: their tables are merged too."""
-    names = {s.name for s in suites}
-    found: dict[str, Suite] = {}
-    for suite in suites:
-        for producer in suite.producers.values():
-            if producer.name not in names:
-                found.setdefault(producer.name, producer)
-    return list(found.values())
 
 
 def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
@@ -184,8 +178,6 @@ def _warn_resources(todo: list[RunSpec], runner: LocalRunner | RayRunner, say: S
 
 
 def _say_plan(request: Request, todo: list[RunSpec], say: Say) -> None:
-    from rich.markup import escape
-
     todo_ids = {s.run_id for s in todo}
     for suite in request.suites:
         mine = suite.runs(request.profile)
@@ -195,7 +187,7 @@ def _say_plan(request: Request, todo: list[RunSpec], say: Say) -> None:
     requested = {s.run_id for s in request.specs}
     for spec in todo:
         if spec.run_id not in requested:
-            say(f"{escape(spec.label)}: to run first, another suite reads its files")
+            say(f"{spec.label}: to run first, another suite reads its files")
     if not todo:
         say(f"Nothing to run: every run is cached in {request.results.root / 'records'}.")
 
@@ -215,12 +207,18 @@ def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
 
 
 def claims(results: Path, profile: str, overrides: list[Override] = ()) -> pd.DataFrame:
-    """Every suite's claims against the profile's tables (or those of its ``--set`` overrides)."""
+    """Every suite's claims against the profile's tables (or those of its ``--set`` overrides),
+    evaluated afresh from the suite files. It only reports: nothing is written (``run`` and
+    ``report`` keep claims.csv)."""
+    from dlrepro import claims as verdicts
     from dlrepro import tables
 
-    folder = Results(results, profile, describe_overrides(overrides))
+    folder = _folder_with_results(results, profile, overrides)
     runs, metrics = tables.load(folder)
-    return evaluate(_suites_of(folder, runs, overrides), runs, metrics, folder)[0]
+    found = []
+    for suite in _suites_of(folder, runs, overrides):
+        found += verdicts.evaluate(suite, tables.joined(runs, metrics, suite.name), profile)
+    return verdicts.table(found)
 
 
 def report(results: Path, profile: str, say: Say, overrides: list[Override] = ()) -> list[Path]:
@@ -229,14 +227,21 @@ def report(results: Path, profile: str, say: Say, overrides: list[Override] = ()
     from dlrepro import report as pages
     from dlrepro import tables
 
-    folder = Results(results, profile, describe_overrides(overrides))
-    if not folder.table("runs").exists():
-        run = " ".join(["dlrepro run --profile", profile, *(f"--set {describe_overrides([o])}" for o in overrides)])
-        raise DataError(f"{folder.root}: no results: run `{run}` first")
+    folder = _folder_with_results(results, profile, overrides)
     with folder.lock(say):
         runs, metrics = tables.load(folder)
         suites = _suites_of(folder, runs, overrides)
         return pages.build(folder, suites, *evaluate(suites, runs, metrics, folder), runs, metrics)
+
+
+def _folder_with_results(results: Path, profile: str, overrides: list[Override]) -> Results:
+    """The results folder of the profile (or of its overrides); DataError if nothing was run there."""
+    folder = Results(results, profile, describe_overrides(overrides))
+    if not folder.table("runs").exists():
+        sets = [f"--set {describe_overrides([override])}" for override in overrides]
+        run = " ".join(["dlrepro run --profile", profile, *sets])
+        raise DataError(f"{folder.root}: no results: run `{run}` first")
+    return folder
 
 
 def _suites_of(folder: Results, runs: pd.DataFrame, overrides: list[Override]) -> list[Suite]:
@@ -270,7 +275,8 @@ class CheckOutcome:
         return reasons
 
 
-def check(names: list[str], results: Path, profile: str, baseline_root: Path) -> CheckOutcome:
+def check(names: list[str], results: Path, profile: str, baseline_root: Path,
+          say: Say) -> CheckOutcome:
     from dlrepro import regression
     from dlrepro.files import atomic_write
 
@@ -281,7 +287,8 @@ def check(names: list[str], results: Path, profile: str, baseline_root: Path) ->
     gone = [] if names else [name for name in baselines.suites() if name not in known]
     folder = Results(results, profile)
     verdicts, notes, unbaselined = regression.check(suites, baselines, folder)
-    atomic_write(folder.check, lambda tmp: verdicts.to_csv(tmp, index=False))
+    with folder.lock(say):
+        atomic_write(folder.check, lambda tmp: verdicts.to_csv(tmp, index=False))
     return CheckOutcome(verdicts, notes, unbaselined, gone, folder.check)
 
 
@@ -336,5 +343,6 @@ def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_m
     table = generalisation.compare(*mine) if len(mine) == 2 else pd.DataFrame(columns=generalisation.COLUMNS)
     folder = requests[1].results
     if len(mine) == 2:
-        generalisation.write(folder.generalisation, table)
+        with folder.lock(say):
+            generalisation.write(folder.generalisation, table)
     return Generalisation(table, folder, outcomes)

@@ -73,8 +73,13 @@ def run_local(specs: list[RunSpec], results: Results, config: LocalRunner, *, da
         for group in (group for wave in waves(specs) for group in groups(wave)):
             progress.running(group_label(group))
             blocked = unmet(group[0], results)  # a group shares its configuration, so its needs
-            records = (failed_records(group, blocked) if blocked else
-                       execute(group, meter=meter, artifact_dir=results.artifact_dir, data_dir=data_dir))
+            if blocked:
+                records = failed_records(group, blocked)
+            else:
+                for spec in group:  # like Ray's fresh folder per attempt: no file of a failed one
+                    results.discard_artifacts(spec)
+                records = execute(group, meter=meter, artifact_dir=results.artifact_dir,
+                                  data_dir=data_dir)
             for spec, record in zip(group, records):
                 results.put(record)
                 on_record(record)

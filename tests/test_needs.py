@@ -3,10 +3,14 @@ take, a producer run first when it is missing, its files found by the consumer, 
 producer turning into a clear failed record rather than a crash."""
 
 import shutil
+import sys
+import types
 
+import pandas as pd
 import pytest
 
 from dlrepro.cli import main
+from dlrepro import experiment as contract
 from dlrepro import runners
 from dlrepro.layout import Results
 from dlrepro.planning import plan, waves
@@ -86,3 +90,46 @@ def test_a_failed_producer_fails_its_consumers_with_the_reason(needs_chain, mnis
                 on_record=seen.append)
     assert [(r["suite"], r["status"]) for r in seen] == [("mnist_cnn", "failed"), ("autoencoder", "failed")]
     assert "needs 'classifier': run mnist_cnn" in seen[1]["error"] and "did not finish ok" in seen[1]["error"]
+
+
+def _chain(folder, experiment_of_c: dict[str, str]):
+    """Suites a → b → c in ``folder``, one run each at every profile: a and b are XOR runs, c
+    ``experiment_of_c`` (experiment, its grid); each reads the next one's files and ignores them."""
+    profiles = "".join(f"\n[profiles.{p}]\nseeds = [0]\n" for p in ("smoke", "quick", "full"))
+    for name, needs, experiment, grid in [
+        ("a", "b", "xor", 'model = ["logistic"]\nfeatures = ["phi"]\ncoding = ["01"]'),
+        ("b", "c", "xor", 'model = ["logistic"]\nfeatures = ["raw"]\ncoding = ["01"]'),
+        ("c", None, *experiment_of_c),
+    ]:
+        need = f'\n[needs]\nupstream = {{ suite = "{needs}" }}\n' if needs else ""
+        (folder / f"{name}.toml").write_text(
+            f'name = "{name}"\ntitle = "link {name} of a chain"\nexperiment = "{experiment}"\n'
+            f'source = {{ seed = "002", slide = "chain" }}\n{need}\n[grid]\n{grid}\n{profiles}')
+    return folder / "a.toml"
+
+
+GRADIENT_DESCENT = ("gradient_descent", 'mode = ["sweep"]')
+
+
+def test_a_chain_of_three_merges_every_link_into_the_tables(tmp_path):
+    """a needs b needs c: running a runs c and b first, and c's rows are in the tables."""
+    a = _chain(tmp_path, GRADIENT_DESCENT)
+    results = tmp_path / "results"
+    assert main(["run", str(a), "--profile", "smoke", "--results", str(results)]) == 0
+    runs = pd.read_parquet(results / "smoke" / "runs.parquet")
+    assert sorted(runs["suite"]) == ["a", "b", "c"] and (runs["status"] == "ok").all()
+
+
+def test_a_broken_link_two_needs_away_is_refused_before_any_run(tmp_path, monkeypatch, capsys):
+    """c's experiment breaks the contract: exit 2 naming c's file, not a failed run of it."""
+    a = _chain(tmp_path, GRADIENT_DESCENT)
+    broken = types.ModuleType("dlrepro.experiments.gradient_descent.experiment")
+    broken.run = lambda params, ctx: None  # and no figures: the contract is broken
+    monkeypatch.setitem(sys.modules, broken.__name__, broken)
+    # the declaration is loaded once per process: forget the implementation it checked
+    monkeypatch.delitem(contract.get("gradient_descent").__dict__, "implementation", raising=False)
+    results = tmp_path / "results"
+    assert main(["run", str(a), "--profile", "smoke", "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'c.toml'}: experiment: experiment 'gradient_descent' is broken" in err
+    assert not list(results.glob("smoke/records/*/*.json"))

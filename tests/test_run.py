@@ -75,7 +75,54 @@ def test_report_embeds_the_figure(smoke_report):
 def test_claims_command_exit_code(smoke, tmp_path):
     results, _ = smoke
     assert main(["claims", "--profile", "smoke", "--results", str(results)]) == 0
-    assert main(["claims", "--profile", "smoke", "--results", str(tmp_path)]) == 1  # nothing run
+    assert main(["claims", "--profile", "smoke", "--results", str(tmp_path)]) == 2  # nothing run
+
+
+def _snapshot(folder) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
+
+
+def test_claims_only_reports_it_writes_nothing(tmp_path, capsys):
+    results = tmp_path / "results"
+    assert main(["run", "xor", "--profile", "smoke", "--results", str(results)]) == 0
+    (results / "smoke" / "claims.csv").unlink()  # not written again by a command that reports
+    before = _snapshot(tmp_path)
+    capsys.readouterr()
+    main(["claims", "--profile", "smoke", "--results", str(results)])
+    assert "xor/raw-at-most-75" in capsys.readouterr().err
+    assert _snapshot(tmp_path) == before
+
+
+def test_claims_of_a_folder_never_run_says_so_and_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "no" / "such" / "dir"
+    assert main(["claims", "--profile", "smoke", "--results", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"{missing / 'smoke'}: no results: run `dlrepro run --profile smoke` first" in err
+    assert not (tmp_path / "no").exists()
+
+
+def test_check_writes_its_verdicts_only_while_it_holds_the_folder(tmp_path):
+    """A run holds the folder: check waits for it before it writes check.csv."""
+    folder = Results(tmp_path, "smoke")
+    cmd = [sys.executable, "-m", "dlrepro", "check", "xor", "--profile", "smoke",
+           "--results", str(tmp_path)]
+    with folder.lock(print):
+        check = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+        assert "waiting for another dlrepro" in check.stderr.readline()
+        assert not folder.check.exists()
+    assert check.wait(timeout=120) == 1  # nothing to compare: the gate fails, after writing
+    assert folder.check.exists()
+
+
+def test_a_run_again_starts_from_an_empty_artifact_folder_on_the_local_runner(tmp_path):
+    spec = load(suites_dir() / "xor.toml").runs("smoke")[0]
+    store = Results(tmp_path, "smoke")
+    leftover = store.artifact_dir(spec) / "from_a_failed_attempt.pt"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("half written")
+    seen = []
+    runners.run([spec], store, runners.load_runner("local"), data_dir=None, on_record=seen.append)
+    assert [r["status"] for r in seen] == ["ok"] and not leftover.exists()
 
 
 def test_a_failed_run_is_recorded_the_others_go_on_and_it_is_retried(tmp_path):
@@ -220,3 +267,10 @@ def test_the_progress_bar_counts_the_eta_down(tmp_path):
     finally:
         shown.console = saved
     assert first in ("ETA 1 min 40 s", "ETA 1 min 39 s") and later in ("ETA 1 min 39 s", "ETA 1 min 38 s"), (first, later)
+
+
+def test_the_pipelines_text_is_shown_as_written_whatever_brackets_it_holds(capsys):
+    from dlrepro.cli import _say_text
+
+    _say_text("xor [model=logistic] seed 0: to run first [bold]")
+    assert "xor [model=logistic] seed 0: to run first [bold]" in capsys.readouterr().err
