@@ -22,7 +22,8 @@ class SuiteError(Exception):
 
 def key_path(error: dict) -> list[str]:
     """The keys of the file that lead to a pydantic error."""
-    return [str(p) for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in UNION_TAGS))]
+    return [str(p) for p in error["loc"]
+            if not (isinstance(p, str) and ("[" in p or p in UNION_TAGS))]
 
 
 def best_error(err: ValidationError) -> dict:

@@ -43,7 +43,8 @@ class RunSpec:
     @property
     def label(self) -> str:
         shown = assignments((k, v) for k, v in self.params.items() if k in self.varied)
-        return f"{self.suite} [{shown}] seed {self.seed}" if shown else f"{self.suite} seed {self.seed}"
+        shown = f" [{shown}]" if shown else ""
+        return f"{self.suite}{shown} seed {self.seed}"
 
 
 def run_id(suite: str, experiment: str, code: str, params: dict, seed: int,
@@ -51,7 +52,8 @@ def run_id(suite: str, experiment: str, code: str, params: dict, seed: int,
     """Hash of what determines a run's result: the resolved configuration, the code it executes
     (``Experiment.code_hash``) and the run_ids of the runs whose files it reads. Two profiles that
     resolve to the same configuration share the run, in their own results folders."""
-    fields = {"suite": suite, "experiment": experiment, "code": code, "params": params, "seed": seed}
+    fields = {"suite": suite, "experiment": experiment, "code": code, "params": params,
+              "seed": seed}
     key = json.dumps({**fields, "needs": needs} if needs else fields, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -59,7 +61,8 @@ def run_id(suite: str, experiment: str, code: str, params: dict, seed: int,
 def keyed_grids(model: SuiteModel) -> list[tuple[str, dict]]:
     """Every grid in the file with its key path."""
     owners = [("grid", model.grid)]
-    owners += [(f"profiles.{name}.grid", spec.grid) for name, spec in model.profiles.items() if spec.grid]
+    owners += [(f"profiles.{name}.grid", spec.grid)
+               for name, spec in model.profiles.items() if spec.grid]
     found = []
     for prefix, grid in owners:
         if isinstance(grid, list):
@@ -70,7 +73,8 @@ def keyed_grids(model: SuiteModel) -> list[tuple[str, dict]]:
 
 
 def expand_profile(path: Path, model: SuiteModel, experiment: contract.Experiment, profile: str,
-                   producer_runs: dict[str, list[RunSpec]], check_repeats: bool = True) -> list[RunSpec]:
+                   producer_runs: dict[str, list[RunSpec]],
+                   check_repeats: bool = True) -> list[RunSpec]:
     """The run specs of one profile, in a stable order; ``producer_runs``: the runs at this profile
     of each need's suite. Without ``check_repeats`` (overrides may make two grids' runs the same)
     a repeated run is kept once instead of refused."""
@@ -134,7 +138,8 @@ def _axis_value(value: Any, entry: str, name: str, values: list) -> tuple[dict, 
     return {name: value}, None, values
 
 
-def _source(error: dict, grid_key: str, origin: dict[str, str], ties: list[tuple[str, list]]) -> str:
+def _source(error: dict, grid_key: str, origin: dict[str, str],
+            ties: list[tuple[str, list]]) -> str:
     """The key path in the file that supplied, or should have supplied, the offending parameter."""
     loc = key_path(error)
     if not loc:  # a rule across parameters: the grid point that combined them
@@ -167,7 +172,8 @@ def _producers(path: Path, model: SuiteModel, profile: str, params: dict,
 
 def matches(params: dict, where: dict) -> bool:
     """Whether a configuration has every value of ``where`` (a boolean is not a number here)."""
-    return all(params.get(k, _ABSENT) == v and isinstance(params.get(k), bool) == isinstance(v, bool)
+    return all(params.get(k, _ABSENT) == v
+               and isinstance(params.get(k), bool) == isinstance(v, bool)
                for k, v in where.items())
 
 

@@ -49,11 +49,11 @@ def describe_overrides(overrides: list[Override]) -> str:
 def apply_override(path: Path, data: dict, key: str, value: Any) -> None:
     """Apply ``--set key=value`` to a suite file's data, in place, for every profile.
 
-    ``seeds`` replaces every profile's seeds. A grid axis takes the value (a list sweeps it); an axis
-    of tied entries named by the key keeps the entries with those values. A parameter that tied
-    entries set takes the value in each of them. Any other parameter is fixed everywhere, or swept
-    by a new axis when a list is given for a parameter that is not itself a list. Whatever it sets
-    is then validated like the file."""
+    ``seeds`` replaces every profile's seeds. A grid axis takes the value (a list sweeps it); an
+    axis of tied entries named by the key keeps the entries with those values. A parameter that
+    tied entries set takes the value in each of them. Any other parameter is fixed everywhere, or
+    swept by a new axis when a list is given for a parameter that is not itself a list. Whatever it
+    sets is then validated like the file."""
     profiles = [p for p in data.get("profiles", {}).values() if isinstance(p, dict)]
     if key == "seeds":
         for profile in profiles:

@@ -38,7 +38,8 @@ class UsageError(Exception):
 
 
 class Interrupted(KeyboardInterrupt):
-    """A signal that stops the command the way Ctrl-C does (SIGTERM: a CI cancel, ``ray job stop``)."""
+    """A signal that stops the command the way Ctrl-C does (SIGTERM: a CI cancel,
+    ``ray job stop``)."""
 
     def __init__(self, signal_number: int):
         super().__init__(signal_number)
@@ -74,15 +75,17 @@ class Outcome:
         return sum(self.request.results.done(s) for s in self.request.specs)
 
 
-def prepare(names: list[str], profile: str, runner: str = "local", *, results: Path = Path("results"),
-            data: str | Path | None = None, address: str | None = None, overrides: list[Override] = ()) -> Request:
-    """Every input of ``dlrepro run`` checked, nothing written: SuiteError, UsageError or ResultsError.
-    With ``overrides`` (``--set``) the runs land in their own folder, ``<results>/<profile>+<overrides>``."""
+def prepare(names: list[str], profile: str, runner: str = "local", *,
+            results: Path = Path("results"), data: str | Path | None = None,
+            address: str | None = None, overrides: list[Override] = ()) -> Request:
+    """Every input of ``dlrepro run`` checked, nothing written: SuiteError, UsageError or
+    ResultsError. With ``overrides`` (``--set``) the runs land in their own folder,
+    ``<results>/<profile>+<overrides>``."""
     suites = resolve(names, overrides)
     config = load_runner(runner)
     if address and isinstance(config, LocalRunner):
-        raise UsageError(f"--address: the {runner!r} runner runs in this process and takes no address; "
-                         "use --runner ray to run on a cluster")
+        raise UsageError(f"--address: the {runner!r} runner runs in this process and takes no "
+                         "address; use --runner ray to run on a cluster")
     folder = Results(results, profile, describe_overrides(overrides))
     folder.ensure_writable()
     return Request(suites, profile, config, folder, data_dir(data), address)
@@ -105,9 +108,10 @@ def run(request: Request, say: Say) -> Outcome:
         _say_plan(request, todo, say)
         try:
             if todo:
-                runners.run(todo, results, request.runner, expected=_expected_times(todo, results, typical),
+                runners.run(todo, results, request.runner,
+                            expected=_expected_times(todo, results, typical),
                             data_dir=request.data_dir, address=request.address,
-                            on_record=lambda r: failed.append(r) if r["status"] == "failed" else None)
+                            on_record=lambda r: _keep_failed(r, failed))
         except Interrupted as stop:
             interrupted = stop.signal_number
         except KeyboardInterrupt:
@@ -132,12 +136,19 @@ def _typical_run_times(results: Results, say: Say) -> dict[str, float]:
         return {}
 
 
-def _expected_times(todo: list[RunSpec], results: Results, typical: dict[str, float]) -> dict[str, float | None]:
-    """Each run's likely wall time, for the ETA: that of an earlier run of it in this folder, else its
-    suite's ``typical`` run (the ETA scales those by how this machine's runs compare). None: nothing
-    is known."""
+def _keep_failed(record: dict, failed: list[dict]) -> None:
+    if record["status"] == "failed":
+        failed.append(record)
+
+
+def _expected_times(todo: list[RunSpec], results: Results,
+                    typical: dict[str, float]) -> dict[str, float | None]:
+    """Each run's likely wall time, for the ETA: that of an earlier run of it in this folder, else
+    its suite's ``typical`` run (the ETA scales those by how this machine's runs compare). None:
+    nothing is known."""
     earlier = results.expected_wall_times(todo)
-    return {s.run_id: typical.get(s.suite) if earlier[s.run_id] is None else earlier[s.run_id] for s in todo}
+    return {s.run_id: typical.get(s.suite) if earlier[s.run_id] is None else earlier[s.run_id]
+            for s in todo}
 
 
 def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
@@ -146,10 +157,11 @@ def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
     pending = {s.suite for s in todo}
     for suite in {s.name: s for s in suites if s.name in pending}.values():
         try:
-            suite.experiment.implementation  # noqa: B018 — imported and checked against the contract
+            # imported and checked against the contract
+            suite.experiment.implementation  # noqa: B018
         except contract.ContractError as err:
-            raise SuiteError(suite.path, "experiment", f"experiment {suite.model.experiment!r} is broken: {err}") \
-                from None
+            raise SuiteError(suite.path, "experiment", f"experiment {suite.model.experiment!r} is "
+                             f"broken: {err}") from None
 
 
 def _check_data(todo: list[RunSpec], root: Path | None) -> None:
@@ -171,10 +183,12 @@ def _warn_resources(todo: list[RunSpec], runner: LocalRunner | RayRunner, say: S
         import torch
 
         if not torch.cuda.is_available():
-            say(f"warning: {', '.join(gpu_suites)} ask(s) for a GPU and none is visible: the runs go on the CPU")
+            say(f"warning: {', '.join(gpu_suites)} ask(s) for a GPU and none is visible: the runs "
+                "go on the CPU")
     for suite in sorted({s.suite for s in todo if s.resources.cpus > cores}):
         cpus = max(s.resources.cpus for s in todo if s.suite == suite)
-        say(f"warning: {suite} asks for {cpus} CPUs and this machine has {cores}: its runs use {cores} thread(s)")
+        say(f"warning: {suite} asks for {cpus} CPUs and this machine has {cores}: its runs use "
+            f"{cores} thread(s)")
 
 
 def _say_plan(request: Request, todo: list[RunSpec], say: Say) -> None:
@@ -182,8 +196,8 @@ def _say_plan(request: Request, todo: list[RunSpec], say: Say) -> None:
     for suite in request.suites:
         mine = suite.runs(request.profile)
         pending = sum(s.run_id in todo_ids for s in mine)
-        say(f"{suite.name}: {len(mine)} run{'s' * (len(mine) != 1)} at profile {request.profile}, {len(mine) - pending} cached, "
-            f"{pending} to run")
+        say(f"{suite.name}: {len(mine)} run{'s' * (len(mine) != 1)} at profile {request.profile}, "
+            f"{len(mine) - pending} cached, {pending} to run")
     requested = {s.run_id for s in request.specs}
     for spec in todo:
         if spec.run_id not in requested:
@@ -235,7 +249,8 @@ def report(results: Path, profile: str, say: Say, overrides: list[Override] = ()
 
 
 def _folder_with_results(results: Path, profile: str, overrides: list[Override]) -> Results:
-    """The results folder of the profile (or of its overrides); DataError if nothing was run there."""
+    """The results folder of the profile (or of its overrides); DataError if nothing was run
+    there."""
     folder = Results(results, profile, describe_overrides(overrides))
     if not folder.table("runs").exists():
         sets = [f"--set {describe_overrides([override])}" for override in overrides]
@@ -245,7 +260,8 @@ def _folder_with_results(results: Path, profile: str, overrides: list[Override])
 
 
 def _suites_of(folder: Results, runs: pd.DataFrame, overrides: list[Override]) -> list[Suite]:
-    """The profile's report covers every suite; an override folder, the suites that were run in it."""
+    """The profile's report covers every suite; an override folder, the suites that were run in
+    it."""
     if not overrides:
         return resolve([])
     return resolve(sorted(runs["suite"].unique()), overrides) if len(runs) else []
@@ -300,17 +316,20 @@ def update_baselines(names: list[str], results: Path, profile: str, baseline_roo
 
     baselines, folder = regression.Baselines(baseline_root, profile), Results(results, profile)
     runs, metrics = tables.load(folder)
-    suites = resolve(names) if names else [s for s in resolve([]) if (runs["suite"] == s.name).any()]
+    suites = resolve(names) if names else [s for s in resolve([])
+                                           if (runs["suite"] == s.name).any()]
     if not suites:
         raise DataError(f"{folder.root}: no results: run `dlrepro run --profile {profile}` first")
     written = []
     for suite in suites:
         summary = regression.summarise(runs, metrics, suite, profile)
         if summary.empty:
-            raise DataError(f"{folder.root}: no successful runs of {suite.name}: nothing to baseline")
+            raise DataError(f"{folder.root}: no successful runs of {suite.name}: nothing to "
+                            "baseline")
         old = baselines.read(suite.name)
         show(suite.name, None if old is None else regression.compare(old, summary, suite.metrics))
-        written.append((baselines.write(suite.name, summary, regression.cost(runs, suite.name)), len(summary)))
+        path = baselines.write(suite.name, summary, regression.cost(runs, suite.name))
+        written.append((path, len(summary)))
     return written
 
 
@@ -321,8 +340,9 @@ class Generalisation:
     outcomes: list[Outcome]
 
 
-def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_mnist", results: Path = Path("results"),
-               data: str | Path | None = None, address: str | None = None) -> Generalisation:
+def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_mnist",
+               results: Path = Path("results"), data: str | Path | None = None,
+               address: str | None = None) -> Generalisation:
     """The suites that read a dataset, run on MNIST (the profile's own runs, cached) and again with
     ``--set dataset=DATASET``; each claim's verdicts side by side in ``generalisation.csv`` beside
     the other set's results. Every input is checked for both before anything runs."""
@@ -331,16 +351,20 @@ def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_m
     from dlrepro import generalisation
 
     names = [s.name for s in resolve([]) if "dataset" in s.experiment.params.model_fields]
-    requests = [prepare(names, profile, runner, results=results, data=data, address=address, overrides=overrides)
-                for overrides in ([], [("dataset", dataset)])]
+    requests = [prepare(names, profile, runner, results=results, data=data, address=address,
+                        overrides=overrides) for overrides in ([], [("dataset", dataset)])]
     outcomes = []
     for request in requests:
-        say(f"{'MNIST' if not request.results.overrides else dataset}: {', '.join(names)} at profile {profile}")
+        on = dataset if request.results.overrides else "MNIST"
+        say(f"{on}: {', '.join(names)} at profile {profile}")
         outcomes.append(run(request, say))
         if outcomes[-1].interrupted:
             break
     mine = [o.claims[o.claims["suite"].isin(names)] for o in outcomes]
-    table = generalisation.compare(*mine) if len(mine) == 2 else pd.DataFrame(columns=generalisation.COLUMNS)
+    if len(mine) == 2:
+        table = generalisation.compare(*mine)
+    else:
+        table = pd.DataFrame(columns=generalisation.COLUMNS)
     folder = requests[1].results
     if len(mine) == 2:
         with folder.lock(say):

@@ -34,7 +34,8 @@ def load_runner(name: str) -> LocalRunner | RayRunner:
     """Read ``runners/<name>.toml``; a name, not a path."""
     known = ", ".join(p.stem for p in sorted(runners_dir().glob("*.toml")))
     if not RUNNER_NAME.match(name):
-        raise SuiteError("--runner", "", f"{name!r} is not a runner name (a file of runners/ without .toml: {known})")
+        raise SuiteError("--runner", "", f"{name!r} is not a runner name (a file of runners/ "
+                         f"without .toml: {known})")
     path = runners_dir() / f"{name}.toml"
     try:
         return TypeAdapter(RunnerConfig).validate_python(tomllib.loads(read_text(path)))
@@ -47,20 +48,22 @@ def load_runner(name: str) -> LocalRunner | RayRunner:
         raise SuiteError(path, ".".join(map(str, first["loc"])), first["msg"]) from None
 
 
-def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner, *, data_dir: Path | None,
-        on_record: Callable[[dict], None], address: str | None = None,
+def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner, *,
+        data_dir: Path | None, on_record: Callable[[dict], None], address: str | None = None,
         expected: dict[str, float | None] | None = None) -> None:
-    """Run the specs with the configured runner; every finished record is stored before ``on_record``.
-    ``expected``: each run's likely wall time, for the ETA (see RunProgress); default: none known."""
+    """Run the specs with the configured runner; every finished record is stored before
+    ``on_record``. ``expected``: each run's likely wall time, for the ETA (see RunProgress);
+    default: none known."""
     with RunProgress(expected or dict.fromkeys(s.run_id for s in specs)) as progress:
         if isinstance(config, LocalRunner):
-            return run_local(specs, results, config, data_dir=data_dir, on_record=on_record, progress=progress)
+            return run_local(specs, results, config, data_dir=data_dir, on_record=on_record,
+                             progress=progress)
         from dlrepro.ray_runner import run_ray  # Ray's import costs a second: only when asked for
 
         progress.running("starting Ray")
         run_ray(specs, results, address=address or config.address, num_cpus=config.num_cpus,
-                max_retries=config.max_retries, energy_country=config.energy_country, data_dir=data_dir,
-                on_record=on_record, progress=progress)
+                max_retries=config.max_retries, energy_country=config.energy_country,
+                data_dir=data_dir, on_record=on_record, progress=progress)
 
 
 def run_local(specs: list[RunSpec], results: Results, config: LocalRunner, *, data_dir: Path | None,
