@@ -24,7 +24,8 @@ def test_bundled_consumers_read_the_handout_cnn_of_the_same_profile():
         for profile in ("smoke", "quick", "full"):
             for spec in load(suites_dir() / f"{name}.toml").runs(profile):
                 producer = spec.needs["classifier"]
-                assert (producer.suite, producer.profile, producer.params["model"]) == ("mnist_cnn", profile, "cnn_handout")
+                found = (producer.suite, producer.profile, producer.params["model"])
+                assert found == ("mnist_cnn", profile, "cnn_handout")
                 assert producer.seed == 0
 
 
@@ -37,9 +38,12 @@ def test_a_changed_producer_changes_the_consumers_run_ids(needs_chain):
 
 @pytest.mark.parametrize("edit, key, message", [
     (('suite = "mnist_cnn"', 'suite = "no_such_suite"'), "needs.classifier.suite", "no suite file"),
-    (('model = "cnn_handout" }', 'model = "cnn_crm" }'), "needs.classifier.where", "picks 0 configurations"),
-    (('where = { model = "cnn_handout" }', "where = {}"), "needs.classifier.where", "picks 4 configurations"),
-    (('where = { model = "cnn_handout" }', 'where = { depth = 3 }'), "needs.classifier.where.depth", "unknown parameter"),
+    (('model = "cnn_handout" }', 'model = "cnn_crm" }'), "needs.classifier.where",
+     "picks 0 configurations"),
+    (('where = { model = "cnn_handout" }', "where = {}"), "needs.classifier.where",
+     "picks 4 configurations"),
+    (('where = { model = "cnn_handout" }', 'where = { depth = 3 }'), "needs.classifier.where.depth",
+     "unknown parameter"),
 ])
 def test_bad_needs_name_the_file_and_key(needs_chain, edit, key, message):
     consumer = needs_chain / "autoencoder.toml"
@@ -56,14 +60,16 @@ def test_a_dependency_cycle_is_an_error(needs_chain):
     producer = needs_chain / "mnist_cnn.toml"
     producer.write_text(producer.read_text().replace(
         "[grid]", '[needs]\nfeatures = { suite = "autoencoder" }\n\n[grid]'))
-    with pytest.raises(SuiteError, match="circular dependency: autoencoder → mnist_cnn → autoencoder"):
+    cycle = "circular dependency: autoencoder → mnist_cnn → autoencoder"
+    with pytest.raises(SuiteError, match=cycle):
         load(needs_chain / "autoencoder.toml")
 
 
 def test_the_producer_runs_first_then_is_reused(needs_chain, mnist_dir, tmp_path, capsys):
     consumer = str(needs_chain / "autoencoder.toml")
     results = tmp_path / "results"
-    assert main(["run", consumer, "--profile", "smoke", "--results", str(results), "--data-dir", str(mnist_dir)]) == 0
+    assert main(["run", consumer, "--profile", "smoke", "--results", str(results),
+                 "--data-dir", str(mnist_dir)]) == 0
     assert "to run first, another suite reads its files" in capsys.readouterr().err
     store = Results(results, "smoke")
     [spec] = load(consumer).runs("smoke")
@@ -78,7 +84,8 @@ def test_the_producer_runs_first_then_is_reused(needs_chain, mnist_dir, tmp_path
     shutil.rmtree(store.artifact_dir(spec.needs["classifier"]))
     store.put({**record, "status": "failed"})
     assert [s.suite for s in plan([spec], store)] == ["mnist_cnn", "autoencoder"]
-    assert [[s.suite for s in wave] for wave in waves(plan([spec], store))] == [["mnist_cnn"], ["autoencoder"]]
+    in_waves = [[s.suite for s in wave] for wave in waves(plan([spec], store))]
+    assert in_waves == [["mnist_cnn"], ["autoencoder"]]
 
 
 def test_a_failed_producer_fails_its_consumers_with_the_reason(needs_chain, mnist_dir, tmp_path):
@@ -86,10 +93,12 @@ def test_a_failed_producer_fails_its_consumers_with_the_reason(needs_chain, mnis
     store = Results(tmp_path, "smoke")
     seen = []
     # No MNIST here: the producer fails, the consumer is not run and says why.
-    runners.run(plan([spec], store), store, runners.load_runner("local"), data_dir=tmp_path / "empty",
-                on_record=seen.append)
-    assert [(r["suite"], r["status"]) for r in seen] == [("mnist_cnn", "failed"), ("autoencoder", "failed")]
-    assert "needs 'classifier': run mnist_cnn" in seen[1]["error"] and "did not finish ok" in seen[1]["error"]
+    runners.run(plan([spec], store), store, runners.load_runner("local"),
+                data_dir=tmp_path / "empty", on_record=seen.append)
+    statuses = [(r["suite"], r["status"]) for r in seen]
+    assert statuses == [("mnist_cnn", "failed"), ("autoencoder", "failed")]
+    assert "needs 'classifier': run mnist_cnn" in seen[1]["error"]
+    assert "did not finish ok" in seen[1]["error"]
 
 
 def _chain(folder, experiment_of_c: dict[str, str]):
