@@ -26,7 +26,7 @@ def naive(suites: list[str], profile: str, results: Path) -> None:
     from dlrepro.execute import execute, warm_up
     from dlrepro.layout import Results
     from dlrepro.planning import groups
-    from dlrepro.suite import resolve
+    from dlrepro.project import resolve
 
     store = Results(results, profile)
 
@@ -62,7 +62,7 @@ def main() -> None:
     if args.naive:
         return naive(suites, args.profile, args.naive)
 
-    from dlrepro.suite import resolve
+    from dlrepro.project import resolve
 
     runs = sum(len(s.runs(args.profile)) for s in resolve(suites))
     run = [sys.executable, "-m", "dlrepro", "run", *suites, "--profile", args.profile]

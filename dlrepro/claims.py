@@ -79,9 +79,15 @@ def check(claim: ClaimBase, table: pd.DataFrame) -> Verdict:
     return CHECKS[type(claim)](claim, table)
 
 
+def table(results: list[ClaimResult]) -> pd.DataFrame:
+    """Claim results as claims.csv holds them."""
+    columns = [f.name for f in fields(ClaimResult)]
+    return pd.DataFrame([asdict(r) for r in results], columns=columns)
+
+
 def write(path: Path, results: list[ClaimResult]) -> pd.DataFrame:
     """Replace the evaluated suites' rows of claims.csv, keep the other suites' rows."""
-    return replace_suites(path, pd.DataFrame([asdict(r) for r in results], columns=[f.name for f in fields(ClaimResult)]))
+    return replace_suites(path, table(results))
 
 
 def replace_suites(path: Path, new: pd.DataFrame) -> pd.DataFrame:

@@ -13,16 +13,21 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from rich.markup import escape
+
 from dlrepro import pipeline
 from dlrepro.console import console
 from dlrepro.data import ENV_VAR, DataError
+from dlrepro.errors import SuiteError
 from dlrepro.experiment import ContractError
-from dlrepro.layout import BaselineError, Results, ResultsError, baselines_dir
+from dlrepro.layout import BaselineError, Results, ResultsError
+from dlrepro.overrides import parse_override
 from dlrepro.planning import SchedulingError
+from dlrepro.project import baselines_dir, resolve
 from dlrepro.schema import PROFILES
-from dlrepro.suite import SuiteError, parse_override, resolve
 
-BAD_INPUT = (SuiteError, DataError, ResultsError, BaselineError, SchedulingError, ContractError, pipeline.UsageError)
+BAD_INPUT = (SuiteError, DataError, ResultsError, BaselineError, SchedulingError, ContractError,
+             pipeline.UsageError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,83 +58,102 @@ def _parser() -> argparse.ArgumentParser:
     def add(name: str, command, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(command=command)
-        p.add_argument("--results", type=Path, default=Path("results"), help="results directory (default: results/)")
-        p.add_argument("--profile", choices=PROFILES, default="quick", help="smoke (CI, seconds), quick "
-                       "(default: a laptop CPU, minutes) or full (paper-faithful, GPUs)")
+        p.add_argument("--results", type=Path, default=Path("results"),
+                       help="results directory (default: results/)")
+        p.add_argument("--profile", choices=PROFILES, default="quick",
+                       help="smoke (CI, seconds), quick (default: a laptop CPU, minutes) or full "
+                       "(paper-faithful, GPUs)")
         return p
 
     run = add("run", _run, "run suites, merge the tables, evaluate the claims")
-    run.add_argument("suites", nargs="*", metavar="SUITE", help="a name from suites/ or a path to a TOML file (default: all)")
-    general = add("generalise", _generalise, "run the suites that read a dataset on MNIST and on another set "
-                  "(--set dataset=…), and compare each claim's verdicts")
-    general.add_argument("--dataset", default="fashion_mnist", help="the other set (default: fashion_mnist)")
+    run.add_argument("suites", nargs="*", metavar="SUITE",
+                     help="a name from suites/ or a path to a TOML file (default: all)")
+    general = add("generalise", _generalise, "run the suites that read a dataset on MNIST and on "
+                  "another set (--set dataset=…), and compare each claim's verdicts")
+    general.add_argument("--dataset", default="fashion_mnist",
+                         help="the other set (default: fashion_mnist)")
     for p in (run, general):
-        p.add_argument("--runner", default="local", help="a runner from runners/: local (default) or ray")
-        p.add_argument("--address", help="Ray cluster address for --runner ray (default: the runner file's, "
-                       "else $RAY_ADDRESS, else an embedded instance on this machine)")
-        p.add_argument("--data-dir", help=f"directory holding MNIST/raw and FashionMNIST/raw (default: ${ENV_VAR}, "
-                       "else download)")
+        p.add_argument("--runner", default="local",
+                       help="a runner from runners/: local (default) or ray")
+        p.add_argument("--address", help="Ray cluster address for --runner ray (default: the "
+                       "runner file's, else $RAY_ADDRESS, else an embedded instance on this "
+                       "machine)")
+        p.add_argument("--data-dir", help="directory holding MNIST/raw and FashionMNIST/raw "
+                       f"(default: ${ENV_VAR}, else download)")
     add("list", _list, "list suites and their runs per profile, cached or not")
-    claims = add("claims", _claims, "evaluate every claim against the tables; exit 1 unless all are reproduced (or do not apply)")
-    report = add("report", _report, "write report.md and report.html: the claims, published numbers, figures, time "
-                 "and energy")
+    claims = add("claims", _claims, "evaluate every claim against the tables, writing nothing; "
+                 "exit 1 unless all are reproduced (or do not apply)")
+    report = add("report", _report, "write report.md and report.html: the claims, published "
+                 "numbers, figures, time and energy")
     for p in (run, claims, report):
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a parameter, grid axis or the seeds of the suites on top of the profile, VALUE "
-                       "as TOML (--set epochs=7, --set d=[3,5,7], --set dataset=fashion_mnist); repeatable. Results "
-                       "go to RESULTS/PROFILE+KEY=VALUE/, never into the profile's own tables")
-    check = add("check", _check, "compare the result tables with committed baselines; exit 1 unless values were "
-                "compared and none regressed or went missing")
-    check.add_argument("--allow-new", action="store_true", help="let a suite without a baseline pass (default: fail)")
-    baseline = add("baseline", _update_baselines, "refresh baselines from the result tables, on purpose, "
-                   "showing what changes")
+                       help="override a parameter, grid axis or the seeds of the suites on top of "
+                       "the profile, VALUE as TOML (--set epochs=7, --set d=[3,5,7], --set "
+                       "dataset=fashion_mnist); repeatable. Results go to "
+                       "RESULTS/PROFILE+KEY=VALUE/, never into the profile's own tables")
+    check = add("check", _check, "compare the result tables with committed baselines; exit 1 "
+                "unless values were compared and none regressed or went missing")
+    check.add_argument("--allow-new", action="store_true",
+                       help="let a suite without a baseline pass (default: fail)")
+    baseline = add("baseline", _update_baselines, "refresh baselines from the result tables, on "
+                   "purpose, showing what changes")
     baseline.add_argument("action", choices=["update"])
     for p in (check, baseline):
-        p.add_argument("suites", nargs="*", metavar="SUITE", help="a name from suites/ or a path to a TOML file "
-                       "(default: check: every suite and every baseline; update: every suite with results)")
+        p.add_argument("suites", nargs="*", metavar="SUITE",
+                       help="a name from suites/ or a path to a TOML file (default: check: every "
+                       "suite and every baseline; update: every suite with results)")
         p.add_argument("--baseline", type=Path, default=baselines_dir(),
-                       help="baselines directory, one folder per profile (default: the project's results/baselines)")
+                       help="baselines directory, one folder per profile (default: the project's "
+                       "results/baselines)")
     return parser
 
 
-def _say(text: str) -> None:
-    console.print(text, soft_wrap=True, highlight=False)
+def _say(markup: str) -> None:
+    console.print(markup, soft_wrap=True, highlight=False)
+
+
+def _say_text(text: str) -> None:
+    """Plain text, the pipeline's: shown as written, whatever brackets it holds."""
+    _say(escape(text))
 
 
 def _run(args) -> int:
-    request = pipeline.prepare(args.suites, args.profile, args.runner, results=args.results, data=args.data_dir,
-                               address=args.address, overrides=_overrides(args))
-    outcome = pipeline.run(request, _say)
+    request = pipeline.prepare(args.suites, args.profile, args.runner, results=args.results,
+                               data=args.data_dir, address=args.address,
+                               overrides=_overrides(args))
+    outcome = pipeline.run(request, _say_text)
     _print_claims(outcome.claims)
     for record in outcome.failed:
-        _say(f"[red]failed:[/] {record['suite']} {record['run_id']}: {record['error'].strip().splitlines()[-1]}")
-    _say(f"{outcome.done}/{len(request.specs)} runs ok; tables in {request.results.root}"
-         + (f"; {len(outcome.failed)} failed (rerun to retry them)" if outcome.failed else ""))
+        reason = record["error"].strip().splitlines()[-1]
+        _say("[red]failed:[/] " + escape(f"{record['suite']} {record['run_id']}: {reason}"))
+    failed = f"; {len(outcome.failed)} failed (rerun to retry them)" if outcome.failed else ""
+    _say_text(f"{outcome.done}/{len(request.specs)} runs ok; tables in {request.results.root}"
+              + failed)
     if args.overrides:
-        _say("Overridden runs stay out of the profile's own tables and report; theirs: dlrepro report --profile "
-             f"{args.profile} " + " ".join(f"--set {text}" for text in args.overrides))
+        sets = " ".join(f"--set {text}" for text in args.overrides)
+        _say_text("Overridden runs stay out of the profile's own tables and report; theirs: "
+                  f"dlrepro report --profile {args.profile} {sets}")
     if outcome.interrupted:
-        _say("Interrupted: finished runs are kept; run again to resume.")
+        _say_text("Interrupted: finished runs are kept; run again to resume.")
         return 128 + outcome.interrupted
     return 1 if outcome.failed else 0
 
 
 def _generalise(args) -> int:
-    from rich.markup import escape
-
     from dlrepro import generalisation
 
-    found = pipeline.generalise(args.profile, args.runner, _say, dataset=args.dataset, results=args.results,
-                                data=args.data_dir, address=args.address)
+    found = pipeline.generalise(args.profile, args.runner, _say_text, dataset=args.dataset,
+                                results=args.results, data=args.data_dir, address=args.address)
     interrupted = next((o.interrupted for o in found.outcomes if o.interrupted), None)
     if interrupted:
-        _say("Interrupted: finished runs are kept; run again to resume.")
+        _say_text("Interrupted: finished runs are kept; run again to resume.")
         return 128 + interrupted
     for line in generalisation.markdown(found.table, args.dataset):
-        _say(escape(line))
+        _say_text(line)
     changed = int(found.table["changed"].sum())
-    _say(f"{changed} transferable claim(s) changed verdict on {args.dataset}; table in {found.folder.generalisation}; "
-         f"report: dlrepro report --profile {args.profile} --set dataset={args.dataset}")
+    _say_text(f"{changed} transferable claim(s) changed verdict on {args.dataset}; table in "
+              f"{found.folder.generalisation}; report: dlrepro report --profile {args.profile} "
+              f"--set dataset={args.dataset}")
     return 1 if any(o.failed for o in found.outcomes) else 0
 
 
@@ -140,7 +164,8 @@ def _overrides(args) -> list:
 def _list(args) -> int:
     from rich.table import Table
 
-    table = Table("suite", "experiment", *PROFILES, "claims", title=f"suites (cache: {args.results})")
+    table = Table("suite", "experiment", *PROFILES, "claims",
+                  title=escape(f"suites (cache: {args.results})"))
     for suite in resolve([]):
         cells = []
         for profile in PROFILES:
@@ -158,13 +183,13 @@ def _claims(args) -> int:
 
 
 def _report(args) -> int:
-    written = pipeline.report(args.results, args.profile, _say, _overrides(args))
-    _say("Report written to " + " and ".join(map(str, written)))
+    written = pipeline.report(args.results, args.profile, _say_text, _overrides(args))
+    _say_text("Report written to " + " and ".join(map(str, written)))
     return 0
 
 
 def _check(args) -> int:
-    outcome = pipeline.check(args.suites, args.results, args.profile, args.baseline)
+    outcome = pipeline.check(args.suites, args.results, args.profile, args.baseline, _say_text)
     _print_verdicts(outcome.verdicts)
     for note in outcome.notes:
         _say(note)
@@ -189,8 +214,10 @@ def _update_baselines(args) -> int:
             _say(f"{suite}: changes from the old baseline")
             _print_verdicts(changes)
 
-    for path, values in pipeline.update_baselines(args.suites, args.results, args.profile, args.baseline, show):
-        _say(f"wrote {path} ({values} values)")
+    written = pipeline.update_baselines(args.suites, args.results, args.profile, args.baseline,
+                                        show)
+    for path, values in written:
+        _say_text(f"wrote {path} ({values} values)")
     return 0
 
 

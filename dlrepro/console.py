@@ -8,7 +8,8 @@ from datetime import datetime
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task,
+                           TextColumn, TimeElapsedColumn)
 from rich.table import Column
 from rich.text import Text
 
@@ -28,11 +29,16 @@ class RunProgress:
     def __init__(self, expected: dict[str, float | None]):
         self.total, self.done, self.started = len(expected), 0, time.monotonic()
         self.left, self.spent, self.first_start = dict(expected), 0.0, None
-        self.foreseen = self.taken = 0.0  # the finished runs that had an expected time: expected, taken
-        label = Column(ratio=2, no_wrap=True, overflow="ellipsis")  # a long run label gives way, not the numbers
-        self.bar = Progress(TextColumn("{task.description}", table_column=label),
-                            BarColumn(bar_width=None, table_column=Column(ratio=1)), MofNCompleteColumn(),
-                            TimeElapsedColumn(), _Countdown(), console=console, expand=True) if console.is_terminal else None
+        # the finished runs that had an expected time: expected, taken
+        self.foreseen = self.taken = 0.0
+        # a long run label gives way, not the numbers
+        label = Column(ratio=2, no_wrap=True, overflow="ellipsis")
+        self.bar = None
+        if console.is_terminal:
+            self.bar = Progress(TextColumn("{task.description}", table_column=label),
+                                BarColumn(bar_width=None, table_column=Column(ratio=1)),
+                                MofNCompleteColumn(), TimeElapsedColumn(), _Countdown(),
+                                console=console, expand=True)
 
     def __enter__(self) -> RunProgress:
         if self.bar:
@@ -60,22 +66,25 @@ class RunProgress:
         started = _timestamp(record.get("started_at"))
         self.first_start = min(filter(None, (self.first_start, started)), default=None)
         elapsed = time.monotonic() - self.started
-        eta = self.eta(time.time() - self.first_start if self.first_start else elapsed)  # not Ray's or torch's start-up
+        # since the first run started, not Ray's or torch's start-up
+        eta = self.eta(time.time() - self.first_start if self.first_start else elapsed)
         if self.bar:
             self.bar.update(self.task, advance=1, deadline=time.monotonic() + eta)
             return
-        console.print(f"[{self.done}/{self.total}] {escape(label)}: {record['status']}"
-                      f"{f' in {took:.1f} s' if took is not None else ''}; elapsed {_duration(elapsed)}, "
-                      f"ETA {_duration(eta)}", soft_wrap=True, highlight=False)
+        took_text = f" in {took:.1f} s" if took is not None else ""
+        console.print(f"[{self.done}/{self.total}] {escape(label)}: {record['status']}{took_text}; "
+                      f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}",
+                      soft_wrap=True, highlight=False)
 
     def eta(self, elapsed: float) -> float:
-        """Seconds left, from the expected times of the runs left (see the class); ``elapsed`` since the
-        first run started."""
+        """Seconds left, from the expected times of the runs left (see the class); ``elapsed``
+        since the first run started."""
         if not self.spent:
             return elapsed / self.done * len(self.left) if self.done else 0.0
         mean = self.spent / self.done
         pace = self.taken / self.foreseen if self.foreseen else 1.0
-        return sum(mean if t is None else t * pace for t in self.left.values()) * elapsed / self.spent
+        left = sum(mean if t is None else t * pace for t in self.left.values())
+        return left * elapsed / self.spent
 
     def note(self, text: str) -> None:
         (self.bar.console if self.bar else console).print(text, soft_wrap=True, highlight=False)

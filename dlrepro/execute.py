@@ -16,13 +16,14 @@ from dlrepro import experiment as contract
 from dlrepro.energy import EnergyMeter
 from dlrepro.experiment import RunContext
 from dlrepro.machine import cpu_model, host_info
-from dlrepro.suite import RunSpec
+from dlrepro.grid import RunSpec
 
 WORKER_NAME: str | None = None
 
 
 def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[[RunSpec], Path],
-            data_dir: Path | None, input_dir: Callable[[RunSpec], Path] | None = None) -> list[dict]:
+            data_dir: Path | None,
+            input_dir: Callable[[RunSpec], Path] | None = None) -> list[dict]:
     """Run specs that differ only in seed and return their records.
 
     An experiment with ``run_seeds`` trains them together (stacked models: one clock and one energy
@@ -35,15 +36,19 @@ def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[
     first = specs[0]
     experiment = contract.get(first.experiment)
     torch.set_num_threads(min(first.resources.cpus, os.cpu_count() or 1))
-    device = torch.device("cuda" if first.resources.gpus > 0 and torch.cuda.is_available() else "cpu")
+    on_gpu = first.resources.gpus > 0 and torch.cuda.is_available()
+    device = torch.device("cuda" if on_gpu else "cpu")
     declared = frozenset(experiment.metrics)
-    ctxs = [RunContext(seed=s.seed, device=device, data_dir=data_dir, artifact_dir=artifact_dir(s), declared=declared,
-                       inputs={name: input_dir(producer) for name, producer in s.needs.items()}) for s in specs]
+    ctxs = [RunContext(seed=s.seed, device=device, data_dir=data_dir, artifact_dir=artifact_dir(s),
+                       declared=declared,
+                       inputs={name: input_dir(producer) for name, producer in s.needs.items()})
+            for s in specs]
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     error = None
     with meter.measure(first.run_id) as energy:
         try:
-            ctxs[0].seed_everything()  # a stacked model draws every seed's values from its own generators
+            # a stacked model draws every seed's values from its own generators
+            ctxs[0].seed_everything()
             experiment.run(experiment.params.model_validate(first.params), ctxs)
         except Exception:  # recorded, not raised: one broken run must not stop the others
             error = traceback.format_exc(limit=8)
@@ -62,12 +67,14 @@ def record(spec: RunSpec, *, error: str | None, started: datetime, wall_time_s: 
            energy_method: str = "not measured", metrics: list[dict] = ()) -> dict:
     """The record of one run: what the store keeps and the tables are merged from."""
     return {
-        "run_id": spec.run_id, "suite": spec.suite, "experiment": spec.experiment, "profile": spec.profile,
-        "params": spec.params, "seed": spec.seed, "needs": {name: p.run_id for name, p in spec.needs.items()},
+        "run_id": spec.run_id, "suite": spec.suite, "experiment": spec.experiment,
+        "profile": spec.profile, "params": spec.params, "seed": spec.seed,
+        "needs": {name: p.run_id for name, p in spec.needs.items()},
         "status": "failed" if error else "ok", "error": error,
         "started_at": started.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
-        "wall_time_s": wall_time_s, "batch_size": batch_size, "device": device, "worker": worker_name(),
-        **host_info(), "torch_version": torch.__version__, "energy_kwh": kwh, "co2_kg": co2_kg, "energy_method": energy_method,
+        "wall_time_s": wall_time_s, "batch_size": batch_size, "device": device,
+        "worker": worker_name(), **host_info(), "torch_version": torch.__version__,
+        "energy_kwh": kwh, "co2_kg": co2_kg, "energy_method": energy_method,
         "metrics": [] if error else list(metrics),
     }
 
@@ -84,8 +91,8 @@ def worker_name() -> str:
 
 
 def warm_up() -> None:
-    """Pay torch's one-off lazy imports (the first optimizer costs seconds) before any run's clock starts.
-    Every runner calls this once per process."""
+    """Pay torch's one-off lazy imports (the first optimizer costs seconds) before any run's clock
+    starts. Every runner calls this once per process."""
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
 
 

@@ -12,24 +12,22 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from dlrepro.files import atomic_write
-from dlrepro.suite import RunSpec, suites_dir
+from dlrepro.grid import RunSpec
 
 
 def _folder_name(overrides: str) -> str:
     """Overrides as a portable folder name: readable when short, with a hash when not."""
     name = re.sub(r"[^A-Za-z0-9_.,=+-]", "_", overrides)
-    return name if len(name) <= 80 else f"{name[:64]}-{hashlib.sha256(overrides.encode()).hexdigest()[:12]}"
-
-
-def baselines_dir() -> Path:
-    """The project's committed baselines, ``results/baselines/``."""
-    return suites_dir().parent / "results" / "baselines"
+    if len(name) <= 80:
+        return name
+    return f"{name[:64]}-{hashlib.sha256(overrides.encode()).hexdigest()[:12]}"
 
 
 class ResultsError(Exception):
@@ -46,7 +44,8 @@ class Results:
 
     def __init__(self, results: Path, profile: str, overrides: str = ""):
         self.profile, self.overrides = profile, overrides
-        self.root = Path(results) / (f"{profile}+{_folder_name(overrides)}" if overrides else profile)
+        folder = f"{profile}+{_folder_name(overrides)}" if overrides else profile
+        self.root = Path(results) / folder
 
     # --- where things are
     def records(self, suite: str) -> Path:
@@ -60,6 +59,10 @@ class Results:
 
     def artifact_dir(self, spec: RunSpec) -> Path:
         return self.artifacts(spec.suite) / spec.run_id
+
+    def discard_artifacts(self, spec: RunSpec) -> None:
+        """Remove what an earlier attempt of a run wrote, so that a run starts from nothing."""
+        shutil.rmtree(self.artifact_dir(spec), ignore_errors=True)
 
     def figures(self, suite: str) -> Path:
         return self.root / "figures" / suite
@@ -103,21 +106,26 @@ class Results:
             return None  # unreadable: treat as never run, it will be run again and replaced
 
     def expected_wall_times(self, specs: list[RunSpec]) -> dict[str, float | None]:
-        """Each spec's likely wall time: that of the latest earlier ok run of its configuration and seed
-        in this folder, whatever code it ran (records of older code stay until the folder is cleaned)."""
+        """Each spec's likely wall time: that of the latest earlier ok run of its configuration and
+        seed in this folder, whatever code it ran (records of older code stay until the folder is
+        cleaned)."""
         def key(suite: str, params: dict, seed: int) -> str:
             return json.dumps([suite, params, seed], sort_keys=True, default=str)
 
         latest: dict[str, dict] = {}
-        for path in (p for suite in {spec.suite for spec in specs} for p in self.records(suite).glob("*.json")):
+        suites = {spec.suite for spec in specs}
+        for path in (p for suite in suites for p in self.records(suite).glob("*.json")):
             try:
                 record = json.loads(path.read_text())
                 found = key(record["suite"], record["params"], record["seed"])
-                if record["status"] == "ok" and record["finished_at"] > latest.get(found, {}).get("finished_at", ""):
+                newer = record["finished_at"] > latest.get(found, {}).get("finished_at", "")
+                if record["status"] == "ok" and newer:
                     latest[found] = record
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # an unreadable record only costs its estimate
-        return {spec.run_id: latest.get(key(spec.suite, spec.params, spec.seed), {}).get("wall_time_s") for spec in specs}
+        found = {spec.run_id: latest.get(key(spec.suite, spec.params, spec.seed), {})
+                 for spec in specs}
+        return {run_id: record.get("wall_time_s") for run_id, record in found.items()}
 
     def done(self, spec: RunSpec) -> bool:
         record = self.get(spec)
@@ -135,15 +143,18 @@ class Results:
                 break
         if not folder.is_dir():
             raise ResultsError(f"{folder}: the results folder is a file, not a folder")
-        try:  # a real write, gone at once: permissions, read-only mounts and pseudo-filesystems alike
+        # A real write, gone at once: permissions, read-only mounts and pseudo-filesystems alike.
+        try:
             with tempfile.TemporaryFile(dir=folder):
                 pass
         except OSError as err:
-            raise ResultsError(f"{folder}: the results folder is not writable ({err.strerror})") from None
+            raise ResultsError(f"{folder}: the results folder is not writable "
+                               f"({err.strerror})") from None
 
     @contextmanager
     def lock(self, on_wait: Callable[[str], None]) -> Iterator[None]:
-        """Hold the folder for this process; another dlrepro on it waits (saying so) until it is done."""
+        """Hold the folder for this process; another dlrepro on it waits (saying so) until it is
+        done."""
         from filelock import FileLock, Timeout
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -151,7 +162,8 @@ class Results:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            on_wait(f"waiting for another dlrepro working in {self.root} to finish (lock {lock.lock_file})…")
+            on_wait(f"waiting for another dlrepro working in {self.root} to finish "
+                    f"(lock {lock.lock_file})…")
             lock.acquire()
         try:
             yield

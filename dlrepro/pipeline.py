@@ -17,11 +17,15 @@ from typing import TYPE_CHECKING
 
 from dlrepro import experiment as contract
 from dlrepro.data import DataError, data_dir, verify
-from dlrepro.layout import Results, baselines_dir
+from dlrepro.errors import SuiteError
+from dlrepro.grid import RunSpec
+from dlrepro.layout import BaselineError, Results
+from dlrepro.overrides import Override, describe_overrides
 from dlrepro.planning import plan
+from dlrepro.project import baselines_dir, resolve
 from dlrepro.runners import load_runner
 from dlrepro.schema import LocalRunner, RayRunner
-from dlrepro.suite import Override, RunSpec, Suite, SuiteError, describe_overrides, resolve
+from dlrepro.suite import Suite, with_producers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +38,8 @@ class UsageError(Exception):
 
 
 class Interrupted(KeyboardInterrupt):
-    """A signal that stops the command the way Ctrl-C does (SIGTERM: a CI cancel, ``ray job stop``)."""
+    """A signal that stops the command the way Ctrl-C does (SIGTERM: a CI cancel,
+    ``ray job stop``)."""
 
     def __init__(self, signal_number: int):
         super().__init__(signal_number)
@@ -70,15 +75,17 @@ class Outcome:
         return sum(self.request.results.done(s) for s in self.request.specs)
 
 
-def prepare(names: list[str], profile: str, runner: str = "local", *, results: Path = Path("results"),
-            data: str | Path | None = None, address: str | None = None, overrides: list[Override] = ()) -> Request:
-    """Every input of ``dlrepro run`` checked, nothing written: SuiteError, UsageError or ResultsError.
-    With ``overrides`` (``--set``) the runs land in their own folder, ``<results>/<profile>+<overrides>``."""
+def prepare(names: list[str], profile: str, runner: str = "local", *,
+            results: Path = Path("results"), data: str | Path | None = None,
+            address: str | None = None, overrides: list[Override] = ()) -> Request:
+    """Every input of ``dlrepro run`` checked, nothing written: SuiteError, UsageError or
+    ResultsError. With ``overrides`` (``--set``) the runs land in their own folder,
+    ``<results>/<profile>+<overrides>``."""
     suites = resolve(names, overrides)
     config = load_runner(runner)
     if address and isinstance(config, LocalRunner):
-        raise UsageError(f"--address: the {runner!r} runner runs in this process and takes no address; "
-                         "use --runner ray to run on a cluster")
+        raise UsageError(f"--address: the {runner!r} runner runs in this process and takes no "
+                         "address; use --runner ray to run on a cluster")
     folder = Results(results, profile, describe_overrides(overrides))
     folder.ensure_writable()
     return Request(suites, profile, config, folder, data_dir(data), address)
@@ -88,11 +95,11 @@ def run(request: Request, say: Say) -> Outcome:
     """Run what is not cached, keep every finished record whatever happens, merge, evaluate."""
     from dlrepro import runners, tables
 
-    results, specs = request.results, request.specs
+    results, specs, involved = request.results, request.specs, with_producers(request.suites)
     todo = plan(specs, results)
-    _check_implementations(request.suites + _producer_suites(request.suites), todo)
+    _check_implementations(involved, todo)
     _check_data(todo, request.data_dir)
-    typical = _typical_run_times(results) if todo else {}  # read only for an ETA
+    typical = _typical_run_times(results, say) if todo else {}  # read only for an ETA
     _warn_resources(todo, request.runner, say)
     failed: list[dict] = []
     interrupted = None
@@ -101,45 +108,47 @@ def run(request: Request, say: Say) -> Outcome:
         _say_plan(request, todo, say)
         try:
             if todo:
-                runners.run(todo, results, request.runner, expected=_expected_times(todo, results, typical),
+                runners.run(todo, results, request.runner,
+                            expected=_expected_times(todo, results, typical),
                             data_dir=request.data_dir, address=request.address,
-                            on_record=lambda r: failed.append(r) if r["status"] == "failed" else None)
+                            on_record=lambda r: _keep_failed(r, failed))
         except Interrupted as stop:
             interrupted = stop.signal_number
         except KeyboardInterrupt:
             interrupted = 2
         finally:  # whatever happened, the tables hold every finished run
-            merged = specs + [s for suite in _producer_suites(request.suites) for s in suite.runs(request.profile)]
+            merged = [spec for suite in involved for spec in suite.runs(request.profile)]
             runs, metrics = tables.merge(results, merged)
             claims, _ = evaluate(request.suites, runs, metrics, results)
     return Outcome(request, todo, claims, failed, interrupted)
 
 
-def _typical_run_times(results: Results) -> dict[str, float]:
-    """Each suite's mean run on the machine the profile's committed cost.csv was measured on; a
-    broken cost.csv is refused (BaselineError) before any work."""
+def _typical_run_times(results: Results, say: Say) -> dict[str, float]:
+    """Each suite's mean run on the machine the profile's committed cost.csv was measured on. Only
+    an estimate reads it, and an estimate never refuses a run: broken, the ETA goes without (the
+    gate, ``check``, refuses it)."""
     from dlrepro.regression import Baselines
 
-    return Baselines(baselines_dir(), results.profile).mean_run_times()
+    try:
+        return Baselines(baselines_dir(), results.profile).mean_run_times()
+    except BaselineError as err:
+        say(f"warning: the ETA goes without typical run times: {err}")
+        return {}
 
 
-def _expected_times(todo: list[RunSpec], results: Results, typical: dict[str, float]) -> dict[str, float | None]:
-    """Each run's likely wall time, for the ETA: that of an earlier run of it in this folder, else its
-    suite's ``typical`` run (the ETA scales those by how this machine's runs compare). None: nothing
-    is known."""
+def _keep_failed(record: dict, failed: list[dict]) -> None:
+    if record["status"] == "failed":
+        failed.append(record)
+
+
+def _expected_times(todo: list[RunSpec], results: Results,
+                    typical: dict[str, float]) -> dict[str, float | None]:
+    """Each run's likely wall time, for the ETA: that of an earlier run of it in this folder, else
+    its suite's ``typical`` run (the ETA scales those by how this machine's runs compare). None:
+    nothing is known."""
     earlier = results.expected_wall_times(todo)
-    return {s.run_id: typical.get(s.suite) if earlier[s.run_id] is None else earlier[s.run_id] for s in todo}
-
-
-def _producer_suites(suites: list[Suite]) -> list[Suite]:
-    """The suites the given ones read from and that were not asked for: their tables are merged too."""
-    names = {s.name for s in suites}
-    found: dict[str, Suite] = {}
-    for suite in suites:
-        for producer in suite.producers.values():
-            if producer.name not in names:
-                found.setdefault(producer.name, producer)
-    return list(found.values())
+    return {s.run_id: typical.get(s.suite) if earlier[s.run_id] is None else earlier[s.run_id]
+            for s in todo}
 
 
 def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
@@ -148,10 +157,11 @@ def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
     pending = {s.suite for s in todo}
     for suite in {s.name: s for s in suites if s.name in pending}.values():
         try:
-            suite.experiment.implementation  # noqa: B018 — imported and checked against the contract
+            # imported and checked against the contract
+            suite.experiment.implementation  # noqa: B018
         except contract.ContractError as err:
-            raise SuiteError(suite.path, "experiment", f"experiment {suite.model.experiment!r} is broken: {err}") \
-                from None
+            raise SuiteError(suite.path, "experiment", f"experiment {suite.model.experiment!r} is "
+                             f"broken: {err}") from None
 
 
 def _check_data(todo: list[RunSpec], root: Path | None) -> None:
@@ -173,25 +183,25 @@ def _warn_resources(todo: list[RunSpec], runner: LocalRunner | RayRunner, say: S
         import torch
 
         if not torch.cuda.is_available():
-            say(f"warning: {', '.join(gpu_suites)} ask(s) for a GPU and none is visible: the runs go on the CPU")
+            say(f"warning: {', '.join(gpu_suites)} ask(s) for a GPU and none is visible: the runs "
+                "go on the CPU")
     for suite in sorted({s.suite for s in todo if s.resources.cpus > cores}):
         cpus = max(s.resources.cpus for s in todo if s.suite == suite)
-        say(f"warning: {suite} asks for {cpus} CPUs and this machine has {cores}: its runs use {cores} thread(s)")
+        say(f"warning: {suite} asks for {cpus} CPUs and this machine has {cores}: its runs use "
+            f"{cores} thread(s)")
 
 
 def _say_plan(request: Request, todo: list[RunSpec], say: Say) -> None:
-    from rich.markup import escape
-
     todo_ids = {s.run_id for s in todo}
     for suite in request.suites:
         mine = suite.runs(request.profile)
         pending = sum(s.run_id in todo_ids for s in mine)
-        say(f"{suite.name}: {len(mine)} run{'s' * (len(mine) != 1)} at profile {request.profile}, {len(mine) - pending} cached, "
-            f"{pending} to run")
+        say(f"{suite.name}: {len(mine)} run{'s' * (len(mine) != 1)} at profile {request.profile}, "
+            f"{len(mine) - pending} cached, {pending} to run")
     requested = {s.run_id for s in request.specs}
     for spec in todo:
         if spec.run_id not in requested:
-            say(f"{escape(spec.label)}: to run first, another suite reads its files")
+            say(f"{spec.label}: to run first, another suite reads its files")
     if not todo:
         say(f"Nothing to run: every run is cached in {request.results.root / 'records'}.")
 
@@ -211,12 +221,18 @@ def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
 
 
 def claims(results: Path, profile: str, overrides: list[Override] = ()) -> pd.DataFrame:
-    """Every suite's claims against the profile's tables (or those of its ``--set`` overrides)."""
+    """Every suite's claims against the profile's tables (or those of its ``--set`` overrides),
+    evaluated afresh from the suite files. It only reports: nothing is written (``run`` and
+    ``report`` keep claims.csv)."""
+    from dlrepro import claims as verdicts
     from dlrepro import tables
 
-    folder = Results(results, profile, describe_overrides(overrides))
+    folder = _folder_with_results(results, profile, overrides)
     runs, metrics = tables.load(folder)
-    return evaluate(_suites_of(folder, runs, overrides), runs, metrics, folder)[0]
+    found = []
+    for suite in _suites_of(folder, runs, overrides):
+        found += verdicts.evaluate(suite, tables.joined(runs, metrics, suite.name), profile)
+    return verdicts.table(found)
 
 
 def report(results: Path, profile: str, say: Say, overrides: list[Override] = ()) -> list[Path]:
@@ -225,18 +241,27 @@ def report(results: Path, profile: str, say: Say, overrides: list[Override] = ()
     from dlrepro import report as pages
     from dlrepro import tables
 
-    folder = Results(results, profile, describe_overrides(overrides))
-    if not folder.table("runs").exists():
-        run = " ".join(["dlrepro run --profile", profile, *(f"--set {describe_overrides([o])}" for o in overrides)])
-        raise DataError(f"{folder.root}: no results: run `{run}` first")
+    folder = _folder_with_results(results, profile, overrides)
     with folder.lock(say):
         runs, metrics = tables.load(folder)
         suites = _suites_of(folder, runs, overrides)
         return pages.build(folder, suites, *evaluate(suites, runs, metrics, folder), runs, metrics)
 
 
+def _folder_with_results(results: Path, profile: str, overrides: list[Override]) -> Results:
+    """The results folder of the profile (or of its overrides); DataError if nothing was run
+    there."""
+    folder = Results(results, profile, describe_overrides(overrides))
+    if not folder.table("runs").exists():
+        sets = [f"--set {describe_overrides([override])}" for override in overrides]
+        run = " ".join(["dlrepro run --profile", profile, *sets])
+        raise DataError(f"{folder.root}: no results: run `{run}` first")
+    return folder
+
+
 def _suites_of(folder: Results, runs: pd.DataFrame, overrides: list[Override]) -> list[Suite]:
-    """The profile's report covers every suite; an override folder, the suites that were run in it."""
+    """The profile's report covers every suite; an override folder, the suites that were run in
+    it."""
     if not overrides:
         return resolve([])
     return resolve(sorted(runs["suite"].unique()), overrides) if len(runs) else []
@@ -266,7 +291,8 @@ class CheckOutcome:
         return reasons
 
 
-def check(names: list[str], results: Path, profile: str, baseline_root: Path) -> CheckOutcome:
+def check(names: list[str], results: Path, profile: str, baseline_root: Path,
+          say: Say) -> CheckOutcome:
     from dlrepro import regression
     from dlrepro.files import atomic_write
 
@@ -277,7 +303,8 @@ def check(names: list[str], results: Path, profile: str, baseline_root: Path) ->
     gone = [] if names else [name for name in baselines.suites() if name not in known]
     folder = Results(results, profile)
     verdicts, notes, unbaselined = regression.check(suites, baselines, folder)
-    atomic_write(folder.check, lambda tmp: verdicts.to_csv(tmp, index=False))
+    with folder.lock(say):
+        atomic_write(folder.check, lambda tmp: verdicts.to_csv(tmp, index=False))
     return CheckOutcome(verdicts, notes, unbaselined, gone, folder.check)
 
 
@@ -289,17 +316,20 @@ def update_baselines(names: list[str], results: Path, profile: str, baseline_roo
 
     baselines, folder = regression.Baselines(baseline_root, profile), Results(results, profile)
     runs, metrics = tables.load(folder)
-    suites = resolve(names) if names else [s for s in resolve([]) if (runs["suite"] == s.name).any()]
+    suites = resolve(names) if names else [s for s in resolve([])
+                                           if (runs["suite"] == s.name).any()]
     if not suites:
         raise DataError(f"{folder.root}: no results: run `dlrepro run --profile {profile}` first")
     written = []
     for suite in suites:
         summary = regression.summarise(runs, metrics, suite, profile)
         if summary.empty:
-            raise DataError(f"{folder.root}: no successful runs of {suite.name}: nothing to baseline")
+            raise DataError(f"{folder.root}: no successful runs of {suite.name}: nothing to "
+                            "baseline")
         old = baselines.read(suite.name)
         show(suite.name, None if old is None else regression.compare(old, summary, suite.metrics))
-        written.append((baselines.write(suite.name, summary, regression.cost(runs, suite.name)), len(summary)))
+        path = baselines.write(suite.name, summary, regression.cost(runs, suite.name))
+        written.append((path, len(summary)))
     return written
 
 
@@ -310,8 +340,9 @@ class Generalisation:
     outcomes: list[Outcome]
 
 
-def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_mnist", results: Path = Path("results"),
-               data: str | Path | None = None, address: str | None = None) -> Generalisation:
+def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_mnist",
+               results: Path = Path("results"), data: str | Path | None = None,
+               address: str | None = None) -> Generalisation:
     """The suites that read a dataset, run on MNIST (the profile's own runs, cached) and again with
     ``--set dataset=DATASET``; each claim's verdicts side by side in ``generalisation.csv`` beside
     the other set's results. Every input is checked for both before anything runs."""
@@ -320,17 +351,22 @@ def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_m
     from dlrepro import generalisation
 
     names = [s.name for s in resolve([]) if "dataset" in s.experiment.params.model_fields]
-    requests = [prepare(names, profile, runner, results=results, data=data, address=address, overrides=overrides)
-                for overrides in ([], [("dataset", dataset)])]
+    requests = [prepare(names, profile, runner, results=results, data=data, address=address,
+                        overrides=overrides) for overrides in ([], [("dataset", dataset)])]
     outcomes = []
     for request in requests:
-        say(f"{'MNIST' if not request.results.overrides else dataset}: {', '.join(names)} at profile {profile}")
+        on = dataset if request.results.overrides else "MNIST"
+        say(f"{on}: {', '.join(names)} at profile {profile}")
         outcomes.append(run(request, say))
         if outcomes[-1].interrupted:
             break
     mine = [o.claims[o.claims["suite"].isin(names)] for o in outcomes]
-    table = generalisation.compare(*mine) if len(mine) == 2 else pd.DataFrame(columns=generalisation.COLUMNS)
+    if len(mine) == 2:
+        table = generalisation.compare(*mine)
+    else:
+        table = pd.DataFrame(columns=generalisation.COLUMNS)
     folder = requests[1].results
     if len(mine) == 2:
-        generalisation.write(folder.generalisation, table)
+        with folder.lock(say):
+            generalisation.write(folder.generalisation, table)
     return Generalisation(table, folder, outcomes)

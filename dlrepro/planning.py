@@ -8,7 +8,7 @@ import json
 
 from dlrepro import experiment as contract
 from dlrepro.layout import Results
-from dlrepro.suite import RunSpec
+from dlrepro.grid import RunSpec
 
 
 class SchedulingError(Exception):
@@ -16,10 +16,12 @@ class SchedulingError(Exception):
 
 
 def plan(specs: list[RunSpec], results: Results) -> list[RunSpec]:
-    """What to run: the specs not done, and every run they need that is not done or lost its files."""
+    """What to run: the specs not done, and every run they need that is not done or lost its
+    files."""
     todo: dict[str, RunSpec] = {}
     needed = {p.run_id: p for spec in specs for p in _needed(spec)}
-    for run_id, spec in needed.items():  # producers first: they come before their consumers in waves
+    # producers first: they come before their consumers in waves
+    for run_id, spec in needed.items():
         if not results.done(spec) or not results.artifact_dir(spec).is_dir():
             todo[run_id] = spec
     for spec in specs:
@@ -39,8 +41,8 @@ def _needed(spec: RunSpec) -> list[RunSpec]:
 def waves(specs: list[RunSpec]) -> list[list[RunSpec]]:
     """The specs in waves: each run comes after every run it needs that is also to be run."""
     pending = {s.run_id: s for s in specs}
-    sorter = graphlib.TopologicalSorter({s.run_id: [p.run_id for p in s.needs.values() if p.run_id in pending]
-                                         for s in specs})
+    sorter = graphlib.TopologicalSorter(
+        {s.run_id: [p.run_id for p in s.needs.values() if p.run_id in pending] for s in specs})
     sorter.prepare()
     ordered = []
     while sorter.is_active():
@@ -64,8 +66,8 @@ def groups(specs: list[RunSpec]) -> list[list[RunSpec]]:
     together: dict[str, list[RunSpec]] = {}
     for spec in specs:
         stackable = contract.get(spec.experiment).stacks_seeds
-        key = json.dumps([spec.suite, spec.params, spec.resources.model_dump()], sort_keys=True) if stackable \
-            else spec.run_id
+        configuration = [spec.suite, spec.params, spec.resources.model_dump()]
+        key = json.dumps(configuration, sort_keys=True) if stackable else spec.run_id
         together.setdefault(key, []).append(spec)
     return list(together.values())
 

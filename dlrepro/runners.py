@@ -19,24 +19,23 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from dlrepro.console import RunProgress
+from dlrepro.errors import SuiteError
 from dlrepro.files import read_text
+from dlrepro.grid import RunSpec
 from dlrepro.layout import Results
 from dlrepro.planning import group_label, groups, unmet, waves
+from dlrepro.project import runners_dir
 from dlrepro.schema import LocalRunner, RayRunner, RunnerConfig
-from dlrepro.suite import RunSpec, SuiteError, suites_dir
 
 RUNNER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
-
-
-def runners_dir() -> Path:
-    return suites_dir().parent / "runners"
 
 
 def load_runner(name: str) -> LocalRunner | RayRunner:
     """Read ``runners/<name>.toml``; a name, not a path."""
     known = ", ".join(p.stem for p in sorted(runners_dir().glob("*.toml")))
     if not RUNNER_NAME.match(name):
-        raise SuiteError("--runner", "", f"{name!r} is not a runner name (a file of runners/ without .toml: {known})")
+        raise SuiteError("--runner", "", f"{name!r} is not a runner name (a file of runners/ "
+                         f"without .toml: {known})")
     path = runners_dir() / f"{name}.toml"
     try:
         return TypeAdapter(RunnerConfig).validate_python(tomllib.loads(read_text(path)))
@@ -49,20 +48,22 @@ def load_runner(name: str) -> LocalRunner | RayRunner:
         raise SuiteError(path, ".".join(map(str, first["loc"])), first["msg"]) from None
 
 
-def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner, *, data_dir: Path | None,
-        on_record: Callable[[dict], None], address: str | None = None,
+def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner, *,
+        data_dir: Path | None, on_record: Callable[[dict], None], address: str | None = None,
         expected: dict[str, float | None] | None = None) -> None:
-    """Run the specs with the configured runner; every finished record is stored before ``on_record``.
-    ``expected``: each run's likely wall time, for the ETA (see RunProgress); default: none known."""
+    """Run the specs with the configured runner; every finished record is stored before
+    ``on_record``. ``expected``: each run's likely wall time, for the ETA (see RunProgress);
+    default: none known."""
     with RunProgress(expected or dict.fromkeys(s.run_id for s in specs)) as progress:
         if isinstance(config, LocalRunner):
-            return run_local(specs, results, config, data_dir=data_dir, on_record=on_record, progress=progress)
+            return run_local(specs, results, config, data_dir=data_dir, on_record=on_record,
+                             progress=progress)
         from dlrepro.ray_runner import run_ray  # Ray's import costs a second: only when asked for
 
         progress.running("starting Ray")
         run_ray(specs, results, address=address or config.address, num_cpus=config.num_cpus,
-                max_retries=config.max_retries, energy_country=config.energy_country, data_dir=data_dir,
-                on_record=on_record, progress=progress)
+                max_retries=config.max_retries, energy_country=config.energy_country,
+                data_dir=data_dir, on_record=on_record, progress=progress)
 
 
 def run_local(specs: list[RunSpec], results: Results, config: LocalRunner, *, data_dir: Path | None,
@@ -75,8 +76,13 @@ def run_local(specs: list[RunSpec], results: Results, config: LocalRunner, *, da
         for group in (group for wave in waves(specs) for group in groups(wave)):
             progress.running(group_label(group))
             blocked = unmet(group[0], results)  # a group shares its configuration, so its needs
-            records = (failed_records(group, blocked) if blocked else
-                       execute(group, meter=meter, artifact_dir=results.artifact_dir, data_dir=data_dir))
+            if blocked:
+                records = failed_records(group, blocked)
+            else:
+                for spec in group:  # like Ray's fresh folder per attempt: no file of a failed one
+                    results.discard_artifacts(spec)
+                records = execute(group, meter=meter, artifact_dir=results.artifact_dir,
+                                  data_dir=data_dir)
             for spec, record in zip(group, records):
                 results.put(record)
                 on_record(record)

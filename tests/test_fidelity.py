@@ -8,7 +8,8 @@ import pandas as pd
 
 from dlrepro import fidelity
 from dlrepro.schema import Approx
-from dlrepro.suite import load, suites_dir
+from dlrepro.project import suites_dir
+from dlrepro.suite import load
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "shared" / "EXPERIMENTS.md"
 

@@ -3,14 +3,20 @@ take, a producer run first when it is missing, its files found by the consumer, 
 producer turning into a clear failed record rather than a crash."""
 
 import shutil
+import sys
+import types
 
+import pandas as pd
 import pytest
 
 from dlrepro.cli import main
+from dlrepro import experiment as contract
 from dlrepro import runners
 from dlrepro.layout import Results
 from dlrepro.planning import plan, waves
-from dlrepro.suite import SuiteError, load, suites_dir
+from dlrepro.errors import SuiteError
+from dlrepro.project import suites_dir
+from dlrepro.suite import load
 
 
 def test_bundled_consumers_read_the_handout_cnn_of_the_same_profile():
@@ -18,7 +24,8 @@ def test_bundled_consumers_read_the_handout_cnn_of_the_same_profile():
         for profile in ("smoke", "quick", "full"):
             for spec in load(suites_dir() / f"{name}.toml").runs(profile):
                 producer = spec.needs["classifier"]
-                assert (producer.suite, producer.profile, producer.params["model"]) == ("mnist_cnn", profile, "cnn_handout")
+                found = (producer.suite, producer.profile, producer.params["model"])
+                assert found == ("mnist_cnn", profile, "cnn_handout")
                 assert producer.seed == 0
 
 
@@ -31,9 +38,12 @@ def test_a_changed_producer_changes_the_consumers_run_ids(needs_chain):
 
 @pytest.mark.parametrize("edit, key, message", [
     (('suite = "mnist_cnn"', 'suite = "no_such_suite"'), "needs.classifier.suite", "no suite file"),
-    (('model = "cnn_handout" }', 'model = "cnn_crm" }'), "needs.classifier.where", "picks 0 configurations"),
-    (('where = { model = "cnn_handout" }', "where = {}"), "needs.classifier.where", "picks 4 configurations"),
-    (('where = { model = "cnn_handout" }', 'where = { depth = 3 }'), "needs.classifier.where.depth", "unknown parameter"),
+    (('model = "cnn_handout" }', 'model = "cnn_crm" }'), "needs.classifier.where",
+     "picks 0 configurations"),
+    (('where = { model = "cnn_handout" }', "where = {}"), "needs.classifier.where",
+     "picks 4 configurations"),
+    (('where = { model = "cnn_handout" }', 'where = { depth = 3 }'), "needs.classifier.where.depth",
+     "unknown parameter"),
 ])
 def test_bad_needs_name_the_file_and_key(needs_chain, edit, key, message):
     consumer = needs_chain / "autoencoder.toml"
@@ -50,14 +60,16 @@ def test_a_dependency_cycle_is_an_error(needs_chain):
     producer = needs_chain / "mnist_cnn.toml"
     producer.write_text(producer.read_text().replace(
         "[grid]", '[needs]\nfeatures = { suite = "autoencoder" }\n\n[grid]'))
-    with pytest.raises(SuiteError, match="circular dependency: autoencoder → mnist_cnn → autoencoder"):
+    cycle = "circular dependency: autoencoder → mnist_cnn → autoencoder"
+    with pytest.raises(SuiteError, match=cycle):
         load(needs_chain / "autoencoder.toml")
 
 
 def test_the_producer_runs_first_then_is_reused(needs_chain, mnist_dir, tmp_path, capsys):
     consumer = str(needs_chain / "autoencoder.toml")
     results = tmp_path / "results"
-    assert main(["run", consumer, "--profile", "smoke", "--results", str(results), "--data-dir", str(mnist_dir)]) == 0
+    assert main(["run", consumer, "--profile", "smoke", "--results", str(results),
+                 "--data-dir", str(mnist_dir)]) == 0
     assert "to run first, another suite reads its files" in capsys.readouterr().err
     store = Results(results, "smoke")
     [spec] = load(consumer).runs("smoke")
@@ -72,7 +84,8 @@ def test_the_producer_runs_first_then_is_reused(needs_chain, mnist_dir, tmp_path
     shutil.rmtree(store.artifact_dir(spec.needs["classifier"]))
     store.put({**record, "status": "failed"})
     assert [s.suite for s in plan([spec], store)] == ["mnist_cnn", "autoencoder"]
-    assert [[s.suite for s in wave] for wave in waves(plan([spec], store))] == [["mnist_cnn"], ["autoencoder"]]
+    in_waves = [[s.suite for s in wave] for wave in waves(plan([spec], store))]
+    assert in_waves == [["mnist_cnn"], ["autoencoder"]]
 
 
 def test_a_failed_producer_fails_its_consumers_with_the_reason(needs_chain, mnist_dir, tmp_path):
@@ -80,7 +93,52 @@ def test_a_failed_producer_fails_its_consumers_with_the_reason(needs_chain, mnis
     store = Results(tmp_path, "smoke")
     seen = []
     # No MNIST here: the producer fails, the consumer is not run and says why.
-    runners.run(plan([spec], store), store, runners.load_runner("local"), data_dir=tmp_path / "empty",
-                on_record=seen.append)
-    assert [(r["suite"], r["status"]) for r in seen] == [("mnist_cnn", "failed"), ("autoencoder", "failed")]
-    assert "needs 'classifier': run mnist_cnn" in seen[1]["error"] and "did not finish ok" in seen[1]["error"]
+    runners.run(plan([spec], store), store, runners.load_runner("local"),
+                data_dir=tmp_path / "empty", on_record=seen.append)
+    statuses = [(r["suite"], r["status"]) for r in seen]
+    assert statuses == [("mnist_cnn", "failed"), ("autoencoder", "failed")]
+    assert "needs 'classifier': run mnist_cnn" in seen[1]["error"]
+    assert "did not finish ok" in seen[1]["error"]
+
+
+def _chain(folder, experiment_of_c: dict[str, str]):
+    """Suites a → b → c in ``folder``, one run each at every profile: a and b are XOR runs, c
+    ``experiment_of_c`` (experiment, its grid); each reads the next one's files and ignores them."""
+    profiles = "".join(f"\n[profiles.{p}]\nseeds = [0]\n" for p in ("smoke", "quick", "full"))
+    for name, needs, experiment, grid in [
+        ("a", "b", "xor", 'model = ["logistic"]\nfeatures = ["phi"]\ncoding = ["01"]'),
+        ("b", "c", "xor", 'model = ["logistic"]\nfeatures = ["raw"]\ncoding = ["01"]'),
+        ("c", None, *experiment_of_c),
+    ]:
+        need = f'\n[needs]\nupstream = {{ suite = "{needs}" }}\n' if needs else ""
+        (folder / f"{name}.toml").write_text(
+            f'name = "{name}"\ntitle = "link {name} of a chain"\nexperiment = "{experiment}"\n'
+            f'source = {{ seed = "002", slide = "chain" }}\n{need}\n[grid]\n{grid}\n{profiles}')
+    return folder / "a.toml"
+
+
+GRADIENT_DESCENT = ("gradient_descent", 'mode = ["sweep"]')
+
+
+def test_a_chain_of_three_merges_every_link_into_the_tables(tmp_path):
+    """a needs b needs c: running a runs c and b first, and c's rows are in the tables."""
+    a = _chain(tmp_path, GRADIENT_DESCENT)
+    results = tmp_path / "results"
+    assert main(["run", str(a), "--profile", "smoke", "--results", str(results)]) == 0
+    runs = pd.read_parquet(results / "smoke" / "runs.parquet")
+    assert sorted(runs["suite"]) == ["a", "b", "c"] and (runs["status"] == "ok").all()
+
+
+def test_a_broken_link_two_needs_away_is_refused_before_any_run(tmp_path, monkeypatch, capsys):
+    """c's experiment breaks the contract: exit 2 naming c's file, not a failed run of it."""
+    a = _chain(tmp_path, GRADIENT_DESCENT)
+    broken = types.ModuleType("dlrepro.experiments.gradient_descent.experiment")
+    broken.run = lambda params, ctx: None  # and no figures: the contract is broken
+    monkeypatch.setitem(sys.modules, broken.__name__, broken)
+    # the declaration is loaded once per process: forget the implementation it checked
+    monkeypatch.delitem(contract.get("gradient_descent").__dict__, "implementation", raising=False)
+    results = tmp_path / "results"
+    assert main(["run", str(a), "--profile", "smoke", "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'c.toml'}: experiment: experiment 'gradient_descent' is broken" in err
+    assert not list(results.glob("smoke/records/*/*.json"))

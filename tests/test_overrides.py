@@ -5,7 +5,9 @@ import pandas as pd
 import pytest
 
 from dlrepro.cli import main
-from dlrepro.suite import SuiteError, describe_overrides, parse_override, resolve
+from dlrepro.errors import SuiteError
+from dlrepro.overrides import describe_overrides, parse_override
+from dlrepro.project import resolve
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ import psutil
 import pytest
 
 from dlrepro.cli import main
-from dlrepro.suite import load, suites_dir
+from dlrepro.project import suites_dir
+from dlrepro.suite import load
 
 ROOT = suites_dir().parent
 RAY = str(Path(sys.executable).parent / "ray")

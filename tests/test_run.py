@@ -15,7 +15,9 @@ from dlrepro.cli import main
 from dlrepro import runners
 from dlrepro.layout import Results
 from dlrepro.schema import Resources
-from dlrepro.suite import RunSpec, load, resolve, suites_dir
+from dlrepro.grid import RunSpec
+from dlrepro.project import resolve, suites_dir
+from dlrepro.suite import load
 
 
 def test_tables_have_one_row_per_run_and_tidy_metrics(smoke):
@@ -24,8 +26,9 @@ def test_tables_have_one_row_per_run_and_tidy_metrics(smoke):
     specs = [spec for path in suites_dir().glob("*.toml") for spec in load(path).runs("smoke")]
     assert sorted(runs["run_id"]) == sorted(s.run_id for s in specs)
     assert (runs["status"] == "ok").all()
-    for column in ("model", "features", "coding", "seed", "wall_time_s", "device", "hostname", "energy_kwh",
-                   "co2_kg", "energy_method", "dlrepro_version", "torch_version", "python_version", "git_commit"):
+    for column in ("model", "features", "coding", "seed", "wall_time_s", "device", "hostname",
+                   "energy_kwh", "co2_kg", "energy_method", "dlrepro_version", "torch_version",
+                   "python_version", "git_commit"):
         assert column in runs, column
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert list(metrics.columns) == ["run_id", "suite", "metric", "step", "value"]
@@ -62,7 +65,8 @@ def test_rerun_does_no_work_and_says_so(smoke, capsys):
 def test_report_embeds_the_figure(smoke_report):
     out = smoke_report
     text = (out / "report.md").read_text()
-    assert "figures/xor/xor_decision_regions.png" in text and (out / "figures/xor/xor_decision_regions.png").stat().st_size > 10_000
+    assert "figures/xor/xor_decision_regions.png" in text
+    assert (out / "figures/xor/xor_decision_regions.png").stat().st_size > 10_000
     assert "| xor | raw-at-most-75 | ✅ reproduced" in text
     page = (out / "report.html").read_text()
     figure = base64.b64encode((out / "figures/xor/xor_decision_regions.png").read_bytes()).decode()
@@ -73,16 +77,65 @@ def test_report_embeds_the_figure(smoke_report):
 def test_claims_command_exit_code(smoke, tmp_path):
     results, _ = smoke
     assert main(["claims", "--profile", "smoke", "--results", str(results)]) == 0
-    assert main(["claims", "--profile", "smoke", "--results", str(tmp_path)]) == 1  # nothing run
+    assert main(["claims", "--profile", "smoke", "--results", str(tmp_path)]) == 2  # nothing run
+
+
+def _snapshot(folder) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in sorted(folder.rglob("*"))}
+
+
+def test_claims_only_reports_it_writes_nothing(tmp_path, capsys):
+    results = tmp_path / "results"
+    assert main(["run", "xor", "--profile", "smoke", "--results", str(results)]) == 0
+    (results / "smoke" / "claims.csv").unlink()  # not written again by a command that reports
+    before = _snapshot(tmp_path)
+    capsys.readouterr()
+    main(["claims", "--profile", "smoke", "--results", str(results)])
+    assert "xor/raw-at-most-75" in capsys.readouterr().err
+    assert _snapshot(tmp_path) == before
+
+
+def test_claims_of_a_folder_never_run_says_so_and_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "no" / "such" / "dir"
+    assert main(["claims", "--profile", "smoke", "--results", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"{missing / 'smoke'}: no results: run `dlrepro run --profile smoke` first" in err
+    assert not (tmp_path / "no").exists()
+
+
+def test_check_writes_its_verdicts_only_while_it_holds_the_folder(tmp_path):
+    """A run holds the folder: check waits for it before it writes check.csv."""
+    folder = Results(tmp_path, "smoke")
+    cmd = [sys.executable, "-m", "dlrepro", "check", "xor", "--profile", "smoke",
+           "--results", str(tmp_path)]
+    with folder.lock(print):
+        check = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+        assert "waiting for another dlrepro" in check.stderr.readline()
+        assert not folder.check.exists()
+    assert check.wait(timeout=120) == 1  # nothing to compare: the gate fails, after writing
+    assert folder.check.exists()
+
+
+def test_a_run_again_starts_from_an_empty_artifact_folder_on_the_local_runner(tmp_path):
+    spec = load(suites_dir() / "xor.toml").runs("smoke")[0]
+    store = Results(tmp_path, "smoke")
+    leftover = store.artifact_dir(spec) / "from_a_failed_attempt.pt"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("half written")
+    seen = []
+    runners.run([spec], store, runners.load_runner("local"), data_dir=None, on_record=seen.append)
+    assert [r["status"] for r in seen] == ["ok"] and not leftover.exists()
 
 
 def test_a_failed_run_is_recorded_the_others_go_on_and_it_is_retried(tmp_path):
     good = load(suites_dir() / "xor.toml").runs("smoke")[0]
-    broken = RunSpec(suite="xor", experiment="xor", profile="smoke", params={"model": "no-such-model"},
-                     seed=0, resources=Resources(), run_id="broken0000000000")
+    broken = RunSpec(suite="xor", experiment="xor", profile="smoke",
+                     params={"model": "no-such-model"}, seed=0, resources=Resources(),
+                     run_id="broken0000000000")
     store = Results(tmp_path, "smoke")
     seen = []
-    runners.run([broken, good], store, runners.load_runner("local"), data_dir=None, on_record=seen.append)
+    runners.run([broken, good], store, runners.load_runner("local"), data_dir=None,
+                on_record=seen.append)
     assert [r["status"] for r in seen] == ["failed", "ok"]
     assert "no-such-model" in store.get(broken)["error"]
     assert not store.done(broken) and store.done(good)  # so the next `dlrepro run` tries it again
@@ -90,7 +143,8 @@ def test_a_failed_run_is_recorded_the_others_go_on_and_it_is_retried(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_keeps_every_finished_run(interrupted_run, sig):
-    """Interrupt the full XOR profile mid-way: exit 128 + signal, tables hold exactly the finished runs."""
+    """Interrupt the full XOR profile mid-way: exit 128 + signal, tables hold exactly the finished
+    runs."""
     finished = interrupted_run("xor", "full", 5, sig=sig)
     assert len(finished) < len(load(suites_dir() / "xor.toml").runs("full"))
 
@@ -102,12 +156,14 @@ def test_every_experiments_figures_draw_from_a_smoke_table(smoke, tmp_path):
     results = Results(smoke[0], "smoke")
     runs, metrics = tables.load(results)
     for suite in resolve([]):
-        paths = suite.experiment.figures(tables.joined(runs, metrics, suite.name), tmp_path / suite.name,
+        table = tables.joined(runs, metrics, suite.name)
+        paths = suite.experiment.figures(table, tmp_path / suite.name,
                                          results.artifacts(suite.name))
         assert paths and all(p.stat().st_size > 5_000 for p in paths), suite.name
 
 
-DIVERGING = (suites_dir() / "five_points.toml").read_text().replace(  # the smallest MLP's weights blow up
+# the smallest MLP's weights blow up
+DIVERGING = (suites_dir() / "five_points.toml").read_text().replace(
     "shape = [{ layers = 2, hidden = 10 },", "shape = [{ layers = 2, hidden = 10, lr = 1e30 },")
 
 
@@ -115,10 +171,12 @@ def test_a_nan_metric_fails_its_run_and_the_report_shows_why(tmp_path, capsys):
     suites = tmp_path / "suites"
     suites.mkdir()
     (suites / "five_points.toml").write_text(DIVERGING)
-    assert main(["run", str(suites / "five_points.toml"), "--profile", "smoke", "--results", str(tmp_path / "r")]) == 1
+    assert main(["run", str(suites / "five_points.toml"), "--profile", "smoke",
+                 "--results", str(tmp_path / "r")]) == 1
     runs = pd.read_parquet(tmp_path / "r" / "smoke" / "runs.parquet")
     blown = runs["lr"] == 1e30
-    assert blown.sum() == 1 and runs[blown]["status"].eq("failed").all() and runs[~blown]["status"].eq("ok").all()
+    assert blown.sum() == 1 and runs[blown]["status"].eq("failed").all()
+    assert runs[~blown]["status"].eq("ok").all()
     assert runs[blown]["error"].str.contains(r"metric 'train_mse' is (?:nan|inf)").all()
     claims = pd.read_csv(tmp_path / "r" / "smoke" / "claims.csv")
     assert (claims["status"] == "reproduced").all()  # the claims' own runs are fine; the failed one counts nowhere
@@ -135,11 +193,13 @@ def _report_of(results, capsys) -> str:
 
 
 def test_progress_is_a_line_per_run_outside_a_terminal(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "dlrepro", "run", "gradient_descent", "--profile", "smoke",
-                          "--results", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-m", "dlrepro", "run", "gradient_descent",
+                          "--profile", "smoke", "--results", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [line for line in out.stderr.splitlines() if line.startswith("[")]
-    assert len(lines) == 5 and lines[0].startswith("[1/5] gradient_descent [") and "ETA" in lines[-1]
+    assert len(lines) == 5 and lines[0].startswith("[1/5] gradient_descent [")
+    assert "ETA" in lines[-1]
     assert lines[-1].startswith("[5/5] ")
     claims = len(load(suites_dir() / "gradient_descent.toml").model.claims)
     assert f"claims: {claims} of {claims} reproduced, 0 not reproduced, 0 not run" in out.stdout + out.stderr
@@ -147,7 +207,8 @@ def test_progress_is_a_line_per_run_outside_a_terminal(tmp_path):
 
 def test_two_runs_on_one_results_folder_take_turns(tmp_path):
     """The second waits for the first, then finds everything cached: no run twice, no row lost."""
-    cmd = [sys.executable, "-m", "dlrepro", "run", "five_points", "--profile", "smoke", "--results", str(tmp_path)]
+    cmd = [sys.executable, "-m", "dlrepro", "run", "five_points", "--profile", "smoke",
+           "--results", str(tmp_path)]
     first = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     lock = tmp_path / "smoke" / ".lock"
     deadline = time.time() + 60
@@ -157,8 +218,10 @@ def test_two_runs_on_one_results_folder_take_turns(tmp_path):
     assert first.wait(timeout=300) == 0 and second.returncode == 0, second.stderr[-2000:]
     assert "waiting for another dlrepro" in second.stderr and "Nothing to run" in second.stderr
     runs = pd.read_parquet(tmp_path / "smoke" / "runs.parquet")
-    assert len(runs) == runs["run_id"].nunique() == len(load(suites_dir() / "five_points.toml").runs("smoke"))
-    energy = pd.concat(pd.read_csv(f) for f in (tmp_path / "smoke" / "energy").glob("emissions_base_*.csv"))
+    specs = load(suites_dir() / "five_points.toml").runs("smoke")
+    assert len(runs) == runs["run_id"].nunique() == len(specs)
+    measured = (tmp_path / "smoke" / "energy").glob("emissions_base_*.csv")
+    energy = pd.concat(pd.read_csv(f) for f in measured)
     assert energy["task_name"].value_counts().max() == 1  # each run measured once: executed once
 
 
@@ -167,29 +230,39 @@ def test_the_eta_uses_earlier_runs_of_the_same_configuration(tmp_path):
 
     specs = load(suites_dir() / "gradient_descent.toml").runs("smoke")
     store = Results(tmp_path, "smoke")
-    old = {"run_id": "old0", "suite": specs[1].suite, "params": specs[1].params, "seed": specs[1].seed,
-           "status": "ok", "finished_at": "2026-01-01T00:00:00+00:00", "wall_time_s": 40.0}
+    old = {"run_id": "old0", "suite": specs[1].suite, "params": specs[1].params,
+           "seed": specs[1].seed, "status": "ok", "finished_at": "2026-01-01T00:00:00+00:00",
+           "wall_time_s": 40.0}
     store.put(old)
-    store.put({**old, "run_id": "old1", "finished_at": "2026-02-01T00:00:00+00:00", "wall_time_s": 30.0})
-    store.put({**old, "run_id": "old2", "status": "failed", "finished_at": "2026-03-01T00:00:00+00:00", "wall_time_s": 1.0})
+    store.put({**old, "run_id": "old1", "finished_at": "2026-02-01T00:00:00+00:00",
+               "wall_time_s": 30.0})
+    store.put({**old, "run_id": "old2", "status": "failed",
+               "finished_at": "2026-03-01T00:00:00+00:00", "wall_time_s": 1.0})
     expected = store.expected_wall_times(specs)
-    assert expected[specs[1].run_id] == 30.0 and [expected[s.run_id] for s in specs if s is not specs[1]] == [None] * (len(specs) - 1)
+    assert expected[specs[1].run_id] == 30.0
+    assert [expected[s.run_id] for s in specs if s is not specs[1]] == [None] * (len(specs) - 1)
     progress = RunProgress({"a": None, "b": 30.0, "c": None})
     progress.finished("a", {"run_id": "a", "status": "ok", "wall_time_s": 2.0})
-    # two workers: 1 s elapsed for 2 s of runs; left: b (30 s known) and c (2 s, the mean so far) → 16 s
+    # two workers: 1 s elapsed for 2 s of runs; left: b (30 s known) and c (2 s, the mean so far):
+    # 16 s
     assert progress.eta(elapsed=1.0) == 16.0
 
 
-def test_a_first_run_expects_its_suites_mean_on_the_reference_machine_at_this_machines_pace(tmp_path):
+def test_a_first_run_expects_its_suites_mean_on_the_reference_machine_at_this_pace(tmp_path):
     from dlrepro.console import RunProgress
     from dlrepro.pipeline import _expected_times, _typical_run_times
 
-    specs = [*load(suites_dir() / "gradient_descent.toml").runs("quick"), *load(suites_dir() / "xor.toml").runs("quick")]
-    reference = pd.read_csv(suites_dir().parent / "results" / "baselines" / "quick" / "cost.csv").set_index("suite")
+    specs = [*load(suites_dir() / "gradient_descent.toml").runs("quick"),
+             *load(suites_dir() / "xor.toml").runs("quick")]
+    cost = suites_dir().parent / "results" / "baselines" / "quick" / "cost.csv"
+    reference = pd.read_csv(cost).set_index("suite")
     store = Results(tmp_path, "quick")
-    store.put({"run_id": "earlier", "suite": specs[0].suite, "params": specs[0].params, "seed": specs[0].seed,
-               "status": "ok", "finished_at": "2026-01-01T00:00:00+00:00", "wall_time_s": 7.0})
-    expected = _expected_times(specs, store, _typical_run_times(store))
+    store.put({"run_id": "earlier", "suite": specs[0].suite, "params": specs[0].params,
+               "seed": specs[0].seed, "status": "ok", "finished_at": "2026-01-01T00:00:00+00:00",
+               "wall_time_s": 7.0})
+    warnings = []
+    expected = _expected_times(specs, store, _typical_run_times(store, warnings.append))
+    assert not warnings  # the committed reference is sound
     assert expected[specs[0].run_id] == 7.0  # this folder's own history first
     for spec in specs[1:]:
         mean = reference.loc[spec.suite, "wall_time_s"] / reference.loc[spec.suite, "runs"]
@@ -209,12 +282,22 @@ def test_the_progress_bar_counts_the_eta_down(tmp_path):
     saved, shown.console = shown.console, terminal
     try:
         with shown.RunProgress({"a": 10.0, "b": 100.0}) as progress:
-            started = (datetime.now(timezone.utc) - timedelta(seconds=10)).isoformat()  # one worker, busy since
-            progress.finished("a", {"run_id": "a", "status": "ok", "wall_time_s": 10.0, "started_at": started})
+            # one worker, busy since
+            started = (datetime.now(timezone.utc) - timedelta(seconds=10)).isoformat()
+            progress.finished("a", {"run_id": "a", "status": "ok", "wall_time_s": 10.0,
+                                    "started_at": started})
             column = progress.bar.columns[-1]
             first = column.render(progress.bar.tasks[0]).plain
             time.sleep(1.1)
             later = column.render(progress.bar.tasks[0]).plain
     finally:
         shown.console = saved
-    assert first in ("ETA 1 min 40 s", "ETA 1 min 39 s") and later in ("ETA 1 min 39 s", "ETA 1 min 38 s"), (first, later)
+    assert first in ("ETA 1 min 40 s", "ETA 1 min 39 s"), first
+    assert later in ("ETA 1 min 39 s", "ETA 1 min 38 s"), later
+
+
+def test_the_pipelines_text_is_shown_as_written_whatever_brackets_it_holds(capsys):
+    from dlrepro.cli import _say_text
+
+    _say_text("xor [model=logistic] seed 0: to run first [bold]")
+    assert "xor [model=logistic] seed 0: to run first [bold]" in capsys.readouterr().err

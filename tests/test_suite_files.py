@@ -1,4 +1,5 @@
-"""Suite files: every bundled suite is valid and expands as written (bad ones: test_bad_input.py)."""
+"""Suite files: every bundled suite is valid and expands as written (bad ones:
+test_bad_input.py)."""
 
 import textwrap
 
@@ -6,7 +7,9 @@ import pytest
 
 from dlrepro.cli import main
 from dlrepro.schema import PROFILES
-from dlrepro.suite import load, resolve, run_id, suites_dir
+from dlrepro.grid import run_id
+from dlrepro.project import resolve, suites_dir
+from dlrepro.suite import load
 
 VALID = textwrap.dedent("""
     name = "NAME"
@@ -38,11 +41,12 @@ def test_bundled_suites_load_and_expand(suite):
     for profile in PROFILES:
         specs = loaded.runs(profile)
         assert specs, profile
-        assert len({s.run_id for s in specs}) == len(specs), "run ids must be unique within a profile"
+        assert len({s.run_id for s in specs}) == len(specs), "run ids: unique within a profile"
 
 
 def test_grid_expansion_and_ties(tmp_path):
-    text = VALID.replace('coding = ["pm1"]', 'pair = [{ coding = "pm1", lr = 1.0 }, { coding = "01", lr = 0.5 }]')
+    text = VALID.replace('coding = ["pm1"]',
+                         'pair = [{ coding = "pm1", lr = 1.0 }, { coding = "01", lr = 0.5 }]')
     specs = load(write_suite(tmp_path, text, "tied")).runs("quick")
     # 2 features × 2 tied (coding, lr) pairs × 2 seeds
     assert len(specs) == 8
