@@ -207,7 +207,7 @@ def test_the_progress_bar_counts_the_eta_down(tmp_path):
     from dlrepro import console as shown
 
     terminal = Console(file=(tmp_path / "tty").open("w"), force_terminal=True, width=120)
-    saved, shown.console = shown.console, terminal
+    saved, shown.diagnostics = shown.diagnostics, terminal
     try:
         with shown.RunProgress({"a": 10.0, "b": 100.0}) as progress:
             started = (datetime.now(timezone.utc) - timedelta(seconds=10)).isoformat()  # one worker, busy since
@@ -217,5 +217,5 @@ def test_the_progress_bar_counts_the_eta_down(tmp_path):
             time.sleep(1.1)
             later = column.render(progress.bar.tasks[0]).plain
     finally:
-        shown.console = saved
+        shown.diagnostics = saved
     assert first in ("ETA 1 min 40 s", "ETA 1 min 39 s") and later in ("ETA 1 min 39 s", "ETA 1 min 38 s"), (first, later)
