@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import signal
 import sys
 import textwrap
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except BAD_INPUT as err:
         print(f"dlrepro: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader left (| head): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        return 128 + signal.SIGPIPE
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -72,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlrepro", description=DESCRIPTION, formatter_class=plain, epilog=_epilog(
         "each command its own (dlrepro COMMAND --help)", "results",
         "0 success", "1 a run failed (run), a claim did not hold (claims) or the gate did not "
-        "pass (check)", INTERRUPTED_EXIT))
+        "pass (check)", INTERRUPTED_EXIT, "141 stdout's reader stopped reading (| head)"))
     sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
     profiles = {"quick": "smoke (CI, seconds), quick (default: a laptop CPU, minutes) or full "
                 "(paper-faithful, GPUs)",
@@ -93,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"a name from suites/ or a path to a TOML file (default: {default})")
 
     def add_format(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--format", type=OutputFormat, choices=list(OutputFormat), default="table",
+        p.add_argument("--format", choices=[f.value for f in OutputFormat], default="table",
                        help="table (default: for a person), or csv or json for a script: the "
                        "table's columns, numbers as numbers")
 
@@ -229,7 +233,7 @@ def _list(args) -> int:
 
     profiles = [args.profile] if args.profile else PROFILES
     rows = _listing(resolve(args.suites), args.results, profiles)
-    if args.format is not OutputFormat.TABLE:
+    if args.format != OutputFormat.TABLE:
         write_rows(LIST_COLUMNS, rows, args.format)
     elif output.is_terminal:
         table = Table(*LIST_COLUMNS, title=f"suites (cache: {escape(str(args.results))})")
@@ -283,7 +287,7 @@ def _recorded_statuses(records: Path) -> list[str]:
 
 def _claims(args) -> int:
     outcome = pipeline.claims(args.results, args.profile, _overrides(args))
-    if args.format is OutputFormat.TABLE:
+    if args.format == OutputFormat.TABLE:
         _print_claims(outcome)
     else:
         write_rows(CLAIM_COLUMNS, outcome.to_dict("records"), args.format)

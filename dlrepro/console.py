@@ -19,7 +19,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Column
 from rich.text import Text
 
-output = Console()
+
+class _ResultsConsole(Console):
+    """stdout: a reader that leaves early (``| head``) ends the command as one of csv/json does."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError  # rich itself would exit 1, which means a failed run or claim here
+
+
+output = _ResultsConsole()
 diagnostics = Console(stderr=True)
 
 
@@ -36,7 +44,7 @@ def write_rows(columns: Sequence[str], rows: list[dict], form: OutputFormat) -> 
     """``rows`` as CSV (a header, then a line each) or a JSON list of objects on stdout: the given
     columns, numbers as numbers, a missing number (NaN) empty in CSV and null in JSON."""
     plain = [{column: _plain(row[column]) for column in columns} for row in rows]
-    if form is OutputFormat.JSON:
+    if form == OutputFormat.JSON:  # a StrEnum: the plain string from argparse compares equal
         json.dump(plain, sys.stdout, indent=1, ensure_ascii=False)
         sys.stdout.write("\n")
         return

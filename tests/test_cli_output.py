@@ -5,6 +5,7 @@ nothing. Streams are read from a real subprocess through a pipe."""
 import io
 import json
 import math
+import signal
 import subprocess
 import sys
 
@@ -85,6 +86,16 @@ def test_list_takes_a_suite_file_by_path(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [(row["suite"], row["profile"]) for row in rows] == [
         ("my_suite", "smoke"), ("my_suite", "quick"), ("my_suite", "full")]
+
+
+@pytest.mark.parametrize("form", list(OutputFormat))
+def test_a_reader_that_leaves_early_ends_the_command_quietly(results, form):
+    proc = subprocess.Popen([sys.executable, "-m", "dlrepro", "list", "--results", str(results),
+                             "--format", form], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    proc.stdout.close()  # like `| head` gone before the first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 128 + signal.SIGPIPE and err == ""
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["generalise"], ["list"], ["claims"], ["report"],
