@@ -1,25 +1,32 @@
 """Command line: ``dlrepro run | generalise | list | claims | report | check | baseline update``.
 
-It parses arguments, calls ``dlrepro.pipeline`` and prints. Exit codes: 0 success; 1 a run failed
-(run), a claim did not hold (claims) or the gate did not pass (check); 2 bad input, refused before
-any work with one line naming the file and the key; 130 interrupted by Ctrl-C, 143 by SIGTERM.
+It parses arguments, calls ``dlrepro.pipeline`` and prints: results on stdout, progress and
+diagnostics on stderr. Exit codes: 0 success; 1 a run failed (run), a claim did not hold (claims)
+or the gate did not pass (check); 2 bad input, refused before any work with one line naming the
+file and the key; 130 interrupted by Ctrl-C, 143 by SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import json
+import os
 import signal
 import sys
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from rich.markup import escape
 
 from dlrepro import pipeline
-from dlrepro.console import console
+from dlrepro.console import OutputFormat, diagnostics, output, write_rows
 from dlrepro.data import ENV_VAR, DataError
 from dlrepro.errors import SuiteError
 from dlrepro.experiment import ContractError
+from dlrepro.formatting import counted
 from dlrepro.layout import BaselineError, Results, ResultsError
 from dlrepro.overrides import parse_override
 from dlrepro.planning import SchedulingError
@@ -43,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except BAD_INPUT as err:
         print(f"dlrepro: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader left (| head): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        return 128 + signal.SIGPIPE
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -51,40 +61,86 @@ def _terminate(signum: int, frame) -> None:
     raise pipeline.Interrupted(signum)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="dlrepro", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
+DESCRIPTION = "Reproduce the courses' deep-learning experiments from the suites in suites/."
+BAD_INPUT_EXIT = "2 bad input, refused before any work (one line naming the file and the key)"
+INTERRUPTED_EXIT = "130 interrupted by Ctrl-C, 143 by SIGTERM (finished runs are kept)"
+RAN_EXITS = ("0 every run ok", "1 a run failed", INTERRUPTED_EXIT)
 
-    def add(name: str, command, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
+
+def _epilog(writes: str, stdout: str, *exits: str) -> str:
+    """What a command writes, prints and exits with, at the end of its --help."""
+    lines = [f"writes: {writes}", f"stdout: {stdout}; stderr: progress, warnings and errors",
+             "exit codes:"]
+    codes = sorted((*exits, BAD_INPUT_EXIT), key=lambda code: int(code.split()[0]))
+    lines += [f"  {code}" for code in codes]
+    return "\n".join(textwrap.fill(line, 79, subsequent_indent="    ") for line in lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    plain = argparse.RawDescriptionHelpFormatter  # keeps the epilogs' lines
+    parser = _Parser(prog="dlrepro", description=DESCRIPTION, formatter_class=plain, epilog=_epilog(
+        "each command its own (dlrepro COMMAND --help)", "results",
+        "0 success", "1 a run failed (run), a claim did not hold (claims) or the gate did not "
+        "pass (check)", INTERRUPTED_EXIT, "141 stdout's reader stopped reading (| head)"))
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
+    profiles = {"quick": "smoke (CI, seconds), quick (default: a laptop CPU, minutes) or full "
+                "(paper-faithful, GPUs)",
+                None: "smoke, quick or full: that one only (default: every profile)"}
+
+    def add(name: str, command, help: str, epilog: str, within=sub,
+            profile: str | None = "quick") -> argparse.ArgumentParser:
+        p = within.add_parser(name, help=help, description=help, epilog=epilog,
+                              formatter_class=plain)
         p.set_defaults(command=command)
         p.add_argument("--results", type=Path, default=Path("results"),
                        help="results directory (default: results/)")
-        p.add_argument("--profile", choices=PROFILES, default="quick",
-                       help="smoke (CI, seconds), quick (default: a laptop CPU, minutes) or full "
-                       "(paper-faithful, GPUs)")
+        p.add_argument("--profile", choices=PROFILES, default=profile, help=profiles[profile])
         return p
 
-    run = add("run", _run, "run suites, merge the tables, evaluate the claims")
-    run.add_argument("suites", nargs="*", metavar="SUITE",
-                     help="a name from suites/ or a path to a TOML file (default: all)")
+    def add_suites(p: argparse.ArgumentParser, default: str) -> None:
+        p.add_argument("suites", nargs="*", metavar="SUITE",
+                       help=f"a name from suites/ or a path to a TOML file (default: {default})")
+
+    def add_format(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--format", choices=[f.value for f in OutputFormat], default="table",
+                       help="table (default: for a person), or csv or json for a script: the "
+                       "table's columns, numbers as numbers")
+
+    run = add("run", _run, "run suites, merge the tables, evaluate the claims", _epilog(
+        "RESULTS/PROFILE/ (records, runs and metrics tables, claims.csv, fidelity.csv, "
+        "artifacts, energy); with --set, RESULTS/PROFILE+KEY=VALUE/; with --dry-run, nothing",
+        "the claims and their count (with --dry-run: the plan)", *RAN_EXITS))
+    add_suites(run, "all")
+    run.add_argument("--dry-run", action="store_true", help="print the plan (runs to do per "
+                     "suite, how many cached, the ETA, the device) and stop, writing nothing")
     general = add("generalise", _generalise, "run the suites that read a dataset on MNIST and on "
-                  "another set (--set dataset=…), and compare each claim's verdicts")
+                  "another set (--set dataset=...), and compare each claim's verdicts", _epilog(
+                      "RESULTS/PROFILE/ and RESULTS/PROFILE+dataset=SET/ as run does, and "
+                      "generalisation.csv in the latter", "the comparison", *RAN_EXITS))
     general.add_argument("--dataset", default="fashion_mnist",
                          help="the other set (default: fashion_mnist)")
     for p in (run, general):
         p.add_argument("--runner", default="local",
                        help="a runner from runners/: local (default) or ray")
         p.add_argument("--address", help="Ray cluster address for --runner ray (default: the "
-                       "runner file's, else $RAY_ADDRESS, else an embedded instance on this "
-                       "machine)")
+                       "runner file's, else $RAY_ADDRESS, else an embedded instance here)")
         p.add_argument("--data-dir", help="directory holding MNIST/raw and FashionMNIST/raw "
                        f"(default: ${ENV_VAR}, else download)")
-    add("list", _list, "list suites and their runs per profile, cached or not")
+    listing = add("list", _list, "list suites and their runs per profile, cached or not, and the "
+                  "results folder's runs with --set overrides", _epilog(
+                      "nothing", "a row per suite and results folder", "0 listed"), profile=None)
     claims = add("claims", _claims, "evaluate every claim against the tables, writing nothing; "
-                 "exit 1 unless all are reproduced (or do not apply)")
+                 "exit 1 unless all are reproduced (or do not apply)", _epilog(
+                     "nothing", "the claims, and their "
+                     "count with --format table", "0 every claim reproduced or does not apply",
+                     "1 one is not reproduced or not run"))
+    add_suites(listing, "all")
+    for p in (listing, claims):
+        add_format(p)
     report = add("report", _report, "write report.md and report.html: the claims, published "
-                 "numbers, figures, time and energy")
+                 "numbers, figures, time and energy", _epilog(
+                     "report.md, report.html, figures/, claims.csv and fidelity.csv in "
+                     "RESULTS/PROFILE/", "where the report was written", "0 written"))
     for p in (run, claims, report):
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a parameter, grid axis or the seeds of the suites on top of "
@@ -92,16 +148,24 @@ def _parser() -> argparse.ArgumentParser:
                        "dataset=fashion_mnist); repeatable. Results go to "
                        "RESULTS/PROFILE+KEY=VALUE/, never into the profile's own tables")
     check = add("check", _check, "compare the result tables with committed baselines; exit 1 "
-                "unless values were compared and none regressed or went missing")
+                "unless values were compared and none regressed or went missing", _epilog(
+                    "check.csv in RESULTS/PROFILE/, every verdict", "the verdicts and the gate's "
+                    "summary", "0 the gate passes", "1 it fails (a value regressed or went "
+                    "missing, a suite has no baseline, nothing was compared)"))
     check.add_argument("--allow-new", action="store_true",
                        help="let a suite without a baseline pass (default: fail)")
-    baseline = add("baseline", _update_baselines, "refresh baselines from the result tables, on "
-                   "purpose, showing what changes")
-    baseline.add_argument("action", choices=["update"])
-    for p in (check, baseline):
-        p.add_argument("suites", nargs="*", metavar="SUITE",
-                       help="a name from suites/ or a path to a TOML file (default: check: every "
-                       "suite and every baseline; update: every suite with results)")
+    add_suites(check, "every suite and every baseline")
+    baseline = sub.add_parser("baseline", help="refresh the committed baselines (baseline update)",
+                              description="manage the committed baselines", formatter_class=plain,
+                              epilog="dlrepro baseline update --help says what update does.")
+    actions = baseline.add_subparsers(required=True, metavar="ACTION", parser_class=_Parser)
+    update = add("update", _update_baselines, "refresh baselines from the result tables, on "
+                 "purpose, showing what changes", _epilog(
+                     "BASELINE/PROFILE/SUITE.csv and BASELINE/PROFILE/cost.csv", "each suite's "
+                     "changes from its old baseline and the files written", "0 written"),
+                 within=actions)
+    add_suites(update, "every suite with results")
+    for p in (check, update):
         p.add_argument("--baseline", type=Path, default=baselines_dir(),
                        help="baselines directory, one folder per profile (default: the project's "
                        "results/baselines)")
@@ -109,32 +173,46 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _say(markup: str) -> None:
-    console.print(markup, soft_wrap=True, highlight=False)
+    """A result, on stdout."""
+    output.print(markup, soft_wrap=True, highlight=False)
+
+
+def _note(markup: str) -> None:
+    """Progress or a diagnostic, on stderr."""
+    diagnostics.print(markup, soft_wrap=True, highlight=False)
 
 
 def _say_text(text: str) -> None:
-    """Plain text, the pipeline's: shown as written, whatever brackets it holds."""
+    """A result in plain text, shown as written whatever brackets it holds."""
     _say(escape(text))
+
+
+def _note_text(text: str) -> None:
+    """The pipeline's plain text (progress, warnings), on stderr as written."""
+    _note(escape(text))
 
 
 def _run(args) -> int:
     request = pipeline.prepare(args.suites, args.profile, args.runner, results=args.results,
-                               data=args.data_dir, address=args.address,
-                               overrides=_overrides(args))
-    outcome = pipeline.run(request, _say_text)
+                               data=args.data_dir, address=args.address, overrides=_overrides(args))
+    if args.dry_run:
+        for line in pipeline.dry_run(request, _note_text).lines():
+            _say_text(line)
+        return 0
+    outcome = pipeline.run(request, _note_text)
     _print_claims(outcome.claims)
     for record in outcome.failed:
-        reason = record["error"].strip().splitlines()[-1]
-        _say("[red]failed:[/] " + escape(f"{record['suite']} {record['run_id']}: {reason}"))
+        last = record["error"].strip().splitlines()[-1]
+        _note("[red]failed:[/] " + escape(f"{record['suite']} {record['run_id']}: {last}"))
     failed = f"; {len(outcome.failed)} failed (rerun to retry them)" if outcome.failed else ""
-    _say_text(f"{outcome.done}/{len(request.specs)} runs ok; tables in {request.results.root}"
-              + failed)
+    _note_text(f"{outcome.done}/{len(request.specs)} runs ok; tables in {request.results.root}"
+               + failed)
     if args.overrides:
         sets = " ".join(f"--set {text}" for text in args.overrides)
-        _say_text("Overridden runs stay out of the profile's own tables and report; theirs: "
-                  f"dlrepro report --profile {args.profile} {sets}")
+        _note_text("Overridden runs stay out of the profile's own tables and report; theirs: "
+                   f"dlrepro report --profile {args.profile} {sets}")
     if outcome.interrupted:
-        _say_text("Interrupted: finished runs are kept; run again to resume.")
+        _note_text("Interrupted: finished runs are kept; run again to resume.")
         return 128 + outcome.interrupted
     return 1 if outcome.failed else 0
 
@@ -142,11 +220,11 @@ def _run(args) -> int:
 def _generalise(args) -> int:
     from dlrepro import generalisation
 
-    found = pipeline.generalise(args.profile, args.runner, _say_text, dataset=args.dataset,
+    found = pipeline.generalise(args.profile, args.runner, _note_text, dataset=args.dataset,
                                 results=args.results, data=args.data_dir, address=args.address)
     interrupted = next((o.interrupted for o in found.outcomes if o.interrupted), None)
     if interrupted:
-        _say_text("Interrupted: finished runs are kept; run again to resume.")
+        _note("Interrupted: finished runs are kept; run again to resume.")
         return 128 + interrupted
     for line in generalisation.markdown(found.table, args.dataset):
         _say_text(line)
@@ -161,38 +239,88 @@ def _overrides(args) -> list:
     return [parse_override(text) for text in args.overrides]
 
 
+LIST_COLUMNS = ("suite", "experiment", "profile", "overrides", "runs", "cached", "claims")
+CLAIM_COLUMNS = ("suite", "claim", "status", "measured", "expected")
+
+
 def _list(args) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table("suite", "experiment", *PROFILES, "claims",
-                  title=escape(f"suites (cache: {args.results})"))
-    for suite in resolve([]):
-        cells = []
-        for profile in PROFILES:
-            specs, results = suite.runs(profile), Results(args.results, profile)
-            cells.append(f"{len(specs)} runs, {sum(results.done(s) for s in specs)} cached")
-        table.add_row(suite.name, suite.model.experiment, *cells, str(len(suite.model.claims)))
-    console.print(table)
+    profiles = [args.profile] if args.profile else PROFILES
+    rows = _listing(resolve(args.suites), args.results, profiles)
+    if args.format != OutputFormat.TABLE:
+        write_rows(LIST_COLUMNS, rows, args.format)
+    elif output.is_terminal:
+        table = Table(*LIST_COLUMNS, title=f"suites (cache: {escape(str(args.results))})")
+        for row in rows:
+            table.add_row(*(escape(str(row[column])) for column in LIST_COLUMNS))
+        output.print(table)
+    else:  # whole lines, never squeezed to a pipe's 80 columns
+        for row in rows:
+            where = "+".join(filter(None, (row["profile"], row["overrides"])))
+            _say_text(f"{row['suite']} ({row['experiment']}) at {where}: "
+                      f"{counted(row['runs'], 'run')}, {row['cached']} cached, "
+                      f"{counted(row['claims'], 'claim')}")
     return 0
+
+
+def _listing(suites: list, results: Path, profiles: Sequence[str]) -> list[dict]:
+    """A row per suite and profile: its runs, how many are cached; then a row per suite run in an
+    override folder of those profiles (``PROFILE+KEY=VALUE``), with the runs recorded there."""
+    rows = []
+    for profile in profiles:
+        folder = Results(results, profile)
+        for suite in suites:
+            specs = suite.runs(profile)
+            rows.append(_list_row(suite, profile, "", len(specs), sum(map(folder.done, specs))))
+        for overridden in sorted(Path(results).glob(f"{glob.escape(profile)}+*/records")):
+            folder = Results(results, profile, overridden.parent.name.removeprefix(f"{profile}+"))
+            for suite in suites:
+                statuses = _recorded_statuses(folder.records(suite.name))
+                if statuses:
+                    rows.append(_list_row(suite, profile, folder.overrides, len(statuses),
+                                          statuses.count("ok")))
+    return rows
+
+
+def _list_row(suite, profile: str, overrides: str, runs: int, cached: int) -> dict:
+    claims = [c for c in suite.model.claims if c.profiles is None or profile in c.profiles]
+    return {"suite": suite.name, "experiment": suite.model.experiment, "profile": profile,
+            "overrides": overrides, "runs": runs, "cached": cached, "claims": len(claims)}
+
+
+def _recorded_statuses(records: Path) -> list[str]:
+    """The status of every readable record in a suite's records folder."""
+    statuses = []
+    for path in records.glob("*.json"):
+        try:
+            statuses.append(json.loads(path.read_text())["status"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # an unreadable record is run again, as if never run
+    return statuses
 
 
 def _claims(args) -> int:
     outcome = pipeline.claims(args.results, args.profile, _overrides(args))
-    _print_claims(outcome)
+    if args.format == OutputFormat.TABLE:
+        _print_claims(outcome)
+    else:
+        write_rows(CLAIM_COLUMNS, outcome.to_dict("records"), args.format)
     return 0 if len(outcome) and outcome["status"].isin(["reproduced", "does not apply"]).all() else 1
 
 
 def _report(args) -> int:
-    written = pipeline.report(args.results, args.profile, _say_text, _overrides(args))
+    written = pipeline.report(args.results, args.profile, _note_text, _overrides(args))
     _say_text("Report written to " + " and ".join(map(str, written)))
     return 0
 
 
 def _check(args) -> int:
-    outcome = pipeline.check(args.suites, args.results, args.profile, args.baseline, _say_text)
+    outcome = pipeline.check(args.suites, args.results, args.profile, args.baseline, _note_text)
     _print_verdicts(outcome.verdicts)
     for note in outcome.notes:
-        _say(note)
+        _note_text(note)
     _say(f"{len(outcome.verdicts)} values compared against {args.baseline / args.profile}; every verdict in "
          f"{outcome.path}")
     reasons = outcome.blocking(args.allow_new)
@@ -259,16 +387,16 @@ def _print_claims(outcome) -> None:
     from rich.table import Table
 
     colour = {"reproduced": "green", "not reproduced": "red", "not run": "yellow", "does not apply": "dim"}
-    if not console.is_terminal:
+    if not output.is_terminal:
         for row in outcome.itertuples():
             _say(f"[{colour[row.status]}]{row.status}[/] {row.suite}/{row.claim}: measured {escape(str(row.measured))}; "
                  f"expected {escape(str(row.expected))}")
     else:
-        table = Table("suite", "claim", "status", "measured", "expected", title="claims")
+        table = Table(*CLAIM_COLUMNS, title="claims")
         for row in outcome.itertuples():
             table.add_row(row.suite, row.claim, f"[{colour[row.status]}]{row.status}[/]", escape(str(row.measured)),
                           escape(str(row.expected)))
-        console.print(table)
+        output.print(table)
     counts = outcome["status"].value_counts()
     _say(f"claims: {counts.get('reproduced', 0)} of {len(outcome)} reproduced, "
          f"{counts.get('not reproduced', 0)} not reproduced, {counts.get('not run', 0)} not run"

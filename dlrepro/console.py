@@ -1,10 +1,17 @@
-"""What the user sees while work goes on: a progress bar in a terminal, and outside one (CI, nohup,
-``| tee``) a line per finished run with done/total and an ETA, so that a log is never silent."""
+"""What the user sees: results on stdout (``output``), so that a pipe gets them and nothing else;
+progress, warnings and errors on stderr (``diagnostics``). While work goes on, a progress bar in a
+terminal, and outside one (CI, nohup, ``| tee``) a line per finished run with done/total and an
+ETA, so that a log is never silent. Scripts get tables as CSV or JSON (``write_rows``)."""
 
 from __future__ import annotations
 
+import csv
+import json
+import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
+from enum import StrEnum
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,7 +20,44 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.table import Column
 from rich.text import Text
 
-console = Console(stderr=True)
+
+class _ResultsConsole(Console):
+    """stdout: a reader that leaves early (``| head``) ends the command as one of csv/json does."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError  # rich itself would exit 1, which means a failed run or claim here
+
+
+output = _ResultsConsole()
+diagnostics = Console(stderr=True)
+
+
+class OutputFormat(StrEnum):
+    """How a command prints its table: for a person (rich in a terminal, a line a row in a pipe),
+    or for a script."""
+
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+def write_rows(columns: Sequence[str], rows: list[dict], form: OutputFormat) -> None:
+    """``rows`` as CSV (a header, then a line each) or a JSON list of objects on stdout: the given
+    columns, numbers as numbers, a missing number (NaN) empty in CSV and null in JSON."""
+    plain = [{column: _plain(row[column]) for column in columns} for row in rows]
+    if form == OutputFormat.JSON:  # a StrEnum: the plain string from argparse compares equal
+        json.dump(plain, sys.stdout, indent=1, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    writer = csv.DictWriter(sys.stdout, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(plain)
+
+
+def _plain(value: object) -> object:
+    """A Python value json and csv write as they should: numpy scalars unboxed, NaN as None."""
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and value != value else value
 
 
 class RunProgress:
@@ -34,11 +78,11 @@ class RunProgress:
         # a long run label gives way, not the numbers
         label = Column(ratio=2, no_wrap=True, overflow="ellipsis")
         self.bar = None
-        if console.is_terminal:
+        if diagnostics.is_terminal:
             self.bar = Progress(TextColumn("{task.description}", table_column=label),
                                 BarColumn(bar_width=None, table_column=Column(ratio=1)),
                                 MofNCompleteColumn(), TimeElapsedColumn(), _Countdown(),
-                                console=console, expand=True)
+                                console=diagnostics, expand=True)
 
     def __enter__(self) -> RunProgress:
         if self.bar:
@@ -72,9 +116,9 @@ class RunProgress:
             self.bar.update(self.task, advance=1, deadline=time.monotonic() + eta)
             return
         took_text = f" in {took:.1f} s" if took is not None else ""
-        console.print(f"[{self.done}/{self.total}] {escape(label)}: {record['status']}{took_text}; "
-                      f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}",
-                      soft_wrap=True, highlight=False)
+        diagnostics.print(f"[{self.done}/{self.total}] {escape(label)}: {record['status']}"
+                          f"{took_text}; elapsed {duration(elapsed)}, ETA {duration(eta)}",
+                          soft_wrap=True, highlight=False)
 
     def eta(self, elapsed: float) -> float:
         """Seconds left, from the expected times of the runs left (see the class); ``elapsed``
@@ -87,7 +131,7 @@ class RunProgress:
         return left * elapsed / self.spent
 
     def note(self, text: str) -> None:
-        (self.bar.console if self.bar else console).print(text, soft_wrap=True, highlight=False)
+        (self.bar.console if self.bar else diagnostics).print(text, soft_wrap=True, highlight=False)
 
 
 class _Countdown(ProgressColumn):
@@ -96,7 +140,7 @@ class _Countdown(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         left = (task.fields.get("deadline") or 0.0) - time.monotonic()
-        left = _duration(left) if left > 0 or task.finished else "-"
+        left = duration(left) if left > 0 or task.finished else "-"
         return Text(f"ETA {left}", style="progress.remaining")
 
 
@@ -107,6 +151,6 @@ def _timestamp(iso: object) -> float | None:
         return None
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     minutes, seconds = divmod(round(seconds), 60)
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"

@@ -18,3 +18,8 @@ def assignments(pairs: Iterable[tuple[str, object]], sep: str = ", ") -> str:
 def table_cell(text: object) -> str:
     """Text for a Markdown table cell: pipes escaped, one line."""
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 run``, ``9 runs``: a count with its noun, plural when it is not one."""
+    return f"{n} {noun}{'s' * (n != 1)}"

@@ -105,11 +105,12 @@ def run(request: Request, say: Say) -> Outcome:
     interrupted = None
     with results.lock(say):
         todo = plan(specs, results)  # another dlrepro may have run some while this one waited
-        _say_plan(request, todo, say)
+        foreseen = _plan_of(request, todo, typical)
+        for line in foreseen.lines():
+            say(line)
         try:
             if todo:
-                runners.run(todo, results, request.runner,
-                            expected=_expected_times(todo, results, typical),
+                runners.run(todo, results, request.runner, expected=foreseen.expected,
                             data_dir=request.data_dir, address=request.address,
                             on_record=lambda r: _keep_failed(r, failed))
         except Interrupted as stop:
@@ -191,19 +192,99 @@ def _warn_resources(todo: list[RunSpec], runner: LocalRunner | RayRunner, say: S
             f"{cores} thread(s)")
 
 
-def _say_plan(request: Request, todo: list[RunSpec], say: Say) -> None:
+@dataclass
+class SuitePlan:
+    """An asked suite's runs at the profile: how many, how many cached, where the rest would run."""
+
+    name: str
+    runs: int
+    cached: int
+    device: str  # what its runs to do would execute on; empty when none is to do
+
+    @property
+    def to_run(self) -> int:
+        return self.runs - self.cached
+
+
+@dataclass
+class Plan:
+    """What ``dlrepro run`` is about to do: ``run`` says it, ``dry_run`` returns it and stops."""
+
+    profile: str
+    records: Path  # where the cached runs' records are
+    suites: list[SuitePlan]
+    first: list[str]  # runs of other suites that the asked ones read: they run first
+    expected: dict[str, float | None]  # each run to do's likely wall time, None: not known
+
+    @property
+    def todo(self) -> int:
+        return len(self.expected)
+
+    @property
+    def eta_s(self) -> float | None:
+        """The runs' expected time one after the other; an unknown one counted as the known mean."""
+        known = [t for t in self.expected.values() if t is not None]
+        return sum(known) / len(known) * self.todo if known else None
+
+    def lines(self) -> list[str]:
+        """The plan as plain lines for a person."""
+        from dlrepro.console import duration
+        from dlrepro.formatting import counted
+
+        lines = []
+        for suite in self.suites:
+            where = f", on {suite.device}" if suite.device else ""
+            lines.append(f"{suite.name}: {counted(suite.runs, 'run')} at profile {self.profile}, "
+                         f"{suite.cached} cached, {suite.to_run} to run{where}")
+        for label in self.first:
+            lines.append(f"{label}: to run first, another suite reads its files")
+        if not self.todo:
+            return [*lines, f"Nothing to run: every run is cached in {self.records}."]
+        to_do = f"{counted(self.todo, 'run')} to do"
+        if self.eta_s is None:
+            return [*lines, f"{to_do}; ETA not known (no earlier run, no cost baseline)"]
+        unknown = sum(t is None for t in self.expected.values())
+        guessed = f"; {unknown} of them guessed from the others" if unknown else ""
+        return [*lines, f"{to_do}; ETA about {duration(self.eta_s)}, run after run{guessed}"]
+
+
+def dry_run(request: Request, say: Say) -> Plan:
+    """What ``run`` would do, from the records alone: nothing is written, no lock taken, neither
+    the experiments' code nor the data is checked (that needs torch, or a download)."""
+    todo = plan(request.specs, request.results)
+    return _plan_of(request, todo, _typical_run_times(request.results, say) if todo else {})
+
+
+def _plan_of(request: Request, todo: list[RunSpec], typical: dict[str, float]) -> Plan:
     todo_ids = {s.run_id for s in todo}
+    suites = []
     for suite in request.suites:
         mine = suite.runs(request.profile)
-        pending = sum(s.run_id in todo_ids for s in mine)
-        say(f"{suite.name}: {len(mine)} run{'s' * (len(mine) != 1)} at profile {request.profile}, "
-            f"{len(mine) - pending} cached, {pending} to run")
+        pending = [s for s in mine if s.run_id in todo_ids]
+        device = _device(pending, request) if pending else ""
+        suites.append(SuitePlan(suite.name, len(mine), len(mine) - len(pending), device))
     requested = {s.run_id for s in request.specs}
-    for spec in todo:
-        if spec.run_id not in requested:
-            say(f"{spec.label}: to run first, another suite reads its files")
-    if not todo:
-        say(f"Nothing to run: every run is cached in {request.results.root / 'records'}.")
+    first = [spec.label for spec in todo if spec.run_id not in requested]
+    return Plan(request.profile, request.results.root / "records", suites, first,
+                _expected_times(todo, request.results, typical))
+
+
+def _device(specs: list[RunSpec], request: Request) -> str:
+    """Where runs would execute: this machine's GPU or CPU (with their thread count), or Ray, with
+    what each run asks for."""
+    from dlrepro.machine import cpu_model
+
+    cpus, gpus = max(s.resources.cpus for s in specs), max(s.resources.gpus for s in specs)
+    if isinstance(request.runner, RayRunner):
+        cluster = request.address or request.runner.address or os.environ.get("RAY_ADDRESS")
+        cluster = cluster or "an embedded instance on this machine"
+        return f"Ray ({cluster}), {cpus} CPU(s) and {gpus:g} GPU(s) a run"
+    if gpus > 0:
+        import torch  # only a GPU suite pays for it, as its run would
+
+        if torch.cuda.is_available():
+            return f"cuda: {torch.cuda.get_device_name()}"
+    return f"cpu: {cpu_model()}, {min(cpus, os.cpu_count() or 1)} thread(s)"
 
 
 def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,

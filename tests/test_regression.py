@@ -87,7 +87,7 @@ def test_an_unchanged_rerun_passes(gradient_descent_baseline, capsys):
     results, baselines = gradient_descent_baseline
     assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
                  "--baseline", str(baselines)]) == 0
-    assert "No regression" in capsys.readouterr().err
+    assert "No regression" in capsys.readouterr().out
     assert (pd.read_csv(results / "smoke" / "check.csv")["verdict"] == "unchanged").all()
 
 
@@ -102,7 +102,7 @@ def check_edited(baselines, folder, old: str, new: str, capsys) -> tuple[int, st
     main(["run", str(changed), "--profile", "smoke", "--results", str(results)])
     capsys.readouterr()
     code = main(["check", str(changed), "--profile", "smoke", "--results", str(results), "--baseline", str(baselines)])
-    return code, capsys.readouterr().err
+    return code, capsys.readouterr().out
 
 
 def test_a_changed_hyperparameter_fails_naming_suite_configuration_and_metric(gradient_descent_baseline, tmp_path, capsys):
@@ -126,9 +126,9 @@ def test_a_suite_without_results_is_missing(gradient_descent_baseline, capsys):
         assert main(["check", "--profile", "smoke", "--results", str(results), "--baseline", str(baselines)]) == 1
     finally:
         (baselines / "smoke" / "xor.csv").unlink()
-    err = capsys.readouterr().err
-    assert "missing xor [model=perceptron" in err
-    assert "gate fails: five_points has no baseline" in err  # a new suite passes only when asked (--allow-new)
+    out = capsys.readouterr().out
+    assert "missing xor [model=perceptron" in out
+    assert "gate fails: five_points has no baseline" in out  # a new suite needs --allow-new
 
 
 def test_a_broken_baseline_is_a_clear_error(gradient_descent_baseline, tmp_path, capsys):
@@ -202,7 +202,7 @@ def test_a_gate_that_compared_nothing_fails(gradient_descent_baseline, tmp_path,
     _, baselines = gradient_descent_baseline
     assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(tmp_path / "empty"),
                  "--baseline", str(baselines)]) == 1
-    assert "no value was compared" in capsys.readouterr().err
+    assert "no value was compared" in capsys.readouterr().out
 
 
 def test_a_new_suite_passes_only_when_allowed(gradient_descent_baseline, capsys):
@@ -210,5 +210,5 @@ def test_a_new_suite_passes_only_when_allowed(gradient_descent_baseline, capsys)
     assert main(["run", "five_points", "--profile", "smoke", "--results", str(results)]) == 0
     args = ["check", "gradient_descent", "five_points", "--profile", "smoke", "--results", str(results),
             "--baseline", str(baselines)]
-    assert main(args) == 1 and "five_points has no baseline" in capsys.readouterr().err
+    assert main(args) == 1 and "five_points has no baseline" in capsys.readouterr().out
     assert main([*args, "--allow-new"]) == 0

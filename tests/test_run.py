@@ -202,7 +202,8 @@ def test_progress_is_a_line_per_run_outside_a_terminal(tmp_path):
     assert "ETA" in lines[-1]
     assert lines[-1].startswith("[5/5] ")
     claims = len(load(suites_dir() / "gradient_descent.toml").model.claims)
-    assert f"claims: {claims} of {claims} reproduced, 0 not reproduced, 0 not run" in out.stdout + out.stderr
+    assert f"claims: {claims} of {claims} reproduced, 0 not reproduced, 0 not run" in out.stdout
+    assert "ETA" not in out.stdout and "claims: " not in out.stderr  # results out, progress err
 
 
 def test_two_runs_on_one_results_folder_take_turns(tmp_path):
@@ -279,7 +280,7 @@ def test_the_progress_bar_counts_the_eta_down(tmp_path):
     from dlrepro import console as shown
 
     terminal = Console(file=(tmp_path / "tty").open("w"), force_terminal=True, width=120)
-    saved, shown.console = shown.console, terminal
+    saved, shown.diagnostics = shown.diagnostics, terminal
     try:
         with shown.RunProgress({"a": 10.0, "b": 100.0}) as progress:
             # one worker, busy since
@@ -291,13 +292,16 @@ def test_the_progress_bar_counts_the_eta_down(tmp_path):
             time.sleep(1.1)
             later = column.render(progress.bar.tasks[0]).plain
     finally:
-        shown.console = saved
+        shown.diagnostics = saved
     assert first in ("ETA 1 min 40 s", "ETA 1 min 39 s"), first
     assert later in ("ETA 1 min 39 s", "ETA 1 min 38 s"), later
 
 
 def test_the_pipelines_text_is_shown_as_written_whatever_brackets_it_holds(capsys):
-    from dlrepro.cli import _say_text
+    from dlrepro.cli import _note_text, _say_text
 
-    _say_text("xor [model=logistic] seed 0: to run first [bold]")
-    assert "xor [model=logistic] seed 0: to run first [bold]" in capsys.readouterr().err
+    _note_text("xor [model=logistic] seed 0: to run first [bold]")
+    _say_text("[red]not markup[/]")
+    shown = capsys.readouterr()
+    assert "xor [model=logistic] seed 0: to run first [bold]" in shown.err
+    assert "[red]not markup[/]" in shown.out

@@ -1,0 +1,133 @@
+"""What the command line prints and where: results on stdout (tables a script can parse with
+--format csv or json), progress and diagnostics on stderr, plain --help, and a dry run that writes
+nothing. Streams are read from a real subprocess through a pipe."""
+
+import io
+import json
+import math
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dlrepro.cli import CLAIM_COLUMNS, LIST_COLUMNS, main
+from dlrepro.console import OutputFormat, write_rows
+from dlrepro.suite import suites_dir
+
+STATUSES = ("reproduced", "not reproduced", "not run", "does not apply")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """xor run at smoke, and again with --set epochs=7: a profile folder and an override folder."""
+    root = tmp_path_factory.mktemp("results")
+    for extra in ([], ["--set", "epochs=7"]):
+        assert main(["run", "xor", "--profile", "smoke", "--results", str(root), *extra]) == 0
+    return root
+
+
+def dlrepro(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dlrepro", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_claims_in_a_pipe_are_on_stdout_and_nothing_else(results):
+    out = dlrepro("claims", "--results", str(results), "--profile", "smoke")
+    assert out.returncode == 1, out.stderr  # the suites not run make it fail
+    *lines, count = out.stdout.splitlines()
+    claims = pd.read_csv(results / "smoke" / "claims.csv")
+    assert len(lines) == len(claims) and all(line.startswith(STATUSES) for line in lines)
+    assert count.startswith("claims: ") and out.stderr == ""
+
+
+@pytest.mark.parametrize("form", list(OutputFormat)[1:])
+def test_claims_as_csv_and_json_carry_the_tables_columns(results, form):
+    out = dlrepro("claims", "--results", str(results), "--profile", "smoke", "--format", form)
+    parsed = (pd.read_csv(io.StringIO(out.stdout)) if form is OutputFormat.CSV
+              else pd.DataFrame(json.loads(out.stdout)))
+    claims = pd.read_csv(results / "smoke" / "claims.csv")
+    assert list(parsed.columns) == list(CLAIM_COLUMNS) and len(parsed) == len(claims)
+    assert (parsed.set_index("claim")["status"].loc[["phi-separates", "raw-at-most-75"]]
+            == "reproduced").all()
+
+
+def test_list_shows_the_profile_asked_for(results):
+    smoke, quick = (dlrepro("list", "xor", "--results", str(results), "--profile", profile,
+                            "--format", "csv") for profile in ("smoke", "quick"))
+    smoke, quick = (pd.read_csv(io.StringIO(out.stdout), keep_default_na=False)
+                    for out in (smoke, quick))
+    assert list(smoke.columns) == list(LIST_COLUMNS)
+    assert smoke.to_dict("records") == [
+        {"suite": "xor", "experiment": "xor", "profile": "smoke", "overrides": "", "runs": 9,
+         "cached": 9, "claims": 11},
+        {"suite": "xor", "experiment": "xor", "profile": "smoke", "overrides": "epochs=7",
+         "runs": 9, "cached": 9, "claims": 11}]
+    assert set(quick["profile"]) == {"quick"} and (quick["runs"] > 9).all()
+    assert (quick["cached"] == 0).all()
+
+
+def test_list_in_a_pipe_is_a_whole_line_a_row(results):
+    out = dlrepro("list", "--results", str(results), "--profile", "smoke")
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and out.stderr == ""
+    assert len(lines) == len(list(suites_dir().glob("*.toml"))) + 1  # and xor's override folder
+    assert "gradient_descent (gradient_descent) at smoke: 5 runs, 0 cached," in out.stdout
+    assert "xor (xor) at smoke+epochs=7: 9 runs, 9 cached, 11 claims" in lines
+
+
+def test_list_takes_a_suite_file_by_path(tmp_path, capsys):
+    path = tmp_path / "my_suite.toml"
+    text = (suites_dir() / "gradient_descent.toml").read_text()
+    path.write_text(text.replace('name = "gradient_descent"', 'name = "my_suite"'))
+    assert main(["list", str(path), "--results", str(tmp_path / "r"), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(row["suite"], row["profile"]) for row in rows] == [
+        ("my_suite", "smoke"), ("my_suite", "quick"), ("my_suite", "full")]
+
+
+@pytest.mark.parametrize("form", list(OutputFormat))
+def test_a_reader_that_leaves_early_ends_the_command_quietly(results, form):
+    proc = subprocess.Popen([sys.executable, "-m", "dlrepro", "list", "--results", str(results),
+                             "--format", form], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    proc.stdout.close()  # like `| head` gone before the first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 128 + signal.SIGPIPE and err == ""
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["generalise"], ["list"], ["claims"], ["report"],
+                                     ["check"], ["baseline"], ["baseline", "update"]])
+def test_help_is_plain_text_and_says_what_a_command_writes_and_exits_with(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--help"])
+    text = capsys.readouterr().out
+    assert stop.value.code == 0 and "`" not in text and "[/" not in text
+    assert "exit codes:" in text or command == ["baseline"]
+    assert "writes: " in text or command in ([], ["baseline"])
+    assert ("dlrepro baseline update [-h]" in text) == (command == ["baseline", "update"])
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(results, tmp_path):
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("*")}
+    out = dlrepro("run", "xor", "gradient_descent", "--profile", "smoke", "--results", str(results),
+                  "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert {p: p.stat().st_mtime_ns for p in results.rglob("*")} == before
+    lines = out.stdout.splitlines()
+    assert lines[0] == "xor: 9 runs at profile smoke, 9 cached, 0 to run"
+    assert lines[1].startswith("gradient_descent: 5 runs at profile smoke, 0 cached, 5 to run, on ")
+    assert lines[2].startswith("5 runs to do; ETA about ") and len(lines) == 3
+    fresh = tmp_path / "fresh"
+    assert main(["run", "xor", "--profile", "smoke", "--results", str(fresh), "--dry-run"]) == 0
+    assert not fresh.exists()
+
+
+def test_rows_for_a_script_have_numbers_as_numbers_and_nan_as_nothing(capsys):
+    rows = [{"name": "a", "count": np.int64(3), "value": np.float64(math.nan)}]
+    write_rows(["name", "count", "value"], rows, OutputFormat.JSON)
+    assert json.loads(capsys.readouterr().out) == [{"name": "a", "count": 3, "value": None}]
+    write_rows(["name", "count", "value"], rows, OutputFormat.CSV)
+    assert capsys.readouterr().out == "name,count,value\na,3,\n"
