@@ -15,7 +15,7 @@ import pytest
 
 from dlrepro.cli import CLAIM_COLUMNS, LIST_COLUMNS, main
 from dlrepro.console import OutputFormat, write_rows
-from dlrepro.suite import suites_dir
+from dlrepro.project import suites_dir
 
 STATUSES = ("reproduced", "not reproduced", "not run", "does not apply")
 
