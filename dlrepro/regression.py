@@ -14,7 +14,8 @@ number of seeds. ``compare`` gives each row a verdict:
 - ``missing``: in the baseline, not in the results (a failed run, a changed parameter);
 - ``new``: in the results, not in the baseline.
 
-Only ``regressed`` and ``missing`` block. Time and energy are compared only when the hardware
+Only ``regressed`` and ``missing`` block, and a gate that compared no value fails (``failures``:
+the gate's whole policy). Time and energy are compared only when the hardware
 matches, and never block; metrics declared ``timing = true`` (speeds) stay out of baselines.
 """
 
@@ -31,10 +32,14 @@ from dlrepro.formatting import assignments
 from dlrepro.layout import BaselineError, Results
 from dlrepro.schema import Metric
 from dlrepro.suite import Suite
+from dlrepro.verdicts import GateVerdict
 
 KEY = ["suite", "configuration", "metric", "step"]
 STATS = ["n", "mean", "std"]
-BLOCKING = ("regressed", "missing")
+BLOCKING = frozenset({GateVerdict.REGRESSED, GateVerdict.MISSING})
+# The verdicts of values found on both sides: a gate that has none of them compared nothing.
+COMPARED = frozenset({GateVerdict.UNCHANGED, GateVerdict.INCONCLUSIVE, GateVerdict.IMPROVED,
+                      GateVerdict.REGRESSED})
 ALPHA = 0.01
 DEFAULT_REL_TOLERANCE = 1e-9
 COST_FILE = "cost.csv"
@@ -92,20 +97,22 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, declared: dict[str, M
     return joined[columns].sort_values(KEY, ignore_index=True)
 
 
-def _verdict(row, metric: Metric | None) -> tuple[str, float, float]:
+def _verdict(row, metric: Metric | None) -> tuple[GateVerdict, float, float]:
     if row.side == "left_only":
-        return "missing", math.nan, math.nan
+        return GateVerdict.MISSING, math.nan, math.nan
     if row.side == "right_only":
-        return "new", math.nan, math.nan
+        return GateVerdict.NEW, math.nan, math.nan
     better = metric.better if metric else "two-sided"
     base_nan, now_nan = math.isnan(row.mean_base), math.isnan(row.mean)
     if base_nan or now_nan:  # NaN means "never converged" or "diverged"
         if base_nan and now_nan:
-            return "unchanged", math.nan, math.nan
-        return ("improved" if base_nan and better != "two-sided" else "regressed"), math.nan, math.nan
+            return GateVerdict.UNCHANGED, math.nan, math.nan
+        if base_nan and better != "two-sided":
+            return GateVerdict.IMPROVED, math.nan, math.nan
+        return GateVerdict.REGRESSED, math.nan, math.nan
     allowed = _allowed(metric, row.mean_base)
     if abs(row.delta) <= allowed:
-        return "unchanged", allowed, math.nan
+        return GateVerdict.UNCHANGED, allowed, math.nan
     p_value = math.nan
     if row.n_base >= 3 and row.n >= 3 and (row.std_base > 0 or row.std > 0):
         from scipy import stats  # a second to import: only for a value beyond tolerance
@@ -113,9 +120,9 @@ def _verdict(row, metric: Metric | None) -> tuple[str, float, float]:
         p_value = stats.ttest_ind_from_stats(row.mean_base, row.std_base, row.n_base, row.mean, row.std, row.n,
                                              equal_var=False).pvalue
         if p_value >= ALPHA:
-            return "inconclusive", allowed, p_value
+            return GateVerdict.INCONCLUSIVE, allowed, p_value
     improved = (better == "higher" and row.delta > 0) or (better == "lower" and row.delta < 0)
-    return ("improved" if improved else "regressed"), allowed, p_value
+    return (GateVerdict.IMPROVED if improved else GateVerdict.REGRESSED), allowed, p_value
 
 
 def _allowed(metric: Metric | None, reference: float) -> float:
@@ -208,6 +215,26 @@ def check(suites: list[Suite], baselines: Baselines, results: Results) -> tuple[
         notes += _cost_note(baseline_costs, cost(runs, suite.name))
     table = pd.concat(verdicts, ignore_index=True) if verdicts else compare(empty_summary(), empty_summary(), {})
     return table, notes, unbaselined
+
+
+def compared(verdicts: pd.DataFrame) -> int:
+    """How many values were compared with a baseline value (neither missing nor new)."""
+    return int(verdicts["verdict"].isin(COMPARED).sum())
+
+
+def failures(verdicts: pd.DataFrame, unbaselined: list[str], gone: list[str],
+             allow_new: bool) -> list[str]:
+    """Why the gate fails, one reason a line; none: it passes."""
+    reasons = [f"baseline of {name} has no suite file {name}.toml" for name in gone]
+    if not allow_new:
+        reasons += [f"{name} has no baseline (add one on purpose, or pass --allow-new)"
+                    for name in unbaselined]
+    blocking = int(verdicts["verdict"].isin(BLOCKING).sum())
+    if blocking:
+        reasons.append(f"{blocking} value(s) regressed or missing")
+    if not compared(verdicts):
+        reasons.append("no value was compared with a baseline")
+    return reasons
 
 
 def _cost_note(baseline_costs: pd.DataFrame, now: dict) -> list[str]:

@@ -21,15 +21,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from dlrepro import claims as claim_results
 from dlrepro import fidelity, tables
 from dlrepro.files import atomic_write
 from dlrepro.formatting import number, table_cell
 from dlrepro.layout import Results
 from dlrepro.machine import cpu_model
 from dlrepro.suite import Suite
+from dlrepro.verdicts import ClaimStatus
 
 FIGURE_INDEX = "figures.json"  # in each suite's figures folder: what the figures were drawn from, and their files
-STATUSES = ("reproduced", "not reproduced", "not run", "does not apply")
 
 
 def build(results: Results, suites: list[Suite], claims: pd.DataFrame, published: pd.DataFrame,
@@ -54,8 +55,9 @@ def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published:
         "generated": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         "host": platform.node(),
         "cpu": cpu_model(),
-        "counts": {status: int(counts.get(status, 0)) for status in STATUSES},
-        "claims": claims.fillna("").to_dict("records"),
+        "counts": {status: int(counts.get(status, 0)) for status in ClaimStatus},
+        "summary": claim_results.summary(claims["status"]),
+        "claims": [_claim(result) for result in claim_results.results(claims)],
         "published": fidelity.display(published),
         "cost": _cost(runs),
         "energy_methods": "; ".join(sorted(set(runs["energy_method"].dropna()))),
@@ -64,13 +66,19 @@ def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published:
     }
 
 
+def _claim(result: claim_results.ClaimResult) -> dict:
+    measured, expected = claim_results.describe(result)
+    return {"suite": result.suite, "claim": result.claim, "text": result.text,
+            "status": result.status, "measured": measured, "expected": expected}
+
+
 def _suite(suite: Suite, claims: pd.DataFrame, runs: pd.DataFrame, metrics: pd.DataFrame, results: Results) -> dict:
     m = suite.model
     mine = runs[runs["suite"] == suite.name]
     verdicts = claims.loc[claims["suite"] == suite.name, "status"]
     section = {"name": suite.name, "title": m.title, "experiment": m.experiment, "seed": m.source.seed,
                "slide": m.source.slide, "note": m.source.note, "runs": len(mine), "figures": [], "failed": [],
-               "reproduced": int((verdicts == "reproduced").sum()), "claims": len(verdicts)}
+               "reproduced_count": int((verdicts == ClaimStatus.REPRODUCED).sum()), "claims": len(verdicts)}
     if mine.empty:
         return section
     labels = {spec.run_id: spec.label for spec in suite.runs(results.profile)}
@@ -133,8 +141,15 @@ def _templates():
     env = jinja2.Environment(loader=jinja2.PackageLoader("dlrepro", "templates"), autoescape=jinja2.select_autoescape(["html"]),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["cell"] = table_cell
+    env.filters["badge"] = _badge
+    env.globals["Status"] = ClaimStatus
     env.filters["data_uri"] = _data_uri
     return env
+
+
+def _badge(status: ClaimStatus) -> str:
+    """A status's CSS class: its words joined by hyphens."""
+    return str(status).replace(" ", "-")
 
 
 def _data_uri(path: Path) -> str:

@@ -12,6 +12,7 @@ from dlrepro.cli import main
 from dlrepro.regression import KEY, compare
 from dlrepro.schema import Metric
 from dlrepro.suite import suites_dir
+from dlrepro.verdicts import GateVerdict
 
 
 def summary(values_by_metric: dict[str, list[float]]) -> pd.DataFrame:
@@ -25,51 +26,53 @@ def summary(values_by_metric: dict[str, list[float]]) -> pd.DataFrame:
     return table
 
 
-def verdict(base, now, **metric) -> str:
+def verdict(base, now, **metric) -> GateVerdict:
     declared = {"m": Metric(**{"better": "lower", **metric})}
     return compare(summary({"m": base}), summary({"m": now}), declared)["verdict"].item()
 
 
 def test_identical_results_are_unchanged_even_with_zero_tolerance():
-    assert verdict([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], tolerance=0) == "unchanged"
+    assert verdict([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], tolerance=0) == GateVerdict.UNCHANGED
 
 
 def test_seed_noise_within_tolerance_does_not_trip():
     rng = np.random.default_rng(0)
     base, now = 0.05 + 0.002 * rng.standard_normal(5), 0.05 + 0.002 * rng.standard_normal(5)
-    assert verdict(list(base), list(now), rel_tolerance=0.1) == "unchanged"
+    assert verdict(list(base), list(now), rel_tolerance=0.1) == GateVerdict.UNCHANGED
 
 
 def test_beyond_tolerance_but_within_seed_noise_is_inconclusive():
     rng = np.random.default_rng(1)
     base, now = 1 + rng.standard_normal(5), 1.3 + rng.standard_normal(5)
-    assert verdict(list(base), list(now), tolerance=0.01) == "inconclusive"
+    assert verdict(list(base), list(now), tolerance=0.01) == GateVerdict.INCONCLUSIVE
 
 
 def test_a_clear_shift_is_regressed_or_improved_by_direction():
     rng = np.random.default_rng(2)
     base = list(1 + 0.01 * rng.standard_normal(5))
     worse, better = [b + 0.5 for b in base], [b - 0.5 for b in base]
-    assert verdict(base, worse, tolerance=0.01) == "regressed"
-    assert verdict(base, better, tolerance=0.01) == "improved"
-    assert verdict(base, better, better="higher", tolerance=0.01) == "regressed"
-    assert verdict(base, better, better="two-sided", tolerance=0.01) == "regressed"
+    assert verdict(base, worse, tolerance=0.01) == GateVerdict.REGRESSED
+    assert verdict(base, better, tolerance=0.01) == GateVerdict.IMPROVED
+    assert verdict(base, better, better="higher", tolerance=0.01) == GateVerdict.REGRESSED
+    assert verdict(base, better, better="two-sided", tolerance=0.01) == GateVerdict.REGRESSED
 
 
 def test_one_seed_is_judged_by_the_tolerance_alone():
-    assert verdict([1.0], [1.05], rel_tolerance=0.1) == "unchanged"
-    assert verdict([1.0], [1.2], rel_tolerance=0.1) == "regressed"
+    assert verdict([1.0], [1.05], rel_tolerance=0.1) == GateVerdict.UNCHANGED
+    assert verdict([1.0], [1.2], rel_tolerance=0.1) == GateVerdict.REGRESSED
 
 
 def test_nan_means_never_converged():
-    assert verdict([math.nan], [math.nan], tolerance=0) == "unchanged"
-    assert verdict([3.0], [math.nan], tolerance=0) == "regressed"
-    assert verdict([math.nan], [3.0], tolerance=0) == "improved"
+    assert verdict([math.nan], [math.nan], tolerance=0) == GateVerdict.UNCHANGED
+    assert verdict([3.0], [math.nan], tolerance=0) == GateVerdict.REGRESSED
+    assert verdict([math.nan], [3.0], tolerance=0) == GateVerdict.IMPROVED
 
 
 def test_rows_on_one_side_only_are_missing_or_new():
     table = compare(summary({"a": [1.0], "b": [2.0]}), summary({"b": [2.0], "c": [3.0]}), {})
-    assert dict(zip(table["metric"], table["verdict"])) == {"a": "missing", "b": "unchanged", "c": "new"}
+    assert dict(zip(table["metric"], table["verdict"])) == {
+        "a": GateVerdict.MISSING, "b": GateVerdict.UNCHANGED, "c": GateVerdict.NEW}
+    assert set(table["verdict"]) <= set(GateVerdict)
     assert list(table.columns[:4]) == KEY
 
 
@@ -88,7 +91,8 @@ def test_an_unchanged_rerun_passes(gradient_descent_baseline, capsys):
     assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
                  "--baseline", str(baselines)]) == 0
     assert "No regression" in capsys.readouterr().err
-    assert (pd.read_csv(results / "smoke" / "check.csv")["verdict"] == "unchanged").all()
+    assert (pd.read_csv(results / "smoke" / "check.csv")["verdict"].map(GateVerdict)
+            == GateVerdict.UNCHANGED).all()
 
 
 def check_edited(baselines, folder, old: str, new: str, capsys) -> tuple[int, str]:
@@ -198,7 +202,8 @@ def test_a_gate_that_compared_nothing_fails(gradient_descent_baseline, tmp_path,
     _, baselines = gradient_descent_baseline
     assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(tmp_path / "empty"),
                  "--baseline", str(baselines)]) == 1
-    assert "no value was compared" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no value was compared" in err and "0 value(s) compared with" in err
 
 
 def test_a_new_suite_passes_only_when_allowed(gradient_descent_baseline, capsys):
