@@ -186,7 +186,8 @@ def _floats(values: pd.Series) -> tuple[float, ...]:
 
 
 def reduced(reduce: str, values: pd.Series, target: float) -> float:
-    """The selected values reduced as the claim says; ``worst``: the one farthest from ``target``."""
+    """The selected values reduced as the claim says; ``worst``: the one farthest from
+    ``target``."""
     if reduce == "worst":
         return float(values.iloc[int((values - target).abs().argmax())])
     return float(values.agg(reduce))

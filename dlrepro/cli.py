@@ -176,8 +176,8 @@ def _check(args) -> int:
     for reason in reasons:
         _say(f"[red]gate fails:[/] {reason}")
     if reasons:
-        _say(f"Fix the cause, or refresh a baseline on purpose with `dlrepro baseline update SUITE --profile "
-             f"{args.profile}`.")
+        _say("Fix the cause, or refresh a baseline on purpose with `dlrepro baseline update SUITE "
+             f"--profile {args.profile}`.")
         return 1
     _say("[green]No regression.[/]")
     return 0

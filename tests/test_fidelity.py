@@ -16,13 +16,16 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "shared" / "EXPERIMENTS.md"
 # Every number EXPERIMENTS.md publishes as a result, by the suite that must claim it. The source is
 # checked too: each number must appear in EXPERIMENTS.md as written here.
 PUBLISHED = {
-    "xor": {"75 %": 0.75, "100 %": 1.0, "2 epochs": 2, "w = (0, 0, −4)": -4, "b = 0": 0, "z = 4": 4},
+    "xor": {"75 %": 0.75, "100 %": 1.0, "2 epochs": 2, "w = (0, 0, −4)": -4, "b = 0": 0,
+            "z = 4": 4},
     "gradient_descent": {"0.2974": 0.2974, "0.8107": 0.8107, "0.2129": 0.2129, "0.4205": 0.4205,
                          ".578 .550 .513": 0.550, ".683 .691 .699": 0.691, ".578 .468 .251": 0.468},
     "autoencoder": {"13.87": 13.87, "3.00": 3.00},
-    "mnist_cnn": {"161.24": 161.24, "4.41": 4.41, "1.01 %": 1.01, "105,506": 105506, "500 kWh": 500},
+    "mnist_cnn": {"161.24": 161.24, "4.41": 4.41, "1.01 %": 1.01, "105,506": 105506,
+                  "500 kWh": 500},
     "mnist_mlp": {"11,274": 11274, "95–96 %": 4.5},
-    "small_facts": {"[2, 4, 8]": 8, "(0,0,0,1,1,1,1,0,0,0)": 1, "3.87e10": 3.87e10, "11,274": 11274},
+    "small_facts": {"[2, 4, 8]": 8, "(0,0,0,1,1,1,1,0,0,0)": 1, "3.87e10": 3.87e10,
+                    "11,274": 11274},
 }
 
 
@@ -53,13 +56,16 @@ def test_published_claims_say_why_their_tolerance():
     for path in sorted(suites_dir().glob("*.toml")):
         for claim in load(path).model.claims:
             if isinstance(claim, Approx) and claim.published is not None:
-                assert len(claim.published.why) > 10 and claim.published.source, (path.name, claim.id)
+                assert len(claim.published.why) > 10 and claim.published.source, \
+                    (path.name, claim.id)
 
 
 def test_rows_one_per_number_with_mean_sd_and_seeds():
     suite = load(suites_dir() / "gradient_descent.toml")
-    values = [0.578, 0.5508, 0.5142, 0.4672, 0.4131, 0.3625, 0.3278, 0.3101, 0.3024, 0.2994, 0.2981, 0.2977]
-    table = pd.DataFrame([(f"r{seed}", seed, "trajectory", 0.125, 0.578, "iterate", step, v + 1e-4 * seed)
+    values = [0.578, 0.5508, 0.5142, 0.4672, 0.4131, 0.3625, 0.3278, 0.3101, 0.3024, 0.2994,
+              0.2981, 0.2977]
+    table = pd.DataFrame([(f"r{seed}", seed, "trajectory", 0.125, 0.578, "iterate", step,
+                           v + 1e-4 * seed)
                           for seed in (0, 1, 2) for step, v in enumerate(values)],
                          columns=["run_id", "seed", "mode", "eta", "w0", "metric", "step", "value"])
     table["step"] = table["step"].astype("Int64")
@@ -67,7 +73,8 @@ def test_rows_one_per_number_with_mean_sd_and_seeds():
     rows = [r for r in found if r["claim"] == "iterates-eta-0125-0578"]
     assert [r["at"] for r in rows] == [f"step={i}" for i in range(12)]
     first, fourth = rows[0], rows[3]
-    assert first["seeds"] == 3 and math.isclose(first["measured"], 0.5781) and math.isclose(first["std"], 1e-4)
+    assert first["seeds"] == 3 and math.isclose(first["measured"], 0.5781)
+    assert math.isclose(first["std"], 1e-4)
     assert math.isclose(fourth["difference"], 0.4672 + 1e-4 - 0.465)
     assert fourth["status"] is ClaimStatus.REPRODUCED
     assert fourth["tolerance"] == 5e-3 and "3 decimals" in fourth["why"]
@@ -84,7 +91,8 @@ def test_a_full_profile_number_is_listed_but_not_measured_at_quick():
     rows = fidelity_rows(suite, empty, "quick")
     loss_log = [r for r in rows if r["claim"] == "handout-loss-log"]
     assert len(loss_log) == 10 and {r["status"] for r in loss_log} == {ClaimStatus.OTHER_PROFILE}
-    assert {r["profile"] for r in loss_log} == {"full"} and all(r["measured"] is None for r in loss_log)
+    assert {r["profile"] for r in loss_log} == {"full"}
+    assert all(r["measured"] is None for r in loss_log)
     shown = fidelity.display(pd.DataFrame(rows, columns=fidelity.COLUMNS))
     assert len(shown) == len(rows)
     shown_log = [r for r in shown if r["claim"] == "handout-loss-log"]

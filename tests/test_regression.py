@@ -1,4 +1,5 @@
-"""Regression checks: verdicts from seed statistics and tolerances, and the CLI gate on real runs."""
+"""Regression checks: verdicts from seed statistics and tolerances, and the CLI gate on real
+runs."""
 
 import math
 import shutil
@@ -81,7 +82,8 @@ def gradient_descent_baseline(tmp_path_factory):
     """The real gradient_descent suite at smoke, and a baseline made from it."""
     results, baselines = tmp_path_factory.mktemp("results"), tmp_path_factory.mktemp("baselines")
     assert main(["run", "gradient_descent", "--profile", "smoke", "--results", str(results)]) == 0
-    assert main(["baseline", "update", "gradient_descent", "--profile", "smoke", "--results", str(results),
+    assert main(["baseline", "update", "gradient_descent", "--profile", "smoke",
+                 "--results", str(results),
                  "--baseline", str(baselines)]) == 0
     return results, baselines
 
@@ -105,54 +107,66 @@ def check_edited(baselines, folder, old: str, new: str, capsys) -> tuple[int, st
     results = folder / "results"
     main(["run", str(changed), "--profile", "smoke", "--results", str(results)])
     capsys.readouterr()
-    code = main(["check", str(changed), "--profile", "smoke", "--results", str(results), "--baseline", str(baselines)])
+    code = main(["check", str(changed), "--profile", "smoke", "--results", str(results),
+                 "--baseline", str(baselines)])
     return code, capsys.readouterr().err
 
 
-def test_a_changed_hyperparameter_fails_naming_suite_configuration_and_metric(gradient_descent_baseline, tmp_path, capsys):
+def test_a_changed_hyperparameter_fails_naming_suite_configuration_and_metric(
+        gradient_descent_baseline, tmp_path, capsys):
     code, err = check_edited(gradient_descent_baseline[1], tmp_path, "eta = 0.125, w0 = 0.578 }",
                              "eta = 0.2, w0 = 0.578 }", capsys)
     assert code == 1
-    assert "missing gradient_descent [mode=trajectory, eta=0.125, w0=0.578]: diverged, final," in err
+    assert ("missing gradient_descent [mode=trajectory, eta=0.125, w0=0.578]: diverged, final,"
+            in err)
     assert "regressed or missing" in err
 
 
-def test_a_changed_fixed_parameter_shows_the_regressed_values(gradient_descent_baseline, tmp_path, capsys):
-    code, err = check_edited(gradient_descent_baseline[1], tmp_path, "steps = 200 ", "steps = 20 ", capsys)
+def test_a_changed_fixed_parameter_shows_the_regressed_values(gradient_descent_baseline, tmp_path,
+                                                              capsys):
+    code, err = check_edited(gradient_descent_baseline[1], tmp_path, "steps = 200 ", "steps = 20 ",
+                             capsys)
     assert code == 1
-    assert "regressed gradient_descent [mode=trajectory, eta=0.125, w0=0.683] final: 0.81069 → 0.810333" in err
+    assert ("regressed gradient_descent [mode=trajectory, eta=0.125, w0=0.683] final: 0.81069 → "
+            "0.810333") in err
 
 
 def test_a_suite_without_results_is_missing(gradient_descent_baseline, capsys):
     results, baselines = gradient_descent_baseline
-    shutil.copy(suites_dir().parent / "results" / "baselines" / "smoke" / "xor.csv", baselines / "smoke" / "xor.csv")
+    shutil.copy(suites_dir().parent / "results" / "baselines" / "smoke" / "xor.csv",
+                baselines / "smoke" / "xor.csv")
     try:
-        assert main(["check", "--profile", "smoke", "--results", str(results), "--baseline", str(baselines)]) == 1
+        assert main(["check", "--profile", "smoke", "--results", str(results),
+                     "--baseline", str(baselines)]) == 1
     finally:
         (baselines / "smoke" / "xor.csv").unlink()
     err = capsys.readouterr().err
     assert "missing xor [model=perceptron" in err
-    assert "gate fails: five_points has no baseline" in err  # a new suite passes only when asked (--allow-new)
+    # A new suite passes only when asked (--allow-new).
+    assert "gate fails: five_points has no baseline" in err
 
 
 def test_a_broken_baseline_is_a_clear_error(gradient_descent_baseline, tmp_path, capsys):
     results, _ = gradient_descent_baseline
     (tmp_path / "smoke").mkdir()
-    (tmp_path / "smoke" / "gradient_descent.csv").write_text("suite,metric\ngradient_descent,final\n")
+    (tmp_path / "smoke" / "gradient_descent.csv").write_text(
+        "suite,metric\ngradient_descent,final\n")
     assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
                  "--baseline", str(tmp_path)]) == 2
-    assert "gradient_descent.csv: not a baseline: no column configuration, mean, n, std, step" in capsys.readouterr().err
+    assert ("gradient_descent.csv: not a baseline: no column configuration, mean, n, std, step"
+            in capsys.readouterr().err)
 
 
+COST_HEADER = "suite,hardware,runs,wall_time_s,energy_kwh,energy_method\n"
 BROKEN_COSTS = {  # each: what cost.csv holds, what the one-line error says
     "empty": ("", "cost.csv: not a readable CSV"),
-    "no column": ("suite,runs\ngradient_descent,5\n", "cost.csv: not a cost table: no column energy_kwh, "
-                  "energy_method, hardware, wall_time_s"),
-    "text": ("suite,hardware,runs,wall_time_s,energy_kwh,energy_method\ngradient_descent,cpu,5,abc,0.1,est\n",
+    "no column": ("suite,runs\ngradient_descent,5\n", "cost.csv: not a cost table: no column "
+                  "energy_kwh, energy_method, hardware, wall_time_s"),
+    "text": (COST_HEADER + "gradient_descent,cpu,5,abc,0.1,est\n",
              "cost.csv: wall_time_s of gradient_descent: 'abc' is not a finite number >= 0"),
-    "NaN": ("suite,hardware,runs,wall_time_s,energy_kwh,energy_method\ngradient_descent,cpu,5,nan,0.1,est\n",
+    "NaN": (COST_HEADER + "gradient_descent,cpu,5,nan,0.1,est\n",
             "cost.csv: wall_time_s of gradient_descent: 'nan' is not a finite number >= 0"),
-    "negative": ("suite,hardware,runs,wall_time_s,energy_kwh,energy_method\ngradient_descent,cpu,-5,1.0,0.1,est\n",
+    "negative": (COST_HEADER + "gradient_descent,cpu,-5,1.0,0.1,est\n",
                  "cost.csv: runs of gradient_descent: '-5' is not a finite number >= 0"),
     "directory": (None, "cost.csv: not a readable CSV"),
 }
@@ -168,9 +182,11 @@ def _broken_cost(folder: Path, case: str) -> Path:
 
 
 @pytest.mark.parametrize("case", BROKEN_COSTS)
-def test_a_broken_cost_table_is_one_line_for_the_gate(case, gradient_descent_baseline, tmp_path, capsys):
+def test_a_broken_cost_table_is_one_line_for_the_gate(case, gradient_descent_baseline, tmp_path,
+                                                      capsys):
     results, baselines = gradient_descent_baseline
-    shutil.copytree(baselines, tmp_path, dirs_exist_ok=True)  # the value baseline itself stays intact
+    # The value baseline itself stays intact.
+    shutil.copytree(baselines, tmp_path, dirs_exist_ok=True)
     _broken_cost(tmp_path, case)
     assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
                  "--baseline", str(tmp_path)]) == 2
@@ -192,7 +208,8 @@ def test_a_broken_reference_cost_refuses_a_run_before_any_work(case, tmp_path, c
 
 def test_a_gate_pointed_at_nothing_fails(gradient_descent_baseline, tmp_path, capsys):
     results, baselines = gradient_descent_baseline
-    for missing in (tmp_path / "no" / "such" / "dir", tmp_path):  # no folder; a folder without smoke/
+    # No folder; a folder without smoke/.
+    for missing in (tmp_path / "no" / "such" / "dir", tmp_path):
         assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
                      "--baseline", str(missing)]) == 2
         assert capsys.readouterr().err.startswith("dlrepro: error: ")
@@ -200,7 +217,8 @@ def test_a_gate_pointed_at_nothing_fails(gradient_descent_baseline, tmp_path, ca
 
 def test_a_gate_that_compared_nothing_fails(gradient_descent_baseline, tmp_path, capsys):
     _, baselines = gradient_descent_baseline
-    assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(tmp_path / "empty"),
+    assert main(["check", "gradient_descent", "--profile", "smoke",
+                 "--results", str(tmp_path / "empty"),
                  "--baseline", str(baselines)]) == 1
     err = capsys.readouterr().err
     assert "no value was compared" in err and "0 value(s) compared with" in err
@@ -209,7 +227,8 @@ def test_a_gate_that_compared_nothing_fails(gradient_descent_baseline, tmp_path,
 def test_a_new_suite_passes_only_when_allowed(gradient_descent_baseline, capsys):
     results, baselines = gradient_descent_baseline
     assert main(["run", "five_points", "--profile", "smoke", "--results", str(results)]) == 0
-    args = ["check", "gradient_descent", "five_points", "--profile", "smoke", "--results", str(results),
+    args = ["check", "gradient_descent", "five_points", "--profile", "smoke",
+            "--results", str(results),
             "--baseline", str(baselines)]
     assert main(args) == 1 and "five_points has no baseline" in capsys.readouterr().err
     assert main([*args, "--allow-new"]) == 0
