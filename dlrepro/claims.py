@@ -122,16 +122,18 @@ def _status(holds: bool | None) -> ClaimStatus:
 
 
 def _expectation(claim: ClaimBase) -> dict:
+    """What the claim expects, as numbers (a comparison: with its two selections)."""
     if isinstance(claim, Threshold):
-        return {"op": claim.op, "target": (claim.value,), "applies": claim.applies}
-    if isinstance(claim, Approx):
+        kind = {"op": claim.op, "target": (claim.value,)}
+    elif isinstance(claim, Approx):
         target = tuple(claim.value) if isinstance(claim.value, list) else (claim.value,)
-        return {"target": target, "tolerance": claim.tolerance,
-                "rel_tolerance": claim.rel_tolerance, "applies": claim.applies}
-    if isinstance(claim, Monotone):
-        return {"op": MONOTONE_OPS[claim.direction, claim.strict], "applies": claim.applies}
-    return {"op": claim.op, "factor": claim.factor, "left": claim.left, "right": claim.right,
-            "applies": claim.applies}
+        kind = {"target": target, "tolerance": claim.tolerance,
+                "rel_tolerance": claim.rel_tolerance}
+    elif isinstance(claim, Monotone):
+        kind = {"op": MONOTONE_OPS[claim.direction, claim.strict]}
+    else:
+        kind = {"op": claim.op, "factor": claim.factor, "left": claim.left, "right": claim.right}
+    return {**kind, "applies": claim.applies}
 
 
 def outside(claim: ClaimBase, table: pd.DataFrame) -> tuple[str, tuple[str, ...]] | None:
