@@ -11,91 +11,147 @@ the last step or one step), reduces them over seeds with ``reduce``, and tests t
 - ``compare``: the ``left`` selection against ``factor`` (default 1) times the ``right`` one with
   ``op``, at every value of the parameters in ``by`` (e.g. the CNN beats PCA at every d).
 
-A claim whose runs are missing (failed, not run) says "not run", never "not reproduced". A claim
-about some parameter values only (``applies``: a published MNIST number) says "does not apply" on
-runs with others (the same suite on Fashion-MNIST).
+A claim whose runs are missing (failed, not run) is ``not run``, never ``not reproduced``. A claim
+about some parameter values only (``applies``: a published MNIST number) does not apply on runs
+with others (the same suite on Fashion-MNIST).
+
+A result (``ClaimResult``) holds numbers: the reduced value of each element with the values it was
+reduced from, and the expectation (target, op, tolerance). ``describe`` writes them out, for the
+terminal and the report alike; claims.csv holds them as numbers (lists as JSON).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import operator
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
 
 from dlrepro.files import atomic_write
-from dlrepro.formatting import assignments, number
-from dlrepro.schema import Approx, Compare, Monotone, Threshold, ClaimBase
+from dlrepro.formatting import assignments, measured, number, published
+from dlrepro.schema import Approx, ClaimBase, Compare, Monotone, Threshold
 from dlrepro.suite import Suite
+from dlrepro.verdicts import ClaimStatus
 
-OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
-Verdict = tuple[bool | None, str, str]  # holds (None: cannot tell), measured, expected
+OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+       "==": operator.eq}
+# A monotone claim as the relation every value has with the next one along its axis.
+MONOTONE_OPS = {("increasing", True): "<", ("increasing", False): "<=",
+                ("decreasing", True): ">", ("decreasing", False): ">="}
+TRENDS = {op: f"{'strictly ' * strict}{direction}"
+          for (direction, strict), op in MONOTONE_OPS.items()}
 
 
 @dataclass(frozen=True)
 class ClaimResult:
+    """One claim's status, the numbers it rests on, and what was expected, as numbers."""
+
     suite: str
     claim: str
     text: str
-    status: str
-    measured: str
-    expected: str
+    kind: str  # the claim's kind: threshold, approx, monotone, compare
+    status: ClaimStatus
+    reduce: str = "mean"
+    along: str = ""  # the parameter(s) of the elements: over, or by joined with ","
+    at: tuple = ()  # each element's value of `along`; does not apply: the values that ran
+    values: tuple[float, ...] = ()  # each element reduced; compare: the left side
+    samples: tuple[tuple[float, ...], ...] = ()  # each element's values, one per run
+    right_values: tuple[float, ...] = ()  # compare: the right side reduced, at the same keys
+    op: str | None = None  # threshold, compare; monotone: each value against the next
+    target: tuple[float, ...] = ()  # threshold, approx: the value, or one per element
+    tolerance: float | None = None  # approx: absolute
+    rel_tolerance: float | None = None  # approx: relative to each target
+    factor: float | None = None  # compare: left op factor × right
+    left: dict = field(default_factory=dict)  # compare: the two selections
+    right: dict = field(default_factory=dict)
+    applies: dict = field(default_factory=dict)  # the parameter values the claim is about
+
+    @property
+    def count(self) -> int:
+        """How many values were reduced (the left side's, for a comparison)."""
+        return sum(map(len, self.samples))
+
+
+COLUMNS = [f.name for f in fields(ClaimResult)]
+JSON_COLUMNS = ("at", "values", "samples", "right_values", "target", "left", "right", "applies")
+OPTIONAL_NUMBERS = ("tolerance", "rel_tolerance", "factor")
+
+
+@dataclass(frozen=True)
+class _Measured:
+    holds: bool | None  # None: cannot tell
+    along: str = ""
+    at: tuple = ()
+    values: tuple[float, ...] = ()
+    samples: tuple[tuple[float, ...], ...] = ()
+    right_values: tuple[float, ...] = ()
 
 
 def evaluate(suite: Suite, table: pd.DataFrame, profile: str) -> list[ClaimResult]:
     """Each claim of a suite that applies at ``profile`` against its joined table (metrics of
     successful runs with their parameters)."""
     source = f"{suite.model.source.seed}, «{suite.model.source.slide}»"
-    results = []
-    for claim in suite.model.claims:
-        if claim.profiles is not None and profile not in claim.profiles:
-            continue
-        elsewhere = outside(claim, table)
-        if elsewhere:
-            results.append(ClaimResult(suite.name, claim.id, f"{claim.text} ({claim.source or source})", "does not apply",
-                                       elsewhere, f"{assignments(claim.applies.items())} only"))
-            continue
-        holds, measured, expected = check(claim, table)
-        status = "not run" if holds is None else ("reproduced" if holds else "not reproduced")
-        results.append(ClaimResult(suite.name, claim.id, f"{claim.text} ({claim.source or source})",
-                                   status, measured, expected))
-    return results
+    return [check(claim, table, suite.name, f"{claim.text} ({claim.source or source})")
+            for claim in suite.model.claims
+            if claim.profiles is None or profile in claim.profiles]
 
 
-def outside(claim: ClaimBase, table: pd.DataFrame) -> str:
-    """What the runs of the claim's metric were, when none has the values the claim ``applies`` to
-    (``dataset=fashion_mnist``); empty when it applies or nothing ran."""
+def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "",
+          text: str | None = None) -> ClaimResult:
+    """One claim against a joined table."""
+    ran = outside(claim, table)
+    if ran:
+        found, status = _Measured(None, along=ran[0], at=ran[1]), ClaimStatus.DOES_NOT_APPLY
+    else:
+        found = CHECKS[type(claim)](claim, table)
+        status = _status(found.holds)
+    measurement = {name: value for name, value in asdict(found).items() if name != "holds"}
+    return ClaimResult(suite, claim.id, claim.text if text is None else text, claim.kind,
+                       status, claim.reduce, **measurement, **_expectation(claim))
+
+
+def _status(holds: bool | None) -> ClaimStatus:
+    if holds is None:
+        return ClaimStatus.NOT_RUN
+    return ClaimStatus.REPRODUCED if holds else ClaimStatus.NOT_REPRODUCED
+
+
+def _expectation(claim: ClaimBase) -> dict:
+    """What the claim expects, as numbers (a comparison: with its two selections)."""
+    if isinstance(claim, Threshold):
+        kind = {"op": claim.op, "target": (claim.value,)}
+    elif isinstance(claim, Approx):
+        target = tuple(claim.value) if isinstance(claim.value, list) else (claim.value,)
+        kind = {"target": target, "tolerance": claim.tolerance,
+                "rel_tolerance": claim.rel_tolerance}
+    elif isinstance(claim, Monotone):
+        kind = {"op": MONOTONE_OPS[claim.direction, claim.strict]}
+    else:
+        kind = {"op": claim.op, "factor": claim.factor, "left": claim.left, "right": claim.right}
+    return {**kind, "applies": claim.applies}
+
+
+def outside(claim: ClaimBase, table: pd.DataFrame) -> tuple[str, tuple[str, ...]] | None:
+    """The parameter and the values the claim's metric ran with, when none is the value the claim
+    ``applies`` to (``dataset``: fashion_mnist); None when it applies or nothing ran."""
     rows = table[table["metric"] == claim.metric] if "metric" in table else table.iloc[0:0]
     for key, value in claim.applies.items():
         seen = sorted(map(str, rows[key].dropna().unique())) if key in rows else []
         if seen and str(value) not in seen:
-            return f"{key}={'/'.join(seen)}"
-    return ""
+            return key, tuple(seen)
+    return None
 
 
-def check(claim: ClaimBase, table: pd.DataFrame) -> Verdict:
-    """One claim against a joined table."""
-    return CHECKS[type(claim)](claim, table)
-
-
-def table(results: list[ClaimResult]) -> pd.DataFrame:
-    """Claim results as claims.csv holds them."""
-    columns = [f.name for f in fields(ClaimResult)]
-    return pd.DataFrame([asdict(r) for r in results], columns=columns)
-
-
-def write(path: Path, results: list[ClaimResult]) -> pd.DataFrame:
-    """Replace the evaluated suites' rows of claims.csv, keep the other suites' rows."""
-    return replace_suites(path, table(results))
-
-
-def replace_suites(path: Path, new: pd.DataFrame) -> pd.DataFrame:
-    """Write ``new`` over its suites' rows of a per-suite CSV (claims, fidelity), keeping the other suites'."""
-    old = pd.read_csv(path, keep_default_na=False) if path.exists() else new.iloc[0:0]
-    table = pd.concat([old[~old["suite"].isin(new["suite"])], new], ignore_index=True)
-    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
-    return table
+def allowed(expectation: Approx | ClaimResult, target: float) -> float:
+    """The absolute gap an approx claim allows around ``target``."""
+    if expectation.tolerance is not None:
+        return expectation.tolerance
+    return expectation.rel_tolerance * abs(target)
 
 
 def select(claim: ClaimBase, table: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
@@ -111,98 +167,226 @@ def select(claim: ClaimBase, table: pd.DataFrame, where: dict | None = None) -> 
     return rows if claim.step is None else rows[rows["step"] == claim.step]
 
 
-def _along(claim: ClaimBase, rows: pd.DataFrame, axis: str) -> pd.Series:
+def _groups(rows: pd.DataFrame, axis: str | list[str] | None) -> list[tuple[object, pd.Series]]:
+    """The selected values per element: one group, or one per value of ``axis`` in order."""
     if rows.empty:  # nothing run: the parameter's column may not even exist
-        return pd.Series(dtype=float)
-    return rows.groupby(axis)["value"].agg(claim.reduce).sort_index()
-
-
-def _threshold(claim: Threshold, table: pd.DataFrame) -> Verdict:
-    rows = select(claim, table)
-    expected = f"{claim.op} {number(claim.value)}"
-    if rows.empty:
-        return None, "", f"{claim.reduce} {expected}"
-    got = rows["value"].agg(claim.reduce)
-    return bool(OPS[claim.op](got, claim.value)), f"{number(got)} ({claim.reduce} of {len(rows)})", expected
-
-
-def allowed(claim: Approx, target: float) -> float:
-    """The absolute gap an approx claim allows around ``target``."""
-    return claim.tolerance if claim.tolerance is not None else claim.rel_tolerance * abs(target)
-
-
-def reduced(claim: ClaimBase, values: pd.Series, target: float) -> float:
-    """The selected values reduced as the claim says; ``worst``: the one farthest from ``target``."""
-    if claim.reduce == "worst":
-        return float(values.iloc[int((values - target).abs().argmax())])
-    return float(values.agg(claim.reduce))
-
-
-def approx_groups(claim: Approx, rows: pd.DataFrame) -> list[tuple[object, pd.Series]]:
-    """The selected values per element of the claim's value: one group, or one per ``over`` value in
-    order (the i-th published number is compared with the i-th smallest ``over``)."""
-    if rows.empty:
         return []
-    if claim.over is None:
+    if axis is None:
         return [(None, rows["value"])]
-    return [(key, group["value"]) for key, group in rows.groupby(claim.over, sort=True)]
+    return [(_plain(key), group["value"]) for key, group in rows.groupby(axis, sort=True)]
 
 
-def _approx(claim: Approx, table: pd.DataFrame) -> Verdict:
-    groups = approx_groups(claim, select(claim, table))
+def _plain(key: object) -> object:
+    """A key as plain Python (numpy's numbers are not JSON)."""
+    if isinstance(key, tuple):
+        return tuple(map(_plain, key))
+    return key.item() if hasattr(key, "item") else key
+
+
+def _floats(values: pd.Series) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
+
+
+def reduced(reduce: str, values: pd.Series, target: float) -> float:
+    """The selected values reduced as the claim says; ``worst``: the one farthest from
+    ``target``."""
+    if reduce == "worst":
+        return float(values.iloc[int((values - target).abs().argmax())])
+    return float(values.agg(reduce))
+
+
+def _threshold(claim: Threshold, table: pd.DataFrame) -> _Measured:
+    rows = select(claim, table)
+    if rows.empty:
+        return _Measured(None)
+    got = float(rows["value"].agg(claim.reduce))
+    return _Measured(bool(OPS[claim.op](got, claim.value)), values=(got,),
+                     samples=(_floats(rows["value"]),))
+
+
+def _approx(claim: Approx, table: pd.DataFrame) -> _Measured:
+    """Elementwise: the i-th published number against the i-th smallest ``over``."""
     targets = claim.value if isinstance(claim.value, list) else [claim.value]
-    tol = f"± {number(claim.tolerance)}" if claim.tolerance is not None else f"± {number(100 * claim.rel_tolerance)} %"
-    if claim.over is None:
-        expected = f"{number(claim.value)} {tol}"
-        if not groups:
-            return None, "", expected
-        got = reduced(claim, groups[0][1], claim.value)
-        return bool(abs(got - claim.value) <= allowed(claim, claim.value)), number(got), expected
-    expected = f"[{', '.join(number(v) for v in claim.value)}] {tol} along {claim.over}"
-    if not groups:
-        return None, "", expected
-    got = pd.Series([reduced(claim, values, v) for (_, values), v in zip(groups, targets)],
-                    index=[key for key, _ in groups][:len(targets)])
-    gaps = [abs(g - v) for g, v in zip(got, claim.value)]
-    worst = max(range(len(gaps)), key=lambda i: gaps[i])
-    measured = (f"[{', '.join(number(g) for g in got)}]; largest gap {number(gaps[worst])} at {claim.over} "
-                f"{got.index[worst]}")
-    holds = len(groups) == len(claim.value) and all(g <= allowed(claim, v) for g, v in zip(gaps, claim.value))
-    return holds, measured, expected
+    groups = _groups(select(claim, table), claim.over)
+    paired = list(zip(groups, targets))
+    if not paired:
+        return _Measured(None, along=claim.over or "")
+    got = tuple(reduced(claim.reduce, values, target) for (_, values), target in paired)
+    holds = len(groups) == len(targets) and all(
+        abs(g - t) <= allowed(claim, t) for g, t in zip(got, targets))
+    keys = tuple(key for (key, _), _ in paired) if claim.over else ()
+    return _Measured(holds, claim.over or "", keys, got,
+                     tuple(_floats(values) for (_, values), _ in paired))
 
 
-def _monotone(claim: Monotone, table: pd.DataFrame) -> Verdict:
-    got = _along(claim, select(claim, table), claim.over)
-    measured = ", ".join(f"{claim.over}={k}: {number(float(v))}" for k, v in got.items())
-    expected = f"{'strictly ' if claim.strict else ''}{claim.direction} along {claim.over}"
-    if len(got) < 2:
-        return None, measured, expected
-    steps = got.diff().iloc[1:]
-    if claim.direction == "decreasing":
-        steps = -steps
-    return bool((steps > 0).all() if claim.strict else (steps >= 0).all()), measured, expected
+def _monotone(claim: Monotone, table: pd.DataFrame) -> _Measured:
+    groups = _groups(select(claim, table), claim.over)
+    got = tuple(float(values.agg(claim.reduce)) for _, values in groups)
+    holds = None
+    if len(got) >= 2:
+        holds = all(OPS[MONOTONE_OPS[claim.direction, claim.strict]](a, b)
+                    for a, b in pairwise(got))
+    return _Measured(holds, claim.over, tuple(key for key, _ in groups), got,
+                     tuple(_floats(values) for _, values in groups))
 
 
-def _compare(claim: Compare, table: pd.DataFrame) -> Verdict:
-    def side(where: dict) -> pd.Series:
-        rows = select(claim, table, where)
-        if rows.empty:
-            return pd.Series(dtype=float)
-        return rows.groupby(claim.by)["value"].agg(claim.reduce) if claim.by else \
-            pd.Series([rows["value"].agg(claim.reduce)], dtype=float)
+def _compare(claim: Compare, table: pd.DataFrame) -> _Measured:
+    def side(where: dict) -> dict[tuple, pd.Series]:
+        groups = _groups(select(claim, table, where), claim.by or None)
+        return {key if isinstance(key, tuple) else (key,): values for key, values in groups}
 
-    left, right = side(claim.left).align(side(claim.right), join="inner")
-    scale = "" if claim.factor == 1 else f"{number(claim.factor)} × "
-    expected = (f"{assignments(claim.left.items(), ',') or 'all'} {claim.op} {scale}"
-                f"{assignments(claim.right.items(), ',') or 'all'}" + (f" at every {', '.join(claim.by)}" if claim.by else ""))
-    if left.empty:
-        return None, "", expected
-
-    def at(key) -> str:
-        return assignments(zip(claim.by, key if isinstance(key, tuple) else (key,)), ",") + ": " if claim.by else ""
-
-    pairs = [f"{at(k)}{number(a)} vs {number(b)}" for k, a, b in zip(left.index, left, right)]
-    return bool(OPS[claim.op](left, claim.factor * right).all()), "; ".join(pairs), expected
+    left, right = side(claim.left), side(claim.right)
+    keys = [key for key in left if key in right]
+    along = ",".join(claim.by)
+    if not keys:
+        return _Measured(None, along)
+    got = tuple(float(left[key].agg(claim.reduce)) for key in keys)
+    against = tuple(float(right[key].agg(claim.reduce)) for key in keys)
+    holds = all(OPS[claim.op](a, claim.factor * b) for a, b in zip(got, against))
+    return _Measured(holds, along, tuple(keys) if claim.by else (), got,
+                     tuple(_floats(left[key]) for key in keys), against)
 
 
-CHECKS = {Threshold: _threshold, Approx: _approx, Monotone: _monotone, Compare: _compare}
+CHECKS: dict[type, Callable[..., _Measured]] = {
+    Threshold: _threshold, Approx: _approx, Monotone: _monotone, Compare: _compare}
+
+
+# ---- the one place a result becomes text ----
+
+def describe(result: ClaimResult) -> tuple[str, str]:
+    """What was measured and what was expected, as the terminal and the report write them."""
+    if result.status is ClaimStatus.DOES_NOT_APPLY:
+        return (assignments([(result.along, "/".join(map(str, result.at)))]),
+                f"{assignments(result.applies.items())} only")
+    return DESCRIPTIONS[result.kind](result)
+
+
+def summary(statuses: pd.Series) -> str:
+    """Claims' statuses counted, as the terminal and the report say them."""
+    counts = statuses.value_counts()
+    line = (f"{counts.get(ClaimStatus.REPRODUCED, 0)} of {len(statuses)} reproduced, "
+            f"{counts.get(ClaimStatus.NOT_REPRODUCED, 0)} not reproduced, "
+            f"{counts.get(ClaimStatus.NOT_RUN, 0)} not run")
+    if counts.get(ClaimStatus.DOES_NOT_APPLY):
+        line += f", {counts[ClaimStatus.DOES_NOT_APPLY]} do not apply (about other data)"
+    return line
+
+
+def _describe_threshold(r: ClaimResult) -> tuple[str, str]:
+    got = f"{number(r.values[0])} ({r.reduce} of {r.count})" if r.values else ""
+    return got, f"{r.op} {published(r.target[0])}"
+
+
+def _tolerance(r: ClaimResult) -> str:
+    if r.tolerance is not None:
+        return f"± {published(r.tolerance)}"
+    return f"± {number(100 * r.rel_tolerance)} %"
+
+
+def _describe_approx(r: ClaimResult) -> tuple[str, str]:
+    shown = [measured(v, allowed(r, t)) for v, t in zip(r.values, r.target)]
+    if not r.along:
+        got = f"{shown[0]} ({r.reduce} of {r.count})" if shown else ""
+        return got, f"{published(r.target[0])} {_tolerance(r)}"
+    expected = f"[{', '.join(map(published, r.target))}] {_tolerance(r)} along {r.along}"
+    if not shown:
+        return "", expected
+    gaps = [abs(v - t) for v, t in zip(r.values, r.target)]
+    worst = max(range(len(gaps)), key=gaps.__getitem__)
+    got = (f"[{', '.join(shown)}]; largest gap {measured(gaps[worst], allowed(r, r.target[worst]))}"
+           f" at {r.along} {r.at[worst]}")
+    if len(r.values) < len(r.target):
+        got += f"; {len(r.values)} of {len(r.target)} measured"
+    return got, expected
+
+
+def _describe_monotone(r: ClaimResult) -> tuple[str, str]:
+    got = ", ".join(f"{r.along}={key}: {number(v)}" for key, v in zip(r.at, r.values))
+    return got, f"{TRENDS[r.op]} along {r.along}"
+
+
+def _describe_compare(r: ClaimResult) -> tuple[str, str]:
+    by = r.along.split(",") if r.along else []
+    scale = "" if r.factor == 1 else f"{published(r.factor)} × "
+    expected = (f"{assignments(r.left.items(), ',') or 'all'} {r.op} {scale}"
+                f"{assignments(r.right.items(), ',') or 'all'}")
+    if by:
+        expected += f" at every {', '.join(by)}"
+
+    def at(key: tuple) -> str:
+        return f"{assignments(zip(by, key), ',')}: " if by else ""
+
+    keys = r.at or [()] * len(r.values)
+    pairs = [f"{at(key)}{number(a)} vs {number(b)}"
+             for key, a, b in zip(keys, r.values, r.right_values)]
+    return "; ".join(pairs), expected
+
+
+DESCRIPTIONS = {"threshold": _describe_threshold, "approx": _describe_approx,
+                "monotone": _describe_monotone, "compare": _describe_compare}
+
+
+# ---- claims.csv: one row per claim, numbers as numbers (lists as JSON) ----
+
+def table(results: list[ClaimResult]) -> pd.DataFrame:
+    """Results as a table, one row a claim, its cells the results' own values."""
+    return pd.DataFrame([asdict(r) for r in results], columns=COLUMNS)
+
+
+def results(claims: pd.DataFrame) -> list[ClaimResult]:
+    """The rows of a claims table (read from claims.csv or not) as results."""
+    return [_result(record) for record in claims.to_dict("records")]
+
+
+def _result(record: dict) -> ClaimResult:
+    found = dict(record)
+    for name in JSON_COLUMNS:
+        value = found[name]
+        found[name] = _frozen(json.loads(value) if isinstance(value, str) else value)
+    for name in OPTIONAL_NUMBERS:
+        found[name] = None if _blank(found[name]) else float(found[name])
+    found["op"] = None if _blank(found["op"]) else found["op"]
+    found["status"] = ClaimStatus(found["status"])
+    return ClaimResult(**found)
+
+
+def _blank(value: object) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _frozen(value: object) -> object:
+    """JSON's lists as the tuples a result holds; its objects stay dicts."""
+    return tuple(map(_frozen, value)) if isinstance(value, list | tuple) else value
+
+
+def read(path: Path) -> pd.DataFrame:
+    """claims.csv as a table of results' values; empty if missing or written by an older dlrepro
+    (other columns): its claims are evaluated afresh."""
+    if not path.exists():
+        return table([])
+    found = pd.read_csv(path, keep_default_na=False, dtype=str)
+    return table(results(found)) if list(found.columns) == COLUMNS else table([])
+
+
+def csv_cells(claims: pd.DataFrame, json_columns: Iterable[str] = JSON_COLUMNS) -> pd.DataFrame:
+    """A table of results' values as claims.csv holds them: lists and selections as JSON."""
+    cells = claims.copy()
+    for name in json_columns:
+        cells[name] = cells[name].map(lambda value: json.dumps(value, ensure_ascii=False))
+    return cells
+
+
+def write(path: Path, evaluated: list[ClaimResult]) -> pd.DataFrame:
+    """Replace the evaluated suites' rows of claims.csv, keep the other suites' rows."""
+    return replace_suites(path, table(evaluated), read, csv_cells)
+
+
+def replace_suites(path: Path, new: pd.DataFrame, read_old: Callable[[Path], pd.DataFrame],
+                   cells: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+    """Write ``new`` over its suites' rows of a per-suite CSV (claims, fidelity), keeping the other
+    suites'; ``cells`` turns the table into what the CSV holds."""
+    old = read_old(path)
+    kept = old[~old["suite"].isin(new["suite"])]
+    table = pd.concat([kept, new], ignore_index=True) if len(kept) else new.reset_index(drop=True)
+    atomic_write(path, lambda tmp: cells(table).to_csv(tmp, index=False))
+    return table

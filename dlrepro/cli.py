@@ -32,6 +32,7 @@ from dlrepro.overrides import parse_override
 from dlrepro.planning import SchedulingError
 from dlrepro.project import baselines_dir, resolve
 from dlrepro.schema import PROFILES
+from dlrepro.verdicts import ClaimStatus, GateVerdict
 
 BAD_INPUT = (SuiteError, DataError, ResultsError, BaselineError, SchedulingError, ContractError,
              pipeline.UsageError)
@@ -240,7 +241,6 @@ def _overrides(args) -> list:
 
 
 LIST_COLUMNS = ("suite", "experiment", "profile", "overrides", "runs", "cached", "claims")
-CLAIM_COLUMNS = ("suite", "claim", "status", "measured", "expected")
 
 
 def _list(args) -> int:
@@ -302,12 +302,16 @@ def _recorded_statuses(records: Path) -> list[str]:
 
 
 def _claims(args) -> int:
+    from dlrepro import claims
+
     outcome = pipeline.claims(args.results, args.profile, _overrides(args))
     if args.format == OutputFormat.TABLE:
         _print_claims(outcome)
-    else:
-        write_rows(CLAIM_COLUMNS, outcome.to_dict("records"), args.format)
-    return 0 if len(outcome) and outcome["status"].isin(["reproduced", "does not apply"]).all() else 1
+    else:  # the numbers of claims.csv, lists as JSON text in a CSV
+        shown = claims.csv_cells(outcome) if args.format == OutputFormat.CSV else outcome
+        write_rows(claims.COLUMNS, shown.to_dict("records"), args.format)
+    fine = outcome["status"].isin([ClaimStatus.REPRODUCED, ClaimStatus.DOES_NOT_APPLY])
+    return 0 if len(outcome) and fine.all() else 1
 
 
 def _report(args) -> int:
@@ -321,14 +325,14 @@ def _check(args) -> int:
     _print_verdicts(outcome.verdicts)
     for note in outcome.notes:
         _note_text(note)
-    _say(f"{len(outcome.verdicts)} values compared against {args.baseline / args.profile}; every verdict in "
-         f"{outcome.path}")
+    _say_text(_compared(outcome.verdicts, outcome.compared, args.baseline / args.profile)
+              + f"; every verdict in {outcome.path}")
     reasons = outcome.blocking(args.allow_new)
     for reason in reasons:
         _say(f"[red]gate fails:[/] {reason}")
     if reasons:
-        _say(f"Fix the cause, or refresh a baseline on purpose with `dlrepro baseline update SUITE --profile "
-             f"{args.profile}`.")
+        _say("Fix the cause, or refresh a baseline on purpose with `dlrepro baseline update SUITE "
+             f"--profile {args.profile}`.")
         return 1
     _say("[green]No regression.[/]")
     return 0
@@ -349,28 +353,47 @@ def _update_baselines(args) -> int:
     return 0
 
 
+def _compared(verdicts, compared: int, baselines: Path) -> str:
+    """How many values were compared with the baselines, and how many could not be."""
+    counts = verdicts["verdict"].value_counts()
+    line = f"{compared} value(s) compared with {baselines}"
+    for verdict in (GateVerdict.MISSING, GateVerdict.NEW):
+        if counts.get(verdict):
+            line += f", {counts[verdict]} {verdict}"
+    return line
+
+
+VERDICT_COLOURS = {GateVerdict.REGRESSED: "red", GateVerdict.MISSING: "red",
+                   GateVerdict.IMPROVED: "green", GateVerdict.NEW: "cyan",
+                   GateVerdict.INCONCLUSIVE: "yellow"}
+
+
 def _print_verdicts(verdicts, limit: int = 40) -> None:
-    """One line per suite with its counts, then one line per change: whole in a CI log, never wrapped."""
+    """One line per suite with its counts, then one line per change: whole in a CI log, never
+    wrapped."""
     import pandas as pd
     from rich.markup import escape
 
-    for suite, counts in verdicts.groupby("suite")["verdict"].value_counts().unstack(fill_value=0).iterrows():
+    counted = verdicts.groupby("suite")["verdict"].value_counts().unstack(fill_value=0)
+    for suite, counts in counted.iterrows():
         _say(f"{suite}: " + ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n))
-    colour = {"regressed": "red", "missing": "red", "improved": "green", "new": "cyan", "inconclusive": "yellow"}
+    changed = [GateVerdict.REGRESSED, GateVerdict.IMPROVED, GateVerdict.INCONCLUSIVE]
     lines = []
-    for row in verdicts[verdicts["verdict"].isin(["regressed", "improved", "inconclusive"])].itertuples():
+    for row in verdicts[verdicts["verdict"].isin(changed)].itertuples():
         step = "" if pd.isna(row.step) else f" step {row.step}"
         welch = "" if pd.isna(row.p_value) else f", Welch p = {row.p_value:.2g}"
-        lines.append((row.verdict, f"{row.suite} [{row.configuration}] {row.metric}{step}: {_num(row.mean_base)} → "
-                      f"{_num(row.mean)} (Δ {_num(row.delta)}, allowed ± {_num(row.allowed)}{welch})"))
+        lines.append((row.verdict, f"{row.suite} [{row.configuration}] {row.metric}{step}: "
+                      f"{_num(row.mean_base)} → {_num(row.mean)} (Δ {_num(row.delta)}, "
+                      f"allowed ± {_num(row.allowed)}{welch})"))
     # Values missing or new come by whole configurations (a changed parameter): one line each.
-    absent = verdicts[verdicts["verdict"].isin(["missing", "new"])]
-    for (verdict, suite, configuration), rows in absent.groupby(["verdict", "suite", "configuration"], sort=False):
+    absent = verdicts[verdicts["verdict"].isin([GateVerdict.MISSING, GateVerdict.NEW])]
+    by_configuration = absent.groupby(["verdict", "suite", "configuration"], sort=False)
+    for (verdict, suite, configuration), rows in by_configuration:
         steps = rows.groupby("metric", sort=False)["step"].agg(lambda s: s.notna().sum())
         names = ", ".join(f"{m} ({n} steps)" if n else m for m, n in steps.items())
         lines.append((verdict, f"{suite} [{configuration}]: {names}"))
     for verdict, text in lines[:limit]:
-        _say(f"[{colour[verdict]}]{verdict}[/] " + escape(text))
+        _say(f"[{VERDICT_COLOURS[verdict]}]{verdict}[/] " + escape(text))
     if len(lines) > limit:
         _say(f"… and {len(lines) - limit} more")
 
@@ -381,23 +404,28 @@ def _num(value) -> str:
     return "" if pd.isna(value) else f"{value:.6g}"
 
 
+CLAIM_COLOURS = {ClaimStatus.REPRODUCED: "green", ClaimStatus.NOT_REPRODUCED: "red",
+                 ClaimStatus.NOT_RUN: "yellow", ClaimStatus.DOES_NOT_APPLY: "dim"}
+
+
 def _print_claims(outcome) -> None:
     """A table in a terminal; one line per claim elsewhere (a CI log, a file)."""
     from rich.markup import escape
     from rich.table import Table
 
-    colour = {"reproduced": "green", "not reproduced": "red", "not run": "yellow", "does not apply": "dim"}
+    from dlrepro import claims
+
+    results = claims.results(outcome)
     if not output.is_terminal:
-        for row in outcome.itertuples():
-            _say(f"[{colour[row.status]}]{row.status}[/] {row.suite}/{row.claim}: measured {escape(str(row.measured))}; "
-                 f"expected {escape(str(row.expected))}")
+        for result in results:
+            got, expected = map(escape, claims.describe(result))
+            _say(f"[{CLAIM_COLOURS[result.status]}]{result.status}[/] {result.suite}/"
+                 f"{result.claim}: measured {got}; expected {expected}")
     else:
-        table = Table(*CLAIM_COLUMNS, title="claims")
-        for row in outcome.itertuples():
-            table.add_row(row.suite, row.claim, f"[{colour[row.status]}]{row.status}[/]", escape(str(row.measured)),
-                          escape(str(row.expected)))
+        table = Table("suite", "claim", "status", "measured", "expected", title="claims")
+        for result in results:
+            table.add_row(result.suite, result.claim,
+                          f"[{CLAIM_COLOURS[result.status]}]{result.status}[/]",
+                          *map(escape, claims.describe(result)))
         output.print(table)
-    counts = outcome["status"].value_counts()
-    _say(f"claims: {counts.get('reproduced', 0)} of {len(outcome)} reproduced, "
-         f"{counts.get('not reproduced', 0)} not reproduced, {counts.get('not run', 0)} not run"
-         + (f", {counts['does not apply']} do not apply (about other data)" if counts.get("does not apply") else ""))
+    _say(f"claims: {claims.summary(outcome['status'])}")

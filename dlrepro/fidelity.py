@@ -1,11 +1,12 @@
 """The fidelity table: every published number (an ``approx`` claim with ``published``) beside what
 was measured.
 
-One row per number — a list value (a curve: the loss per epoch, 12 iterates) gives one row per
-element. Measured is the mean ± standard deviation over the runs the claim selects (one per seed),
-and the verdict uses the claim's own ``reduce``, as ``claims`` does. A claim about another profile's
-settings (the paper's epochs: full) still gets its rows, marked with that profile and not measured
-here, so the table lists every published number whatever profile was run.
+A published claim is a claim that yields extra rows: built from its evaluation by ``claims``, one
+row per number — a list value (a curve: the loss per epoch, 12 iterates) gives one row per element.
+Measured is the mean ± standard deviation over the runs the claim selects (one per seed), and the
+verdict uses the claim's own ``reduce``. A claim about another profile's settings (the paper's
+epochs: full) still gets its rows, marked with that profile and not measured here, so the table
+lists every published number whatever profile was run.
 """
 
 from __future__ import annotations
@@ -14,68 +15,95 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlrepro.claims import allowed, approx_groups, outside, reduced, replace_suites, select
-from dlrepro.formatting import number
+from dlrepro.claims import ClaimResult, allowed, replace_suites
+from dlrepro.formatting import assignments, measured, number, published
 from dlrepro.schema import Approx
 from dlrepro.suite import Suite
+from dlrepro.verdicts import ClaimStatus
 
-COLUMNS = ["suite", "claim", "profile", "at", "source", "published", "measured", "std", "seeds", "reduce",
-           "difference", "tolerance", "why", "status"]
+COLUMNS = ["suite", "claim", "profile", "at", "source", "published", "measured", "std", "seeds",
+           "reduce", "difference", "tolerance", "why", "status", "ran"]
+MEASURED = (ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED)
 
 
-def rows(suite: Suite, table: pd.DataFrame, profile: str) -> list[dict]:
-    """The fidelity rows of one suite's published claims against its joined table at ``profile``."""
+def rows(suite: Suite, evaluated: list[ClaimResult], profile: str) -> list[dict]:
+    """The fidelity rows of one suite's published claims, from their evaluation at ``profile``
+    (a claim not evaluated there is about another profile)."""
+    by_id = {r.claim: r for r in evaluated if r.suite == suite.name}
     found = []
     for claim in suite.model.claims:
         if not isinstance(claim, Approx) or claim.published is None:
             continue
-        here = claim.profiles is None or profile in claim.profiles
-        elsewhere = outside(claim, table)
-        values = claim.value if isinstance(claim.value, list) else [claim.value]
-        groups = approx_groups(claim, select(claim, table)) if here else []
-        for i, published in enumerate(values):
-            key, runs = groups[i] if i < len(groups) else (None, pd.Series(dtype=float))
-            at = "" if claim.over is None else f"{claim.over}={key}" if key is not None else f"{claim.over} #{i + 1}"
-            row = _row(suite.name, claim, profile if here else "/".join(claim.profiles), at, published, runs,
-                       measured_here=here)
-            found.append({**row, "status": f"does not apply ({elsewhere})"} if elsewhere and here else row)
+        targets = claim.value if isinstance(claim.value, list) else [claim.value]
+        found += [_row(suite.name, claim, by_id.get(claim.id), i, target, profile)
+                  for i, target in enumerate(targets)]
     return found
 
 
-def _row(suite: str, claim: Approx, profile: str, at: str, published: float, values: pd.Series,
-         measured_here: bool) -> dict:
-    tolerance = allowed(claim, published)
-    row = {"suite": suite, "claim": claim.id, "profile": profile, "at": at, "source": claim.published.source,
-           "published": published, "measured": None, "std": None, "seeds": len(values), "reduce": claim.reduce,
-           "difference": None, "tolerance": tolerance, "why": claim.published.why}
-    if not measured_here:
-        return {**row, "status": f"{profile} profile only"}
-    if values.empty:
-        return {**row, "status": "not run"}
-    got = reduced(claim, values, published)
-    return {**row, "measured": float(values.mean()), "std": float(values.std()) if len(values) > 1 else None,
-            "difference": got - published,
-            "status": "reproduced" if abs(got - published) <= tolerance else "not reproduced"}
+def _row(suite: str, claim: Approx, result: ClaimResult | None, i: int, target: float,
+         profile: str) -> dict:
+    row = {"suite": suite, "claim": claim.id, "profile": profile, "at": "",
+           "source": claim.published.source, "published": target, "measured": None, "std": None,
+           "seeds": 0, "reduce": claim.reduce, "difference": None,
+           "tolerance": allowed(claim, target), "why": claim.published.why, "ran": ""}
+    if claim.over is not None:
+        row["at"] = f"{claim.over} #{i + 1}"
+    if result is None:
+        return {**row, "profile": "/".join(claim.profiles), "status": ClaimStatus.OTHER_PROFILE}
+    if result.status is ClaimStatus.DOES_NOT_APPLY:
+        ran = assignments([(result.along, "/".join(result.at))])
+        return {**row, "status": ClaimStatus.DOES_NOT_APPLY, "ran": ran}
+    if result.status not in MEASURED or i >= len(result.values):
+        return {**row, "status": ClaimStatus.NOT_RUN}
+    values, difference = pd.Series(result.samples[i], dtype=float), result.values[i] - target
+    if claim.over is not None:
+        row["at"] = assignments([(claim.over, result.at[i])])
+    holds = abs(difference) <= row["tolerance"]
+    return {**row, "measured": float(values.mean()), "seeds": len(values),
+            "std": float(values.std()) if len(values) > 1 else None, "difference": difference,
+            "status": ClaimStatus.REPRODUCED if holds else ClaimStatus.NOT_REPRODUCED}
+
+
+def read(path: Path) -> pd.DataFrame:
+    """fidelity.csv with its statuses typed; empty if missing or written by an older dlrepro."""
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    table = pd.read_csv(path, keep_default_na=False)
+    if list(table.columns) != COLUMNS:
+        return pd.DataFrame(columns=COLUMNS)
+    table["status"].map(ClaimStatus)  # a status that is not one is refused here
+    return table
 
 
 def write(path: Path, found: list[dict]) -> pd.DataFrame:
     """Replace the evaluated suites' rows of fidelity.csv, keep the other suites' rows."""
-    return replace_suites(path, pd.DataFrame(found, columns=COLUMNS))
+    return replace_suites(path, pd.DataFrame(found, columns=COLUMNS), read, lambda t: t)
 
 
 def display(table: pd.DataFrame) -> list[dict]:
-    """The table's rows as the report shows them: numbers written out, measured as mean ± sd (seeds)."""
-    shown = []
-    for r in table.itertuples():
-        measured = "—" if _missing(r.measured) else (
-            number(float(r.measured)) + ("" if _missing(r.std) else f" ± {number(float(r.std), 2)}") + f" ({r.seeds})")
-        difference = "—" if _missing(r.difference) else f"{float(r.difference):+.3g}"
-        if r.reduce != "mean" and not _missing(r.difference):
-            difference += f" ({r.reduce})"
-        shown.append({"suite": r.suite, "claim": r.claim, "profile": r.profile, "at": "" if _missing(r.at) else r.at,
-                      "source": r.source, "published": number(float(r.published)), "measured": measured,
-                      "difference": difference, "tolerance": f"± {number(float(r.tolerance), 3)}", "why": r.why,
-                      "status": r.status})
+    """The table's rows as the report shows them: published numbers with their own digits,
+    measured ones (mean ± sd (seeds)) one decimal finer than the tolerance."""
+    return [_shown(r) for r in table.itertuples()]
+
+
+def _shown(r) -> dict:
+    tolerance, status = float(r.tolerance), ClaimStatus(r.status)
+    shown = {"suite": r.suite, "claim": r.claim, "profile": r.profile, "source": r.source,
+             "at": "" if _missing(r.at) else r.at, "published": published(r.published),
+             "measured": "—", "difference": "—", "tolerance": f"± {number(tolerance, 3)}",
+             "why": r.why, "verdict": status, "status": str(status)}
+    if not _missing(r.measured):
+        spread = "" if _missing(r.std) else f" ± {number(float(r.std), 2)}"
+        shown["measured"] = f"{measured(float(r.measured), tolerance)}{spread} ({r.seeds})"
+    if not _missing(r.difference):
+        difference = measured(float(r.difference), tolerance)
+        shown["difference"] = difference if difference.startswith("-") else f"+{difference}"
+        if r.reduce != "mean":
+            shown["difference"] += f" ({r.reduce})"
+    if status is ClaimStatus.OTHER_PROFILE:
+        shown["status"] = f"{r.profile} profile only"
+    elif status is ClaimStatus.DOES_NOT_APPLY:
+        shown["status"] = f"{status} ({r.ran})"
     return shown
 
 

@@ -1,9 +1,10 @@
 """Does the lesson hold on other data? Each claim's verdict on MNIST beside its verdict on the same
 suites run with ``--set dataset=…`` (Fashion-MNIST).
 
-The claims anchored to a published MNIST number say "does not apply" on the other set; the
-orderings and trends (the autoencoder beats PCA, errors fall with d, accuracy falls with ε,
-samples improve with epochs) are the question, and a verdict that differs is marked ``changed``.
+The claims anchored to a published MNIST number do not apply on the other set; the orderings and
+trends (the autoencoder beats PCA, errors fall with d, accuracy falls with ε, samples improve
+with epochs) are the question, and a verdict that differs is marked ``changed``. Both sides'
+measured numbers stay numbers (as in claims.csv), written out only for the Markdown table.
 """
 
 from __future__ import annotations
@@ -12,38 +13,67 @@ from pathlib import Path
 
 import pandas as pd
 
+from dlrepro import claims
 from dlrepro.files import atomic_write
 from dlrepro.formatting import table_cell
+from dlrepro.verdicts import ClaimStatus
 
-COLUMNS = ["suite", "claim", "text", "mnist", "mnist_measured", "other", "other_measured", "changed"]
+KEY = ["suite", "claim"]
+SIDES = {"mnist": "_mnist", "other": "_other"}  # each side's columns end so
+MEASURED = ["status", "along", "at", "values", "samples", "right_values"]  # per side
+EXPECTED = [name for name in claims.COLUMNS if name not in MEASURED]  # the claim's, once
+COLUMNS = [*EXPECTED, "mnist", "other", "changed",
+           *(f"{name}{suffix}" for suffix in SIDES.values() for name in MEASURED[1:])]
+JSON_COLUMNS = [name for name in COLUMNS
+                if name.removesuffix(SIDES["mnist"]).removesuffix(SIDES["other"])
+                in claims.JSON_COLUMNS]
+ICONS = {ClaimStatus.REPRODUCED: "✅", ClaimStatus.NOT_REPRODUCED: "❌", ClaimStatus.NOT_RUN: "⚪"}
 
 
 def compare(mnist: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     """One row per claim of ``other``'s suites: its status and measurement on both sets."""
-    both = other.merge(mnist, on=["suite", "claim"], how="left", suffixes=("_other", "_mnist"))
-    table = pd.DataFrame({
-        "suite": both["suite"], "claim": both["claim"], "text": both["text_other"],
-        "mnist": both["status_mnist"].fillna("not run"), "mnist_measured": both["measured_mnist"].fillna(""),
-        "other": both["status_other"], "other_measured": both["measured_other"]})
-    table["changed"] = (table["other"] != "does not apply") & (table["mnist"] != table["other"])
-    return table[COLUMNS]
+    measured = other[KEY + MEASURED].merge(_with_not_run(mnist, other)[KEY + MEASURED], on=KEY,
+                                           how="left", suffixes=(SIDES["other"], SIDES["mnist"]))
+    both = other[EXPECTED].merge(measured, on=KEY)
+    both = both.rename(columns={f"status{suffix}": side for side, suffix in SIDES.items()})
+    both["changed"] = (both["other"] != ClaimStatus.DOES_NOT_APPLY) & (
+        both["mnist"] != both["other"])
+    return both[COLUMNS]
+
+
+def _with_not_run(mnist: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """MNIST's results, plus one not run for each of ``other``'s claims it has no result of."""
+    absent = other.loc[~other.set_index(KEY).index.isin(mnist.set_index(KEY).index), KEY]
+    not_run = [claims.ClaimResult(suite, claim, "", "", ClaimStatus.NOT_RUN)
+               for suite, claim in zip(absent["suite"], absent["claim"])]
+    return pd.concat([mnist, claims.table(not_run)], ignore_index=True) if not_run else mnist
+
+
+def side(row: dict, name: str) -> claims.ClaimResult:
+    """One set's result of a row of the comparison."""
+    suffix = SIDES[name]
+    return claims.results(pd.DataFrame([{
+        **{column: row[column] for column in EXPECTED}, "status": row[name],
+        **{column: row[f"{column}{suffix}"] for column in MEASURED[1:]}}]))[0]
 
 
 def write(path: Path, table: pd.DataFrame) -> None:
-    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write(path, lambda tmp: claims.csv_cells(table, JSON_COLUMNS).to_csv(tmp, index=False))
 
 
 def markdown(table: pd.DataFrame, dataset: str) -> list[str]:
-    """The transferable claims as a Markdown table, the changed ones first; then those that do not apply."""
-    icon = {"reproduced": "✅", "not reproduced": "❌", "not run": "⚪"}
-    transferable = table[table["other"] != "does not apply"].sort_values("changed", ascending=False, kind="stable")
+    """The transferable claims as a Markdown table, the changed ones first; then those that do
+    not apply."""
+    applying = table["other"] != ClaimStatus.DOES_NOT_APPLY
+    transferable = table[applying].sort_values("changed", ascending=False, kind="stable")
     lines = [f"| suite | claim | MNIST | {dataset} | changed |", "|---|---|---|---|---|"]
-    for r in transferable.itertuples():
-        lines.append(f"| {r.suite} | {r.claim} | {icon.get(r.mnist, '')} {table_cell(r.mnist_measured)} | "
-                     f"{icon.get(r.other, '')} {table_cell(r.other_measured)} | {'**yes**' if r.changed else ''} |")
-    anchored = table[table["other"] == "does not apply"]
+    for row in transferable.to_dict("records"):
+        cells = [f"{ICONS.get(row[name], '')} {table_cell(claims.describe(side(row, name))[0])}"
+                 for name in SIDES]
+        lines.append(f"| {row['suite']} | {row['claim']} | {' | '.join(cells)} | "
+                     f"{'**yes**' if row['changed'] else ''} |")
+    anchored = table[~applying]
     if len(anchored):
         lines += ["", f"Do not apply on {dataset} (published MNIST numbers): "
                   + ", ".join(f"{r.suite}/{r.claim}" for r in anchored.itertuples()) + "."]
     return lines
-

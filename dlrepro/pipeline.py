@@ -296,8 +296,9 @@ def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
     profile, verdicts, numbers = results.profile, [], []
     for suite in suites:
         table = tables.joined(runs, metrics, suite.name)
-        verdicts += claims.evaluate(suite, table, profile)
-        numbers += fidelity.rows(suite, table, profile)
+        evaluated = claims.evaluate(suite, table, profile)
+        verdicts += evaluated
+        numbers += fidelity.rows(suite, evaluated, profile)
     return claims.write(results.claims, verdicts), fidelity.write(results.fidelity, numbers)
 
 
@@ -356,20 +357,18 @@ class CheckOutcome:
     gone: list[str]  # baselines whose suite file is gone
     path: Path  # where every verdict was written
 
-    def blocking(self, allow_new: bool) -> list[str]:
-        """Why the gate fails, one reason a line; none: it passes."""
-        from dlrepro.regression import BLOCKING
+    @property
+    def compared(self) -> int:
+        """Values compared with a baseline value."""
+        from dlrepro import regression
 
-        reasons = [f"baseline of {name} has no suite file {name}.toml" for name in self.gone]
-        if not allow_new:
-            reasons += [f"{name} has no baseline (add one on purpose, or pass --allow-new)" for name in self.unbaselined]
-        bad = self.verdicts[self.verdicts["verdict"].isin(BLOCKING)]
-        if len(bad):
-            reasons.append(f"{len(bad)} value(s) regressed or missing")
-        compared = self.verdicts["verdict"].isin(["unchanged", "inconclusive", "improved", "regressed"]).sum()
-        if not compared:
-            reasons.append("no value was compared with a baseline")
-        return reasons
+        return regression.compared(self.verdicts)
+
+    def blocking(self, allow_new: bool) -> list[str]:
+        """Why the gate fails, one reason a line (``regression.failures``); none: it passes."""
+        from dlrepro import regression
+
+        return regression.failures(self.verdicts, self.unbaselined, self.gone, allow_new)
 
 
 def check(names: list[str], results: Path, profile: str, baseline_root: Path,

@@ -14,7 +14,8 @@ number of seeds. ``compare`` gives each row a verdict:
 - ``missing``: in the baseline, not in the results (a failed run, a changed parameter);
 - ``new``: in the results, not in the baseline.
 
-Only ``regressed`` and ``missing`` block. Time and energy are compared only when the hardware
+Only ``regressed`` and ``missing`` block, and a gate that compared no value fails (``failures``:
+the gate's whole policy). Time and energy are compared only when the hardware
 matches, and never block; metrics declared ``timing = true`` (speeds) stay out of baselines.
 """
 
@@ -31,18 +32,24 @@ from dlrepro.formatting import assignments
 from dlrepro.layout import BaselineError, Results
 from dlrepro.schema import Metric
 from dlrepro.suite import Suite
+from dlrepro.verdicts import GateVerdict
 
 KEY = ["suite", "configuration", "metric", "step"]
 STATS = ["n", "mean", "std"]
-BLOCKING = ("regressed", "missing")
+BLOCKING = frozenset({GateVerdict.REGRESSED, GateVerdict.MISSING})
+# The verdicts of values found on both sides: a gate that has none of them compared nothing.
+COMPARED = frozenset({GateVerdict.UNCHANGED, GateVerdict.INCONCLUSIVE, GateVerdict.IMPROVED,
+                      GateVerdict.REGRESSED})
 ALPHA = 0.01
 DEFAULT_REL_TOLERANCE = 1e-9
 COST_FILE = "cost.csv"
 COST_COLUMNS = ["suite", "hardware", "runs", "wall_time_s", "energy_kwh", "energy_method"]
 
 
-def summarise(runs: pd.DataFrame, metrics: pd.DataFrame, suite: Suite, profile: str) -> pd.DataFrame:
-    """Mean, std and seed count of every (configuration, metric, step) of one suite's successful runs.
+def summarise(runs: pd.DataFrame, metrics: pd.DataFrame, suite: Suite,
+              profile: str) -> pd.DataFrame:
+    """Mean, std and seed count of every (configuration, metric, step) of one suite's successful
+    runs.
 
     A configuration is named by the parameters the suite file varies (not by what happens to be in
     the table), so that a failed run cannot rename the others."""
@@ -52,7 +59,9 @@ def summarise(runs: pd.DataFrame, metrics: pd.DataFrame, suite: Suite, profile: 
     if table.empty:
         return empty_summary()
     varied = [name for name in suite.runs(profile)[0].varied if name in table]
-    table["configuration"] = table.apply(lambda row: _configuration(row, varied), axis=1) if varied else "all"
+    table["configuration"] = "all"
+    if varied:
+        table["configuration"] = table.apply(lambda row: _configuration(row, varied), axis=1)
     table["step"] = table["step"].astype("Int64")
     summary = (table.groupby(["configuration", "metric", "step"], dropna=False, sort=True)["value"]
                .agg(n="count", mean="mean", std="std").reset_index())
@@ -71,8 +80,9 @@ def _configuration(row: pd.Series, varied: list[str]) -> str:
 def cost(runs: pd.DataFrame, suite: str) -> dict:
     """Total run time and energy of one suite, with the hardware they were measured on."""
     mine = runs[(runs["suite"] == suite) & (runs["status"] == "ok")]
-    return {"suite": suite, "hardware": " + ".join(sorted(set(mine["device"].dropna()))), "runs": len(mine),
-            "wall_time_s": _sig(mine["wall_time_s"].sum()), "energy_kwh": _sig(mine["energy_kwh"].sum()),
+    return {"suite": suite, "hardware": " + ".join(sorted(set(mine["device"].dropna()))),
+            "runs": len(mine), "wall_time_s": _sig(mine["wall_time_s"].sum()),
+            "energy_kwh": _sig(mine["energy_kwh"].sum()),
             "energy_method": " + ".join(sorted(set(mine["energy_method"].dropna())))}
 
 
@@ -80,7 +90,8 @@ def _sig(value: float) -> float:
     return float(f"{value:.4g}")  # a readable diff: the rest is noise
 
 
-def compare(baseline: pd.DataFrame, current: pd.DataFrame, declared: dict[str, Metric]) -> pd.DataFrame:
+def compare(baseline: pd.DataFrame, current: pd.DataFrame,
+            declared: dict[str, Metric]) -> pd.DataFrame:
     """Join a suite's baseline and current summaries and give every row its verdict."""
     joined = baseline.merge(current, on=KEY, how="outer", suffixes=("_base", ""), indicator="side")
     joined["delta"] = joined["mean"] - joined["mean_base"]
@@ -88,34 +99,37 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, declared: dict[str, M
     joined["allowed"] = [v[1] for v in verdicts]
     joined["p_value"] = [v[2] for v in verdicts]
     joined["verdict"] = [v[0] for v in verdicts]
-    columns = KEY + ["verdict", "mean_base", "mean", "delta", "allowed", "p_value", "n_base", "n", "std_base", "std"]
+    columns = KEY + ["verdict", "mean_base", "mean", "delta", "allowed", "p_value", "n_base", "n",
+                     "std_base", "std"]
     return joined[columns].sort_values(KEY, ignore_index=True)
 
 
-def _verdict(row, metric: Metric | None) -> tuple[str, float, float]:
+def _verdict(row, metric: Metric | None) -> tuple[GateVerdict, float, float]:
     if row.side == "left_only":
-        return "missing", math.nan, math.nan
+        return GateVerdict.MISSING, math.nan, math.nan
     if row.side == "right_only":
-        return "new", math.nan, math.nan
+        return GateVerdict.NEW, math.nan, math.nan
     better = metric.better if metric else "two-sided"
     base_nan, now_nan = math.isnan(row.mean_base), math.isnan(row.mean)
     if base_nan or now_nan:  # NaN means "never converged" or "diverged"
         if base_nan and now_nan:
-            return "unchanged", math.nan, math.nan
-        return ("improved" if base_nan and better != "two-sided" else "regressed"), math.nan, math.nan
+            return GateVerdict.UNCHANGED, math.nan, math.nan
+        if base_nan and better != "two-sided":
+            return GateVerdict.IMPROVED, math.nan, math.nan
+        return GateVerdict.REGRESSED, math.nan, math.nan
     allowed = _allowed(metric, row.mean_base)
     if abs(row.delta) <= allowed:
-        return "unchanged", allowed, math.nan
+        return GateVerdict.UNCHANGED, allowed, math.nan
     p_value = math.nan
     if row.n_base >= 3 and row.n >= 3 and (row.std_base > 0 or row.std > 0):
         from scipy import stats  # a second to import: only for a value beyond tolerance
 
-        p_value = stats.ttest_ind_from_stats(row.mean_base, row.std_base, row.n_base, row.mean, row.std, row.n,
-                                             equal_var=False).pvalue
+        p_value = stats.ttest_ind_from_stats(row.mean_base, row.std_base, row.n_base, row.mean,
+                                             row.std, row.n, equal_var=False).pvalue
         if p_value >= ALPHA:
-            return "inconclusive", allowed, p_value
+            return GateVerdict.INCONCLUSIVE, allowed, p_value
     improved = (better == "higher" and row.delta > 0) or (better == "lower" and row.delta < 0)
-    return ("improved" if improved else "regressed"), allowed, p_value
+    return (GateVerdict.IMPROVED if improved else GateVerdict.REGRESSED), allowed, p_value
 
 
 def _allowed(metric: Metric | None, reference: float) -> float:
@@ -137,7 +151,8 @@ class Baselines:
             raise BaselineError(f"{root}: no such baseline folder")
         if not self.dir.is_dir():
             raise BaselineError(f"{self.dir}: no baselines for profile {self.dir.name!r} "
-                                f"(create them with `dlrepro baseline update --profile {self.dir.name}`)")
+                                "(create them with `dlrepro baseline update --profile "
+                                f"{self.dir.name}`)")
 
     def suites(self) -> list[str]:
         return sorted(p.stem for p in self.dir.glob("*.csv") if p.name != COST_FILE)
@@ -146,7 +161,8 @@ class Baselines:
         path = self.dir / f"{suite}.csv"
         if not path.exists():
             return None
-        table = _read_csv(path, KEY + STATS, "a baseline", dtype={"configuration": str, "metric": str})
+        table = _read_csv(path, KEY + STATS, "a baseline",
+                          dtype={"configuration": str, "metric": str})
         table["step"] = table["step"].astype("Int64")
         return table[KEY + STATS]
 
@@ -161,8 +177,8 @@ class Baselines:
             bad = ~values.between(0, math.inf)  # NaN and text (coerced to NaN) fall outside too
             if bad.any():
                 row = bad.idxmax()
-                raise BaselineError(f"{path}: {column} of {table.at[row, 'suite']}: '{table.at[row, column]}' "
-                                    "is not a finite number >= 0")
+                raise BaselineError(f"{path}: {column} of {table.at[row, 'suite']}: "
+                                    f"'{table.at[row, column]}' is not a finite number >= 0")
             table[column] = values
         return table
 
@@ -176,8 +192,10 @@ class Baselines:
         # repr-exact floats: a baseline read back compares equal to the summary it came from.
         atomic_write(path, lambda tmp: summary.to_csv(tmp, index=False, float_format=None))
         costs = self.cost()
-        costs = pd.concat([costs[costs["suite"] != suite], pd.DataFrame([suite_cost])], ignore_index=True)
-        atomic_write(self.dir / COST_FILE, lambda tmp: costs.sort_values("suite").to_csv(tmp, index=False))
+        costs = pd.concat([costs[costs["suite"] != suite], pd.DataFrame([suite_cost])],
+                          ignore_index=True)
+        atomic_write(self.dir / COST_FILE,
+                     lambda tmp: costs.sort_values("suite").to_csv(tmp, index=False))
         return path
 
 
@@ -192,7 +210,8 @@ def _read_csv(path: Path, columns: list[str], what: str, **options) -> pd.DataFr
     return table
 
 
-def check(suites: list[Suite], baselines: Baselines, results: Results) -> tuple[pd.DataFrame, list[str], list[str]]:
+def check(suites: list[Suite], baselines: Baselines,
+          results: Results) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Compare every suite's current tables with its baseline; return the verdicts, notes on cost,
     and the suites that have no baseline."""
     runs, metrics = tables.load(results)
@@ -206,8 +225,29 @@ def check(suites: list[Suite], baselines: Baselines, results: Results) -> tuple[
             baseline = empty_summary()
         verdicts.append(compare(baseline, current, suite.metrics))
         notes += _cost_note(baseline_costs, cost(runs, suite.name))
-    table = pd.concat(verdicts, ignore_index=True) if verdicts else compare(empty_summary(), empty_summary(), {})
-    return table, notes, unbaselined
+    if not verdicts:
+        return compare(empty_summary(), empty_summary(), {}), notes, unbaselined
+    return pd.concat(verdicts, ignore_index=True), notes, unbaselined
+
+
+def compared(verdicts: pd.DataFrame) -> int:
+    """How many values were compared with a baseline value (neither missing nor new)."""
+    return int(verdicts["verdict"].isin(COMPARED).sum())
+
+
+def failures(verdicts: pd.DataFrame, unbaselined: list[str], gone: list[str],
+             allow_new: bool) -> list[str]:
+    """Why the gate fails, one reason a line; none: it passes."""
+    reasons = [f"baseline of {name} has no suite file {name}.toml" for name in gone]
+    if not allow_new:
+        reasons += [f"{name} has no baseline (add one on purpose, or pass --allow-new)"
+                    for name in unbaselined]
+    blocking = int(verdicts["verdict"].isin(BLOCKING).sum())
+    if blocking:
+        reasons.append(f"{blocking} value(s) regressed or missing")
+    if not compared(verdicts):
+        reasons.append("no value was compared with a baseline")
+    return reasons
 
 
 def _cost_note(baseline_costs: pd.DataFrame, now: dict) -> list[str]:
@@ -216,8 +256,10 @@ def _cost_note(baseline_costs: pd.DataFrame, now: dict) -> list[str]:
         return []
     before = before.iloc[0]
     if before["hardware"] != now["hardware"]:
-        return [f"{now['suite']}: time and energy not compared (baseline on {before['hardware']}, now on {now['hardware']})"]
+        return [f"{now['suite']}: time and energy not compared (baseline on "
+                f"{before['hardware']}, now on {now['hardware']})"]
     ratio = now["wall_time_s"] / before["wall_time_s"] if before["wall_time_s"] else math.nan
     energy = now["energy_kwh"] / before["energy_kwh"] if before["energy_kwh"] else math.nan
-    return [f"{now['suite']}: run time ×{ratio:.2f} ({now['wall_time_s']:.1f} s), energy ×{energy:.2f} "
-            f"vs the baseline on the same hardware (informative, never blocks)"]
+    return [f"{now['suite']}: run time ×{ratio:.2f} ({now['wall_time_s']:.1f} s), "
+            f"energy ×{energy:.2f} vs the baseline on the same hardware (informative, never "
+            "blocks)"]

@@ -1,5 +1,5 @@
-"""The report of one profile, as ``report.md`` and a self-contained ``report.html``: the verdicts, the
-published numbers, cost and energy, provenance, and each suite's figures and failures.
+"""The report of one profile, as ``report.md`` and a self-contained ``report.html``: the verdicts,
+the published numbers, cost and energy, provenance, and each suite's figures and failures.
 
 Both files are rendered from one page model (``page``) by the Jinja2 templates in ``templates/``, so
 they cannot disagree. The HTML page embeds its figures and its few lines of style and script: one
@@ -21,23 +21,30 @@ from pathlib import Path
 
 import pandas as pd
 
+from dlrepro import claims as claim_results
 from dlrepro import fidelity, tables
 from dlrepro.files import atomic_write
 from dlrepro.formatting import number, table_cell
 from dlrepro.layout import Results
 from dlrepro.machine import cpu_model
 from dlrepro.suite import Suite
+from dlrepro.verdicts import ClaimStatus
 
-FIGURE_INDEX = "figures.json"  # in each suite's figures folder: what the figures were drawn from, and their files
-STATUSES = ("reproduced", "not reproduced", "not run", "does not apply")
+# In each suite's figures folder: what the figures were drawn from, and their files.
+FIGURE_INDEX = "figures.json"
+# What a claim can say (the rest of ClaimStatus is about published numbers), in the report's order.
+CLAIM_STATUSES = (ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED, ClaimStatus.NOT_RUN,
+                  ClaimStatus.DOES_NOT_APPLY)
 
 
 def build(results: Results, suites: list[Suite], claims: pd.DataFrame, published: pd.DataFrame,
           runs: pd.DataFrame, metrics: pd.DataFrame) -> list[Path]:
-    """Draw (or reuse) every suite's figures, then write ``report.md`` and ``report.html`` beside the tables."""
+    """Draw (or reuse) every suite's figures, then write ``report.md`` and ``report.html`` beside
+    the tables."""
     model = page(results, suites, claims, published, runs, metrics)
     written = []
-    for template, path in (("report.md.j2", results.report), ("report.html.j2", results.report_html)):
+    pages = (("report.md.j2", results.report), ("report.html.j2", results.report_html))
+    for template, path in pages:
         text = _templates().get_template(template).render(**model, root=results.root)
         atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         written.append(path)
@@ -54,8 +61,12 @@ def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published:
         "generated": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         "host": platform.node(),
         "cpu": cpu_model(),
-        "counts": {status: int(counts.get(status, 0)) for status in STATUSES},
-        "claims": claims.fillna("").to_dict("records"),
+        "counts": {status: int(counts.get(status, 0)) for status in CLAIM_STATUSES},
+        # "does not apply" only where some claim says it (runs on other data)
+        "statuses": [status for status in CLAIM_STATUSES
+                     if counts.get(status) or status is not ClaimStatus.DOES_NOT_APPLY],
+        "summary": claim_results.summary(claims["status"]),
+        "claims": [_claim(result) for result in claim_results.results(claims)],
         "published": fidelity.display(published),
         "cost": _cost(runs),
         "energy_methods": "; ".join(sorted(set(runs["energy_method"].dropna()))),
@@ -64,20 +75,30 @@ def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published:
     }
 
 
-def _suite(suite: Suite, claims: pd.DataFrame, runs: pd.DataFrame, metrics: pd.DataFrame, results: Results) -> dict:
+def _claim(result: claim_results.ClaimResult) -> dict:
+    measured, expected = claim_results.describe(result)
+    return {"suite": result.suite, "claim": result.claim, "text": result.text,
+            "status": result.status, "measured": measured, "expected": expected}
+
+
+def _suite(suite: Suite, claims: pd.DataFrame, runs: pd.DataFrame, metrics: pd.DataFrame,
+           results: Results) -> dict:
     m = suite.model
     mine = runs[runs["suite"] == suite.name]
     verdicts = claims.loc[claims["suite"] == suite.name, "status"]
-    section = {"name": suite.name, "title": m.title, "experiment": m.experiment, "seed": m.source.seed,
-               "slide": m.source.slide, "note": m.source.note, "runs": len(mine), "figures": [], "failed": [],
-               "reproduced": int((verdicts == "reproduced").sum()), "claims": len(verdicts)}
+    section = {"name": suite.name, "title": m.title, "experiment": m.experiment,
+               "seed": m.source.seed, "slide": m.source.slide, "note": m.source.note,
+               "runs": len(mine), "figures": [], "failed": [], "claims": len(verdicts),
+               "reproduced_count": int((verdicts == ClaimStatus.REPRODUCED).sum())}
     if mine.empty:
         return section
     labels = {spec.run_id: spec.label for spec in suite.runs(results.profile)}
-    section["failed"] = [{"label": labels.get(r.run_id, f"{suite.name} run {r.run_id} seed {r.seed}"), "error": str(r.error).strip()}
-                         for r in mine[mine["status"] == "failed"].itertuples()]
-    section["figures"] = [path.relative_to(results.root).as_posix()
-                          for path in figures(suite, tables.joined(runs, metrics, suite.name), results)]
+    section["failed"] = [
+        {"label": labels.get(r.run_id, f"{suite.name} run {r.run_id} seed {r.seed}"),
+         "error": str(r.error).strip()}
+        for r in mine[mine["status"] == "failed"].itertuples()]
+    drawn = figures(suite, tables.joined(runs, metrics, suite.name), results)
+    section["figures"] = [path.relative_to(results.root).as_posix() for path in drawn]
     return section
 
 
@@ -104,16 +125,18 @@ def figures(suite: Suite, table: pd.DataFrame, results: Results) -> list[Path]:
 def _cost(runs: pd.DataFrame) -> list[dict]:
     if runs.empty:
         return []
-    cost = runs.groupby("suite").agg(runs=("run_id", "size"), failed=("status", lambda s: int((s == "failed").sum())),
-                                     wall_time_s=("wall_time_s", "sum"), energy_kwh=("energy_kwh", "sum"),
-                                     co2_kg=("co2_kg", "sum"), device=("device", "first"))
-    return [{"suite": suite, "runs": int(r.runs), "failed": int(r.failed), "run_time": f"{r.wall_time_s:.1f}",
-             "energy_wh": number(1000 * float(r.energy_kwh), 3), "co2_g": number(1000 * float(r.co2_kg), 3),
-             "device": r.device} for suite, r in cost.iterrows()]
+    cost = runs.groupby("suite").agg(
+        runs=("run_id", "size"), failed=("status", lambda s: int((s == "failed").sum())),
+        wall_time_s=("wall_time_s", "sum"), energy_kwh=("energy_kwh", "sum"),
+        co2_kg=("co2_kg", "sum"), device=("device", "first"))
+    return [{"suite": suite, "runs": int(r.runs), "failed": int(r.failed),
+             "run_time": f"{r.wall_time_s:.1f}", "energy_wh": number(1000 * float(r.energy_kwh), 3),
+             "co2_g": number(1000 * float(r.co2_kg), 3), "device": r.device}
+            for suite, r in cost.iterrows()]
 
 
-PROVENANCE = {"hostname": "machines", "device": "devices", "dlrepro_version": "dlrepro", "torch_version": "PyTorch",
-              "python_version": "Python", "git_commit": "commits"}
+PROVENANCE = {"hostname": "machines", "device": "devices", "dlrepro_version": "dlrepro",
+              "torch_version": "PyTorch", "python_version": "Python", "git_commit": "commits"}
 
 
 def _provenance(runs: pd.DataFrame) -> list[tuple[str, str]]:
@@ -121,7 +144,8 @@ def _provenance(runs: pd.DataFrame) -> list[tuple[str, str]]:
     found = [(name, "; ".join(sorted(map(str, runs[column].dropna().unique()))))
              for column, name in PROVENANCE.items() if column in runs]
     if not runs.empty:
-        first, last = pd.to_datetime(runs["started_at"]).min(), pd.to_datetime(runs["finished_at"]).max()
+        first = pd.to_datetime(runs["started_at"]).min()
+        last = pd.to_datetime(runs["finished_at"]).max()
         found.append(("runs", f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"))
     return [(name, value) for name, value in found if value]
 
@@ -130,11 +154,20 @@ def _provenance(runs: pd.DataFrame) -> list[tuple[str, str]]:
 def _templates():
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("dlrepro", "templates"), autoescape=jinja2.select_autoescape(["html"]),
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env = jinja2.Environment(loader=jinja2.PackageLoader("dlrepro", "templates"),
+                             autoescape=jinja2.select_autoescape(["html"]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["cell"] = table_cell
+    env.filters["badge"] = _badge
+    env.globals["Status"] = ClaimStatus
     env.filters["data_uri"] = _data_uri
     return env
+
+
+def _badge(status: ClaimStatus) -> str:
+    """A status's CSS class: its words joined by hyphens."""
+    return str(status).replace(" ", "-")
 
 
 def _data_uri(path: Path) -> str:

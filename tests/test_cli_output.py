@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlrepro.cli import CLAIM_COLUMNS, LIST_COLUMNS, main
+from dlrepro.claims import COLUMNS as CLAIM_COLUMNS
+from dlrepro.cli import LIST_COLUMNS, main
 from dlrepro.console import OutputFormat, write_rows
 from dlrepro.project import suites_dir
+from dlrepro.verdicts import ClaimStatus
 
-STATUSES = ("reproduced", "not reproduced", "not run", "does not apply")
+STATUSES = tuple(ClaimStatus)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,9 @@ def test_claims_in_a_pipe_are_on_stdout_and_nothing_else(results):
     out = dlrepro("claims", "--results", str(results), "--profile", "smoke")
     assert out.returncode == 1, out.stderr  # the suites not run make it fail
     *lines, count = out.stdout.splitlines()
-    claims = pd.read_csv(results / "smoke" / "claims.csv")
-    assert len(lines) == len(claims) and all(line.startswith(STATUSES) for line in lines)
+    every = dlrepro("claims", "--results", str(results), "--profile", "smoke", "--format", "csv")
+    assert len(lines) == len(pd.read_csv(io.StringIO(every.stdout)))
+    assert all(line.startswith(STATUSES) for line in lines)
     assert count.startswith("claims: ") and out.stderr == ""
 
 
@@ -48,8 +51,8 @@ def test_claims_as_csv_and_json_carry_the_tables_columns(results, form):
     out = dlrepro("claims", "--results", str(results), "--profile", "smoke", "--format", form)
     parsed = (pd.read_csv(io.StringIO(out.stdout)) if form is OutputFormat.CSV
               else pd.DataFrame(json.loads(out.stdout)))
-    claims = pd.read_csv(results / "smoke" / "claims.csv")
-    assert list(parsed.columns) == list(CLAIM_COLUMNS) and len(parsed) == len(claims)
+    assert list(parsed.columns) == list(CLAIM_COLUMNS)
+    assert set(pd.read_csv(results / "smoke" / "claims.csv")["claim"]) <= set(parsed["claim"])
     assert (parsed.set_index("claim")["status"].loc[["phi-separates", "raw-at-most-75"]]
             == "reproduced").all()
 

@@ -1,6 +1,8 @@
 """``--set KEY=VALUE``: parameters, axes and seeds overridden from the command line, validated like
 the file, cached like any run, and kept out of the profile's own tables and report."""
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -8,6 +10,7 @@ from dlrepro.cli import main
 from dlrepro.errors import SuiteError
 from dlrepro.overrides import describe_overrides, parse_override
 from dlrepro.project import resolve
+from dlrepro.verdicts import ClaimStatus
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +55,10 @@ def test_a_claim_whose_runs_an_override_removed_is_not_run(tmp_path):
     runs = pd.read_parquet(tmp_path / "smoke+features=raw" / "runs.parquet")
     assert set(runs["features"].dropna()) == {"raw"} and "worked_neuron" in set(runs["model"])
     claims = pd.read_csv(tmp_path / "smoke+features=raw" / "claims.csv").set_index("claim")["status"]
-    assert claims["phi-separates"] == "not run" and claims["raw-at-most-75"] == "reproduced"
-    assert "not reproduced" not in set(claims)
+    claims = claims.map(ClaimStatus)
+    assert claims["phi-separates"] == ClaimStatus.NOT_RUN
+    assert claims["raw-at-most-75"] == ClaimStatus.REPRODUCED
+    assert ClaimStatus.NOT_REPRODUCED not in set(claims)
 
 
 def test_a_list_sweeps_an_axis_across_every_grid_once():
@@ -136,6 +141,10 @@ def test_generalise_puts_each_claims_verdicts_on_mnist_and_fashion_mnist_side_by
     mnist = pd.read_csv(plain / "claims.csv", keep_default_na=False)
     mnist = mnist[mnist["suite"].isin(runs["suite"])]
     assert sorted(zip(table["suite"], table["claim"])) == sorted(zip(mnist["suite"], mnist["claim"]))
-    assert set(table["mnist"]) == {"reproduced"} and set(table["other"]) <= {"reproduced", "not reproduced", "not run"}
+    assert set(table["mnist"].map(ClaimStatus)) == {ClaimStatus.REPRODUCED}
+    assert set(table["other"].map(ClaimStatus)) <= {
+        ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED, ClaimStatus.NOT_RUN}
     assert (table["changed"] == (table["mnist"] != table["other"])).all()
+    measured = [json.loads(values) for values in table["values_mnist"]]  # numbers, not text
+    assert all(values and all(isinstance(v, float) for v in values) for values in measured)
     assert sorted(pd.read_parquet(plain / "runs.parquet")["run_id"]) == before  # nothing of the other set there

@@ -1,4 +1,5 @@
-"""Regression checks: verdicts from seed statistics and tolerances, and the CLI gate on real runs."""
+"""Regression checks: verdicts from seed statistics and tolerances, and the CLI gate on real
+runs."""
 
 import math
 import shutil
@@ -12,6 +13,7 @@ from dlrepro.cli import main
 from dlrepro.regression import KEY, compare
 from dlrepro.schema import Metric
 from dlrepro.project import suites_dir
+from dlrepro.verdicts import GateVerdict
 
 
 def summary(values_by_metric: dict[str, list[float]]) -> pd.DataFrame:
@@ -25,51 +27,53 @@ def summary(values_by_metric: dict[str, list[float]]) -> pd.DataFrame:
     return table
 
 
-def verdict(base, now, **metric) -> str:
+def verdict(base, now, **metric) -> GateVerdict:
     declared = {"m": Metric(**{"better": "lower", **metric})}
     return compare(summary({"m": base}), summary({"m": now}), declared)["verdict"].item()
 
 
 def test_identical_results_are_unchanged_even_with_zero_tolerance():
-    assert verdict([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], tolerance=0) == "unchanged"
+    assert verdict([0.1, 0.2, 0.3], [0.1, 0.2, 0.3], tolerance=0) == GateVerdict.UNCHANGED
 
 
 def test_seed_noise_within_tolerance_does_not_trip():
     rng = np.random.default_rng(0)
     base, now = 0.05 + 0.002 * rng.standard_normal(5), 0.05 + 0.002 * rng.standard_normal(5)
-    assert verdict(list(base), list(now), rel_tolerance=0.1) == "unchanged"
+    assert verdict(list(base), list(now), rel_tolerance=0.1) == GateVerdict.UNCHANGED
 
 
 def test_beyond_tolerance_but_within_seed_noise_is_inconclusive():
     rng = np.random.default_rng(1)
     base, now = 1 + rng.standard_normal(5), 1.3 + rng.standard_normal(5)
-    assert verdict(list(base), list(now), tolerance=0.01) == "inconclusive"
+    assert verdict(list(base), list(now), tolerance=0.01) == GateVerdict.INCONCLUSIVE
 
 
 def test_a_clear_shift_is_regressed_or_improved_by_direction():
     rng = np.random.default_rng(2)
     base = list(1 + 0.01 * rng.standard_normal(5))
     worse, better = [b + 0.5 for b in base], [b - 0.5 for b in base]
-    assert verdict(base, worse, tolerance=0.01) == "regressed"
-    assert verdict(base, better, tolerance=0.01) == "improved"
-    assert verdict(base, better, better="higher", tolerance=0.01) == "regressed"
-    assert verdict(base, better, better="two-sided", tolerance=0.01) == "regressed"
+    assert verdict(base, worse, tolerance=0.01) == GateVerdict.REGRESSED
+    assert verdict(base, better, tolerance=0.01) == GateVerdict.IMPROVED
+    assert verdict(base, better, better="higher", tolerance=0.01) == GateVerdict.REGRESSED
+    assert verdict(base, better, better="two-sided", tolerance=0.01) == GateVerdict.REGRESSED
 
 
 def test_one_seed_is_judged_by_the_tolerance_alone():
-    assert verdict([1.0], [1.05], rel_tolerance=0.1) == "unchanged"
-    assert verdict([1.0], [1.2], rel_tolerance=0.1) == "regressed"
+    assert verdict([1.0], [1.05], rel_tolerance=0.1) == GateVerdict.UNCHANGED
+    assert verdict([1.0], [1.2], rel_tolerance=0.1) == GateVerdict.REGRESSED
 
 
 def test_nan_means_never_converged():
-    assert verdict([math.nan], [math.nan], tolerance=0) == "unchanged"
-    assert verdict([3.0], [math.nan], tolerance=0) == "regressed"
-    assert verdict([math.nan], [3.0], tolerance=0) == "improved"
+    assert verdict([math.nan], [math.nan], tolerance=0) == GateVerdict.UNCHANGED
+    assert verdict([3.0], [math.nan], tolerance=0) == GateVerdict.REGRESSED
+    assert verdict([math.nan], [3.0], tolerance=0) == GateVerdict.IMPROVED
 
 
 def test_rows_on_one_side_only_are_missing_or_new():
     table = compare(summary({"a": [1.0], "b": [2.0]}), summary({"b": [2.0], "c": [3.0]}), {})
-    assert dict(zip(table["metric"], table["verdict"])) == {"a": "missing", "b": "unchanged", "c": "new"}
+    assert dict(zip(table["metric"], table["verdict"])) == {
+        "a": GateVerdict.MISSING, "b": GateVerdict.UNCHANGED, "c": GateVerdict.NEW}
+    assert set(table["verdict"]) <= set(GateVerdict)
     assert list(table.columns[:4]) == KEY
 
 
@@ -78,7 +82,8 @@ def gradient_descent_baseline(tmp_path_factory):
     """The real gradient_descent suite at smoke, and a baseline made from it."""
     results, baselines = tmp_path_factory.mktemp("results"), tmp_path_factory.mktemp("baselines")
     assert main(["run", "gradient_descent", "--profile", "smoke", "--results", str(results)]) == 0
-    assert main(["baseline", "update", "gradient_descent", "--profile", "smoke", "--results", str(results),
+    assert main(["baseline", "update", "gradient_descent", "--profile", "smoke",
+                 "--results", str(results),
                  "--baseline", str(baselines)]) == 0
     return results, baselines
 
@@ -88,7 +93,8 @@ def test_an_unchanged_rerun_passes(gradient_descent_baseline, capsys):
     assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
                  "--baseline", str(baselines)]) == 0
     assert "No regression" in capsys.readouterr().out
-    assert (pd.read_csv(results / "smoke" / "check.csv")["verdict"] == "unchanged").all()
+    assert (pd.read_csv(results / "smoke" / "check.csv")["verdict"].map(GateVerdict)
+            == GateVerdict.UNCHANGED).all()
 
 
 def check_edited(baselines, folder, old: str, new: str, capsys) -> tuple[int, str]:
@@ -101,54 +107,66 @@ def check_edited(baselines, folder, old: str, new: str, capsys) -> tuple[int, st
     results = folder / "results"
     main(["run", str(changed), "--profile", "smoke", "--results", str(results)])
     capsys.readouterr()
-    code = main(["check", str(changed), "--profile", "smoke", "--results", str(results), "--baseline", str(baselines)])
+    code = main(["check", str(changed), "--profile", "smoke", "--results", str(results),
+                 "--baseline", str(baselines)])
     return code, capsys.readouterr().out
 
 
-def test_a_changed_hyperparameter_fails_naming_suite_configuration_and_metric(gradient_descent_baseline, tmp_path, capsys):
+def test_a_changed_hyperparameter_fails_naming_suite_configuration_and_metric(
+        gradient_descent_baseline, tmp_path, capsys):
     code, err = check_edited(gradient_descent_baseline[1], tmp_path, "eta = 0.125, w0 = 0.578 }",
                              "eta = 0.2, w0 = 0.578 }", capsys)
     assert code == 1
-    assert "missing gradient_descent [mode=trajectory, eta=0.125, w0=0.578]: diverged, final," in err
+    assert ("missing gradient_descent [mode=trajectory, eta=0.125, w0=0.578]: diverged, final,"
+            in err)
     assert "regressed or missing" in err
 
 
-def test_a_changed_fixed_parameter_shows_the_regressed_values(gradient_descent_baseline, tmp_path, capsys):
-    code, err = check_edited(gradient_descent_baseline[1], tmp_path, "steps = 200 ", "steps = 20 ", capsys)
+def test_a_changed_fixed_parameter_shows_the_regressed_values(gradient_descent_baseline, tmp_path,
+                                                              capsys):
+    code, err = check_edited(gradient_descent_baseline[1], tmp_path, "steps = 200 ", "steps = 20 ",
+                             capsys)
     assert code == 1
-    assert "regressed gradient_descent [mode=trajectory, eta=0.125, w0=0.683] final: 0.81069 → 0.810333" in err
+    assert ("regressed gradient_descent [mode=trajectory, eta=0.125, w0=0.683] final: 0.81069 → "
+            "0.810333") in err
 
 
 def test_a_suite_without_results_is_missing(gradient_descent_baseline, capsys):
     results, baselines = gradient_descent_baseline
-    shutil.copy(suites_dir().parent / "results" / "baselines" / "smoke" / "xor.csv", baselines / "smoke" / "xor.csv")
+    shutil.copy(suites_dir().parent / "results" / "baselines" / "smoke" / "xor.csv",
+                baselines / "smoke" / "xor.csv")
     try:
-        assert main(["check", "--profile", "smoke", "--results", str(results), "--baseline", str(baselines)]) == 1
+        assert main(["check", "--profile", "smoke", "--results", str(results),
+                     "--baseline", str(baselines)]) == 1
     finally:
         (baselines / "smoke" / "xor.csv").unlink()
     out = capsys.readouterr().out
     assert "missing xor [model=perceptron" in out
-    assert "gate fails: five_points has no baseline" in out  # a new suite needs --allow-new
+    # A new suite passes only when asked (--allow-new).
+    assert "gate fails: five_points has no baseline" in out
 
 
 def test_a_broken_baseline_is_a_clear_error(gradient_descent_baseline, tmp_path, capsys):
     results, _ = gradient_descent_baseline
     (tmp_path / "smoke").mkdir()
-    (tmp_path / "smoke" / "gradient_descent.csv").write_text("suite,metric\ngradient_descent,final\n")
+    (tmp_path / "smoke" / "gradient_descent.csv").write_text(
+        "suite,metric\ngradient_descent,final\n")
     assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
                  "--baseline", str(tmp_path)]) == 2
-    assert "gradient_descent.csv: not a baseline: no column configuration, mean, n, std, step" in capsys.readouterr().err
+    assert ("gradient_descent.csv: not a baseline: no column configuration, mean, n, std, step"
+            in capsys.readouterr().err)
 
 
+COST_HEADER = "suite,hardware,runs,wall_time_s,energy_kwh,energy_method\n"
 BROKEN_COSTS = {  # each: what cost.csv holds, what the one-line error says
     "empty": ("", "cost.csv: not a readable CSV"),
-    "no column": ("suite,runs\ngradient_descent,5\n", "cost.csv: not a cost table: no column energy_kwh, "
-                  "energy_method, hardware, wall_time_s"),
-    "text": ("suite,hardware,runs,wall_time_s,energy_kwh,energy_method\ngradient_descent,cpu,5,abc,0.1,est\n",
+    "no column": ("suite,runs\ngradient_descent,5\n", "cost.csv: not a cost table: no column "
+                  "energy_kwh, energy_method, hardware, wall_time_s"),
+    "text": (COST_HEADER + "gradient_descent,cpu,5,abc,0.1,est\n",
              "cost.csv: wall_time_s of gradient_descent: 'abc' is not a finite number >= 0"),
-    "NaN": ("suite,hardware,runs,wall_time_s,energy_kwh,energy_method\ngradient_descent,cpu,5,nan,0.1,est\n",
+    "NaN": (COST_HEADER + "gradient_descent,cpu,5,nan,0.1,est\n",
             "cost.csv: wall_time_s of gradient_descent: 'nan' is not a finite number >= 0"),
-    "negative": ("suite,hardware,runs,wall_time_s,energy_kwh,energy_method\ngradient_descent,cpu,-5,1.0,0.1,est\n",
+    "negative": (COST_HEADER + "gradient_descent,cpu,-5,1.0,0.1,est\n",
                  "cost.csv: runs of gradient_descent: '-5' is not a finite number >= 0"),
     "directory": (None, "cost.csv: not a readable CSV"),
 }
@@ -164,9 +182,11 @@ def _broken_cost(folder: Path, case: str) -> Path:
 
 
 @pytest.mark.parametrize("case", BROKEN_COSTS)
-def test_a_broken_cost_table_is_one_line_for_the_gate(case, gradient_descent_baseline, tmp_path, capsys):
+def test_a_broken_cost_table_is_one_line_for_the_gate(case, gradient_descent_baseline, tmp_path,
+                                                      capsys):
     results, baselines = gradient_descent_baseline
-    shutil.copytree(baselines, tmp_path, dirs_exist_ok=True)  # the value baseline itself stays intact
+    # The value baseline itself stays intact.
+    shutil.copytree(baselines, tmp_path, dirs_exist_ok=True)
     _broken_cost(tmp_path, case)
     assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
                  "--baseline", str(tmp_path)]) == 2
@@ -192,7 +212,8 @@ def test_a_broken_reference_cost_never_refuses_a_run(case, tmp_path, capsys, mon
 
 def test_a_gate_pointed_at_nothing_fails(gradient_descent_baseline, tmp_path, capsys):
     results, baselines = gradient_descent_baseline
-    for missing in (tmp_path / "no" / "such" / "dir", tmp_path):  # no folder; a folder without smoke/
+    # No folder; a folder without smoke/.
+    for missing in (tmp_path / "no" / "such" / "dir", tmp_path):
         assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
                      "--baseline", str(missing)]) == 2
         assert capsys.readouterr().err.startswith("dlrepro: error: ")
@@ -200,15 +221,18 @@ def test_a_gate_pointed_at_nothing_fails(gradient_descent_baseline, tmp_path, ca
 
 def test_a_gate_that_compared_nothing_fails(gradient_descent_baseline, tmp_path, capsys):
     _, baselines = gradient_descent_baseline
-    assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(tmp_path / "empty"),
+    assert main(["check", "gradient_descent", "--profile", "smoke",
+                 "--results", str(tmp_path / "empty"),
                  "--baseline", str(baselines)]) == 1
-    assert "no value was compared" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "no value was compared" in out and "0 value(s) compared with" in out
 
 
 def test_a_new_suite_passes_only_when_allowed(gradient_descent_baseline, capsys):
     results, baselines = gradient_descent_baseline
     assert main(["run", "five_points", "--profile", "smoke", "--results", str(results)]) == 0
-    args = ["check", "gradient_descent", "five_points", "--profile", "smoke", "--results", str(results),
+    args = ["check", "gradient_descent", "five_points", "--profile", "smoke",
+            "--results", str(results),
             "--baseline", str(baselines)]
     assert main(args) == 1 and "five_points has no baseline" in capsys.readouterr().out
     assert main([*args, "--allow-new"]) == 0
