@@ -12,7 +12,14 @@ from dlrepro.experiment import Params as BaseParams
 from dlrepro.schema import Metric
 
 
+NETWORKS = frozenset({"mlp", "classify"})
+
+
 class Params(BaseParams):
+    MODE = "task"
+    USED_BY = {"degree": frozenset({"poly"}), "layers": NETWORKS, "hidden": NETWORKS,
+               "steps": NETWORKS, "lr": NETWORKS}
+
     task: Literal["poly", "mlp", "classify"]
     degree: int = Field(1, ge=0)
     layers: int = Field(2, ge=1, description="linear layers of the MLP")

@@ -8,21 +8,17 @@ is of the samples' digits.
 
 from pydantic import Field, field_validator
 
-from dlrepro.data import DatasetName
-from dlrepro.experiment import Params as BaseParams
+from dlrepro.experiments import image_sets
+from dlrepro.experiments.image_sets import TEST_IMAGES
 from dlrepro.schema import Metric
 
-TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
 
-
-class Params(BaseParams):
-    dataset: DatasetName = Field("mnist", description="the 28 × 28 set read: mnist, or fashion_mnist (clothing)")
+class Params(image_sets.ImageParams):
     record_epochs: list[int] = Field([1, 2, 5, 10, 20], min_length=1, description="epochs whose samples are kept")
     batch_size: int = Field(128, ge=2)
     lr: float = Field(2e-4, gt=0)
     beta1: float = Field(0.5, ge=0, lt=1)
     width: int = Field(64, ge=1, description="D's first and G's last hidden channels (doubled in the middle)")
-    train_size: int = Field(TRAIN_IMAGES, ge=100, le=TRAIN_IMAGES, description="the first N training images")
     fd_samples: int = Field(TEST_IMAGES, ge=100, le=TEST_IMAGES, description="samples and test digits per Fréchet "
                             "distance")
 
@@ -34,8 +30,7 @@ class Params(BaseParams):
         return epochs
 
 
-def datasets(params: Params) -> set[str]:
-    return {params.dataset}
+datasets = image_sets.datasets
 
 
 METRICS = {

@@ -13,8 +13,17 @@ from dlrepro.experiment import Params as BaseParams
 from dlrepro.schema import Metric
 
 
+Mode = Literal["trajectory", "sweep", "basins"]
+TRAJECTORY, SWEEP, BASINS = (frozenset({mode}) for mode in Mode.__args__)
+
+
 class Params(BaseParams):
-    mode: Literal["trajectory", "sweep", "basins"]
+    MODE = "mode"
+    USED_BY = {"eta": TRAJECTORY | BASINS, "w0": TRAJECTORY | SWEEP, "steps": TRAJECTORY | BASINS,
+               "iterates": TRAJECTORY, "sweep_steps": SWEEP, "eta_min": SWEEP, "eta_max": SWEEP,
+               "eta_count": SWEEP, "starts": BASINS}
+
+    mode: Mode
     eta: float = Field(0.125, gt=0, description="step size (trajectory, basins)")
     w0: float = Field(0.578, description="start (trajectory, sweep)")
     steps: int = Field(200, ge=3, description="descent steps before judging where it ends (trajectory, basins)")
@@ -38,8 +47,6 @@ METRICS = {
     "cycle_low": Metric(**POINT),
     "cycle_high": Metric(**POINT),
     "cycle_amplitude": Metric(**POINT),
-    "published_max_gap": Metric(better="lower", description="largest |w_t − published w_t| over the 12 iterates",
-                                tolerance=1e-6),
     "eta_critical_theory": Metric(description="2 / L''(u*)", **POINT),
     "eta_critical_observed": Metric(better="two-sided", description="smallest η of the sweep that does not converge",
                                     tolerance=2e-3),

@@ -12,7 +12,14 @@ from dlrepro.experiment import Params as BaseParams
 from dlrepro.schema import Metric
 
 
+VANISHING = frozenset({"vanishing"})
+
+
 class Params(BaseParams):
+    MODE = "fact"
+    USED_BY = {"activation": VANISHING, "depth": VANISHING, "width": VANISHING,
+               "batch": VANISHING}
+
     fact: Literal["autograd", "conv_derivative", "parameter_counts", "sequential_shapes", "vanishing"]
     activation: Literal["sigmoid", "relu"] = "sigmoid"
     depth: int = Field(20, ge=2, description="linear layers (vanishing)")

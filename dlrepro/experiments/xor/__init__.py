@@ -12,7 +12,14 @@ from dlrepro.experiment import Params as BaseParams
 from dlrepro.schema import Metric
 
 
+TRAINED = frozenset({"perceptron", "logistic"})
+
+
 class Params(BaseParams):
+    MODE = "model"
+    USED_BY = {"features": TRAINED, "coding": TRAINED, "epochs": TRAINED, "lr": TRAINED,
+               "init_std": frozenset({"logistic"})}
+
     model: Literal["perceptron", "logistic", "worked_neuron"]
     features: Literal["raw", "phi"] | None = Field(None, description="raw (xu, xv) or Φ = (xu, xv, xu·xv)")
     coding: Literal["pm1", "01"] | None = Field(None, description="inputs and targets in {−1, 1} or {0, 1}")

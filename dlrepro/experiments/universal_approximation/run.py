@@ -1,4 +1,4 @@
-"""E2's training and figure.
+"""E2's training.
 
 The target is a terrain profile: row 319 of matplotlib's sample DEM ``jacksboro_fault_dem.npz``
 (USGS, 403 points, 251–1035 m), the east-west transect with the most relief, so the most hills to
@@ -18,15 +18,12 @@ per-parameter steps, are its own.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.universal_approximation import Params
-from dlrepro.plotting import save
 
 TRANSECT_ROW = 319
 # Seeds stacked per model, capped so the [S, N, H] activations stay cache-sized: stacking is 4× faster
@@ -129,28 +126,3 @@ def run_seeds(p: Params, ctxs: list[RunContext]) -> None:
         ctx.log("excess_over_line", mse - line)
         ctx.log("max_error", (fits[i] - y).abs().max().item())
         np.save(ctx.artifact("fit.npy"), fits[i].numpy())
-
-
-def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    xs, ys, heights = terrain()
-    to_metres = heights.std()
-    seed = table["seed"].min()
-    configs = table[["hidden", "activation"]].drop_duplicates().sort_values(["activation", "hidden"], ascending=[False, True])
-    configs = [tuple(c) for c in configs.values.tolist() if c[1] == "relu"] + \
-        [tuple(c) for c in configs.values.tolist() if c[1] == "none"][-1:]  # the linear control once: all H look alike
-    fig, axes = plt.subplots(1, len(configs), figsize=(4.2 * len(configs), 3.6), sharey=True, squeeze=False)
-    for ax, (hidden, activation) in zip(axes[0], configs):
-        rows = table[(table["hidden"] == hidden) & (table["activation"] == activation) & (table["seed"] == seed)]
-        fit = np.load(artifacts / rows["run_id"].iloc[0] / "fit.npy") * to_metres + heights.mean()
-        mse = rows.loc[rows["metric"] == "train_mse", "value"].iloc[0]
-        ax.plot(xs, heights, color="0.55", lw=2.2, label="terrain profile")
-        ax.plot(xs, fit, color="C3" if activation == "relu" else "C0", lw=1.1, label="fit")
-        ax.set_title(f"H = {hidden}" + (", no ReLU" if activation == "none" else "") + f"\nMSE {mse:.2g} (standardised)",
-                     fontsize=10)
-        ax.set_xlabel("x (standardised)")
-    axes[0][0].set_ylabel("elevation (m)")
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"One hidden layer fitted to a terrain profile (DEM row {TRANSECT_ROW}), seed {seed}")
-    return [save(fig, out_dir / "universal_approximation.png")]

@@ -1,4 +1,4 @@
-"""E5's DCGAN, its judge and figures.
+"""E5's DCGAN and its judge.
 
 The DCGAN recipe (EXPERIMENTS.md) sized for 28 × 28: G maps z ~ N(0, I) (100-d) through
 ConvTranspose2d 7×7 → 14×14 → 28×28 with BatchNorm and ReLU, tanh out; D mirrors it with
@@ -18,20 +18,16 @@ and ``digit_likeness``: where that confidence lies between the untrained G's (0)
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlrepro.data import images, titles
+from dlrepro.data import as_bytes, images
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.gan import Params
-from dlrepro.experiments.mnist_classifier.experiment import Trained
+from dlrepro.experiments.mnist_classifier.trained import Trained
 from dlrepro.nets import EpochClock, in_batches
-from dlrepro.plotting import as_bytes, mosaic, save
 
 NOISE = 100
 GRID = 64  # fixed-noise samples kept per recorded epoch
@@ -163,39 +159,3 @@ def run(params: Params, ctx: RunContext) -> None:
     clock.finish()
     ctx.log("fd_ratio", distances[-1] / distances[1])  # [0] is the untrained G
     np.savez_compressed(ctx.artifact("samples.npz"), **grids)
-
-
-def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    paths = []
-    first = table[table["seed"] == table["seed"].min()]["run_id"].iloc[0]
-    grids = np.load(artifacts / first / "samples.npz")
-    epochs = sorted((int(k.split("_")[1]) for k in grids.files))
-    fig, axes = plt.subplots(1, len(epochs), figsize=(2.6 * len(epochs), 2.9), squeeze=False)
-    for ax, epoch in zip(axes[0], epochs):
-        ax.imshow(mosaic(grids[f"epoch_{epoch}"], 8), cmap="gray", vmin=0, vmax=255)
-        ax.set(xticks=[], yticks=[], title=f"epoch {epoch}" if epoch else "untrained")
-    fig.suptitle(f"DCGAN samples of a fixed noise, by epoch ({titles(table['dataset'])})", fontsize=11)
-    paths.append(save(fig, out_dir / "samples_by_epoch.png", layout_rect=(0, 0, 1, 0.92)))
-
-    def per_epoch(metric: str):
-        return table[(table["metric"] == metric) & table["step"].notna()].groupby("step")["value"]
-
-    fig, (ax_fd, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
-    fd = per_epoch("frechet_distance").agg(["mean", "std"])
-    ax_fd.errorbar(fd.index, fd["mean"], yerr=fd["std"].fillna(0), marker="o", capsize=3, label="generated vs test")
-    floor = table[table["metric"] == "fd_floor"]["value"].mean()
-    ax_fd.axhline(floor, color="grey", linestyle="--", label=f"floor: train vs test ({floor:.3g})")
-    ax_fd.set(title="Fréchet distance on the E6 classifier's features", xlabel="epoch", yscale="log")
-    ax_fd.set_xticks(fd.index)
-    ax_fd.legend(fontsize=8)
-    for metric in LOSSES:
-        curve = per_epoch(metric).mean()
-        ax_loss.plot(curve.index, curve.values, marker=".", label=metric)
-    ax_loss.set(title="D and G by epoch (mean over batches and seeds)", xlabel="epoch")
-    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_loss.legend(fontsize=8)
-    paths.append(save(fig, out_dir / "frechet_distance.png"))
-    return paths

@@ -1,4 +1,4 @@
-"""E8's fits and figure.
+"""E8's fits.
 
 x is divided by 10 before building φ(x) = [1, x, …, x^d] (x^20 would reach 1e19 and wreck the
 conditioning). For d ≥ 5 the system is under-determined and ``lstsq`` (gelsd) returns the
@@ -7,15 +7,11 @@ minimum-norm interpolant — in those scaled coordinates, which is the slide's "
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pandas as pd
 import torch
 
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.five_points import Params
 from dlrepro.nets import mlp
-from dlrepro.plotting import save
 
 X = [-3.1, 1.2, 4.3, 6.2, 9.1]
 Y = [23.7, 31.3, 79.9, 101.9, 205.5]
@@ -73,23 +69,3 @@ def run(p: Params, ctx: RunContext) -> None:
             logits = model(points)  # loss −ln softmax(o)[y]; predicted class argmax o
         ctx.log("cross_entropy", torch.nn.functional.cross_entropy(logits, labels).item())
         ctx.log("accuracy", (logits.argmax(1) == labels).float().mean().item())
-
-
-def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
-    """The slide's three fits (d = 1, 2, 20) on [−10, 10]; they are recomputed, least squares is exact."""
-    import matplotlib.pyplot as plt
-
-    degrees = sorted(set(table.loc[table["task"] == "poly", "degree"]) & {1, 2, 20})
-    if not degrees:
-        return []
-    x, y = torch.tensor(X, dtype=torch.float64), torch.tensor(Y, dtype=torch.float64)
-    grid = torch.linspace(-10, 10, 400, dtype=torch.float64)
-    fig, axes = plt.subplots(1, len(degrees), figsize=(4.2 * len(degrees), 3.6), squeeze=False)
-    for ax, degree in zip(axes[0], degrees):
-        ax.plot(grid, poly_eval(poly_fit(x, y, degree), grid), color="C3")
-        ax.plot(x, y, "ko")
-        ax.set_ylim(-50, 300)
-        ax.set_title(f"d = {degree}")
-        ax.set_xlabel("x")
-    fig.suptitle("Five points, polynomial least squares: under-fitting, a good fit, over-fitting")
-    return [save(fig, out_dir / "five_points_polynomials.png")]

@@ -3,15 +3,12 @@ random batch and a mean-squared loss against random targets."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pandas as pd
 import torch
 
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.small_facts import Params
 from dlrepro.nets import mlp, mnist_cnn, parameter_count
-from dlrepro.plotting import save
+
 
 def run(p: Params, ctx: RunContext) -> None:
     if p.fact == "autograd":  # 002: t = [1, 2, 4], ∇ Σ t² = [2, 4, 8]
@@ -53,22 +50,3 @@ def _vanishing(p: Params, ctx: RunContext) -> None:
     for layer, norm in enumerate(norms, start=1):
         ctx.log("grad_norm", norm, step=layer)
     ctx.log("first_to_last_grad_ratio", norms[0] / norms[-1])
-
-
-def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    rows = table[(table["fact"] == "vanishing") & (table["metric"] == "grad_norm")]
-    if rows.empty:
-        return []
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for activation, colour in (("sigmoid", "C0"), ("relu", "C3")):
-        mine = rows[rows["activation"] == activation]
-        for seed, one in mine.groupby("seed"):
-            ax.semilogy(one["step"], one["value"], "o-", color=colour, ms=3, lw=1, alpha=0.7,
-                        label=activation if seed == mine["seed"].min() else None)
-    ax.set_xlabel("layer (1 = input side)")
-    ax.set_ylabel("‖∂loss/∂W‖")
-    ax.set_title(f"Gradient norm per layer, {int(rows['step'].max())}-layer MLP")
-    ax.legend()
-    return [save(fig, out_dir / "vanishing_gradients.png")]
