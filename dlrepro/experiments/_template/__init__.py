@@ -29,7 +29,8 @@ class Params(BaseParams):
 # improvement; `tolerance` (absolute) or `rel_tolerance` is the change a rerun may show without
 # being a regression; `timing = True` keeps machine-bound speeds out of the committed baselines.
 METRICS = {
-    "loss": Metric(better="lower", description="training loss after the last step (step = step number)",
+    "loss": Metric(better="lower",
+                   description="training loss after the last step (step = step number)",
                    rel_tolerance=0.05),
     "train_time_s": Metric(better="lower", timing=True),
 }

@@ -37,22 +37,31 @@ datasets = image_sets.datasets
 
 SEED_NOISE = {"rel_tolerance": 0.1}
 METRICS = {
-    "test_mse": Metric(better="lower", description="reconstruction error per pixel on the test set, pixels in [0, 1]",
+    "test_mse": Metric(better="lower",
+                       description="reconstruction error per pixel on the test set, pixels in [0, "
+                                   "1]",
                        **SEED_NOISE),
-    "test_sse": Metric(better="lower", description="squared error summed per test image (784 × test_mse: "
+    "test_sse": Metric(better="lower",
+                       description="squared error summed per test image (784 × test_mse: "
                        "Hinton & Salakhutdinov's unit)", **SEED_NOISE),
     "train_mse": Metric(better="lower", description="per pixel, over the batches as they went by; "
                         "step = training images seen", **SEED_NOISE),
-    "excess_over_pca": Metric(better="lower", description="% by which the test error exceeds PCA's at the same d",
+    "excess_over_pca": Metric(better="lower",
+                              description="% by which the test error exceeds PCA's at the same d",
                               tolerance=5),
-    "readable_accuracy": Metric(better="higher", description="% of the reconstructed test digits the E6 classifier "
-                                "reads as their label: the slide's 'unreadable' vs 'near perfect', measured",
+    "readable_accuracy": Metric(better="higher",
+                                description="% of the reconstructed test digits the E6 classifier "
+                                "reads as their label: the slide's 'unreadable' vs 'near perfect', "
+                                "measured",
                                 tolerance=2),
-    "original_accuracy": Metric(better="higher", description="the same on the original test digits: the "
+    "original_accuracy": Metric(better="higher",
+                                description="the same on the original test digits: the "
                                 "reader's own ceiling", tolerance=0.2),
-    "midpoint_confidence": Metric(better="higher", description="E6 classifier's mean max-softmax on the α = 0.5 "
+    "midpoint_confidence": Metric(better="higher",
+                                  description="E6 classifier's mean max-softmax on the α = 0.5 "
                                   "latent midpoints of test pairs", tolerance=0.05),
-    "endpoint_confidence": Metric(better="higher", description="the same on the reconstructions of the test images",
+    "endpoint_confidence": Metric(better="higher",
+                                  description="the same on the reconstructions of the test images",
                                   tolerance=0.05),
     "epoch_time_s": Metric(better="lower", timing=True),
     "train_time_s": Metric(better="lower", timing=True),

@@ -29,10 +29,13 @@ class Params(BaseParams):
 
 
 METRICS = {
-    "train_mse": Metric(better="lower", description="training MSE in y's units (0 when it interpolates)",
+    "train_mse": Metric(better="lower",
+                        description="training MSE in y's units (0 when it interpolates)",
                         rel_tolerance=0.1),
-    "loo_mse": Metric(better="lower", description="leave-one-out MSE (polynomials)", rel_tolerance=1e-6),
-    "relative_train_mse": Metric(better="lower", description="training MSE / variance of y (MLPs)", tolerance=1e-3),
+    "loo_mse": Metric(better="lower",
+                      description="leave-one-out MSE (polynomials)", rel_tolerance=1e-6),
+    "relative_train_mse": Metric(better="lower",
+                                 description="training MSE / variance of y (MLPs)", tolerance=1e-3),
     "cross_entropy": Metric(better="lower", tolerance=0.05),
     "accuracy": Metric(better="higher", tolerance=0),
 }

@@ -36,7 +36,8 @@ def widths(inputs: int, outputs: int, p: Params) -> list[int]:
     return [inputs] + [p.hidden] * (p.layers - 1) + [outputs]
 
 
-def fit(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn, p: Params) -> torch.nn.Module:
+def fit(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn,
+        p: Params) -> torch.nn.Module:
     opt = torch.optim.Adam(model.parameters(), lr=p.lr)
     for _ in range(p.steps):
         loss = loss_fn(model(x), target)
@@ -51,12 +52,15 @@ def run(p: Params, ctx: RunContext) -> None:
     variance = y.var(unbiased=False).item()
     if p.task == "poly":
         train = (poly_eval(poly_fit(x, y, p.degree), x) - y).pow(2).mean().item()
-        held_out = [(poly_eval(poly_fit(x[keep], y[keep], p.degree), x[i:i + 1]) - y[i]).pow(2).item()
+        held_out = [(poly_eval(poly_fit(x[keep], y[keep], p.degree), x[i:i + 1]) - y[i])
+                    .pow(2).item()
                     for i in range(len(x)) for keep in [torch.arange(len(x)) != i]]
-        ctx.log("train_mse", 0.0 if train < ZERO * variance else train)  # numerically zero: it interpolates
+        # numerically zero: it interpolates
+        ctx.log("train_mse", 0.0 if train < ZERO * variance else train)
         ctx.log("loo_mse", sum(held_out) / len(held_out))
     elif p.task == "mlp":
-        xs, ys = ((x - x.mean()) / x.std()).float(), ((y - y.mean()) / y.std()).float()  # float32: 2× faster
+        # float32: 2× faster
+        xs, ys = ((x - x.mean()) / x.std()).float(), ((y - y.mean()) / y.std()).float()
         model = fit(mlp(widths(1, 1, p)), xs[:, None], ys[:, None], torch.nn.functional.mse_loss, p)
         with torch.no_grad():
             prediction = model(xs[:, None]).squeeze(1).double() * y.std() + y.mean()

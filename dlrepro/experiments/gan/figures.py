@@ -1,4 +1,4 @@
-"""E5's figures: the fixed noise's samples by epoch, and the Fréchet distance and losses by epoch."""
+"""E5's figures: the fixed noise's samples by epoch; the Fréchet distance and losses by epoch."""
 
 from __future__ import annotations
 

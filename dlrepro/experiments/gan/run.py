@@ -37,16 +37,19 @@ LOSSES = ("loss_d", "loss_g", "d_real", "d_fake")
 def generator(width: int) -> nn.Module:
     return nn.Sequential(
         nn.Unflatten(1, (NOISE, 1, 1)),
-        nn.ConvTranspose2d(NOISE, 2 * width, 7, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(),     # 7 × 7
-        nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),  # 14 × 14
-        nn.ConvTranspose2d(width, 1, 4, 2, 1, bias=False), nn.Tanh())                                 # 28 × 28
+        nn.ConvTranspose2d(NOISE, 2 * width, 7, bias=False),  # 7 × 7
+        nn.BatchNorm2d(2 * width), nn.ReLU(),
+        nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False),  # 14 × 14
+        nn.BatchNorm2d(width), nn.ReLU(),
+        nn.ConvTranspose2d(width, 1, 4, 2, 1, bias=False), nn.Tanh())  # 28 × 28
 
 
 def discriminator(width: int) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),                                  # 14 × 14
-        nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),  # 7 × 7
-        nn.Conv2d(2 * width, 1, 7, bias=False), nn.Flatten(0))                                        # a logit
+        nn.Conv2d(1, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),  # 14 × 14
+        nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False),  # 7 × 7
+        nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),
+        nn.Conv2d(2 * width, 1, 7, bias=False), nn.Flatten(0))  # a logit
 
 
 def init_weights(module: nn.Module) -> None:
@@ -74,14 +77,16 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def sample(g: nn.Module, noise: torch.Tensor) -> torch.Tensor:
-    """Images in [0, 1] from G, in its training mode (batch statistics), as pytorch/examples does."""
+    """Images in [0, 1] from G, in its training mode (batch statistics), as pytorch/examples
+    does."""
     return in_batches(g, noise).add(1).div(2)
 
 
 class Judge:
     """The E6 classifier's view of generated digits, against real test digits."""
 
-    def __init__(self, classifier: Trained, train_x: torch.Tensor, test_x: torch.Tensor, samples: int):
+    def __init__(self, classifier: Trained, train_x: torch.Tensor, test_x: torch.Tensor,
+                 samples: int):
         self.classifier = classifier
         self.test_features = classifier.features(test_x[:samples])
         self.floor = frechet_distance(classifier.features(train_x[:samples]), self.test_features)
@@ -94,7 +99,8 @@ class Judge:
         return self.classifier.confidence(images)
 
 
-def train_epoch(g: nn.Module, d: nn.Module, opt_g, opt_d, real: torch.Tensor, batch_size: int) -> list[float]:
+def train_epoch(g: nn.Module, d: nn.Module, opt_g, opt_d, real: torch.Tensor,
+                batch_size: int) -> list[float]:
     """One epoch of pytorch/examples' DCGAN step; the means of ``LOSSES`` over its batches."""
     device = real.device
     sums = torch.zeros(len(LOSSES), device=device)  # summed on the device: no sync per batch
@@ -124,7 +130,8 @@ def run(params: Params, ctx: RunContext) -> None:
     train_x, _ = images(params.dataset, ctx.data_dir, train=True, device=ctx.device)
     test_x, _ = images(params.dataset, ctx.data_dir, train=False, device=ctx.device)
     real = train_x[: params.train_size] * 2 - 1  # tanh's range
-    judge = Judge(Trained(ctx.input("classifier", "model.pt"), ctx.device), train_x, test_x, params.fd_samples)
+    classifier = Trained(ctx.input("classifier", "model.pt"), ctx.device)
+    judge = Judge(classifier, train_x, test_x, params.fd_samples)
     ctx.log("fd_floor", judge.floor)
     ctx.log("real_confidence", judge.real_confidence)
 
@@ -143,8 +150,8 @@ def run(params: Params, ctx: RunContext) -> None:
         ctx.log("frechet_distance", distances[-1], epoch)
         ctx.log("sample_confidence", confidences[-1], epoch)
         if epoch:  # [0] is the untrained G, the scale's zero
-            ctx.log("digit_likeness", (confidences[-1] - confidences[0]) / (judge.real_confidence - confidences[0]),
-                    epoch)
+            scale = judge.real_confidence - confidences[0]
+            ctx.log("digit_likeness", (confidences[-1] - confidences[0]) / scale, epoch)
         grids[f"epoch_{epoch}"] = as_bytes(sample(g, fixed))
 
     record(0)  # the untrained G: what "digit-like" is measured against

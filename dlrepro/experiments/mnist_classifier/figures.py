@@ -1,4 +1,4 @@
-"""E6 and E7's figures: learning curves, FGSM accuracy by ε, and the best model's attacked digits."""
+"""E6 and E7's figures: learning curves, FGSM accuracy by ε, the best model's attacked digits."""
 
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ def save(path: Path, model: Model, net: nn.Module, mean: float, std: float) -> N
 
 
 class Trained:
-    """A run's ``model.pt`` read back, for the suites that ``need`` it: functions of [0, 1] images."""
+    """A run's ``model.pt`` read back, for the suites that ``need`` it: functions of [0, 1]
+    images."""
 
     def __init__(self, path: Path, device: torch.device):
         saved = torch.load(path, map_location=device)

@@ -61,7 +61,8 @@ def misclassified(w: torch.Tensor, b: float, x: torch.Tensor, target: torch.Tens
 
 
 def perceptron(x: torch.Tensor, target: torch.Tensor, p: Params):
-    """Weights, bias, misclassified points after each epoch, and the first epoch without an update."""
+    """Weights, bias, misclassified points after each epoch, and the first epoch without an
+    update."""
     w, b = torch.zeros(x.shape[1]), 0.0
     errors, converged_at = [], None
     for epoch in range(1, p.epochs + 1):
@@ -78,7 +79,8 @@ def perceptron(x: torch.Tensor, target: torch.Tensor, p: Params):
 
 
 def logistic(x: torch.Tensor, target: torch.Tensor, p: Params):
-    """Weights, bias, misclassified points after each step, and the first step after which none is."""
+    """Weights, bias, misclassified points after each step, and the first step after which none
+    is."""
     model = torch.nn.Linear(x.shape[1], 1)
     torch.nn.init.normal_(model.weight, std=p.init_std)
     torch.nn.init.zeros_(model.bias)
