@@ -95,9 +95,10 @@ def _error_vs_d(finals: pd.DataFrame, ds: list[int], references: list[Approx],
     for claim in references:  # at the d the claim compares with, in the figure's unit
         d, error = claim.where["d"], claim.value / PIXELS
         ax_mse.plot(d, error, "k*", markersize=9)
-        ax_mse.annotate(f"{claim.value:g} per image\n({claim.source or claim.published.source})",
-                        (d, error), fontsize=7, xytext=(-6, 0), textcoords="offset points",
-                        ha="right", va="center")
+        label = f"{claim.value:g} per image, for {claim.where['model']}"
+        ax_mse.annotate(f"{label}\n({claim.source or claim.published.source})", (d, error),
+                        fontsize=7, xytext=(-6, 0), textcoords="offset points", ha="right",
+                        va="center")
     ax_mse.set(title="test reconstruction error", xlabel="d",
                ylabel="MSE per pixel (pixels in [0, 1])", xscale="log", yscale="log")
     ax_conf.set(title="E6 classifier's confidence on α = 0.5 midpoints", xlabel="d",
