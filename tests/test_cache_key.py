@@ -66,8 +66,10 @@ def test_a_figure_edit_redraws_and_reruns_nothing_a_computing_edit_reruns(tmp_pa
     assert _fingerprint(project, "autoencoder") == drawn["autoencoder"]  # its drawing untouched
     assert {suite: _run_ids(project, suite) for suite in runs} == runs
 
-    _edit(classifier / "run.py", "    return 100.0 * (predictions(model, x) != y).sum().item() / len(x)",
-          "    wrong = (predictions(model, x) != y).sum().item()\n    return 100.0 * wrong / len(x)")
+    error_rate = "    return 100.0 * (predictions(model, x) != y).sum().item() / len(x)"
+    _edit(classifier / "run.py", error_rate,
+          "    wrong = (predictions(model, x) != y).sum().item()\n"
+          "    return 100.0 * wrong / len(x)")
     said = _dlrepro(project, "run", "mnist_cnn", "autoencoder", *data)
     assert said.count("0 cached, 1 to run") == 2, said
     for suite, before in runs.items():  # the classifier's run, and the autoencoder's reading it
