@@ -20,7 +20,8 @@ from dlrepro.data import data_dir
 from dlrepro.execute import warm_up
 from dlrepro.experiment import RunContext, get
 from dlrepro.experiments.mnist_classifier import Params
-from dlrepro.experiments.mnist_classifier import experiment as mc
+from dlrepro.experiments.mnist_classifier import run as mc
+from dlrepro.experiments.mnist_classifier import trained
 
 
 def dataloader_loop(params: Params, root: Path, device: torch.device, workers: int) -> float:
@@ -33,7 +34,7 @@ def dataloader_loop(params: Params, root: Path, device: torch.device, workers: i
     subset = torch.utils.data.Subset(train, range(params.train_size))
     loader = DataLoader(subset, batch_size=params.batch_size, shuffle=False, num_workers=workers,
                         pin_memory=device.type == "cuda")
-    model = mc.build(params.model).to(device)
+    model = trained.build(params.model).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=params.lr)
     start = time.perf_counter()
     for _ in range(params.epochs):

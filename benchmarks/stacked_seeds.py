@@ -12,7 +12,7 @@ import torch
 
 from dlrepro.execute import warm_up
 from dlrepro.experiments.universal_approximation import Params
-from dlrepro.experiments.universal_approximation import experiment as ua
+from dlrepro.experiments.universal_approximation import run as ua
 
 
 def timed(fn) -> float:

@@ -134,3 +134,11 @@ def images(name: str, root: Path | None, train: bool,
     loader = getattr(datasets, DATASETS[name].folder)
     loaded = loader(root or DOWNLOAD_DIR, train=train, download=False)
     return loaded.data.to(device).unsqueeze(1).float().div_(255), loaded.targets.to(device)
+
+
+def as_bytes(images: torch.Tensor):
+    """Images [..., 1, 28, 28] in [0, 1] as [..., 28, 28] bytes (a numpy array): what a run keeps
+    for its figures, the inverse of ``images``."""
+    import torch
+
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(-3).cpu().numpy()

@@ -1,6 +1,6 @@
 """The experiment contract: what a suite can name under ``experiment``.
 
-An experiment is a package ``dlrepro/experiments/<name>/`` in two halves (``_template`` is a
+An experiment is a package ``dlrepro/experiments/<name>/`` of three modules (``_template`` is a
 commented one to copy):
 
 - ``__init__.py``, the *declaration*, torch-free so that suite files are checked in a blink:
@@ -8,11 +8,19 @@ commented one to copy):
   ``METRICS``, every metric the experiment logs (name → ``Metric``; nothing else can be logged),
   and, if its runs read a data set, ``datasets(params)``: the names of ``dlrepro.data.DATASETS``
   they read, checked before any run starts.
-- ``experiment.py``, the *implementation*: either ``run(params, ctx)`` (one seed) or
+- ``run.py``, what a run executes: either ``run(params, ctx)`` (one seed) or
   ``run_seeds(params, ctxs)`` (the seeds of one configuration at once, as a stacked model), and
-  ``figures(table, out_dir, artifacts) -> list[Path]``, which draws the slide's figures from the
-  result table (metrics of successful runs joined with their parameters; possibly empty) and the
-  runs' files under ``artifacts/<run_id>/``.
+  everything they call. It imports neither a ``figures`` module nor ``dlrepro.plotting``.
+- ``figures.py``: ``figures(table, out_dir, files, published) -> list[Path]``, which draws the
+  slide's figures from the result table (metrics of successful runs joined with their parameters;
+  never empty), the runs' files (a ``RunFiles``: ``files.load(run_id, name)``) and the suite's
+  published numbers (its ``approx`` claims marked ``published``, for figures that draw one as a
+  reference: a number printed in a course lives in the suite file, not in code).
+
+A run's identity (``code_hash``, part of every run_id) is the source of the declaration, of
+``run.py`` and of the dlrepro modules they import, transitively; ``figures.py`` and what it alone
+imports are ``figures_hash``, which only decides when the report redraws. Editing a figure reruns
+nothing.
 
 A run gets a ``RunContext``: its seed (every RNG is seeded from it before the run starts), its
 device, the data folder, ``log`` for metrics, ``artifact`` for the files it writes and ``input``
@@ -28,27 +36,43 @@ import importlib
 import inspect
 import math
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_serializer
 
-from dlrepro.schema import Metric
+from dlrepro.schema import Approx, Metric
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 PACKAGE = "dlrepro.experiments"
-IMPLEMENTATION = "experiment"  # the module of an experiment's package that imports torch
+RUN, FIGURES = "run", "figures"  # the modules beside the declaration (they import torch)
 
 
 class Params(BaseModel):
-    """Base of every experiment's parameters: validated as strictly as the suite file they come from."""
+    """Base of every experiment's parameters: validated as strictly as the suite file they come
+    from. An experiment whose runs do different things by one parameter (its ``MODE``) says in
+    ``USED_BY`` which modes read each of the others: a run of another mode leaves that parameter
+    out of its identity and its table row, whatever the suite sets (a suite's ``[parameters]``
+    may serve several modes)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    MODE: ClassVar[str | None] = None
+    USED_BY: ClassVar[dict[str, frozenset[str]]] = {}
+
+    @model_serializer(mode="wrap")
+    def _only_what_is_used(self, handler) -> dict[str, Any]:
+        values = handler(self)
+        mode = getattr(self, self.MODE) if self.MODE else None
+        return {name: value for name, value in values.items() if self._used(name, mode)}
+
+    def _used(self, name: str, mode: Any) -> bool:
+        return self.MODE is None or name not in self.USED_BY or mode in self.USED_BY[name]
 
 
 class ContractError(Exception):
@@ -57,6 +81,20 @@ class ContractError(Exception):
 
 PFS_DAY = 1e15 * 86_400  # FLOP in a petaflop/s-day
 WORK, ENERGY_PER_WORK = "train_flops", "kwh_per_pfs_day"
+
+
+def file_in(run_dir: Path, name: str) -> Path:
+    """Where a run keeps its file ``name``: one flat folder per run, whoever writes or reads it."""
+    if not name or Path(name).name != name:
+        raise ValueError(f"{name!r}: a run's file is named without a folder")
+    return run_dir / name
+
+
+def _written(run_dir: Path, name: str, whose: str) -> Path:
+    path = file_in(run_dir, name)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {whose} left no {name}")
+    return path
 
 
 @dataclass
@@ -68,36 +106,36 @@ class RunContext:
     data_dir: Path | None
     artifact_dir: Path
     declared: frozenset[str]
-    inputs: dict[str, Path] = field(default_factory=dict)  # a suite's ``needs``: name -> the producer's files
+    inputs: dict[str, Path] = field(default_factory=dict)  # ``needs``: name -> the producer's files
     metrics: list[dict] = field(default_factory=list)
 
     def log(self, metric: str, value: float, step: int | None = None) -> None:
-        """Record a metric; an undeclared name or a NaN / infinite value fails the run here and now."""
+        """Record a metric; an undeclared name or a NaN / infinite value fails the run here."""
         if metric not in self.declared:
             raise ValueError(f"metric {metric!r} is not declared in the experiment's METRICS")
         value = float(value)
         if not math.isfinite(value):
             where = f" at step {step}" if step is not None else ""
-            raise ValueError(f"metric {metric!r} is {value}{where}: a run that logs NaN or infinity is not counted")
+            raise ValueError(f"metric {metric!r} is {value}{where}: a run that logs NaN or "
+                             "infinity is not counted")
         self.metrics.append({"metric": metric, "step": step, "value": value})
 
     def artifact(self, name: str) -> Path:
+        """Where this run writes its file ``name`` (the folder is created)."""
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
-        return self.artifact_dir / name
+        return file_in(self.artifact_dir, name)
 
     def input(self, need: str, name: str) -> Path:
         """A file written by the run this suite ``needs`` under the name ``need``."""
-        path = self.inputs[need] / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: the run needed as {need!r} left no {name}")
-        return path
+        return _written(self.inputs[need], name, f"the run needed as {need!r}")
 
     def log_energy_per_work(self, kwh: float) -> None:
-        """002: "1 petaflop/s-day ≈ 100 GPUs for a day ≈ 500 kWh". A run that logs ``train_flops`` and
-        declares ``kwh_per_pfs_day`` gets that figure for itself, from the energy measured around it
-        (known only once the run is over, so the executor calls this)."""
+        """002: "1 petaflop/s-day ≈ 100 GPUs for a day ≈ 500 kWh". A run that logs ``train_flops``
+        and declares ``kwh_per_pfs_day`` gets that figure for itself, from the energy measured
+        around it (known only once the run is over, so the executor calls this)."""
         work = [m["value"] for m in self.metrics if m["metric"] == WORK and m["step"] is None]
-        if ENERGY_PER_WORK in self.declared and work and work[0] > 0 and math.isfinite(kwh) and kwh > 0:
+        measured = math.isfinite(kwh) and kwh > 0
+        if ENERGY_PER_WORK in self.declared and work and work[0] > 0 and measured:
             self.log(ENERGY_PER_WORK, kwh * PFS_DAY / work[0])
 
     def seed_everything(self) -> None:
@@ -112,34 +150,60 @@ class RunContext:
         torch.manual_seed(self.seed)
 
 
+class RunFiles:
+    """The files a suite's runs wrote, as its figures read them: ``<folder>/<run_id>/<name>``."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def path(self, run_id: str, name: str) -> Path:
+        """The file ``name`` of run ``run_id``; FileNotFoundError naming the run if it left none."""
+        return _written(self.folder / run_id, name, f"run {run_id}")
+
+    def load(self, run_id: str, name: str) -> np.ndarray | Any:
+        """A ``.npy`` array or an ``.npz`` archive (its arrays by key), through numpy."""
+        import numpy as np
+
+        return np.load(self.path(run_id, name))
+
+
 @dataclass(frozen=True)
 class Experiment:
-    """One experiment package: its declaration at once, its implementation on first use."""
+    """One experiment package: its declaration at once, its run and figures modules on first use."""
 
     name: str
     params: type[Params]
     metrics: dict[str, Metric]
     folder: Path
-    datasets: Callable[[Params], set[str]] = lambda params: set()  # the data sets a run with these params reads
+    # The data sets a run with these params reads.
+    datasets: Callable[[Params], set[str]] = lambda params: set()
 
     @functools.cached_property
     def implementation(self) -> ModuleType:
-        """The module that runs and draws (imports torch); checked against the contract."""
-        module_name = f"{PACKAGE}.{self.name}.{IMPLEMENTATION}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name == module_name:
-                raise ContractError(f"{module_name}: no such module; an experiment's runs live in "
-                                    f"{IMPLEMENTATION}.py beside its declaration") from None
-            raise
+        """``run.py``, checked against the contract: one runner, no drawing code imported."""
+        module = self._module(RUN)
         runners = [n for n in ("run", "run_seeds") if callable(getattr(module, n, None))]
         if len(runners) != 1:
-            raise ContractError(f"{module_name}: define exactly one of run(params, ctx) and run_seeds(params, ctxs)")
-        _check_signature(module_name, getattr(module, runners[0]), 2)
+            raise ContractError(f"{module.__name__}: define exactly one of run(params, ctx) and "
+                                "run_seeds(params, ctxs)")
+        _check_signature(module.__name__, getattr(module, runners[0]), 2)
+        drawing = sorted(p.relative_to(_PACKAGE_ROOT.parent).as_posix()
+                         for p in _imported_sources([self._file(RUN)]) if _draws(p))
+        if drawing:
+            raise ContractError(f"{module.__name__}: imports {', '.join(drawing)}; a run module "
+                                f"must not import drawing code (it belongs in {FIGURES}.py)")
+        if not self._file(FIGURES).is_file():
+            raise ContractError(f"{PACKAGE}.{self.name}.{FIGURES}: no such module; an "
+                                f"experiment's figures live in {FIGURES}.py beside its declaration")
+        return module
+
+    @functools.cached_property
+    def drawing(self) -> ModuleType:
+        """``figures.py``, checked against the contract."""
+        module = self._module(FIGURES)
         if not callable(getattr(module, "figures", None)):
-            raise ContractError(f"{module_name}: no figures(table, out_dir, artifacts)")
-        _check_signature(module_name, module.figures, 3)
+            raise ContractError(f"{module.__name__}: no figures(table, out_dir, files, published)")
+        _check_signature(module.__name__, module.figures, 4)
         return module
 
     @property
@@ -153,33 +217,67 @@ class Experiment:
             (ctx,) = ctxs
             self.implementation.run(params, ctx)
 
-    def figures(self, table, out_dir: Path, artifacts: Path) -> list[Path]:
-        """The implementation's figures; none from a table with no successful run."""
-        return self.implementation.figures(table, out_dir, artifacts) if len(table) else []
+    def figures(self, table, out_dir: Path, artifacts: Path,
+                published: Sequence[Approx] = ()) -> list[Path]:
+        """The figures of the runs under ``artifacts``; none from a table with no successful run."""
+        if not len(table):
+            return []
+        return self.drawing.figures(table, out_dir, RunFiles(artifacts), list(published))
 
     @functools.cached_property
     def code_hash(self) -> str:
-        """Hash of the source of every dlrepro module the experiment's runs execute: its own two
-        modules and, transitively, the package modules they import (data loading, shared networks…).
-        Part of every run_id, so that an edit to any of them reruns its runs."""
-        digest = hashlib.sha256()
-        for path in sorted(_imported_sources([self.folder / "__init__.py", self.folder / f"{IMPLEMENTATION}.py"])):
-            digest.update(path.relative_to(_PACKAGE_ROOT.parent).as_posix().encode() + b"\0" + path.read_bytes())
-        return digest.hexdigest()[:12]
+        """What a run executes: the declaration, ``run.py`` and, transitively, the dlrepro modules
+        they import (data loading, shared networks…). Part of every run_id, so that an edit to
+        any of them reruns its runs, and an edit to drawing code does not."""
+        return _hash_sources([self.folder / "__init__.py", self._file(RUN)])
+
+    @functools.cached_property
+    def figures_hash(self) -> str:
+        """What the figures are drawn by: ``figures.py`` and the dlrepro modules it imports."""
+        return _hash_sources([self._file(FIGURES)])
+
+    def _file(self, module: str) -> Path:
+        return self.folder / f"{module}.py"
+
+    def _module(self, module: str) -> ModuleType:
+        name = f"{PACKAGE}.{self.name}.{module}"
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:
+                raise ContractError(f"{name}: no such module; an experiment keeps it in "
+                                    f"{module}.py beside its declaration") from None
+            raise
 
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent  # dlrepro/
+
+
+def _draws(path: Path) -> bool:
+    """Drawing code: ``dlrepro/plotting.py`` and every experiment's ``figures.py``."""
+    return path == _PACKAGE_ROOT / "plotting.py" or (
+        path.name == f"{FIGURES}.py" and path.parent.parent == _PACKAGE_ROOT / "experiments")
+
+
+def _hash_sources(start: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(_imported_sources(start)):
+        name = path.relative_to(_PACKAGE_ROOT.parent).as_posix()
+        digest.update(name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _check_signature(module: str, fn: Callable, arity: int) -> None:
     try:
         inspect.signature(fn).bind(*range(arity))
     except TypeError:
-        raise ContractError(f"{module}: {fn.__name__} must take {arity} positional arguments") from None
+        raise ContractError(f"{module}: {fn.__name__} must take {arity} positional arguments") \
+            from None
 
 
 def _imported_sources(start: list[Path]) -> set[Path]:
-    """The files of ``start`` and of every dlrepro module they import, transitively (read, not run)."""
+    """The files of ``start`` and of every dlrepro module they import, transitively (read, not
+    run)."""
     seen: set[Path] = set()
     todo = [p for p in start if p.exists()]
     while todo:
@@ -219,12 +317,14 @@ def _module_file(name: str) -> Path | None:
 
 def available() -> list[str]:
     folder = _PACKAGE_ROOT / "experiments"
-    return sorted(m.name for m in pkgutil.iter_modules([str(folder)]) if m.ispkg and not m.name.startswith("_"))
+    return sorted(m.name for m in pkgutil.iter_modules([str(folder)])
+                  if m.ispkg and not m.name.startswith("_"))
 
 
 @functools.cache
 def get(name: str) -> Experiment:
-    """The experiment ``name``, its declaration checked; KeyError if there is none, ContractError if broken."""
+    """The experiment ``name``, its declaration checked; KeyError if there is none, ContractError
+    if broken."""
     if name not in available():
         raise KeyError(name)
     module = importlib.import_module(f"{PACKAGE}.{name}")
@@ -233,14 +333,17 @@ def get(name: str) -> Experiment:
 
 def declared(module: ModuleType) -> Experiment:
     """Check a declaration module (``Params``, ``METRICS``) and wrap it."""
+    name = module.__name__
     params: Any = getattr(module, "Params", None)
     if not (isinstance(params, type) and issubclass(params, Params)):
-        raise ContractError(f"{module.__name__}: Params must be a subclass of dlrepro.experiment.Params")
+        raise ContractError(f"{name}: Params must be a subclass of dlrepro.experiment.Params")
     metrics: Any = getattr(module, "METRICS", None)
-    if not (isinstance(metrics, dict) and metrics and all(isinstance(m, Metric) for m in metrics.values())):
-        raise ContractError(f"{module.__name__}: METRICS must map every metric it logs to a dlrepro.schema.Metric")
+    if not (isinstance(metrics, dict) and metrics
+            and all(isinstance(m, Metric) for m in metrics.values())):
+        raise ContractError(f"{name}: METRICS must map every metric it logs to a "
+                            "dlrepro.schema.Metric")
     datasets = getattr(module, "datasets", None)
     if datasets is not None and not callable(datasets):
-        raise ContractError(f"{module.__name__}: datasets must be a function of the parameters")
-    return Experiment(module.__name__.rsplit(".", 1)[-1], params, dict(metrics), Path(module.__file__).parent,
+        raise ContractError(f"{name}: datasets must be a function of the parameters")
+    return Experiment(name.rsplit(".", 1)[-1], params, dict(metrics), Path(module.__file__).parent,
                       *([datasets] if datasets else []))

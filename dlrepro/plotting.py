@@ -1,9 +1,12 @@
-"""What every experiment's figures share."""
+"""What every experiment's figures share (drawing code: no run module imports it)."""
+
+from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
+import pandas as pd
 
 
 def save(fig, path: Path, *, layout_rect: tuple | None = None) -> Path:
@@ -17,13 +20,25 @@ def save(fig, path: Path, *, layout_rect: tuple | None = None) -> Path:
     return path
 
 
-def as_bytes(images: torch.Tensor) -> np.ndarray:
-    """Images [..., 1, 28, 28] in [0, 1] as [..., 28, 28] bytes: what a run keeps for figures."""
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(-3).cpu().numpy()
+def select(table: pd.DataFrame, metric: str | None = None, *, curve: bool | None = None,
+           **where: Any) -> pd.DataFrame:
+    """The rows of ``table`` of one ``metric`` (any, if None) whose columns have the values
+    ``where`` gives (parameters, ``seed``, ``run_id``); ``curve=True`` keeps the values logged with
+    a step, ``curve=False`` the final ones."""
+    keep = pd.Series(True, index=table.index)
+    if metric is not None:
+        keep &= table["metric"] == metric
+    for column, value in where.items():
+        keep &= table[column] == value
+    if curve is not None:
+        keep &= table["step"].notna() == curve
+    return table[keep]
 
 
 def mosaic(images: np.ndarray, per_row: int) -> np.ndarray:
-    """Images [N, H, W] as one picture, ``per_row`` to a row, a thin grey frame between them."""
+    """Images [N, H, W] as one picture, ``per_row`` to a row, with a thin grey frame between
+    them."""
+    import torch
     from torchvision.utils import make_grid
 
     grid = make_grid(torch.from_numpy(images)[:, None], nrow=per_row, padding=1, pad_value=128)

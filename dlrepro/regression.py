@@ -74,7 +74,8 @@ def empty_summary() -> pd.DataFrame:
 
 
 def _configuration(row: pd.Series, varied: list[str]) -> str:
-    return assignments((name, row[name]) for name in varied)
+    # A parameter its run's mode does not read is empty in its row, as in its label: left out.
+    return assignments((name, row[name]) for name in varied if pd.notna(row[name]))
 
 
 def cost(runs: pd.DataFrame, suite: str) -> dict:

@@ -6,7 +6,8 @@ they cannot disagree. The HTML page embeds its figures and its few lines of styl
 file that opens offline and can be mailed or put on any static host as it is.
 
 A suite's figures are redrawn only when what they are drawn from changed (its rows of the tables,
-or its experiment's code): a cached report costs a second, not a minute.
+its published numbers, or its experiment's drawing code): a cached report costs a second, not a
+minute.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dlrepro.files import atomic_write
 from dlrepro.formatting import number, table_cell
 from dlrepro.layout import Results
 from dlrepro.machine import cpu_model
+from dlrepro.schema import Approx
 from dlrepro.suite import Suite
 from dlrepro.verdicts import ClaimStatus
 
@@ -103,12 +105,16 @@ def _suite(suite: Suite, claims: pd.DataFrame, runs: pd.DataFrame, metrics: pd.D
 
 
 def figures(suite: Suite, table: pd.DataFrame, results: Results) -> list[Path]:
-    """The suite's figures, redrawn only if its table or its experiment's code changed since they were drawn."""
+    """The suite's figures, redrawn only if what they are drawn from changed since: its table, its
+    published numbers or its experiment's drawing code (``figures_hash``, not the runs' code)."""
     out_dir = results.figures(suite.name)
     index = out_dir / FIGURE_INDEX
-    fingerprint = hashlib.sha256(suite.experiment.code_hash.encode()
-                                 + pd.util.hash_pandas_object(table, index=False).values.tobytes()
-                                 + ",".join(table.columns).encode()).hexdigest()
+    published = [c for c in suite.model.claims if isinstance(c, Approx) and c.published]
+    fingerprint = hashlib.sha256(
+        suite.experiment.figures_hash.encode()
+        + json.dumps([c.model_dump(mode="json") for c in published]).encode()
+        + pd.util.hash_pandas_object(table, index=False).values.tobytes()
+        + ",".join(table.columns).encode()).hexdigest()
     try:
         drawn = json.loads(index.read_text())
         paths = [out_dir / name for name in drawn["files"]]
@@ -116,7 +122,7 @@ def figures(suite: Suite, table: pd.DataFrame, results: Results) -> list[Path]:
             return paths
     except (FileNotFoundError, json.JSONDecodeError, KeyError):
         pass
-    paths = suite.experiment.figures(table, out_dir, results.artifacts(suite.name))
+    paths = suite.experiment.figures(table, out_dir, results.artifacts(suite.name), published)
     atomic_write(index, lambda tmp: tmp.write_text(json.dumps(
         {"fingerprint": fingerprint, "files": [p.relative_to(out_dir).as_posix() for p in paths]})))
     return paths

@@ -58,9 +58,11 @@ def joined(runs: pd.DataFrame, metrics: pd.DataFrame, suite: str) -> pd.DataFram
     foreign = [c for c in ok.columns if c not in RUN_COLUMNS and ok[c].isna().all()]
     ok = ok.drop(columns=["suite", *foreign])
     for column in ok.columns.difference(RUN_COLUMNS):
-        # Integer parameters become floats where other suites leave them empty: restore them.
-        if ok[column].dtype.kind == "f" and len(ok) and (ok[column] % 1 == 0).all():
-            ok[column] = ok[column].astype("int64")
+        # Integer parameters become floats in a table where other suites, or runs of a mode that
+        # does not read them, leave them empty: restore them.
+        given = ok[column].dropna()
+        if ok[column].dtype.kind == "f" and len(given) and (given % 1 == 0).all():
+            ok[column] = ok[column].astype("Int64" if len(given) < len(ok) else "int64")
     return metrics[metrics["suite"] == suite].merge(ok, on="run_id")
 
 

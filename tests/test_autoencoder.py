@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dlrepro.experiments import autoencoder as declaration
-from dlrepro.experiments.autoencoder import experiment as ae
+from dlrepro.experiments.autoencoder import run as ae
 from dlrepro.data import images
 
 
@@ -49,7 +49,7 @@ def test_interpolation_ends_are_the_reconstructions(digits):
 def test_a_linear_run_approaches_pca_and_keeps_its_figures(mnist_dir, tmp_path, context):
     """The slide's "two linear models give PCA", small: d = 4, 20,000 images, 3 epochs."""
     from dlrepro.experiments import mnist_classifier
-    from dlrepro.experiments.mnist_classifier import experiment as classifier
+    from dlrepro.experiments.mnist_classifier import run as classifier
 
     classifier.run(mnist_classifier.Params(model="cnn_handout", lr=0.1, epochs=1, train_size=1000, test_size=200,
                                            fgsm_eps=[0.0]), context("mnist_classifier", data_dir=mnist_dir, name="classifier"))

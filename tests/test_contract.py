@@ -19,8 +19,9 @@ def test_every_experiment_keeps_the_contract(name, tmp_path):
     experiment = contract.get(name)
     assert experiment.metrics and issubclass(experiment.params, contract.Params)
     experiment.implementation  # noqa: B018 — raises ContractError if broken
-    assert experiment.figures(pd.DataFrame(columns=["run_id", "suite", "metric", "step", "value", "seed"]),
-                              tmp_path / "figures", tmp_path / "artifacts") == []
+    experiment.drawing  # noqa: B018
+    empty = pd.DataFrame(columns=["run_id", "suite", "metric", "step", "value", "seed"])
+    assert experiment.figures(empty, tmp_path / "figures", tmp_path / "artifacts") == []
 
 
 def test_the_template_runs_and_draws(context, tmp_path):
@@ -45,13 +46,50 @@ def test_a_declaration_without_params_or_metrics_is_refused():
         contract.declared(module)
 
 
-def test_an_implementation_without_figures_is_refused(monkeypatch, tmp_path):
-    implementation = types.ModuleType("dlrepro.experiments.broken.experiment")
-    implementation.run = lambda params, ctx: None
-    monkeypatch.setitem(sys.modules, implementation.__name__, implementation)
-    broken = contract.Experiment("broken", contract.Params, {"x": Metric(better="lower")}, tmp_path)
+def _broken(tmp_path, monkeypatch, run_source: str, **figures) -> contract.Experiment:
+    """An experiment ``broken`` whose run.py (in tmp_path) reads ``run_source`` and whose figures
+    module, if any keyword is given, has those attributes."""
+    (tmp_path / "run.py").write_text(run_source)
+    run = types.ModuleType("dlrepro.experiments.broken.run")
+    run.run = lambda params, ctx: None
+    monkeypatch.setitem(sys.modules, run.__name__, run)
+    if figures:
+        (tmp_path / "figures.py").write_text("")
+        module = types.ModuleType("dlrepro.experiments.broken.figures")
+        vars(module).update(figures)
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+    return contract.Experiment("broken", contract.Params, {"x": Metric(better="lower")}, tmp_path)
+
+
+def test_an_experiment_without_figures_is_refused(monkeypatch, tmp_path):
+    with pytest.raises(contract.ContractError, match="broken.figures: no such module"):
+        _broken(tmp_path, monkeypatch, "").implementation  # noqa: B018
+    drawless = _broken(tmp_path, monkeypatch, "", draw=None)
+    drawless.implementation  # noqa: B018 — the run half is sound
     with pytest.raises(contract.ContractError, match="no figures"):
+        drawless.drawing  # noqa: B018
+
+
+def test_a_run_module_that_imports_drawing_code_is_refused(monkeypatch, tmp_path):
+    broken = _broken(tmp_path, monkeypatch, "from dlrepro.plotting import save\n",
+                     figures=lambda table, out_dir, files, published: [])
+    with pytest.raises(contract.ContractError, match="imports dlrepro/plotting.py; a run module"):
         broken.implementation  # noqa: B018
+
+
+def test_files_are_written_and_read_under_one_name(context, tmp_path):
+    import numpy as np
+
+    ctx = context("xor", name="producer")
+    np.savez(ctx.artifact("kept.npz"), a=np.arange(3))
+    reader = context("xor", inputs={"producer": tmp_path / "producer"}, name="reader")
+    assert reader.input("producer", "kept.npz") == ctx.artifact("kept.npz")
+    files = contract.RunFiles(tmp_path)
+    assert files.load("producer", "kept.npz")["a"].tolist() == [0, 1, 2]
+    with pytest.raises(FileNotFoundError, match="run producer left no other.npy"):
+        files.path("producer", "other.npy")
+    with pytest.raises(ValueError, match="named without a folder"):
+        ctx.artifact("../elsewhere.npz")
 
 
 def test_a_run_cannot_log_nan_or_an_undeclared_metric(context):
@@ -64,10 +102,17 @@ def test_a_run_cannot_log_nan_or_an_undeclared_metric(context):
     assert logged(ctx) == {"w_1": 2.0}
 
 
-def test_the_cache_key_covers_the_modules_a_run_executes():
+def test_the_cache_key_covers_the_modules_a_run_executes_and_not_its_figures():
     root = contract._PACKAGE_ROOT
+    autoencoder = root / "experiments" / "autoencoder"
     sources = {p.relative_to(root).as_posix() for p in contract._imported_sources(
-        [root / "experiments" / "autoencoder" / "__init__.py", root / "experiments" / "autoencoder" / "experiment.py"])}
-    assert {"data.py", "nets.py", "plotting.py", "experiment.py", "experiments/mnist_classifier/experiment.py",
+        [autoencoder / "__init__.py", autoencoder / "run.py"])}
+    assert {"data.py", "nets.py", "experiment.py", "experiments/image_sets.py",
+            "experiments/mnist_classifier/trained.py",
             "experiments/mnist_classifier/__init__.py"} <= sources
-    assert "cli.py" not in sources and "report.py" not in sources
+    assert not {"plotting.py", "experiments/autoencoder/figures.py",
+                "experiments/mnist_classifier/run.py", "experiments/mnist_classifier/figures.py",
+                "cli.py", "report.py"} & sources
+    drawing = {p.relative_to(root).as_posix()
+               for p in contract._imported_sources([autoencoder / "figures.py"])}
+    assert {"plotting.py", "experiments/autoencoder/figures.py"} <= drawing

@@ -5,9 +5,9 @@ import torch
 
 from conftest import logged
 from dlrepro.experiments.five_points import Params as FiveParams
-from dlrepro.experiments.five_points import experiment as fp
+from dlrepro.experiments.five_points import run as fp
 from dlrepro.experiments.small_facts import Params as FactParams
-from dlrepro.experiments.small_facts import experiment as sf
+from dlrepro.experiments.small_facts import run as sf
 
 
 def test_polynomial_fits_match_numpy():

@@ -6,7 +6,7 @@ import scipy.linalg
 import torch
 
 from dlrepro.experiments.gan import Params
-from dlrepro.experiments.gan import experiment as gan
+from dlrepro.experiments.gan import run as gan
 
 
 def reference_frechet(a: np.ndarray, b: np.ndarray) -> float:

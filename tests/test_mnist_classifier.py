@@ -8,13 +8,14 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from dlrepro.experiments.mnist_classifier import Params
-from dlrepro.experiments.mnist_classifier import experiment as mc
+from dlrepro.experiments.mnist_classifier import run as mc
+from dlrepro.experiments.mnist_classifier import trained
 
 
 @pytest.mark.parametrize("model, count", [("cnn_handout", 105_506), ("mlp", 11_274),
                                           ("cnn_crm", 105_506 - 256 * 200 - 200 - 200 * 10 + 256 * 256 + 256 + 256 * 10)])
 def test_parameter_counts(model, count):
-    assert sum(p.numel() for p in mc.build(model).parameters()) == count
+    assert sum(p.numel() for p in trained.build(model).parameters()) == count
 
 
 def test_resident_loop_matches_a_dataloader_loop(mnist_dir, context):
@@ -26,7 +27,7 @@ def test_resident_loop_matches_a_dataloader_loop(mnist_dir, context):
 
     train_x, train_y, *_, mean, std = mc.load_data(params, mnist_dir, torch.device("cpu"))
     torch.manual_seed(0)
-    model = mc.build("cnn_handout")
+    model = trained.build("cnn_handout")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     total = 0.0
     for x, y in DataLoader(TensorDataset((train_x - mean) / std, train_y), batch_size=100, shuffle=False):
@@ -48,7 +49,7 @@ def test_normalisation_uses_the_training_sets_global_statistics(mnist_dir):
 
 def test_gradient_signs_are_fgsm_by_hand():
     torch.manual_seed(0)
-    model = mc.build("mlp")
+    model = trained.build("mlp")
     x, y = torch.rand(5, 1, 26, 26), torch.tensor([0, 1, 2, 3, 4])
     signs = mc.gradient_signs(model, x, y, 0.1, 0.3, batch=2)
     assert all(p.grad is None for p in model.parameters())  # the attack computes no weight gradient
@@ -65,5 +66,5 @@ def test_a_run_logs_its_curves_keeps_the_model_and_draws_the_figures(mnist_dir, 
     assert {("loss_sum", 1), ("loss_sum", 2), ("test_error", 2), ("test_error", None), ("parameters", None),
             ("fgsm_accuracy", 0), ("fgsm_accuracy", 100)} <= logged
     saved = torch.load(tmp_path / "run" / "model.pt")
-    model = mc.build(saved["model"])
+    model = trained.build(saved["model"])
     model.load_state_dict(saved["state_dict"])  # what E4 and E5 will reuse

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from dlrepro.experiments.universal_approximation import Params
-from dlrepro.experiments.universal_approximation import experiment as ua
+from dlrepro.experiments.universal_approximation import run as ua
 
 
 def test_terrain_is_the_documented_transect():

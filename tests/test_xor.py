@@ -7,7 +7,7 @@ import torch
 
 from conftest import logged
 from dlrepro.experiments.xor import Params
-from dlrepro.experiments.xor import experiment as xor
+from dlrepro.experiments.xor import run as xor
 
 
 def params(**kw):

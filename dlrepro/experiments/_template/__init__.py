@@ -1,8 +1,8 @@
 """TEMPLATE — copy this folder to ``dlrepro/experiments/<name>/`` (a name a suite can give as
-``experiment = "<name>"``), then fill in the two files. Say here, in a sentence or two, what the
+``experiment = "<name>"``), then fill in the three files. Say here, in a sentence or two, what the
 experiment reproduces and from which slide.
 
-This half is the *declaration*: it is read whenever a suite file is checked, so it must not import
+This module is the *declaration*: it is read whenever a suite file is checked, so it must not import
 torch, numpy or pandas (dlrepro refuses a bad suite file in well under a second).
 """
 
@@ -15,7 +15,10 @@ from dlrepro.schema import Metric
 class Params(BaseParams):
     """Every parameter a suite may set (under [parameters], a profile or a grid axis). Strict: a
     suite's "10" is not 10, NaN and infinity are refused, unknown names too. Give defaults where the
-    slide has one; bounds where a value makes no sense."""
+    slide has one; bounds where a value makes no sense. If one parameter picks what a run does
+    (a ``mode``), name it ``MODE`` and say in ``USED_BY`` which of its values read each parameter
+    that not all of them read: the others leave it out of their run_id and table row, e.g.
+    ``MODE = "mode"`` and ``USED_BY = {"steps": frozenset({"train"})}``."""
 
     width: int = Field(16, ge=1, description="hidden units")
     lr: float = Field(0.1, gt=0, description="SGD's step size")
@@ -26,7 +29,8 @@ class Params(BaseParams):
 # improvement; `tolerance` (absolute) or `rel_tolerance` is the change a rerun may show without
 # being a regression; `timing = True` keeps machine-bound speeds out of the committed baselines.
 METRICS = {
-    "loss": Metric(better="lower", description="training loss after the last step (step = step number)",
+    "loss": Metric(better="lower",
+                   description="training loss after the last step (step = step number)",
                    rel_tolerance=0.05),
     "train_time_s": Metric(better="lower", timing=True),
 }

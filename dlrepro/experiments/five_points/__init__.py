@@ -12,7 +12,14 @@ from dlrepro.experiment import Params as BaseParams
 from dlrepro.schema import Metric
 
 
+NETWORKS = frozenset({"mlp", "classify"})
+
+
 class Params(BaseParams):
+    MODE = "task"
+    USED_BY = {"degree": frozenset({"poly"}), "layers": NETWORKS, "hidden": NETWORKS,
+               "steps": NETWORKS, "lr": NETWORKS}
+
     task: Literal["poly", "mlp", "classify"]
     degree: int = Field(1, ge=0)
     layers: int = Field(2, ge=1, description="linear layers of the MLP")
@@ -22,10 +29,13 @@ class Params(BaseParams):
 
 
 METRICS = {
-    "train_mse": Metric(better="lower", description="training MSE in y's units (0 when it interpolates)",
+    "train_mse": Metric(better="lower",
+                        description="training MSE in y's units (0 when it interpolates)",
                         rel_tolerance=0.1),
-    "loo_mse": Metric(better="lower", description="leave-one-out MSE (polynomials)", rel_tolerance=1e-6),
-    "relative_train_mse": Metric(better="lower", description="training MSE / variance of y (MLPs)", tolerance=1e-3),
+    "loo_mse": Metric(better="lower",
+                      description="leave-one-out MSE (polynomials)", rel_tolerance=1e-6),
+    "relative_train_mse": Metric(better="lower",
+                                 description="training MSE / variance of y (MLPs)", tolerance=1e-3),
     "cross_entropy": Metric(better="lower", tolerance=0.05),
     "accuracy": Metric(better="higher", tolerance=0),
 }

@@ -10,46 +10,44 @@ from typing import Literal
 
 from pydantic import Field
 
-from dlrepro.data import DatasetName
-from dlrepro.experiment import Params as BaseParams
+from dlrepro.experiments import image_sets
 from dlrepro.schema import Metric
 
 Model = Literal["cnn_handout", "cnn_crm", "mlp"]
-TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
 
 
-class Params(BaseParams):
-    dataset: DatasetName = Field("mnist", description="the 28 × 28 set read: mnist, or fashion_mnist (clothing)")
+class Params(image_sets.TestedImageParams):
     model: Model
     lr: float = Field(gt=0)
     batch_size: int = Field(100, ge=1)
     epochs: int = Field(10, ge=1)
-    train_size: int = Field(TRAIN_IMAGES, ge=100, le=TRAIN_IMAGES, description="the first N training images (quick)")
-    test_size: int = Field(TEST_IMAGES, ge=100, le=TEST_IMAGES, description="the first N test images (smoke)")
-    normalise: bool = Field(True, description="by the training set's global mean and std, as the handout does")
+    normalise: bool = Field(True, description="by the training set's global mean and std, as the "
+                            "handout does")
     shuffle: bool = Field(False, description="the handout does not shuffle")
-    fgsm_eps: list[float] = Field([0.0, 0.05, 0.1, 0.15, 0.2, 0.25], description="ε in pixel units ([0, 1] images)")
+    fgsm_eps: list[float] = Field([0.0, 0.05, 0.1, 0.15, 0.2, 0.25],
+                                  description="ε in pixel units ([0, 1] images)")
 
 
-def datasets(params: Params) -> set[str]:
-    return {params.dataset}
-
+datasets = image_sets.datasets
 
 METRICS = {
-    "loss_sum": Metric(better="lower", description="cross-entropy summed over the epoch's batches (the handout's log)",
-                       rel_tolerance=0.05),
-    "train_error": Metric(better="lower", description="% of training images misclassified by the batches as they "
-                          "went by", tolerance=0.5),
-    "test_error": Metric(better="lower", description="% of the test images misclassified", tolerance=0.5),
+    "loss_sum": Metric(better="lower", description="cross-entropy summed over the epoch's batches "
+                       "(the handout's log)", rel_tolerance=0.05),
+    "train_error": Metric(better="lower", description="% of training images misclassified by the "
+                          "batches as they went by", tolerance=0.5),
+    "test_error": Metric(better="lower", description="% of the test images misclassified",
+                         tolerance=0.5),
     "epoch_time_s": Metric(better="lower", description="training time of the epoch", timing=True),
-    "samples_per_s": Metric(better="higher", description="training images per second", timing=True),
+    "samples_per_s": Metric(better="higher", description="training images per second",
+                            timing=True),
     "train_time_s": Metric(better="lower", description="training time, all epochs", timing=True),
-    "train_flops": Metric(better="two-sided", description="training FLOPs, forward and backward, all epochs "
-                          "(torch's FlopCounterMode on one batch, times the images seen)", rel_tolerance=1e-6),
-    "kwh_per_pfs_day": Metric(better="lower", description="the run's measured energy per petaflop/s-day of its "
-                              "training FLOPs (evaluation and FGSM not counted: an upper bound); derived by dlrepro",
-                              timing=True),
+    "train_flops": Metric(better="two-sided", description="training FLOPs, forward and backward, "
+                          "all epochs (torch's FlopCounterMode on one batch, times the images "
+                          "seen)", rel_tolerance=1e-6),
+    "kwh_per_pfs_day": Metric(better="lower", description="the run's measured energy per "
+                              "petaflop/s-day of its training FLOPs (evaluation and FGSM not "
+                              "counted: an upper bound); derived by dlrepro", timing=True),
     "parameters": Metric(better="two-sided", tolerance=0),
-    "fgsm_accuracy": Metric(better="higher", description="% test accuracy under FGSM; step = ε in thousandths",
-                            tolerance=2),
+    "fgsm_accuracy": Metric(better="higher", description="% test accuracy under FGSM; step = ε in "
+                            "thousandths", tolerance=2),
 }

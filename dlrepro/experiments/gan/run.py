@@ -1,4 +1,4 @@
-"""E5's DCGAN, its judge and figures.
+"""E5's DCGAN and its judge.
 
 The DCGAN recipe (EXPERIMENTS.md) sized for 28 × 28: G maps z ~ N(0, I) (100-d) through
 ConvTranspose2d 7×7 → 14×14 → 28×28 with BatchNorm and ReLU, tanh out; D mirrors it with
@@ -18,20 +18,16 @@ and ``digit_likeness``: where that confidence lies between the untrained G's (0)
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlrepro.data import images, titles
+from dlrepro.data import as_bytes, images
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.gan import Params
-from dlrepro.experiments.mnist_classifier.experiment import Trained
+from dlrepro.experiments.mnist_classifier.trained import Trained
 from dlrepro.nets import EpochClock, in_batches
-from dlrepro.plotting import as_bytes, mosaic, save
 
 NOISE = 100
 GRID = 64  # fixed-noise samples kept per recorded epoch
@@ -41,16 +37,19 @@ LOSSES = ("loss_d", "loss_g", "d_real", "d_fake")
 def generator(width: int) -> nn.Module:
     return nn.Sequential(
         nn.Unflatten(1, (NOISE, 1, 1)),
-        nn.ConvTranspose2d(NOISE, 2 * width, 7, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(),     # 7 × 7
-        nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),  # 14 × 14
-        nn.ConvTranspose2d(width, 1, 4, 2, 1, bias=False), nn.Tanh())                                 # 28 × 28
+        nn.ConvTranspose2d(NOISE, 2 * width, 7, bias=False),  # 7 × 7
+        nn.BatchNorm2d(2 * width), nn.ReLU(),
+        nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False),  # 14 × 14
+        nn.BatchNorm2d(width), nn.ReLU(),
+        nn.ConvTranspose2d(width, 1, 4, 2, 1, bias=False), nn.Tanh())  # 28 × 28
 
 
 def discriminator(width: int) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),                                  # 14 × 14
-        nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),  # 7 × 7
-        nn.Conv2d(2 * width, 1, 7, bias=False), nn.Flatten(0))                                        # a logit
+        nn.Conv2d(1, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),  # 14 × 14
+        nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False),  # 7 × 7
+        nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),
+        nn.Conv2d(2 * width, 1, 7, bias=False), nn.Flatten(0))  # a logit
 
 
 def init_weights(module: nn.Module) -> None:
@@ -78,14 +77,16 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def sample(g: nn.Module, noise: torch.Tensor) -> torch.Tensor:
-    """Images in [0, 1] from G, in its training mode (batch statistics), as pytorch/examples does."""
+    """Images in [0, 1] from G, in its training mode (batch statistics), as pytorch/examples
+    does."""
     return in_batches(g, noise).add(1).div(2)
 
 
 class Judge:
     """The E6 classifier's view of generated digits, against real test digits."""
 
-    def __init__(self, classifier: Trained, train_x: torch.Tensor, test_x: torch.Tensor, samples: int):
+    def __init__(self, classifier: Trained, train_x: torch.Tensor, test_x: torch.Tensor,
+                 samples: int):
         self.classifier = classifier
         self.test_features = classifier.features(test_x[:samples])
         self.floor = frechet_distance(classifier.features(train_x[:samples]), self.test_features)
@@ -98,7 +99,8 @@ class Judge:
         return self.classifier.confidence(images)
 
 
-def train_epoch(g: nn.Module, d: nn.Module, opt_g, opt_d, real: torch.Tensor, batch_size: int) -> list[float]:
+def train_epoch(g: nn.Module, d: nn.Module, opt_g, opt_d, real: torch.Tensor,
+                batch_size: int) -> list[float]:
     """One epoch of pytorch/examples' DCGAN step; the means of ``LOSSES`` over its batches."""
     device = real.device
     sums = torch.zeros(len(LOSSES), device=device)  # summed on the device: no sync per batch
@@ -128,7 +130,8 @@ def run(params: Params, ctx: RunContext) -> None:
     train_x, _ = images(params.dataset, ctx.data_dir, train=True, device=ctx.device)
     test_x, _ = images(params.dataset, ctx.data_dir, train=False, device=ctx.device)
     real = train_x[: params.train_size] * 2 - 1  # tanh's range
-    judge = Judge(Trained(ctx.input("classifier", "model.pt"), ctx.device), train_x, test_x, params.fd_samples)
+    classifier = Trained(ctx.input("classifier", "model.pt"), ctx.device)
+    judge = Judge(classifier, train_x, test_x, params.fd_samples)
     ctx.log("fd_floor", judge.floor)
     ctx.log("real_confidence", judge.real_confidence)
 
@@ -147,8 +150,8 @@ def run(params: Params, ctx: RunContext) -> None:
         ctx.log("frechet_distance", distances[-1], epoch)
         ctx.log("sample_confidence", confidences[-1], epoch)
         if epoch:  # [0] is the untrained G, the scale's zero
-            ctx.log("digit_likeness", (confidences[-1] - confidences[0]) / (judge.real_confidence - confidences[0]),
-                    epoch)
+            scale = judge.real_confidence - confidences[0]
+            ctx.log("digit_likeness", (confidences[-1] - confidences[0]) / scale, epoch)
         grids[f"epoch_{epoch}"] = as_bytes(sample(g, fixed))
 
     record(0)  # the untrained G: what "digit-like" is measured against
@@ -163,39 +166,3 @@ def run(params: Params, ctx: RunContext) -> None:
     clock.finish()
     ctx.log("fd_ratio", distances[-1] / distances[1])  # [0] is the untrained G
     np.savez_compressed(ctx.artifact("samples.npz"), **grids)
-
-
-def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    paths = []
-    first = table[table["seed"] == table["seed"].min()]["run_id"].iloc[0]
-    grids = np.load(artifacts / first / "samples.npz")
-    epochs = sorted((int(k.split("_")[1]) for k in grids.files))
-    fig, axes = plt.subplots(1, len(epochs), figsize=(2.6 * len(epochs), 2.9), squeeze=False)
-    for ax, epoch in zip(axes[0], epochs):
-        ax.imshow(mosaic(grids[f"epoch_{epoch}"], 8), cmap="gray", vmin=0, vmax=255)
-        ax.set(xticks=[], yticks=[], title=f"epoch {epoch}" if epoch else "untrained")
-    fig.suptitle(f"DCGAN samples of a fixed noise, by epoch ({titles(table['dataset'])})", fontsize=11)
-    paths.append(save(fig, out_dir / "samples_by_epoch.png", layout_rect=(0, 0, 1, 0.92)))
-
-    def per_epoch(metric: str):
-        return table[(table["metric"] == metric) & table["step"].notna()].groupby("step")["value"]
-
-    fig, (ax_fd, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
-    fd = per_epoch("frechet_distance").agg(["mean", "std"])
-    ax_fd.errorbar(fd.index, fd["mean"], yerr=fd["std"].fillna(0), marker="o", capsize=3, label="generated vs test")
-    floor = table[table["metric"] == "fd_floor"]["value"].mean()
-    ax_fd.axhline(floor, color="grey", linestyle="--", label=f"floor: train vs test ({floor:.3g})")
-    ax_fd.set(title="Fréchet distance on the E6 classifier's features", xlabel="epoch", yscale="log")
-    ax_fd.set_xticks(fd.index)
-    ax_fd.legend(fontsize=8)
-    for metric in LOSSES:
-        curve = per_epoch(metric).mean()
-        ax_loss.plot(curve.index, curve.values, marker=".", label=metric)
-    ax_loss.set(title="D and G by epoch (mean over batches and seeds)", xlabel="epoch")
-    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_loss.legend(fontsize=8)
-    paths.append(save(fig, out_dir / "frechet_distance.png"))
-    return paths

@@ -3,15 +3,12 @@ random batch and a mean-squared loss against random targets."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pandas as pd
 import torch
 
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.small_facts import Params
 from dlrepro.nets import mlp, mnist_cnn, parameter_count
-from dlrepro.plotting import save
+
 
 def run(p: Params, ctx: RunContext) -> None:
     if p.fact == "autograd":  # 002: t = [1, 2, 4], ∇ Σ t² = [2, 4, 8]
@@ -19,21 +16,26 @@ def run(p: Params, ctx: RunContext) -> None:
         (t ** 2).sum().backward()
         for i, value in enumerate(t.grad.tolist()):
             ctx.log("gradient", value, step=i)
-    elif p.fact == "conv_derivative":  # 002: (0,0,0,0,1,2,3,4,4,4,4) ⊛ (−1, 1) = (0,0,0,1,1,1,1,0,0,0)
+    elif p.fact == "conv_derivative":
+        # 002: (0,0,0,0,1,2,3,4,4,4,4) ⊛ (−1, 1) = (0,0,0,1,1,1,1,0,0,0)
         signal = torch.tensor([[[0, 0, 0, 0, 1, 2, 3, 4, 4, 4, 4]]], dtype=torch.float32)
         out = torch.nn.functional.conv1d(signal, torch.tensor([[[-1.0, 1.0]]]))
         for i, value in enumerate(out.flatten().tolist()):
             ctx.log("derivative", value, step=i)
     elif p.fact == "parameter_counts":
-        side = 256 * 256 * 3  # 002: a linear map between two 256×256 colour images (too big to build)
-        small = torch.nn.Linear(7, 7, bias=False)  # the count formula, checked on a map one can build
+        # 002: a linear map between two 256×256 colour images (too big to build)
+        side = 256 * 256 * 3
+        # the count formula, checked on a map one can build
+        small = torch.nn.Linear(7, 7, bias=False)
         if parameter_count(small) != 7 ** 2:
             raise AssertionError("a bias-free linear map n → n should have n² parameters")
         ctx.log("image_linear_map_params", side ** 2)
-        ctx.log("mlp_001_params", parameter_count(mlp([676, 16, 16, 10])))  # 001: 676 → 16 → 16 → 10
+        # 001: 676 → 16 → 16 → 10
+        ctx.log("mlp_001_params", parameter_count(mlp([676, 16, 16, 10])))
         ctx.log("cnn_handout_params", parameter_count(mnist_cnn()))  # 002's handout CNN
-    elif p.fact == "sequential_shapes":  # 002's nn.Sequential example and its printed parameter sizes
-        f = torch.nn.Sequential(torch.nn.Linear(3, 9), torch.nn.ReLU(), torch.nn.Linear(9, 2), torch.nn.ReLU(),
+    elif p.fact == "sequential_shapes":  # 002's nn.Sequential example and its printed sizes
+        f = torch.nn.Sequential(torch.nn.Linear(3, 9), torch.nn.ReLU(), torch.nn.Linear(9, 2),
+                                torch.nn.ReLU(),
                                 torch.nn.Linear(2, 2))
         printed = [(9, 3), (9,), (2, 9), (2,), (2, 2), (2,)]
         ctx.log("shapes_match", float([tuple(t.shape) for t in f.parameters()] == printed))
@@ -53,22 +55,3 @@ def _vanishing(p: Params, ctx: RunContext) -> None:
     for layer, norm in enumerate(norms, start=1):
         ctx.log("grad_norm", norm, step=layer)
     ctx.log("first_to_last_grad_ratio", norms[0] / norms[-1])
-
-
-def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    rows = table[(table["fact"] == "vanishing") & (table["metric"] == "grad_norm")]
-    if rows.empty:
-        return []
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for activation, colour in (("sigmoid", "C0"), ("relu", "C3")):
-        mine = rows[rows["activation"] == activation]
-        for seed, one in mine.groupby("seed"):
-            ax.semilogy(one["step"], one["value"], "o-", color=colour, ms=3, lw=1, alpha=0.7,
-                        label=activation if seed == mine["seed"].min() else None)
-    ax.set_xlabel("layer (1 = input side)")
-    ax.set_ylabel("‖∂loss/∂W‖")
-    ax.set_title(f"Gradient norm per layer, {int(rows['step'].max())}-layer MLP")
-    ax.legend()
-    return [save(fig, out_dir / "vanishing_gradients.png")]

@@ -1,4 +1,4 @@
-"""E2's training and figure.
+"""E2's training.
 
 The target is a terrain profile: row 319 of matplotlib's sample DEM ``jacksboro_fault_dem.npz``
 (USGS, 403 points, 251–1035 m), the east-west transect with the most relief, so the most hills to
@@ -9,27 +9,25 @@ the output layer replaced by its least-squares optimum on the current kinks (var
 the output layer is a linear problem, so solve it exactly and let Adam move only what is not).
 Plain Adam (``lstsq_every = 0``) leaves H = 1000 at 0.023 after 3000 steps, no better than H = 100,
 while its own kinks allow 0.009; with a solve every 100 steps H = 100 reaches 0.002–0.004 and
-H = 1000 ~5e-6, an overlay, and the linear control is the best line. The initial kinks are spread uniformly over the data range (each unit is
-±(x − k_j)), so no unit starts dead or outside the data. All seeds of one configuration train as
-one stacked model: the loss is the sum of the seeds' losses, so each seed's gradients, and Adam's
-per-parameter steps, are its own.
+H = 1000 ~5e-6, an overlay, and the linear control is the best line. The initial kinks are spread
+uniformly over the data range (each unit is ±(x − k_j)), so no unit starts dead or outside the
+data. All seeds of one configuration train as one stacked model: the loss is the sum of the seeds'
+losses, so each seed's gradients, and Adam's per-parameter steps, are its own.
 """
 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.universal_approximation import Params
-from dlrepro.plotting import save
 
 TRANSECT_ROW = 319
-# Seeds stacked per model, capped so the [S, N, H] activations stay cache-sized: stacking is 4× faster
+# Seeds stacked per model, capped so the [S, N, H] activations stay cache-sized: stacking is 4×
+# faster
 # at H = 10, 2.5× at H = 100, but 0.8× at H = 1000 on a 2-core CPU (benchmarks/stacked_seeds.py).
 STACK_ELEMENTS = 250_000
 
@@ -39,13 +37,15 @@ def terrain() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The standardised transect (x, y) and the raw heights in metres."""
     from matplotlib import cbook
 
-    heights = np.asarray(cbook.get_sample_data("jacksboro_fault_dem.npz")["elevation"][TRANSECT_ROW], dtype=np.float64)
+    elevation = cbook.get_sample_data("jacksboro_fault_dem.npz")["elevation"]
+    heights = np.asarray(elevation[TRANSECT_ROW], dtype=np.float64)
     x = np.arange(len(heights), dtype=np.float64)
     return (x - x.mean()) / x.std(), (heights - heights.mean()) / heights.std(), heights
 
 
 def init(seeds: list[int], hidden: int, x: torch.Tensor) -> list[torch.Tensor]:
-    """Stacked parameters [S, H] (b3: [S]), each seed from its own generator: kinks spread over x."""
+    """Stacked parameters [S, H] (b3: [S]), each seed from its own generator: kinks spread over
+    x."""
     params = [[], [], [], []]
     for seed in seeds:
         g = torch.Generator().manual_seed(seed)
@@ -64,7 +64,8 @@ def hidden_features(params, x: torch.Tensor, activation: str) -> torch.Tensor:
 
 
 def predict(params, x: torch.Tensor, activation: str) -> torch.Tensor:
-    return (hidden_features(params, x, activation) * params[2][:, None, :]).sum(-1) + params[3][:, None]
+    weighted = hidden_features(params, x, activation) * params[2][:, None, :]
+    return weighted.sum(-1) + params[3][:, None]
 
 
 def train(seeds: list[int], p: Params, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
@@ -83,10 +84,12 @@ def train(seeds: list[int], p: Params, x: torch.Tensor, y: torch.Tensor) -> list
 
 
 def best_output_layer(features: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The least-squares output layer on fixed features [N, H] (float64, minimum norm where the kinks
-    are redundant): the design matrix with a column of ones, and its coefficients (weights, then bias)."""
+    """The least-squares output layer on fixed features [N, H] (float64, minimum norm where the
+    kinks are redundant): the design matrix with a column of ones, and its coefficients (weights,
+    then bias)."""
     design = torch.cat([features, torch.ones_like(features[:, :1])], dim=1).double()
-    return design, torch.linalg.lstsq(design, y.double()[:, None], driver="gelsd").solution.squeeze(1)
+    solution = torch.linalg.lstsq(design, y.double()[:, None], driver="gelsd").solution
+    return design, solution.squeeze(1)
 
 
 @torch.no_grad()
@@ -96,7 +99,8 @@ def solve_output_layer(params, x: torch.Tensor, y: torch.Tensor, activation: str
     The features are computed in float64: in float32 their rounding (1e-7) looks like signal to the
     solver, and the linear control's rank-2 features got huge weights fitting that noise, which the
     next Adam steps turned into a line ten times worse than the best one."""
-    for s, features in enumerate(hidden_features([p.double() for p in params], x.double(), activation)):
+    exact = [p.double() for p in params]
+    for s, features in enumerate(hidden_features(exact, x.double(), activation)):
         coef = best_output_layer(features, y)[1].to(x.dtype)
         params[2][s], params[3][s] = coef[:-1], coef[-1]
 
@@ -113,7 +117,8 @@ def run_seeds(p: Params, ctxs: list[RunContext]) -> None:
     per_model = max(1, STACK_ELEMENTS // (len(x) * p.hidden))
     chunks = [ctxs[i:i + per_model] for i in range(0, len(ctxs), per_model)]
     # float32: 3× faster than float64 here
-    params = [torch.cat(t) for t in zip(*(train([c.seed for c in chunk], p, x.float(), y.float()) for chunk in chunks))]
+    trained = [train([c.seed for c in chunk], p, x.float(), y.float()) for chunk in chunks]
+    params = [torch.cat(t) for t in zip(*trained)]
     line = lstsq_mse(x[:, None], y)
     with torch.no_grad():  # evaluated in float64, so the least-squares comparisons are exact
         params = [t.double() for t in params]
@@ -129,28 +134,3 @@ def run_seeds(p: Params, ctxs: list[RunContext]) -> None:
         ctx.log("excess_over_line", mse - line)
         ctx.log("max_error", (fits[i] - y).abs().max().item())
         np.save(ctx.artifact("fit.npy"), fits[i].numpy())
-
-
-def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    xs, ys, heights = terrain()
-    to_metres = heights.std()
-    seed = table["seed"].min()
-    configs = table[["hidden", "activation"]].drop_duplicates().sort_values(["activation", "hidden"], ascending=[False, True])
-    configs = [tuple(c) for c in configs.values.tolist() if c[1] == "relu"] + \
-        [tuple(c) for c in configs.values.tolist() if c[1] == "none"][-1:]  # the linear control once: all H look alike
-    fig, axes = plt.subplots(1, len(configs), figsize=(4.2 * len(configs), 3.6), sharey=True, squeeze=False)
-    for ax, (hidden, activation) in zip(axes[0], configs):
-        rows = table[(table["hidden"] == hidden) & (table["activation"] == activation) & (table["seed"] == seed)]
-        fit = np.load(artifacts / rows["run_id"].iloc[0] / "fit.npy") * to_metres + heights.mean()
-        mse = rows.loc[rows["metric"] == "train_mse", "value"].iloc[0]
-        ax.plot(xs, heights, color="0.55", lw=2.2, label="terrain profile")
-        ax.plot(xs, fit, color="C3" if activation == "relu" else "C0", lw=1.1, label="fit")
-        ax.set_title(f"H = {hidden}" + (", no ReLU" if activation == "none" else "") + f"\nMSE {mse:.2g} (standardised)",
-                     fontsize=10)
-        ax.set_xlabel("x (standardised)")
-    axes[0][0].set_ylabel("elevation (m)")
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"One hidden layer fitted to a terrain profile (DEM row {TRANSECT_ROW}), seed {seed}")
-    return [save(fig, out_dir / "universal_approximation.png")]

@@ -1,4 +1,4 @@
-"""E4's models, training and figures.
+"""E4's models and training.
 
 ``pca`` is fitted exactly (eigenvectors of the training covariance); ``linear`` (Linear(784, d),
 Linear(d, 784)) and ``cnn`` (the handout's, EXPERIMENTS.md) are trained with Adam on
@@ -18,23 +18,19 @@ slide's "unreadable" and "near perfect", measured), beside ``original_accuracy``
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-from dlrepro.data import images, titles
+from dlrepro.data import as_bytes, images
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.autoencoder import PAIRS_SHOWN, PIXELS, Params
-from dlrepro.experiments.mnist_classifier.experiment import Trained
+from dlrepro.experiments.mnist_classifier.trained import Trained
 from dlrepro.nets import EpochClock, in_batches
-from dlrepro.plotting import as_bytes, mosaic, save
 
 SHOWN, ALPHAS = 36, 12  # the slides: 36 test digits; interpolations of 12 steps
 CURVE_POINTS = 10  # training-curve points per epoch
-PUBLISHED_SSE = {"deep AE": 3.00, "PCA": 13.87}  # Hinton & Salakhutdinov 2006, d = 30, per test image
 
 
 class Autoencoder(nn.Module):
@@ -52,7 +48,8 @@ class Autoencoder(nn.Module):
             nn.Conv2d(32, d, 4), nn.Flatten())
         self.decoder = nn.Sequential(
             nn.Unflatten(1, (d, 1, 1)), nn.ConvTranspose2d(d, 32, 4), nn.ReLU(),
-            nn.ConvTranspose2d(32, 32, 3, stride=2), nn.ReLU(), nn.ConvTranspose2d(32, 32, 4, stride=2), nn.ReLU(),
+            nn.ConvTranspose2d(32, 32, 3, stride=2), nn.ReLU(),
+            nn.ConvTranspose2d(32, 32, 4, stride=2), nn.ReLU(),
             nn.ConvTranspose2d(32, 32, 5), nn.ReLU(), nn.ConvTranspose2d(32, 1, 5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +57,8 @@ class Autoencoder(nn.Module):
 
 
 class Codec:
-    """f and g in pixel space, whatever the model: what the error, the interpolation and the figures use."""
+    """f and g in pixel space, whatever the model: what the error, the interpolation and the
+    figures use."""
 
     def __init__(self, encode, decode):
         self.encode, self.decode = encode, decode
@@ -70,7 +68,8 @@ class Codec:
 
     @torch.no_grad()
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
-        """ξ(x, x', α) = g((1 − α) f(x) + α f(x')) for every pair and α: [pairs, len(alphas), 1, 28, 28]."""
+        """ξ(x, x', α) = g((1 − α) f(x) + α f(x')) for every pair and α:
+        [pairs, len(alphas), 1, 28, 28]."""
         za, zb = self.encode(a), self.encode(b)
         mixed = (1 - alphas[None, :, None]) * za[:, None] + alphas[None, :, None] * zb[:, None]
         return self.decode(mixed.flatten(0, 1)).unflatten(0, (len(a), len(alphas)))
@@ -83,25 +82,30 @@ def fit_pca(train_x: torch.Tensor, d: int) -> Codec:
     centred = flat - mean
     _, vectors = torch.linalg.eigh((centred.T @ centred).double())  # ascending eigenvalues
     basis = vectors[:, -d:].flip(1).float()
-    return Codec(lambda x: (x.flatten(1) - mean) @ basis, lambda z: (z @ basis.T + mean).view(-1, 1, 28, 28))
+    return Codec(lambda x: (x.flatten(1) - mean) @ basis,
+                 lambda z: (z @ basis.T + mean).view(-1, 1, 28, 28))
 
 
-def fit_network(params: Params, train_x: torch.Tensor, test_x: torch.Tensor, ctx: RunContext) -> tuple[Codec, float]:
+def fit_network(params: Params, train_x: torch.Tensor, test_x: torch.Tensor,
+                ctx: RunContext) -> tuple[Codec, float]:
     """Adam on 0.5·Σ(output − input)² per image, on normalised inputs; the test error is logged per
     epoch and the last one returned."""
     mean, std = train_x.mean(), train_x.std()
     inputs = (train_x - mean) / std
     model = Autoencoder(params.model, params.d).to(ctx.device)
-    codec = Codec(lambda x: model.encoder((x - mean) / std), lambda z: model.decoder(z) * std + mean)
+    codec = Codec(lambda x: model.encoder((x - mean) / std),
+                  lambda z: model.decoder(z) * std + mean)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr)
     batches = math.ceil(len(inputs) / params.batch_size)
     every = math.ceil(batches / CURVE_POINTS)
-    to_pixels = 2 * std.item() ** 2 / PIXELS  # 0.5·Σ over a normalised image → squared error per pixel
+    # 0.5·Σ over a normalised image → squared error per pixel
+    to_pixels = 2 * std.item() ** 2 / PIXELS
     clock, seen = EpochClock(ctx), 0
     for epoch in range(1, params.epochs + 1):
         with clock.epoch(epoch):
             order = torch.randperm(len(inputs), device=ctx.device)
-            loss_sum, count = torch.zeros((), device=ctx.device), 0  # on the device: no sync per batch
+            # summed on the device: no sync per batch
+            loss_sum, count = torch.zeros((), device=ctx.device), 0
             for b in range(batches):
                 batch = inputs[order[b * params.batch_size:(b + 1) * params.batch_size]]
                 loss = 0.5 * (model(batch) - batch).pow(2).sum() / len(batch)
@@ -150,102 +154,3 @@ def run(params: Params, ctx: RunContext) -> None:
                         reconstructions=as_bytes(codec.reconstruct(test_x[:SHOWN])))
     np.savez_compressed(ctx.artifact("interpolation.npz"), frames=as_bytes(
         codec.interpolate(first[:PAIRS_SHOWN], second[:PAIRS_SHOWN], alphas)))
-
-
-def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
-    finals = table[table["step"].isna()]
-    first_seed = finals[finals["seed"] == finals["seed"].min()]
-    run_of = first_seed.drop_duplicates("run_id").set_index(["model", "d"])["run_id"]
-    ds = sorted(table["d"].unique())
-    paths = [_reconstructions(run_of, ds, titles(table["dataset"]), artifacts, out_dir),
-             *_interpolations(run_of, artifacts, out_dir),
-             _error_vs_d(finals, ds, out_dir)]
-    curves = table[(table["metric"] == "train_mse") & table["step"].notna()]
-    return paths + ([_training_curves(curves, out_dir)] if len(curves) else [])
-
-
-def _reconstructions(run_of: pd.Series, ds: list[int], dataset: str, artifacts: Path, out_dir: Path) -> Path:
-    """The slide: the first 36 test images, then their reconstructions g∘f(X) by each model at each d."""
-    import matplotlib.pyplot as plt
-
-    models = [m for m in ("cnn", "pca", "linear") if m in run_of.index.get_level_values(0)]
-    fig, axes = plt.subplots(len(models), len(ds) + 1, figsize=(2.1 * (len(ds) + 1), 2.3 * len(models)), squeeze=False)
-    for row, model in enumerate(models):
-        for col, d in enumerate([None, *ds]):
-            ax = axes[row, col]
-            ax.set_xticks([]), ax.set_yticks([])
-            if d is None:
-                ax.imshow(mosaic(_load(artifacts, run_of.iloc[0], "reconstructions", "originals"), 6), cmap="gray")
-                ax.set_title("X (test)", fontsize=9)
-            elif (model, d) in run_of:
-                ax.imshow(mosaic(_load(artifacts, run_of[model, d], "reconstructions", "reconstructions"), 6),
-                          cmap="gray", vmin=0, vmax=255)
-                ax.set_title(f"d = {d}", fontsize=9)
-            else:
-                ax.axis("off")
-            if row:
-                ax.set_title("")
-        axes[row, 0].set_ylabel(model.upper() if model != "linear" else "linear AE", fontsize=10)
-    fig.suptitle(f"g∘f(X): the first 36 test images of {dataset} reconstructed", fontsize=11)
-    return save(fig, out_dir / "reconstructions.png", layout_rect=(0, 0, 1, 0.95))
-
-
-def _interpolations(run_of: pd.Series, artifacts: Path, out_dir: Path) -> list[Path]:
-    """The slide's three interpolations: PCA at d = 32, the autoencoder at d = 8 and 32."""
-    import matplotlib.pyplot as plt
-
-    shown = [(m, d) for m, d in (("pca", 32), ("cnn", 8), ("cnn", 32)) if (m, d) in run_of]
-    if not shown:
-        return []
-    fig, axes = plt.subplots(1, len(shown), figsize=(6.5 * len(shown), 3.8), squeeze=False)
-    for ax, (model, d) in zip(axes[0], shown):
-        frames = _load(artifacts, run_of[model, d], "interpolation", "frames")
-        ax.imshow(mosaic(frames.reshape(-1, 28, 28), frames.shape[1]), cmap="gray", vmin=0, vmax=255)
-        ax.set(xticks=[], yticks=[], title=f"{'PCA' if model == 'pca' else 'autoencoder'}, d = {d}",
-               xlabel="α from 0 to 1")
-    fig.suptitle("Latent interpolation g((1 − α) f(x) + α f(x'))", fontsize=11)
-    return [save(fig, out_dir / "interpolation.png", layout_rect=(0, 0, 1, 0.93))]
-
-
-def _error_vs_d(finals: pd.DataFrame, ds: list[int], out_dir: Path) -> Path:
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullLocator
-
-    fig, (ax_mse, ax_conf) = plt.subplots(1, 2, figsize=(10, 4))
-    for model, rows in finals.groupby("model"):
-        for ax, metric in ((ax_mse, "test_mse"), (ax_conf, "midpoint_confidence")):
-            curve = rows[rows["metric"] == metric].groupby("d")["value"].agg(["mean", "std"])
-            ax.errorbar(curve.index, curve["mean"], yerr=curve["std"].fillna(0), marker="o", capsize=3, label=model)
-    for name, error in PUBLISHED_SSE.items():
-        ax_mse.plot(30, error / PIXELS, "k*", markersize=9)
-        ax_mse.annotate(f"{name}, d = 30\n(H & S 2006)", (30, error / PIXELS), fontsize=7,
-                        xytext=(-6, 0), textcoords="offset points", ha="right", va="center")
-    ax_mse.set(title="test reconstruction error", xlabel="d", ylabel="MSE per pixel (pixels in [0, 1])",
-               xscale="log", yscale="log")
-    ax_conf.set(title="E6 classifier's confidence on α = 0.5 midpoints", xlabel="d", ylabel="mean max-softmax",
-                xscale="log")
-    for ax in (ax_mse, ax_conf):
-        ax.set_xticks(ds, [str(d) for d in ds])
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.legend(fontsize=8)
-    return save(fig, out_dir / "error_vs_d.png")
-
-
-def _training_curves(curves: pd.DataFrame, out_dir: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, model in zip(axes, ("cnn", "linear")):
-        for d, rows in curves[curves["model"] == model].groupby("d"):
-            curve = rows.groupby("step")["value"].mean()
-            ax.plot(curve.index, curve.values, label=f"d = {d}")
-        ax.set(title=f"{'CNN' if model == 'cnn' else 'linear'} autoencoder", xlabel="training images seen",
-               yscale="log")
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel("training MSE per pixel")
-    return save(fig, out_dir / "training_curves.png")
-
-
-def _load(artifacts: Path, run_id: str, name: str, key: str) -> np.ndarray:
-    return np.load(artifacts / run_id / f"{name}.npz")[key]
-

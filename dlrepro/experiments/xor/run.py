@@ -1,4 +1,4 @@
-"""E1's runs and figure.
+"""E1's runs.
 
 The perceptron is Rosenblatt's: start from zero, visit the points in order, and on a mistake
 (y·z ≤ 0, targets ±1) update w += η·y·x, b += η·y. With ±1 targets this is 003's rule
@@ -9,15 +9,10 @@ The logistic model σ(w·x + b) is trained by full-batch gradient descent on the
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-
-import pandas as pd
 import torch
 
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.xor import Params
-from dlrepro.plotting import save
 
 # 001's worked neuron: x = (1, 0, 1), w = (0, 1, 2), b = 2 gives z = 4 and ReLU(z) = 4.
 NEURON_X, NEURON_W, NEURON_B = (1.0, 0.0, 1.0), (0.0, 1.0, 2.0), 2.0
@@ -66,7 +61,8 @@ def misclassified(w: torch.Tensor, b: float, x: torch.Tensor, target: torch.Tens
 
 
 def perceptron(x: torch.Tensor, target: torch.Tensor, p: Params):
-    """Weights, bias, misclassified points after each epoch, and the first epoch without an update."""
+    """Weights, bias, misclassified points after each epoch, and the first epoch without an
+    update."""
     w, b = torch.zeros(x.shape[1]), 0.0
     errors, converged_at = [], None
     for epoch in range(1, p.epochs + 1):
@@ -83,7 +79,8 @@ def perceptron(x: torch.Tensor, target: torch.Tensor, p: Params):
 
 
 def logistic(x: torch.Tensor, target: torch.Tensor, p: Params):
-    """Weights, bias, misclassified points after each step, and the first step after which none is."""
+    """Weights, bias, misclassified points after each step, and the first step after which none
+    is."""
     model = torch.nn.Linear(x.shape[1], 1)
     torch.nn.init.normal_(model.weight, std=p.init_std)
     torch.nn.init.zeros_(model.bias)
@@ -98,49 +95,3 @@ def logistic(x: torch.Tensor, target: torch.Tensor, p: Params):
         errors.append(misclassified(model.weight.detach().squeeze(0), model.bias.item(), x, target))
     converged_at = next((i for i, e in enumerate(errors, start=1) if e == 0), None)
     return model.weight.detach().squeeze(0), model.bias.item(), errors, converged_at
-
-
-def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
-    """Decision regions of each model in input space, raw features vs Φ, for the lowest seed."""
-    import matplotlib.pyplot as plt
-
-    trained = table[table["model"] != "worked_neuron"]
-    if trained.empty:
-        return []
-    trained = trained[trained["seed"] == trained["seed"].min()]
-    models = [m for m in ("perceptron", "logistic") if m in set(trained["model"])]
-    panels = [(c, f) for c in ("pm1", "01") for f in ("raw", "phi") if ((trained["coding"] == c) & (trained["features"] == f)).any()]
-    fig, axes = plt.subplots(len(models), len(panels), figsize=(3.2 * len(panels), 3.2 * len(models)), squeeze=False)
-    for row, model in enumerate(models):
-        for col, (coding, features) in enumerate(panels):
-            run = trained[(trained["model"] == model) & (trained["coding"] == coding) & (trained["features"] == features)]
-            value = dict(zip(run["metric"], run["value"]))
-            _draw_panel(axes[row][col], coding, features, value)
-            axes[row][col].set_title(f"{model}, {'Φ' if features == 'phi' else 'raw'}, {'±1' if coding == 'pm1' else '0/1'}\n"
-                                     f"accuracy {value.get('accuracy', math.nan):.0%}", fontsize=9)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
-    fig.suptitle("XOR: a linear rule on (xu, xv) vs on Φ(xu, xv) = (xu, xv, xu·xv); shaded: predicted class")
-    return [save(fig, out_dir / "xor_decision_regions.png", layout_rect=(0, 0.05, 1, 1))]
-
-
-def _draw_panel(ax, coding: str, features: str, value: dict) -> None:
-    import numpy as np
-
-    low = -1.0 if coding == "pm1" else 0.0
-    grid = np.linspace(low - 0.6, 1.6, 200)
-    u, v = np.meshgrid(grid, grid)
-    z = value.get("w_1", 0) * u + value.get("w_2", 0) * v + value.get("b", 0)
-    if features == "phi":
-        z = z + value.get("w_3", 0) * u * v
-    ax.contourf(u, v, z > 0, levels=[-0.5, 0.5, 1.5], colors=["#d6e4f0", "#f6d5c8"])
-    if np.ptp(z) > 0:
-        ax.contour(u, v, z, levels=[0], colors="k", linewidths=1)
-    x, target = xor_points(coding, "raw")
-    for label, marker, colour in ((-1.0, "o", "#1f5f99"), (1.0, "s", "#b3402a")):
-        pts = x[target == label]
-        ax.scatter(pts[:, 0], pts[:, 1], marker=marker, s=70, c=colour, edgecolors="k",
-                   label="xu ≠ xv (XOR true)" if label > 0 else "xu = xv (XOR false)")
-    ax.set_xlabel("xu")
-    ax.set_ylabel("xv")
-    ax.set_aspect("equal")

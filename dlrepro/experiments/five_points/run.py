@@ -1,4 +1,4 @@
-"""E8's fits and figure.
+"""E8's fits.
 
 x is divided by 10 before building φ(x) = [1, x, …, x^d] (x^20 would reach 1e19 and wreck the
 conditioning). For d ≥ 5 the system is under-determined and ``lstsq`` (gelsd) returns the
@@ -7,15 +7,11 @@ minimum-norm interpolant — in those scaled coordinates, which is the slide's "
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pandas as pd
 import torch
 
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.five_points import Params
 from dlrepro.nets import mlp
-from dlrepro.plotting import save
 
 X = [-3.1, 1.2, 4.3, 6.2, 9.1]
 Y = [23.7, 31.3, 79.9, 101.9, 205.5]
@@ -40,7 +36,8 @@ def widths(inputs: int, outputs: int, p: Params) -> list[int]:
     return [inputs] + [p.hidden] * (p.layers - 1) + [outputs]
 
 
-def fit(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn, p: Params) -> torch.nn.Module:
+def fit(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn,
+        p: Params) -> torch.nn.Module:
     opt = torch.optim.Adam(model.parameters(), lr=p.lr)
     for _ in range(p.steps):
         loss = loss_fn(model(x), target)
@@ -55,12 +52,15 @@ def run(p: Params, ctx: RunContext) -> None:
     variance = y.var(unbiased=False).item()
     if p.task == "poly":
         train = (poly_eval(poly_fit(x, y, p.degree), x) - y).pow(2).mean().item()
-        held_out = [(poly_eval(poly_fit(x[keep], y[keep], p.degree), x[i:i + 1]) - y[i]).pow(2).item()
+        held_out = [(poly_eval(poly_fit(x[keep], y[keep], p.degree), x[i:i + 1]) - y[i])
+                    .pow(2).item()
                     for i in range(len(x)) for keep in [torch.arange(len(x)) != i]]
-        ctx.log("train_mse", 0.0 if train < ZERO * variance else train)  # numerically zero: it interpolates
+        # numerically zero: it interpolates
+        ctx.log("train_mse", 0.0 if train < ZERO * variance else train)
         ctx.log("loo_mse", sum(held_out) / len(held_out))
     elif p.task == "mlp":
-        xs, ys = ((x - x.mean()) / x.std()).float(), ((y - y.mean()) / y.std()).float()  # float32: 2× faster
+        # float32: 2× faster
+        xs, ys = ((x - x.mean()) / x.std()).float(), ((y - y.mean()) / y.std()).float()
         model = fit(mlp(widths(1, 1, p)), xs[:, None], ys[:, None], torch.nn.functional.mse_loss, p)
         with torch.no_grad():
             prediction = model(xs[:, None]).squeeze(1).double() * y.std() + y.mean()
@@ -73,23 +73,3 @@ def run(p: Params, ctx: RunContext) -> None:
             logits = model(points)  # loss −ln softmax(o)[y]; predicted class argmax o
         ctx.log("cross_entropy", torch.nn.functional.cross_entropy(logits, labels).item())
         ctx.log("accuracy", (logits.argmax(1) == labels).float().mean().item())
-
-
-def figures(table: pd.DataFrame, out_dir: Path, artifacts: Path) -> list[Path]:
-    """The slide's three fits (d = 1, 2, 20) on [−10, 10]; they are recomputed, least squares is exact."""
-    import matplotlib.pyplot as plt
-
-    degrees = sorted(set(table.loc[table["task"] == "poly", "degree"]) & {1, 2, 20})
-    if not degrees:
-        return []
-    x, y = torch.tensor(X, dtype=torch.float64), torch.tensor(Y, dtype=torch.float64)
-    grid = torch.linspace(-10, 10, 400, dtype=torch.float64)
-    fig, axes = plt.subplots(1, len(degrees), figsize=(4.2 * len(degrees), 3.6), squeeze=False)
-    for ax, degree in zip(axes[0], degrees):
-        ax.plot(grid, poly_eval(poly_fit(x, y, degree), grid), color="C3")
-        ax.plot(x, y, "ko")
-        ax.set_ylim(-50, 300)
-        ax.set_title(f"d = {degree}")
-        ax.set_xlabel("x")
-    fig.suptitle("Five points, polynomial least squares: under-fitting, a good fit, over-fitting")
-    return [save(fig, out_dir / "five_points_polynomials.png")]

@@ -1,0 +1,29 @@
+"""E9's figure: the gradient norm per layer, sigmoid against ReLU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from dlrepro.experiment import RunFiles
+from dlrepro.plotting import save, select
+
+
+def figures(table: pd.DataFrame, out_dir: Path, files: RunFiles, published: list) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    rows = select(table, "grad_norm", fact="vanishing")
+    if rows.empty:
+        return []
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for activation, colour in (("sigmoid", "C0"), ("relu", "C3")):
+        mine = select(rows, activation=activation)
+        for seed, one in mine.groupby("seed"):
+            ax.semilogy(one["step"], one["value"], "o-", color=colour, ms=3, lw=1, alpha=0.7,
+                        label=activation if seed == mine["seed"].min() else None)
+    ax.set_xlabel("layer (1 = input side)")
+    ax.set_ylabel("‖∂loss/∂W‖")
+    ax.set_title(f"Gradient norm per layer, {int(rows['step'].max())}-layer MLP")
+    ax.legend()
+    return [save(fig, out_dir / "vanishing_gradients.png")]
