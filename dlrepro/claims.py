@@ -230,10 +230,15 @@ def _monotone(claim: Monotone, table: pd.DataFrame) -> _Measured:
                      tuple(_floats(values) for _, values in groups))
 
 
+def _as_tuple(key: object) -> tuple:
+    """A group key as a tuple, whether pandas grouped by one column or several."""
+    return key if isinstance(key, tuple) else (key,)
+
+
 def _compare(claim: Compare, table: pd.DataFrame) -> _Measured:
     def side(where: dict) -> dict[tuple, pd.Series]:
         groups = _groups(select(claim, table, where), claim.by or None)
-        return {key if isinstance(key, tuple) else (key,): values for key, values in groups}
+        return {_as_tuple(key): values for key, values in groups}
 
     left, right = side(claim.left), side(claim.right)
     keys = [key for key in left if key in right]

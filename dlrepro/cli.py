@@ -368,6 +368,11 @@ VERDICT_COLOURS = {GateVerdict.REGRESSED: "red", GateVerdict.MISSING: "red",
                    GateVerdict.INCONCLUSIVE: "yellow"}
 
 
+def _with_steps(metric: str, steps: int) -> str:
+    """A metric and how many steps of it, when it has steps."""
+    return f"{metric} ({steps} steps)" if steps else metric
+
+
 def _print_verdicts(verdicts, limit: int = 40) -> None:
     """One line per suite with its counts, then one line per change: whole in a CI log, never
     wrapped."""
@@ -390,7 +395,7 @@ def _print_verdicts(verdicts, limit: int = 40) -> None:
     by_configuration = absent.groupby(["verdict", "suite", "configuration"], sort=False)
     for (verdict, suite, configuration), rows in by_configuration:
         steps = rows.groupby("metric", sort=False)["step"].agg(lambda s: s.notna().sum())
-        names = ", ".join(f"{m} ({n} steps)" if n else m for m, n in steps.items())
+        names = ", ".join(_with_steps(metric, n) for metric, n in steps.items())
         lines.append((verdict, f"{suite} [{configuration}]: {names}"))
     for verdict, text in lines[:limit]:
         _say(f"[{VERDICT_COLOURS[verdict]}]{verdict}[/] " + escape(text))

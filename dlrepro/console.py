@@ -127,7 +127,8 @@ class RunProgress:
             return elapsed / self.done * len(self.left) if self.done else 0.0
         mean = self.spent / self.done
         pace = self.taken / self.foreseen if self.foreseen else 1.0
-        left = sum(mean if t is None else t * pace for t in self.left.values())
+        known = [t for t in self.left.values() if t is not None]
+        left = mean * (len(self.left) - len(known)) + pace * sum(known)
         return left * elapsed / self.spent
 
     def note(self, text: str) -> None:

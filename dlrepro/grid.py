@@ -123,8 +123,7 @@ def _points(grid, key: str) -> list[Point]:
                 for name, values in one.items()]
         for combo in itertools.product(*axes):
             point = {k: v for part, _, _ in combo for k, v in part.items()}
-            origin = {k: f"{entry}.{k}" if entry else f"{where}.{k}"
-                      for part, entry, _ in combo for k in part}
+            origin = {k: f"{entry or where}.{k}" for part, entry, _ in combo for k in part}
             ties = [(entry, values) for _, entry, values in combo if entry]
             points.append((where, point, origin, ties))
     return points

@@ -148,8 +148,11 @@ def _expected_times(todo: list[RunSpec], results: Results,
     its suite's ``typical`` run (the ETA scales those by how this machine's runs compare). None:
     nothing is known."""
     earlier = results.expected_wall_times(todo)
-    return {s.run_id: typical.get(s.suite) if earlier[s.run_id] is None else earlier[s.run_id]
-            for s in todo}
+    expected = {}
+    for spec in todo:
+        known = earlier[spec.run_id]
+        expected[spec.run_id] = typical.get(spec.suite) if known is None else known
+    return expected
 
 
 def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:

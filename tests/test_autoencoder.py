@@ -25,7 +25,11 @@ def test_pca_is_the_best_rank_d_affine_reconstruction(digits):
     basis = vt[:8].T
     expected = ((test.flatten(1).double() - mean) @ basis @ basis.T + mean).float().view_as(test)
     assert torch.allclose(codec.reconstruct(test), expected, atol=1e-4)
-    assert ae.mse(ae.fit_pca(train, 16), test) < ae.mse(codec, test) < ae.mse(ae.fit_pca(train, 4), test)
+    assert (
+        ae.mse(ae.fit_pca(train, 16), test)
+        < ae.mse(codec, test)
+        < ae.mse(ae.fit_pca(train, 4), test)
+    )
 
 
 @pytest.mark.parametrize("model", ["cnn", "linear"])
@@ -51,11 +55,26 @@ def test_a_linear_run_approaches_pca_and_keeps_its_figures(mnist_dir, tmp_path, 
     from dlrepro.experiments import mnist_classifier
     from dlrepro.experiments.mnist_classifier import run as classifier
 
-    classifier.run(mnist_classifier.Params(model="cnn_handout", lr=0.1, epochs=1, train_size=1000, test_size=200,
-                                           fgsm_eps=[0.0]), context("mnist_classifier", data_dir=mnist_dir, name="classifier"))
+    classifier.run(
+        mnist_classifier.Params(
+            model="cnn_handout", lr=0.1, epochs=1, train_size=1000, test_size=200, fgsm_eps=[0.0]
+        ),
+        context("mnist_classifier", data_dir=mnist_dir, name="classifier"),
+    )
     ctx = context("autoencoder", data_dir=mnist_dir, inputs={"classifier": tmp_path / "classifier"})
     torch.manual_seed(0)
-    ae.run(declaration.Params(model="linear", d=4, epochs=3, batch_size=32, train_size=20000, test_size=1000, pairs=100), ctx)
+    ae.run(
+        declaration.Params(
+            model="linear",
+            d=4,
+            epochs=3,
+            batch_size=32,
+            train_size=20000,
+            test_size=1000,
+            pairs=100,
+        ),
+        ctx,
+    )
     final = {m["metric"]: m["value"] for m in ctx.metrics if m["step"] is None}
     assert 0 <= final["excess_over_pca"] < 10  # PCA is optimal; gradient descent gets close
     assert final["test_sse"] == pytest.approx(784 * final["test_mse"])

@@ -21,56 +21,137 @@ def edit(old: str, new: str) -> str:
 
 BROKEN = {  # class: (suite text, the key path the message must name)
     # strict types: a number is a number
-    "string for an int": (edit("[[grid]]", '[parameters]\nepochs = "100"\n[[grid]]'), "parameters.epochs"),
-    "boolean for an int": (edit("[[grid]]", "[parameters]\nepochs = true\n[[grid]]"), "parameters.epochs"),
+    "string for an int": (
+        edit("[[grid]]", '[parameters]\nepochs = "100"\n[[grid]]'),
+        "parameters.epochs",
+    ),
+    "boolean for an int": (
+        edit("[[grid]]", "[parameters]\nepochs = true\n[[grid]]"),
+        "parameters.epochs",
+    ),
     "boolean seed": (edit("seeds = [0, 1]", "seeds = [true]"), "profiles.quick.seeds.0"),
     # non-finite numbers
     "inf parameter": (edit("[[grid]]", "[parameters]\nlr = inf\n[[grid]]"), "parameters.lr"),
     "nan grid value": (edit('coding = ["pm1"]', 'coding = ["pm1"]\nlr = [1.0, nan]'), "grid.0.lr"),
-    "nan claim value": (VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = nan\n', "claims.0.threshold.value"),
-    "inf claim tolerance": (VALID + CLAIM + 'kind = "approx"\nmetric = "accuracy"\nvalue = 1\ntolerance = inf\n', "claims.0.approx.tolerance"),
+    "nan claim value": (
+        VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = nan\n',
+        "claims.0.threshold.value",
+    ),
+    "inf claim tolerance": (
+        VALID + CLAIM + 'kind = "approx"\nmetric = "accuracy"\nvalue = 1\ntolerance = inf\n',
+        "claims.0.approx.tolerance",
+    ),
     # seeds
     "duplicate seeds": (edit("seeds = [0, 1]", "seeds = [0, 0]"), "profiles.quick.seeds"),
     "negative seed": (edit("seeds = [0, 1]", "seeds = [-1]"), "profiles.quick.seeds.0"),
-    "seed numpy cannot take": (edit("seeds = [0, 1]", "seeds = [4294967296]"), "profiles.quick.seeds.0"),
+    "seed numpy cannot take": (
+        edit("seeds = [0, 1]", "seeds = [4294967296]"),
+        "profiles.quick.seeds.0",
+    ),
     # empty grids in every spelling
     "empty grid list": (edit(GRID, "grid = []\n"), "grid"),
     "empty grid table": (edit(GRID, "grid = {}\n"), "grid"),
     "grid list of an empty table": (edit(GRID, "grid = [{}]\n"), "grid"),
-    "empty profile grid table": (edit("seeds = [0, 1]", "seeds = [0, 1]\ngrid = {}"), "profiles.quick.grid"),
-    "empty profile grid list": (edit("seeds = [0, 1]", "seeds = [0, 1]\ngrid = []"), "profiles.quick.grid"),
+    "empty profile grid table": (
+        edit("seeds = [0, 1]", "seeds = [0, 1]\ngrid = {}"),
+        "profiles.quick.grid",
+    ),
+    "empty profile grid list": (
+        edit("seeds = [0, 1]", "seeds = [0, 1]\ngrid = []"),
+        "profiles.quick.grid",
+    ),
     "empty axis": (edit('features = ["raw", "phi"]', "features = []"), "grid.0.features"),
     # grid shape
-    "parameter set by two axes": (edit('coding = ["pm1"]', 'coding = ["pm1"]\npair = [{ coding = "01" }]'), "grid.0.pair"),
-    "axis mixing values and tables": (edit('coding = ["pm1"]', 'coding = ["pm1", { coding = "01" }]'), "grid.0.coding"),
-    "tied entry missing a required parameter": (edit('model = ["perceptron"]\nfeatures = ["raw", "phi"]',
-                                                     'features = ["raw", "phi"]\nm = [{ model = "perceptron" }, { lr = 0.5 }]'),
-                                                "grid.0.m.1"),
+    "parameter set by two axes": (
+        edit('coding = ["pm1"]', 'coding = ["pm1"]\npair = [{ coding = "01" }]'),
+        "grid.0.pair",
+    ),
+    "axis mixing values and tables": (
+        edit('coding = ["pm1"]', 'coding = ["pm1", { coding = "01" }]'),
+        "grid.0.coding",
+    ),
+    "tied entry missing a required parameter": (
+        edit(
+            'model = ["perceptron"]\nfeatures = ["raw", "phi"]',
+            'features = ["raw", "phi"]\nm = [{ model = "perceptron" }, { lr = 0.5 }]',
+        ),
+        "grid.0.m.1",
+    ),
     # claims that could never give a verdict
-    "where selecting nothing": (VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nwhere = { coding = "01" }\nop = "<"\nvalue = 1\n', "claims.0.where"),
-    "left selecting nothing": (VALID + CLAIM + 'kind = "compare"\nmetric = "accuracy"\nleft = { model = "logistic" }\nright = { model = "perceptron" }\nop = "<"\n', "claims.0.left"),
-    "over a parameter that does not vary": (VALID + CLAIM + 'kind = "monotone"\nmetric = "accuracy"\nover = "coding"\ndirection = "increasing"\n', "claims.0.over"),
-    "by a parameter that does not vary": (VALID + CLAIM + 'kind = "compare"\nmetric = "accuracy"\nleft = { features = "raw" }\nright = { features = "phi" }\nop = "<"\nby = ["model"]\n', "claims.0.by"),
-    "metric never logged": (VALID + CLAIM + 'kind = "threshold"\nmetric = "loss"\nop = "<"\nvalue = 1\n', "claims.0.metric"),
+    "where selecting nothing": (
+        VALID
+        + CLAIM
+        + 'kind = "threshold"\nmetric = "accuracy"\nwhere = { coding = "01" }\n'
+        'op = "<"\nvalue = 1\n',
+        "claims.0.where",
+    ),
+    "left selecting nothing": (
+        VALID
+        + CLAIM
+        + 'kind = "compare"\nmetric = "accuracy"\nleft = { model = "logistic" }\n'
+        'right = { model = "perceptron" }\nop = "<"\n',
+        "claims.0.left",
+    ),
+    "over a parameter that does not vary": (
+        VALID
+        + CLAIM
+        + 'kind = "monotone"\nmetric = "accuracy"\nover = "coding"\ndirection = "increasing"\n',
+        "claims.0.over",
+    ),
+    "by a parameter that does not vary": (
+        VALID
+        + CLAIM
+        + 'kind = "compare"\nmetric = "accuracy"\nleft = { features = "raw" }\n'
+        'right = { features = "phi" }\nop = "<"\nby = ["model"]\n',
+        "claims.0.by",
+    ),
+    "metric never logged": (
+        VALID + CLAIM + 'kind = "threshold"\nmetric = "loss"\nop = "<"\nvalue = 1\n',
+        "claims.0.metric",
+    ),
     # published numbers and the claim options that carry them
-    "published without a source": (VALID + CLAIM + 'kind = "approx"\nmetric = "accuracy"\nvalue = 1\ntolerance = 0\n'
-                                   'published = { why = "exact: a count" }\n', "claims.0.approx.published.source"),
-    "published with an empty why": (VALID + CLAIM + 'kind = "approx"\nmetric = "accuracy"\nvalue = 1\ntolerance = 0\n'
-                                    'published = { source = "002", why = "" }\n', "claims.0.approx.published.why"),
-    "published on a threshold": (VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = 1\n'
-                                 'published = { source = "002", why = "exact" }\n', "claims.0.threshold.published"),
-    "worst on a threshold": (VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = 1\n'
-                             'reduce = "worst"\n', "claims.0.threshold"),
-    "nan compare factor": (VALID + CLAIM + 'kind = "compare"\nmetric = "accuracy"\nleft = { features = "raw" }\n'
-                           'right = { features = "phi" }\nop = "<"\nfactor = nan\n', "claims.0.compare.factor"),
-    "zero compare factor": (VALID + CLAIM + 'kind = "compare"\nmetric = "accuracy"\nleft = { features = "raw" }\n'
-                            'right = { features = "phi" }\nop = "<"\nfactor = 0\n', "claims.0.compare.factor"),
+    "published without a source": (
+        VALID + CLAIM + 'kind = "approx"\nmetric = "accuracy"\nvalue = 1\ntolerance = 0\n'
+        'published = { why = "exact: a count" }\n',
+        "claims.0.approx.published.source",
+    ),
+    "published with an empty why": (
+        VALID + CLAIM + 'kind = "approx"\nmetric = "accuracy"\nvalue = 1\ntolerance = 0\n'
+        'published = { source = "002", why = "" }\n',
+        "claims.0.approx.published.why",
+    ),
+    "published on a threshold": (
+        VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = 1\n'
+        'published = { source = "002", why = "exact" }\n',
+        "claims.0.threshold.published",
+    ),
+    "worst on a threshold": (
+        VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = 1\n'
+        'reduce = "worst"\n',
+        "claims.0.threshold",
+    ),
+    "nan compare factor": (
+        VALID + CLAIM + 'kind = "compare"\nmetric = "accuracy"\nleft = { features = "raw" }\n'
+        'right = { features = "phi" }\nop = "<"\nfactor = nan\n',
+        "claims.0.compare.factor",
+    ),
+    "zero compare factor": (
+        VALID + CLAIM + 'kind = "compare"\nmetric = "accuracy"\nleft = { features = "raw" }\n'
+        'right = { features = "phi" }\nop = "<"\nfactor = 0\n',
+        "claims.0.compare.factor",
+    ),
     # what was refused before
     "malformed toml": ("name = ", ""),
     "unknown top-level key": ("colour = 'red'\n" + VALID, "colour"),
     "unknown experiment": (edit('experiment = "xor"', 'experiment = "nope"'), "experiment"),
-    "unknown parameter in grid": (edit('coding = ["pm1"]', 'coding = ["pm1"]\nwidth = [3]'), "grid.0.width"),
-    "unknown parameter in profile": (edit("seeds = [0, 1, 2]", "seeds = [0]\nparameters = { epochz = 3 }"), "profiles.full.parameters.epochz"),
+    "unknown parameter in grid": (
+        edit('coding = ["pm1"]', 'coding = ["pm1"]\nwidth = [3]'),
+        "grid.0.width",
+    ),
+    "unknown parameter in profile": (
+        edit("seeds = [0, 1, 2]", "seeds = [0]\nparameters = { epochz = 3 }"),
+        "profiles.full.parameters.epochz",
+    ),
     "bad parameter value": (edit('coding = ["pm1"]', 'coding = ["ternary"]'), "grid.0.coding"),
     "unknown profile": (VALID + "[profiles.huge]\nseeds = [0]\n", "profiles.huge"),
     "missing profile": (edit("[profiles.full]\nseeds = [0, 1, 2]\n", ""), "profiles"),
@@ -91,7 +172,9 @@ def test_a_broken_suite_file_is_refused(case, tmp_path, capsys):
     text, key = BROKEN[case]
     path = write_suite(tmp_path, text)
     results = tmp_path / "results"
-    err = refused(["run", str(path), "--profile", "smoke", "--results", str(results)], capsys, results)
+    err = refused(
+        ["run", str(path), "--profile", "smoke", "--results", str(results)], capsys, results
+    )
     assert f"{path}: {key}: " in err or (not key and f"{path}: " in err), err
 
 
@@ -128,24 +211,35 @@ def test_a_results_folder_that_is_a_file(tmp_path, capsys):
 def test_a_results_folder_that_is_not_writable(tmp_path, capsys):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    err = refused(["run", "xor", "--profile", "smoke", "--results", str(locked / "r")], capsys, locked / "r")
+    err = refused(
+        ["run", "xor", "--profile", "smoke", "--results", str(locked / "r")], capsys, locked / "r"
+    )
     assert "not writable" in err
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
 def test_a_results_folder_on_a_filesystem_that_takes_no_files(capsys):
-    assert main(["run", "xor", "--profile", "smoke", "--results", "/proc/self/dlrepro-results"]) == 2
+    assert (
+        main(["run", "xor", "--profile", "smoke", "--results", "/proc/self/dlrepro-results"]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "the results folder is not writable" in err, err
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--runner", "../suites/xor"], "is not a runner name"),
-    (["--runner", "nope"], "no runner named 'nope'"),
-    (["--address", "127.0.0.1:6379"], "--address: the 'local' runner runs in this process"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--runner", "../suites/xor"], "is not a runner name"),
+        (["--runner", "nope"], "no runner named 'nope'"),
+        (["--address", "127.0.0.1:6379"], "--address: the 'local' runner runs in this process"),
+    ],
+)
 def test_runner_and_flags(args, words, tmp_path, capsys):
-    err = refused(["run", "xor", "--profile", "smoke", "--results", str(tmp_path / "r"), *args], capsys, tmp_path / "r")
+    err = refused(
+        ["run", "xor", "--profile", "smoke", "--results", str(tmp_path / "r"), *args],
+        capsys,
+        tmp_path / "r",
+    )
     assert words in err
 
 
@@ -163,26 +257,64 @@ def broken_data(mnist_dir, tmp_path):
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for f in (mnist_dir / "MNIST" / "raw").glob("*-ubyte"):
-        (raw / f.name).write_bytes(f.read_bytes()[: 1000 if f.name.startswith("t10k-images") else None])
+        (raw / f.name).write_bytes(
+            f.read_bytes()[: 1000 if f.name.startswith("t10k-images") else None]
+        )
     return tmp_path / "data"
 
 
 def test_bad_data_is_refused_before_any_run(broken_data, tmp_path, capsys):
-    err = refused(["run", "mnist_mlp", "--profile", "smoke", "--data-dir", str(broken_data),
-                   "--results", str(tmp_path / "r")], capsys, tmp_path / "r")
-    assert f"{broken_data}/MNIST/raw/t10k-images-idx3-ubyte: truncated (1,000 bytes, expected 7,840,016)" in err
+    err = refused(
+        [
+            "run",
+            "mnist_mlp",
+            "--profile",
+            "smoke",
+            "--data-dir",
+            str(broken_data),
+            "--results",
+            str(tmp_path / "r"),
+        ],
+        capsys,
+        tmp_path / "r",
+    )
+    assert (
+        f"{broken_data}/MNIST/raw/t10k-images-idx3-ubyte: truncated "
+        "(1,000 bytes, expected 7,840,016)"
+        in err
+    )
 
 
 def test_an_empty_data_folder_is_refused(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    err = refused(["run", "mnist_mlp", "--profile", "smoke", "--data-dir", str(tmp_path / "empty"),
-                   "--results", str(tmp_path / "r")], capsys, tmp_path / "r")
+    err = refused(
+        [
+            "run",
+            "mnist_mlp",
+            "--profile",
+            "smoke",
+            "--data-dir",
+            str(tmp_path / "empty"),
+            "--results",
+            str(tmp_path / "r"),
+        ],
+        capsys,
+        tmp_path / "r",
+    )
     assert "MNIST/raw/train-images-idx3-ubyte: missing" in err
 
 
 def test_refusing_a_broken_file_imports_neither_torch_nor_pandas_nor_ray(tmp_path):
     path = write_suite(tmp_path, BROKEN["nan grid value"][0])
-    probe = ("import sys; from dlrepro.cli import main; code = main(['run', sys.argv[1], '--results', sys.argv[2]]); "
-             "heavy = sorted(m for m in ('torch', 'pandas', 'ray') if m in sys.modules); print(code, heavy)")
-    out = subprocess.run([sys.executable, "-c", probe, str(path), str(tmp_path / "r")], capture_output=True, text=True)
+    probe = (
+        "import sys; from dlrepro.cli import main; "
+        "code = main(['run', sys.argv[1], '--results', sys.argv[2]]); "
+        "heavy = sorted(m for m in ('torch', 'pandas', 'ray') if m in sys.modules); "
+        "print(code, heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(path), str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+    )
     assert out.stdout.strip() == "2 []", out.stdout + out.stderr

@@ -1,4 +1,5 @@
-"""MNIST and Fashion-MNIST from a real directory, checked once before any run: present, the published sizes and MD5s."""
+"""MNIST and Fashion-MNIST from a real directory, checked once before any run: present, the
+published sizes and MD5s."""
 
 import shutil
 
@@ -8,14 +9,18 @@ import torch
 from dlrepro.data import ENV_VAR, DataError, data_dir, images, verify
 
 
-@pytest.mark.parametrize("name, first_labels", [("mnist", [7, 2, 1, 0, 4]), ("fashion_mnist", [9, 2, 1, 1, 6])])
+@pytest.mark.parametrize(
+    "name, first_labels", [("mnist", [7, 2, 1, 0, 4]), ("fashion_mnist", [9, 2, 1, 1, 6])]
+)
 def test_loads_real_mnist_and_fashion_mnist(mnist_dir, name, first_labels):
     verify({name}, mnist_dir)
     pixels, labels = images(name, mnist_dir, train=False)
     assert pixels.shape == (10_000, 1, 28, 28) and pixels.dtype == torch.float32
     assert 0 <= pixels.min() and pixels.max() == 1
     assert labels.shape == (10_000,) and set(labels.unique().tolist()) == set(range(10))
-    assert labels[:5].tolist() == first_labels  # the well-known first test labels (ankle boot, pullover, …)
+    assert (
+        labels[:5].tolist() == first_labels
+    )  # the well-known first test labels (ankle boot, pullover, …)
     train, _ = images(name, mnist_dir, train=True)
     assert train.shape == (60_000, 1, 28, 28)
 
@@ -32,8 +37,11 @@ def test_a_corrupt_fashion_mnist_file_is_named_with_its_fix(mnist_dir, tmp_path)
     raw = _writable_copy(mnist_dir, tmp_path, "FashionMNIST")
     damage(raw / "t10k-labels-idx1-ubyte", "corrupt")
     verify({"mnist"}, mnist_dir)  # the other set is untouched
-    with pytest.raises(DataError, match=r"FashionMNIST/raw/t10k-labels-idx1-ubyte: corrupt \(MD5 .*expected "
-                       r"15d484375f8d13e6eb1aabb0c3f46965\); put the published t10k-labels-idx1-ubyte there"):
+    with pytest.raises(
+        DataError,
+        match=r"FashionMNIST/raw/t10k-labels-idx1-ubyte: corrupt \(MD5 .*expected "
+        r"15d484375f8d13e6eb1aabb0c3f46965\); put the published t10k-labels-idx1-ubyte there",
+    ):
         verify({"fashion_mnist"}, tmp_path)
 
 

@@ -13,7 +13,9 @@ from dlrepro.experiments.small_facts import run as sf
 def test_polynomial_fits_match_numpy():
     x, y = np.array(fp.X), np.array(fp.Y)
     for degree in (0, 1, 2, 3, 4):
-        ours = fp.poly_eval(fp.poly_fit(torch.tensor(x), torch.tensor(y), degree), torch.tensor(x)).numpy()
+        ours = fp.poly_eval(
+            fp.poly_fit(torch.tensor(x), torch.tensor(y), degree), torch.tensor(x)
+        ).numpy()
         np.testing.assert_allclose(ours, np.polyval(np.polyfit(x, y, degree), x), rtol=1e-8)
 
 
@@ -28,7 +30,10 @@ def test_degree_20_is_the_minimum_norm_interpolant():
 
 def test_leave_one_out_by_hand(context):
     x, y = np.array(fp.X), np.array(fp.Y)
-    errors = [(np.polyval(np.polyfit(np.delete(x, i), np.delete(y, i), 2), x[i]) - y[i]) ** 2 for i in range(5)]
+    errors = [
+        (np.polyval(np.polyfit(np.delete(x, i), np.delete(y, i), 2), x[i]) - y[i]) ** 2
+        for i in range(5)
+    ]
     ctx = context("five_points")
     fp.run(FiveParams(task="poly", degree=2), ctx)
     assert abs(logged(ctx)["loo_mse"] - np.mean(errors)) < 1e-8

@@ -1,7 +1,6 @@
 """E6/E7 on real MNIST: the architectures' parameter counts, the resident loop against a
 DataLoader loop (same maths), FGSM against autograd done by hand, and the figures."""
 
-
 import pytest
 import torch
 from torch.nn import functional as F
@@ -12,8 +11,14 @@ from dlrepro.experiments.mnist_classifier import run as mc
 from dlrepro.experiments.mnist_classifier import trained
 
 
-@pytest.mark.parametrize("model, count", [("cnn_handout", 105_506), ("mlp", 11_274),
-                                          ("cnn_crm", 105_506 - 256 * 200 - 200 - 200 * 10 + 256 * 256 + 256 + 256 * 10)])
+@pytest.mark.parametrize(
+    "model, count",
+    [
+        ("cnn_handout", 105_506),
+        ("mlp", 11_274),
+        ("cnn_crm", 105_506 - 256 * 200 - 200 - 200 * 10 + 256 * 256 + 256 + 256 * 10),
+    ],
+)
 def test_parameter_counts(model, count):
     assert sum(p.numel() for p in trained.build(model).parameters()) == count
 
@@ -30,7 +35,9 @@ def test_resident_loop_matches_a_dataloader_loop(mnist_dir, context):
     model = trained.build("cnn_handout")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     total = 0.0
-    for x, y in DataLoader(TensorDataset((train_x - mean) / std, train_y), batch_size=100, shuffle=False):
+    for x, y in DataLoader(
+        TensorDataset((train_x - mean) / std, train_y), batch_size=100, shuffle=False
+    ):
         loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad()
         loss.backward()
@@ -43,7 +50,9 @@ def test_normalisation_uses_the_training_sets_global_statistics(mnist_dir):
     params = Params(model="mlp", lr=0.1, train_size=1000, test_size=100)
     train_x, _, test_x, _, mean, std = mc.load_data(params, mnist_dir, torch.device("cpu"))
     assert train_x.shape[1:] == test_x.shape[1:] == (1, 26, 26)  # the MLP's cropped digits
-    assert mean == pytest.approx(train_x.mean().item()) and std == pytest.approx(train_x.std().item())
+    assert mean == pytest.approx(train_x.mean().item()) and std == pytest.approx(
+        train_x.std().item()
+    )
     assert 0.1 < mean < 0.2  # MNIST's mean pixel is about 0.13
 
 
@@ -59,12 +68,21 @@ def test_gradient_signs_are_fgsm_by_hand():
 
 
 def test_a_run_logs_its_curves_keeps_the_model_and_draws_the_figures(mnist_dir, tmp_path, context):
-    params = Params(model="mlp", lr=0.1, epochs=2, train_size=2000, test_size=500, fgsm_eps=[0.0, 0.1])
+    params = Params(
+        model="mlp", lr=0.1, epochs=2, train_size=2000, test_size=500, fgsm_eps=[0.0, 0.1]
+    )
     ctx = context("mnist_classifier", data_dir=mnist_dir)
     mc.run(params, ctx)
     logged = {(m["metric"], m["step"]) for m in ctx.metrics}
-    assert {("loss_sum", 1), ("loss_sum", 2), ("test_error", 2), ("test_error", None), ("parameters", None),
-            ("fgsm_accuracy", 0), ("fgsm_accuracy", 100)} <= logged
+    assert {
+        ("loss_sum", 1),
+        ("loss_sum", 2),
+        ("test_error", 2),
+        ("test_error", None),
+        ("parameters", None),
+        ("fgsm_accuracy", 0),
+        ("fgsm_accuracy", 100),
+    } <= logged
     saved = torch.load(tmp_path / "run" / "model.pt")
     model = trained.build(saved["model"])
     model.load_state_dict(saved["state_dict"])  # what E4 and E5 will reuse

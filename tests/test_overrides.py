@@ -18,44 +18,96 @@ def seven_epochs(tmp_path_factory):
     """xor at smoke with --set epochs=7, beside the plain smoke run of the same suite."""
     results = tmp_path_factory.mktemp("results")
     assert main(["run", "xor", "--profile", "smoke", "--results", str(results)]) == 0
-    assert main(["run", "xor", "--profile", "smoke", "--set", "epochs=7", "--results", str(results)]) == 0
+    assert (
+        main(["run", "xor", "--profile", "smoke", "--set", "epochs=7", "--results", str(results)])
+        == 0
+    )
     return results
 
 
 def test_an_overridden_parameter_runs_and_the_tables_say_so(seven_epochs):
     runs = pd.read_parquet(seven_epochs / "smoke+epochs=7" / "runs.parquet")
     trained = runs["model"] != "worked_neuron"  # the worked neuron trains nothing: no epochs
-    assert len(runs) == 9 and (runs.loc[trained, "epochs"] == 7).all() and (runs["status"] == "ok").all()
+    assert (
+        len(runs) == 9
+        and (runs.loc[trained, "epochs"] == 7).all()
+        and (runs["status"] == "ok").all()
+    )
     metrics = pd.read_parquet(seven_epochs / "smoke+epochs=7" / "metrics.parquet")
     assert set(metrics["run_id"]) == set(runs["run_id"])
 
 
 def test_overridden_runs_never_reach_the_profiles_tables_claims_or_report(seven_epochs, capsys):
     plain = seven_epochs / "smoke"
-    before = {name: (plain / name).read_bytes() for name in ("runs.csv", "metrics.csv", "claims.csv")}
+    before = {
+        name: (plain / name).read_bytes() for name in ("runs.csv", "metrics.csv", "claims.csv")
+    }
     assert (pd.read_parquet(plain / "runs.parquet")["epochs"].dropna() == 30).all()
     assert main(["report", "--profile", "smoke", "--results", str(seven_epochs)]) == 0
-    assert "--set" not in (plain / "report.md").read_text() and "epochs=7" not in (plain / "report.html").read_text()
+    assert (
+        "--set" not in (plain / "report.md").read_text()
+        and "epochs=7" not in (plain / "report.html").read_text()
+    )
     assert before == {name: (plain / name).read_bytes() for name in ("runs.csv", "metrics.csv")} | {
-        "claims.csv": before["claims.csv"]}
-    assert main(["report", "--profile", "smoke", "--set", "epochs=7", "--results", str(seven_epochs)]) == 0
+        "claims.csv": before["claims.csv"]
+    }
+    assert (
+        main(["report", "--profile", "smoke", "--set", "epochs=7", "--results", str(seven_epochs)])
+        == 0
+    )
     report = (seven_epochs / "smoke+epochs=7" / "report.md").read_text()
-    assert report.startswith("# dlrepro report — profile `smoke` with `--set epochs=7`") and "## xor" in report
+    assert (
+        report.startswith("# dlrepro report — profile `smoke` with `--set epochs=7`")
+        and "## xor" in report
+    )
     assert "## gan" not in report  # an override's report is about the suites run with it
-    assert "with <code>--set epochs=7</code>" in (seven_epochs / "smoke+epochs=7" / "report.html").read_text()
+    assert (
+        "with <code>--set epochs=7</code>"
+        in (seven_epochs / "smoke+epochs=7" / "report.html").read_text()
+    )
 
 
 def test_overridden_runs_are_cached(seven_epochs, capsys):
-    assert main(["run", "xor", "--profile", "smoke", "--set", "epochs=7", "--results", str(seven_epochs)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "xor",
+                "--profile",
+                "smoke",
+                "--set",
+                "epochs=7",
+                "--results",
+                str(seven_epochs),
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "Nothing to run" in err and "dlrepro report --profile smoke --set epochs=7" in err
 
 
 def test_a_claim_whose_runs_an_override_removed_is_not_run(tmp_path):
-    assert main(["run", "xor", "--profile", "smoke", "--set", "features=raw", "--results", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "xor",
+                "--profile",
+                "smoke",
+                "--set",
+                "features=raw",
+                "--results",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     runs = pd.read_parquet(tmp_path / "smoke+features=raw" / "runs.parquet")
     assert set(runs["features"].dropna()) == {"raw"} and "worked_neuron" in set(runs["model"])
-    claims = pd.read_csv(tmp_path / "smoke+features=raw" / "claims.csv").set_index("claim")["status"]
+    claims = pd.read_csv(tmp_path / "smoke+features=raw" / "claims.csv").set_index("claim")[
+        "status"
+    ]
     claims = claims.map(ClaimStatus)
     assert claims["phi-separates"] == ClaimStatus.NOT_RUN
     assert claims["raw-at-most-75"] == ClaimStatus.REPRODUCED
@@ -63,52 +115,79 @@ def test_a_claim_whose_runs_an_override_removed_is_not_run(tmp_path):
 
 
 def test_a_list_sweeps_an_axis_across_every_grid_once():
-    suite, = resolve(["autoencoder"], [parse_override("d=[3,5,7]")])
-    specs = suite.runs("quick")  # two grids (every model, and PCA at d = 30) now ask for the same PCA runs
+    (suite,) = resolve(["autoencoder"], [parse_override("d=[3,5,7]")])
+    specs = suite.runs(
+        "quick"
+    )  # two grids (every model, and PCA at d = 30) now ask for the same PCA runs
     assert {s.params["d"] for s in specs} == {3, 5, 7} and len(specs) == 9
 
 
 def test_a_tied_axis_keeps_the_chosen_entries_and_a_tied_parameter_takes_the_value_everywhere():
-    suite, = resolve(["autoencoder"], [parse_override("model=cnn")])
+    (suite,) = resolve(["autoencoder"], [parse_override("model=cnn")])
     specs = suite.runs("quick")
     assert {s.params["model"] for s in specs} == {"cnn"}
-    assert {s.params["train_size"] for s in specs if s.params["d"] != 30} == {20000}  # the tied entry's settings
-    suite, = resolve(["autoencoder"], [parse_override("epochs=2")])
+    assert {s.params["train_size"] for s in specs if s.params["d"] != 30} == {
+        20000
+    }  # the tied entry's settings
+    (suite,) = resolve(["autoencoder"], [parse_override("epochs=2")])
     trained = [s for s in suite.runs("quick") if s.params["model"] != "pca"]
     assert trained and {s.params["epochs"] for s in trained} == {2}
-    suite, = resolve(["five_points"], [parse_override("hidden=5")])
+    (suite,) = resolve(["five_points"], [parse_override("hidden=5")])
     assert {s.params["hidden"] for s in suite.runs("smoke") if s.params["task"] != "poly"} == {5}
 
 
 def test_a_list_for_a_plain_parameter_becomes_an_axis_and_seeds_can_be_set():
-    suite, = resolve(["xor"], [parse_override("lr=[0.5, 2.0]"), parse_override("seeds=[4]")])
+    (suite,) = resolve(["xor"], [parse_override("lr=[0.5, 2.0]"), parse_override("seeds=[4]")])
     specs = suite.runs("smoke")
-    assert {s.params.get("lr") for s in specs} == {0.5, 2.0, None} and {s.seed for s in specs} == {4}
+    assert {s.params.get("lr") for s in specs} == {0.5, 2.0, None} and {s.seed for s in specs} == {
+        4
+    }
     assert describe_overrides([("seeds", [4]), ("lr", [0.5, 2.0])]) == "lr=[0.5,2.0],seeds=[4]"
 
 
 def test_the_needed_classifier_is_trained_on_the_runs_own_dataset():
-    suite, = resolve(["autoencoder"], [parse_override("dataset=fashion_mnist")])
+    (suite,) = resolve(["autoencoder"], [parse_override("dataset=fashion_mnist")])
     specs = suite.runs("quick")
     assert {s.params["dataset"] for s in specs} == {"fashion_mnist"}
     assert {s.needs["classifier"].params["dataset"] for s in specs} == {"fashion_mnist"}
-    plain, = resolve(["autoencoder"])
+    (plain,) = resolve(["autoencoder"])
     assert {s.needs["classifier"].run_id for s in plain.runs("quick")}.isdisjoint(
-        {s.needs["classifier"].run_id for s in specs})
+        {s.needs["classifier"].run_id for s in specs}
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["xor", "--set", "no_such_key=1"], "xor.toml: --set no_such_key: unknown parameter of experiment 'xor'"),
-    (["xor", "--set", "epochs=seven"], "xor.toml: --set epochs: Input should be a valid integer"),
-    (["xor", "--set", "epochs=0"], "xor.toml: --set epochs: Input should be greater than or equal to 1"),
-    (["xor", "--set", "epochs"], "--set: 'epochs' is not KEY=VALUE"),
-    (["xor", "--set", "lr=[1,"], "--set: lr: '[1,' is not a TOML value"),
-    (["five_points", "--set", "hidden=[5,10]"], "five_points.toml: --set hidden: set together with other parameters "
-                                                "by the tied grid axis 'shape', so a list cannot sweep it"),
-    (["gradient_descent", "--set", "dataset=fashion_mnist"], "gradient_descent.toml: --set dataset: unknown parameter"),
-    (["autoencoder", "--set", "dataset=cifar10"], "autoencoder.toml: --set dataset: Input should be 'mnist' or "
-                                                  "'fashion_mnist'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["xor", "--set", "no_such_key=1"],
+            "xor.toml: --set no_such_key: unknown parameter of experiment 'xor'",
+        ),
+        (
+            ["xor", "--set", "epochs=seven"],
+            "xor.toml: --set epochs: Input should be a valid integer",
+        ),
+        (
+            ["xor", "--set", "epochs=0"],
+            "xor.toml: --set epochs: Input should be greater than or equal to 1",
+        ),
+        (["xor", "--set", "epochs"], "--set: 'epochs' is not KEY=VALUE"),
+        (["xor", "--set", "lr=[1,"], "--set: lr: '[1,' is not a TOML value"),
+        (
+            ["five_points", "--set", "hidden=[5,10]"],
+            "five_points.toml: --set hidden: set together with other parameters "
+            "by the tied grid axis 'shape', so a list cannot sweep it",
+        ),
+        (
+            ["gradient_descent", "--set", "dataset=fashion_mnist"],
+            "gradient_descent.toml: --set dataset: unknown parameter",
+        ),
+        (
+            ["autoencoder", "--set", "dataset=cifar10"],
+            "autoencoder.toml: --set dataset: Input should be 'mnist' or 'fashion_mnist'",
+        ),
+    ],
+)
 def test_a_bad_override_is_refused_before_any_work(tmp_path, capsys, args, message):
     assert main(["run", *args, "--profile", "smoke", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -117,23 +196,48 @@ def test_a_bad_override_is_refused_before_any_work(tmp_path, capsys, args, messa
 
 
 def test_a_report_of_overrides_not_yet_run_says_the_command_that_runs_them(tmp_path, capsys):
-    assert main(["report", "--profile", "smoke", "--set", "d=[2, 3]", "--set", "epochs=2", "--results", str(tmp_path)]) == 2
-    assert "run `dlrepro run --profile smoke --set d=[2,3] --set epochs=2` first" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "report",
+                "--profile",
+                "smoke",
+                "--set",
+                "d=[2, 3]",
+                "--set",
+                "epochs=2",
+                "--results",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    assert (
+        "run `dlrepro run --profile smoke --set d=[2,3] --set epochs=2` first"
+        in capsys.readouterr().err
+    )
 
 
 def test_a_bare_word_is_a_string_and_toml_values_keep_their_type():
     assert parse_override("model=pca") == ("model", "pca")
-    assert parse_override("lr=1e-3") == ("lr", 0.001) and parse_override("shuffle=true") == ("shuffle", True)
-    assert parse_override('d=[3, 5]') == ("d", [3, 5])
+    assert parse_override("lr=1e-3") == ("lr", 0.001) and parse_override("shuffle=true") == (
+        "shuffle",
+        True,
+    )
+    assert parse_override("d=[3, 5]") == ("d", [3, 5])
     with pytest.raises(SuiteError):
         parse_override("=3")
 
 
-def test_generalise_puts_each_claims_verdicts_on_mnist_and_fashion_mnist_side_by_side(smoke, capsys):
+def test_generalise_puts_each_claims_verdicts_on_mnist_and_fashion_mnist_side_by_side(
+    smoke, capsys
+):
     results, plain = smoke
     before = sorted(pd.read_parquet(plain / "runs.parquet")["run_id"])
     assert main(["generalise", "--profile", "smoke", "--results", str(results)]) == 0
-    assert "Nothing to run" in capsys.readouterr().err  # the MNIST side: the profile's own runs, cached
+    assert (
+        "Nothing to run" in capsys.readouterr().err
+    )  # the MNIST side: the profile's own runs, cached
     other = results / "smoke+dataset=fashion_mnist"
     runs = pd.read_parquet(other / "runs.parquet")
     assert set(runs["suite"]) == {"autoencoder", "gan", "mnist_cnn", "mnist_mlp"}
@@ -141,11 +245,18 @@ def test_generalise_puts_each_claims_verdicts_on_mnist_and_fashion_mnist_side_by
     table = pd.read_csv(other / "generalisation.csv", keep_default_na=False)
     mnist = pd.read_csv(plain / "claims.csv", keep_default_na=False)
     mnist = mnist[mnist["suite"].isin(runs["suite"])]
-    assert sorted(zip(table["suite"], table["claim"])) == sorted(zip(mnist["suite"], mnist["claim"]))
+    assert sorted(zip(table["suite"], table["claim"])) == sorted(
+        zip(mnist["suite"], mnist["claim"])
+    )
     assert set(table["mnist"].map(ClaimStatus)) == {ClaimStatus.REPRODUCED}
     assert set(table["other"].map(ClaimStatus)) <= {
-        ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED, ClaimStatus.NOT_RUN}
+        ClaimStatus.REPRODUCED,
+        ClaimStatus.NOT_REPRODUCED,
+        ClaimStatus.NOT_RUN,
+    }
     assert (table["changed"] == (table["mnist"] != table["other"])).all()
     measured = [json.loads(values) for values in table["values_mnist"]]  # numbers, not text
     assert all(values and all(isinstance(v, float) for v in values) for values in measured)
-    assert sorted(pd.read_parquet(plain / "runs.parquet")["run_id"]) == before  # nothing of the other set there
+    assert (
+        sorted(pd.read_parquet(plain / "runs.parquet")["run_id"]) == before
+    )  # nothing of the other set there

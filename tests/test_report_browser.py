@@ -11,8 +11,15 @@ import pandas as pd
 import pytest
 
 # As root and on a closed network: no sandbox, and none of Chromium's background connections.
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +39,10 @@ def _open(browser, path, width: int, height: int):
     """The page at a window size, with every console error, page error and request it made."""
     page = browser.new_page(viewport={"width": width, "height": height})
     seen = {"errors": [], "requests": []}
-    page.on("console", lambda message: seen["errors"].append(message.text) if message.type == "error" else None)
+    page.on(
+        "console",
+        lambda message: seen["errors"].append(message.text) if message.type == "error" else None,
+    )
     page.on("pageerror", lambda error: seen["errors"].append(str(error)))
     page.on("request", lambda request: seen["requests"].append(request.url))
     page.goto(path.as_uri(), wait_until="load")
@@ -40,15 +50,24 @@ def _open(browser, path, width: int, height: int):
 
 
 @pytest.mark.parametrize("width, height", [(1280, 900), (390, 844)], ids=["desktop", "phone"])
-def test_report_page_loads_every_figure_without_errors_offline(browser, smoke_report, tmp_path, width, height):
+def test_report_page_loads_every_figure_without_errors_offline(
+    browser, smoke_report, tmp_path, width, height
+):
     page, seen = _open(browser, smoke_report / "report.html", width, height)
-    images = page.eval_on_selector_all("img", "els => els.map(e => ({src: e.src.slice(0, 30), ok: e.complete && e.naturalWidth > 0}))")
+    images = page.eval_on_selector_all(
+        "img",
+        "els => els.map(e => ({src: e.src.slice(0, 30), ok: e.complete && e.naturalWidth > 0}))",
+    )
     figures = sorted((smoke_report / "figures").rglob("*.png"))
     assert len(images) == len(figures) > 0
     assert all(image["ok"] for image in images), images
     assert seen["errors"] == []
-    assert [url for url in seen["requests"] if not url.startswith(("file:", "data:"))] == []  # nothing from the network
-    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling, even on a phone
+    assert [
+        url for url in seen["requests"] if not url.startswith(("file:", "data:"))
+    ] == []  # nothing from the network
+    assert (
+        page.evaluate("document.documentElement.scrollWidth") <= width
+    )  # no sideways scrolling, even on a phone
     page.screenshot(path=tmp_path / f"report-{width}.png")
     assert (tmp_path / f"report-{width}.png").stat().st_size > 10_000
 
@@ -58,8 +77,10 @@ def test_claims_filter_by_verdict_and_by_suite(browser, smoke_report):
     page, seen = _open(browser, smoke_report / "report.html", 1280, 900)
 
     def shown() -> list[tuple[str, str]]:
-        return page.eval_on_selector_all("#claims-table tbody tr:not([hidden])",
-                                         "rows => rows.map(r => [r.dataset.suite, r.dataset.status])")
+        return page.eval_on_selector_all(
+            "#claims-table tbody tr:not([hidden])",
+            "rows => rows.map(r => [r.dataset.suite, r.dataset.status])",
+        )
 
     assert len(shown()) == len(claims)
     page.select_option("#filter-suite", "xor")

@@ -28,9 +28,22 @@ def test_tables_have_one_row_per_run_and_tidy_metrics(smoke):
     specs = [spec for path in suites_dir().glob("*.toml") for spec in load(path).runs("smoke")]
     assert sorted(runs["run_id"]) == sorted(s.run_id for s in specs)
     assert (runs["status"] == "ok").all()
-    for column in ("model", "features", "coding", "seed", "wall_time_s", "device", "hostname",
-                   "energy_kwh", "co2_kg", "energy_method", "dlrepro_version", "torch_version",
-                   "python_version", "git_commit"):
+    for column in (
+        "model",
+        "features",
+        "coding",
+        "seed",
+        "wall_time_s",
+        "device",
+        "hostname",
+        "energy_kwh",
+        "co2_kg",
+        "energy_method",
+        "dlrepro_version",
+        "torch_version",
+        "python_version",
+        "git_commit",
+    ):
         assert column in runs, column
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert list(metrics.columns) == ["run_id", "suite", "metric", "step", "value"]
@@ -53,7 +66,12 @@ def test_every_claim_is_reproduced_at_smoke(smoke):
     claims = pd.read_csv(out / "claims.csv")
     assert list(claims.columns) == COLUMNS  # numbers, written out only by describe
     assert (claims["status"].map(ClaimStatus) == ClaimStatus.REPRODUCED).all(), claims
-    assert {"raw-at-most-75", "phi-separates", "perceptron-phi-converges", "perceptron-raw-never-converges"} <= set(claims["claim"])
+    assert {
+        "raw-at-most-75",
+        "phi-separates",
+        "perceptron-phi-converges",
+        "perceptron-raw-never-converges",
+    } <= set(claims["claim"])
 
 
 def test_rerun_does_no_work_and_says_so(smoke, capsys):
@@ -108,8 +126,17 @@ def test_claims_of_a_folder_never_run_says_so_and_creates_nothing(tmp_path, caps
 def test_check_writes_its_verdicts_only_while_it_holds_the_folder(tmp_path):
     """A run holds the folder: check waits for it before it writes check.csv."""
     folder = Results(tmp_path, "smoke")
-    cmd = [sys.executable, "-m", "dlrepro", "check", "xor", "--profile", "smoke",
-           "--results", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dlrepro",
+        "check",
+        "xor",
+        "--profile",
+        "smoke",
+        "--results",
+        str(tmp_path),
+    ]
     with folder.lock(print):
         check = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
         assert "waiting for another dlrepro" in check.stderr.readline()
@@ -131,13 +158,20 @@ def test_a_run_again_starts_from_an_empty_artifact_folder_on_the_local_runner(tm
 
 def test_a_failed_run_is_recorded_the_others_go_on_and_it_is_retried(tmp_path):
     good = load(suites_dir() / "xor.toml").runs("smoke")[0]
-    broken = RunSpec(suite="xor", experiment="xor", profile="smoke",
-                     params={"model": "no-such-model"}, seed=0, resources=Resources(),
-                     run_id="broken0000000000")
+    broken = RunSpec(
+        suite="xor",
+        experiment="xor",
+        profile="smoke",
+        params={"model": "no-such-model"},
+        seed=0,
+        resources=Resources(),
+        run_id="broken0000000000",
+    )
     store = Results(tmp_path, "smoke")
     seen = []
-    runners.run([broken, good], store, runners.load_runner("local"), data_dir=None,
-                on_record=seen.append)
+    runners.run(
+        [broken, good], store, runners.load_runner("local"), data_dir=None, on_record=seen.append
+    )
     assert [r["status"] for r in seen] == ["failed", "ok"]
     assert "no-such-model" in store.get(broken)["error"]
     assert not store.done(broken) and store.done(good)  # so the next `dlrepro run` tries it again
@@ -159,22 +193,39 @@ def test_every_experiments_figures_draw_from_a_smoke_table(smoke, tmp_path):
     runs, metrics = tables.load(results)
     for suite in resolve([]):
         table = tables.joined(runs, metrics, suite.name)
-        paths = suite.experiment.figures(table, tmp_path / suite.name,
-                                         results.artifacts(suite.name))
+        paths = suite.experiment.figures(
+            table, tmp_path / suite.name, results.artifacts(suite.name)
+        )
         assert paths and all(p.stat().st_size > 5_000 for p in paths), suite.name
 
 
 # the smallest MLP's weights blow up
-DIVERGING = (suites_dir() / "five_points.toml").read_text().replace(
-    "shape = [{ layers = 2, hidden = 10 },", "shape = [{ layers = 2, hidden = 10, lr = 1e30 },")
+DIVERGING = (
+    (suites_dir() / "five_points.toml")
+    .read_text()
+    .replace(
+        "shape = [{ layers = 2, hidden = 10 },", "shape = [{ layers = 2, hidden = 10, lr = 1e30 },"
+    )
+)
 
 
 def test_a_nan_metric_fails_its_run_and_the_report_shows_why(tmp_path, capsys):
     suites = tmp_path / "suites"
     suites.mkdir()
     (suites / "five_points.toml").write_text(DIVERGING)
-    assert main(["run", str(suites / "five_points.toml"), "--profile", "smoke",
-                 "--results", str(tmp_path / "r")]) == 1
+    assert (
+        main(
+            [
+                "run",
+                str(suites / "five_points.toml"),
+                "--profile",
+                "smoke",
+                "--results",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 1
+    )
     runs = pd.read_parquet(tmp_path / "r" / "smoke" / "runs.parquet")
     blown = runs["lr"] == 1e30
     assert blown.sum() == 1 and runs[blown]["status"].eq("failed").all()
@@ -184,7 +235,10 @@ def test_a_nan_metric_fails_its_run_and_the_report_shows_why(tmp_path, capsys):
     # The claims' own runs are fine; the failed one counts nowhere.
     assert (claims["status"].map(ClaimStatus) == ClaimStatus.REPRODUCED).all()
     markdown = _report_of(tmp_path / "r", capsys)
-    assert "**1 of 10 run(s) failed**" in markdown and "a run that logs NaN or infinity is not counted" in markdown
+    assert (
+        "**1 of 10 run(s) failed**" in markdown
+        and "a run that logs NaN or infinity is not counted" in markdown
+    )
     page = (tmp_path / "r" / "smoke" / "report.html").read_text()
     assert "<strong>1 failed</strong>" in page and "Failed: five_points " in page
     assert "a run that logs NaN or infinity is not counted" in page
@@ -196,9 +250,22 @@ def _report_of(results, capsys) -> str:
 
 
 def test_progress_is_a_line_per_run_outside_a_terminal(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "dlrepro", "run", "gradient_descent",
-                          "--profile", "smoke", "--results", str(tmp_path)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dlrepro",
+            "run",
+            "gradient_descent",
+            "--profile",
+            "smoke",
+            "--results",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [line for line in out.stderr.splitlines() if line.startswith("[")]
     assert len(lines) == 5 and lines[0].startswith("[1/5] gradient_descent [")
@@ -211,8 +278,17 @@ def test_progress_is_a_line_per_run_outside_a_terminal(tmp_path):
 
 def test_two_runs_on_one_results_folder_take_turns(tmp_path):
     """The second waits for the first, then finds everything cached: no run twice, no row lost."""
-    cmd = [sys.executable, "-m", "dlrepro", "run", "five_points", "--profile", "smoke",
-           "--results", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dlrepro",
+        "run",
+        "five_points",
+        "--profile",
+        "smoke",
+        "--results",
+        str(tmp_path),
+    ]
     first = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     lock = tmp_path / "smoke" / ".lock"
     deadline = time.time() + 60
@@ -234,14 +310,28 @@ def test_the_eta_uses_earlier_runs_of_the_same_configuration(tmp_path):
 
     specs = load(suites_dir() / "gradient_descent.toml").runs("smoke")
     store = Results(tmp_path, "smoke")
-    old = {"run_id": "old0", "suite": specs[1].suite, "params": specs[1].params,
-           "seed": specs[1].seed, "status": "ok", "finished_at": "2026-01-01T00:00:00+00:00",
-           "wall_time_s": 40.0}
+    old = {
+        "run_id": "old0",
+        "suite": specs[1].suite,
+        "params": specs[1].params,
+        "seed": specs[1].seed,
+        "status": "ok",
+        "finished_at": "2026-01-01T00:00:00+00:00",
+        "wall_time_s": 40.0,
+    }
     store.put(old)
-    store.put({**old, "run_id": "old1", "finished_at": "2026-02-01T00:00:00+00:00",
-               "wall_time_s": 30.0})
-    store.put({**old, "run_id": "old2", "status": "failed",
-               "finished_at": "2026-03-01T00:00:00+00:00", "wall_time_s": 1.0})
+    store.put(
+        {**old, "run_id": "old1", "finished_at": "2026-02-01T00:00:00+00:00", "wall_time_s": 30.0}
+    )
+    store.put(
+        {
+            **old,
+            "run_id": "old2",
+            "status": "failed",
+            "finished_at": "2026-03-01T00:00:00+00:00",
+            "wall_time_s": 1.0,
+        }
+    )
     expected = store.expected_wall_times(specs)
     assert expected[specs[1].run_id] == 30.0
     assert [expected[s.run_id] for s in specs if s is not specs[1]] == [None] * (len(specs) - 1)
@@ -256,14 +346,24 @@ def test_a_first_run_expects_its_suites_mean_on_the_reference_machine_at_this_pa
     from dlrepro.console import RunProgress
     from dlrepro.pipeline import _expected_times, _typical_run_times
 
-    specs = [*load(suites_dir() / "gradient_descent.toml").runs("quick"),
-             *load(suites_dir() / "xor.toml").runs("quick")]
+    specs = [
+        *load(suites_dir() / "gradient_descent.toml").runs("quick"),
+        *load(suites_dir() / "xor.toml").runs("quick"),
+    ]
     cost = suites_dir().parent / "results" / "baselines" / "quick" / "cost.csv"
     reference = pd.read_csv(cost).set_index("suite")
     store = Results(tmp_path, "quick")
-    store.put({"run_id": "earlier", "suite": specs[0].suite, "params": specs[0].params,
-               "seed": specs[0].seed, "status": "ok", "finished_at": "2026-01-01T00:00:00+00:00",
-               "wall_time_s": 7.0})
+    store.put(
+        {
+            "run_id": "earlier",
+            "suite": specs[0].suite,
+            "params": specs[0].params,
+            "seed": specs[0].seed,
+            "status": "ok",
+            "finished_at": "2026-01-01T00:00:00+00:00",
+            "wall_time_s": 7.0,
+        }
+    )
     warnings = []
     expected = _expected_times(specs, store, _typical_run_times(store, warnings.append))
     assert not warnings  # the committed reference is sound
@@ -288,8 +388,9 @@ def test_the_progress_bar_counts_the_eta_down(tmp_path):
         with shown.RunProgress({"a": 10.0, "b": 100.0}) as progress:
             # one worker, busy since
             started = (datetime.now(timezone.utc) - timedelta(seconds=10)).isoformat()
-            progress.finished("a", {"run_id": "a", "status": "ok", "wall_time_s": 10.0,
-                                    "started_at": started})
+            progress.finished(
+                "a", {"run_id": "a", "status": "ok", "wall_time_s": 10.0, "started_at": started}
+            )
             column = progress.bar.columns[-1]
             first = column.render(progress.bar.tasks[0]).plain
             time.sleep(1.1)

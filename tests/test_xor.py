@@ -1,6 +1,5 @@
 """E1's maths against independent computations."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -23,7 +22,8 @@ def test_perceptron_reproduces_the_handout():
 
 @pytest.mark.parametrize("coding", ["pm1", "01"])
 def test_no_linear_rule_separates_raw_xor(coding):
-    """Brute force over many lines: the best gets 3 of 4, never 4 (numpy, not the experiment's code)."""
+    """Brute force over many lines: the best gets 3 of 4, never 4 (numpy, not the experiment's
+    code)."""
     x, target = (t.numpy() for t in xor.xor_points(coding, "raw"))
     rng = np.random.default_rng(0)
     w, b = rng.normal(size=(20000, 2)), rng.normal(size=20000)
@@ -39,7 +39,9 @@ def test_phi_is_separated_and_raw_is_not(model, coding):
         x, target = xor.xor_points(coding, features)
         p = params(model=model, coding=coding, features=features, epochs=200)
         torch.manual_seed(0)
-        w, b, errors, converged_at = (xor.perceptron if model == "perceptron" else xor.logistic)(x, target, p)
+        w, b, errors, converged_at = (xor.perceptron if model == "perceptron" else xor.logistic)(
+            x, target, p
+        )
         assert (errors[-1] == 0) is separable
         assert (converged_at is not None) is separable
         assert xor.misclassified(w, b, x, target) == errors[-1]
@@ -56,7 +58,11 @@ def test_worked_neuron(context):
     ctx = context("xor")
     xor.run(Params(model="worked_neuron"), ctx)
     expected_z = sum(a * b for a, b in zip(xor.NEURON_X, xor.NEURON_W)) + xor.NEURON_B
-    assert logged(ctx) == {"neuron_z": expected_z, "neuron_relu": max(expected_z, 0)} == {"neuron_z": 4, "neuron_relu": 4}
+    assert (
+        logged(ctx)
+        == {"neuron_z": expected_z, "neuron_relu": max(expected_z, 0)}
+        == {"neuron_z": 4, "neuron_relu": 4}
+    )
 
 
 def test_params_reject_missing_data_for_trained_models():
