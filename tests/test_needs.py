@@ -132,8 +132,8 @@ def test_a_chain_of_three_merges_every_link_into_the_tables(tmp_path):
 def test_a_broken_link_two_needs_away_is_refused_before_any_run(tmp_path, monkeypatch, capsys):
     """c's experiment breaks the contract: exit 2 naming c's file, not a failed run of it."""
     a = _chain(tmp_path, GRADIENT_DESCENT)
-    broken = types.ModuleType("dlrepro.experiments.gradient_descent.experiment")
-    broken.run = lambda params, ctx: None  # and no figures: the contract is broken
+    broken = types.ModuleType("dlrepro.experiments.gradient_descent.run")
+    broken.train = lambda params, ctx: None  # neither run nor run_seeds: the contract is broken
     monkeypatch.setitem(sys.modules, broken.__name__, broken)
     # the declaration is loaded once per process: forget the implementation it checked
     monkeypatch.delitem(contract.get("gradient_descent").__dict__, "implementation", raising=False)
