@@ -35,6 +35,7 @@ import pandas as pd
 
 from dlrepro.files import atomic_write
 from dlrepro.formatting import assignments, measured, number, published
+from dlrepro.overrides import flags
 from dlrepro.schema import Approx, ClaimBase, Compare, Monotone, Threshold
 from dlrepro.suite import Suite
 from dlrepro.verdicts import ClaimStatus
@@ -146,7 +147,7 @@ def _spread_reason(spread: dict[str, list]) -> str:
     """Why a claim over several swept values gives no verdict, and the option that fixes it."""
     configurations = math.prod(map(len, spread.values()))
     shown = assignments((name, "/".join(map(str, values))) for name, values in spread.items())
-    fix = " ".join(f"--only {name}={values[0]}" for name, values in spread.items())
+    fix = " ".join(flags([], [(name, values[0]) for name, values in spread.items()]))
     return (f"selects {configurations} configurations ({shown}) where --set swept "
             f"{'/'.join(spread)}: fix it with {fix}")
 

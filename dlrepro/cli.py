@@ -28,7 +28,7 @@ from dlrepro.errors import SuiteError
 from dlrepro.experiment import ContractError
 from dlrepro.formatting import counted
 from dlrepro.layout import BaselineError, Results, ResultsError
-from dlrepro.overrides import flags, parse_override
+from dlrepro.overrides import Verb, flags, parse_override
 from dlrepro.planning import SchedulingError
 from dlrepro.project import baselines_dir, resolve
 from dlrepro.schema import PROFILES
@@ -246,7 +246,7 @@ def _overrides(args) -> list:
 
 
 def _only(args) -> list:
-    return [parse_override(text, "--only") for text in args.only]
+    return [parse_override(text, Verb.ONLY) for text in args.only]
 
 
 LIST_COLUMNS = ("suite", "experiment", "profile", "overrides", "runs", "cached", "claims")

@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 import tomllib
 import typing
+from enum import StrEnum
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from dlrepro import experiment as contract
@@ -17,7 +19,19 @@ from dlrepro.errors import SuiteError
 Override = tuple[str, Any]
 
 
-def parse_override(text: str, flag: str = "--set") -> Override:
+class Verb(StrEnum):
+    """The two options that override a suite, as the command line spells them."""
+
+    SET = "--set"
+    ONLY = "--only"
+
+
+def named(verb: Verb, keys: Iterable[str]) -> str:
+    """Keys as the options that gave them, for an error's key: ``--only d, --only model``."""
+    return ", ".join(f"{verb} {key}" for key in keys)
+
+
+def parse_override(text: str, flag: Verb = Verb.SET) -> Override:
     """``KEY=VALUE`` with VALUE as TOML (``7``, ``1e-3``, ``[3, 5, 7]``, ``true``, ``"pca"``); a
     bare word is a string, in a list too (``[pca, cnn]``). ``flag`` names the option in errors
     (``--set``, ``--only``)."""
@@ -29,7 +43,7 @@ def parse_override(text: str, flag: str = "--set") -> Override:
     return key, _value(flag, key, value)
 
 
-def _value(flag: str, key: str, value: str) -> Any:
+def _value(flag: Verb, key: str, value: str) -> Any:
     """One VALUE: TOML, else a bare word as a string, else a list of such values."""
     try:
         return tomllib.loads(f"value = {value}")["value"]
@@ -49,7 +63,7 @@ def describe_overrides(overrides: list[Override], only: list[Override] = ()) -> 
     sets = _described(overrides)
     if not only:
         return sets
-    return " ".join(filter(None, [sets, "--only", _described(only)]))
+    return " ".join(filter(None, [sets, Verb.ONLY, _described(only)]))
 
 
 def _described(overrides: list[Override]) -> str:
@@ -66,8 +80,8 @@ def _described(overrides: list[Override]) -> str:
 
 def flags(overrides: list[Override], only: list[Override] = ()) -> list[str]:
     """The command-line options that give these overrides, one ``--set``/``--only`` each."""
-    return ([f"--set {_described([o])}" for o in overrides]
-            + [f"--only {_described([o])}" for o in only])
+    return ([f"{Verb.SET} {_described([o])}" for o in overrides]
+            + [f"{Verb.ONLY} {_described([o])}" for o in only])
 
 
 def sweeps(experiment: object, key: str, value: Any) -> bool:

@@ -5,8 +5,9 @@ A suite says *what* runs: one experiment of ``dlrepro/experiments``, a parameter
 resources per profile, and the slide's claims. Nothing in it is evaluated as code; every key is
 checked when the file loads — types, the experiment's parameters for every point of every
 profile's grid, the claims against the runs they would select — and a mistake is reported as
-``file: key.path: message``. Loading imports neither torch nor pandas. The ``--set`` language is
-in ``overrides``, grid expansion in ``grid``, finding the project's folders in ``project``.
+``file: key.path: message``. Loading imports neither torch nor pandas. The ``--set`` and
+``--only`` language is in ``overrides``, grid expansion in ``grid``, finding the project's folders
+in ``project``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dlrepro import experiment as contract
 from dlrepro.errors import SuiteError, best_error, key_path, message
 from dlrepro.files import read_text
 from dlrepro.grid import RunSpec, describe, expand_profile, keyed_grids, matches
-from dlrepro.overrides import Override, apply_override, sweeps
+from dlrepro.overrides import Override, Verb, apply_override, named, sweeps
 from dlrepro.schema import PROFILES, Metric, SuiteModel
 
 
@@ -76,9 +77,9 @@ def load(path: Path | str, overrides: list[Override] = (), only: list[Override] 
         try:  # the file itself is sound: whatever fails now is the overrides' doing
             suite = _load(Path(path), list(overrides))
         except SuiteError as err:
-            named = [key for key, _ in overrides if key in err.key.split(".")]
-            keys = named or [key for key, _ in overrides]
-            raise SuiteError(path, "--set " + ", --set ".join(keys), err.reason) from None
+            blamed = [key for key, _ in overrides if key in err.key.split(".")]
+            keys = blamed or [key for key, _ in overrides]
+            raise SuiteError(path, named(Verb.SET, keys), err.reason) from None
         swept = [key for key, value in overrides if sweeps(suite.model.experiment, key, value)]
         suite = dataclasses.replace(suite, swept=tuple(swept))
     return _selected(suite, only) if only else suite
@@ -91,18 +92,20 @@ def _selected(suite: Suite, only: list[Override]) -> Suite:
     kept: dict[str, list] = {}
     for key, value in only:
         if key not in fields:
-            raise SuiteError(suite.path, f"--only {key}", "unknown parameter of experiment "
+            raise SuiteError(suite.path, named(Verb.ONLY, [key]), "unknown parameter of experiment "
                              f"{suite.model.experiment!r}; known: {', '.join(sorted(fields))}")
         for one in value if isinstance(value, list) else [value]:
             try:
                 TypeAdapter(fields[key].annotation).validate_python(one)
             except ValidationError as err:
-                raise SuiteError(suite.path, f"--only {key}", message(best_error(err))) from None
+                raise SuiteError(suite.path, named(Verb.ONLY, [key]),
+                                 message(best_error(err))) from None
             kept.setdefault(key, []).append(one)
     return dataclasses.replace(suite, only=kept)
 
 
 def _kept(params: dict, kept: dict[str, list]) -> bool:
+    """Whether a configuration has, for each ``--only`` key, one of its values."""
     return all(any(matches(params, {key: v}) for v in values) for key, values in kept.items())
 
 
@@ -112,7 +115,7 @@ def check_selected(suites: list[Suite], profile: str) -> None:
     for suite in suites:
         if suite.only and not suite.runs(profile):
             there = [f"{key}={'/'.join(_values(suite.specs[profile], key))}" for key in suite.only]
-            raise SuiteError(suite.path, "--only " + ", --only ".join(suite.only), "selects no "
+            raise SuiteError(suite.path, named(Verb.ONLY, suite.only), "selects no "
                              f"run at profile {profile}; its runs there have {', '.join(there)}")
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from dlrepro.cli import main
 from dlrepro.errors import SuiteError
-from dlrepro.overrides import describe_overrides, parse_override
+from dlrepro.overrides import Verb, describe_overrides, parse_override
 from dlrepro.project import resolve
 from dlrepro.verdicts import ClaimStatus
 
@@ -130,18 +130,18 @@ def test_set_sets_a_tied_parameter_on_every_run_and_only_selects_the_entries():
     specs = suite.runs("smoke")  # the handout's entry too, with its own lr and batch size
     assert {s.params["model"] for s in specs} == {"cnn_crm"} and len(specs) == 4
     assert sorted({s.params["lr"] for s in specs}) == [0.01, 0.1]
-    (suite,) = resolve(["mnist_cnn"], only=[parse_override("model=cnn_crm", "--only")])
+    (suite,) = resolve(["mnist_cnn"], only=[parse_override("model=cnn_crm", Verb.ONLY)])
     specs = suite.runs("smoke")
     assert {(s.params["model"], s.params["lr"]) for s in specs} == {("cnn_crm", 0.01)}
     assert sorted(s.params["batch_size"] for s in specs) == [10, 32, 100]
 
 
 def test_only_keeps_the_tied_entries_settings_and_a_list_keeps_any_of_its_values():
-    (suite,) = resolve(["autoencoder"], only=[parse_override("model=cnn", "--only")])
+    (suite,) = resolve(["autoencoder"], only=[parse_override("model=cnn", Verb.ONLY)])
     specs = suite.runs("quick")  # the CNN's own entry: no CNN at PCA's d = 30
     assert {s.params["model"] for s in specs} == {"cnn"} and len(specs) == 5
     assert {(s.params["train_size"], s.params["epochs"]) for s in specs} == {(20000, 1)}
-    (suite,) = resolve(["autoencoder"], only=[parse_override("model=[pca,cnn]", "--only")])
+    (suite,) = resolve(["autoencoder"], only=[parse_override("model=[pca,cnn]", Verb.ONLY)])
     assert {s.params["model"] for s in suite.runs("quick")} == {"pca", "cnn"}
     assert len(suite.runs("quick")) == 11
     (suite,) = resolve(["autoencoder"], [parse_override("model=cnn")])
