@@ -126,6 +126,8 @@ def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | No
 def _spread(claim: ClaimBase, table: pd.DataFrame, swept: Iterable[str]) -> dict[str, list]:
     """The swept parameters that take several values in the runs the claim reduces together (not
     along its ``over`` or ``by``), with those values in order."""
+    if not swept:
+        return {}
     read_along = {name for names in claim.axes().values() for name in names}
     rows = pd.concat([select(claim, table, where) for where in claim.selections().values()])
     spread = {}

@@ -109,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = add("run", _run, "run suites, merge the tables, evaluate the claims", _epilog(
         "RESULTS/PROFILE/ (records, runs and metrics tables, claims.csv, fidelity.csv, "
-        "artifacts, energy); with --set, RESULTS/PROFILE+KEY=VALUE/; with --dry-run, nothing",
+        "artifacts, energy); with --set, RESULTS/PROFILE+KEY=VALUE/ (--only adds "
+        "+only+KEY=VALUE); with --dry-run, nothing",
         "the claims and their count (with --dry-run: the plan)", *RAN_EXITS))
     add_suites(run, "all")
     run.add_argument("--dry-run", action="store_true", help="print the plan (runs to do per "
