@@ -13,7 +13,8 @@ the last step or one step), reduces them over seeds with ``reduce``, and tests t
 
 A claim whose runs are missing (failed, not run) is ``not run``, never ``not reproduced``. A claim
 about some parameter values only (``applies``: a published MNIST number) does not apply on runs
-with others (the same suite on Fashion-MNIST).
+with others (the same suite on Fashion-MNIST). A claim whose selection spans several values of a
+parameter that ``--set`` swept is ``not run`` too, with the reason: it would average over them.
 
 A result (``ClaimResult``) holds numbers: the reduced value of each element with the values it was
 reduced from, and the expectation (target, op, tolerance). ``describe`` writes them out, for the
@@ -34,6 +35,7 @@ import pandas as pd
 
 from dlrepro.files import atomic_write
 from dlrepro.formatting import assignments, measured, number, published
+from dlrepro.overrides import flags
 from dlrepro.schema import Approx, ClaimBase, Compare, Monotone, Threshold
 from dlrepro.suite import Suite
 from dlrepro.verdicts import ClaimStatus
@@ -70,6 +72,7 @@ class ClaimResult:
     left: dict = field(default_factory=dict)  # compare: the two selections
     right: dict = field(default_factory=dict)
     applies: dict = field(default_factory=dict)  # the parameter values the claim is about
+    reason: str = ""  # why it is not run when its runs are there (a sweep it does not fix)
 
     @property
     def count(self) -> int:
@@ -96,23 +99,59 @@ def evaluate(suite: Suite, table: pd.DataFrame, profile: str) -> list[ClaimResul
     """Each claim of a suite that applies at ``profile`` against its joined table (metrics of
     successful runs with their parameters)."""
     source = f"{suite.model.source.seed}, «{suite.model.source.slide}»"
-    return [check(claim, table, suite.name, f"{claim.text} ({claim.source or source})")
+    return [check(claim, table, suite.name, f"{claim.text} ({claim.source or source})",
+                  suite.swept)
             for claim in suite.model.claims
             if claim.profiles is None or profile in claim.profiles]
 
 
-def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "",
-          text: str | None = None) -> ClaimResult:
-    """One claim against a joined table."""
-    ran = outside(claim, table)
+def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | None = None,
+          swept: Iterable[str] = ()) -> ClaimResult:
+    """One claim against a joined table; ``swept``: the parameters ``--set`` swept, which the
+    claim must fix (or read along) to give a verdict."""
+    ran, spread, reason = outside(claim, table), _spread(claim, table, swept), ""
     if ran:
         found, status = _Measured(None, along=ran[0], at=ran[1]), ClaimStatus.DOES_NOT_APPLY
+    elif spread:
+        found, status = _Measured(None, along=_along(claim)), ClaimStatus.NOT_RUN
+        reason = _spread_reason(spread)
     else:
         found = CHECKS[type(claim)](claim, table)
         status = _status(found.holds)
     measurement = {name: value for name, value in asdict(found).items() if name != "holds"}
     return ClaimResult(suite, claim.id, claim.text if text is None else text, claim.kind,
-                       status, claim.reduce, **measurement, **_expectation(claim))
+                       status, claim.reduce, **measurement, **_expectation(claim), reason=reason)
+
+
+def _spread(claim: ClaimBase, table: pd.DataFrame, swept: Iterable[str]) -> dict[str, list]:
+    """The swept parameters that take several values in the runs the claim reduces together (not
+    along its ``over`` or ``by``), with those values in order."""
+    if not swept:
+        return {}
+    read_along = {name for names in claim.axes().values() for name in names}
+    rows = pd.concat([select(claim, table, where) for where in claim.selections().values()])
+    spread = {}
+    for name in swept:
+        values = sorted(rows[name].dropna().unique()) if name in rows else []
+        if name not in read_along and len(values) > 1:
+            spread[name] = [_plain(value) for value in values]
+    return spread
+
+
+def _along(claim: ClaimBase) -> str:
+    """The parameter(s) a claim's elements are along, as its result names them."""
+    if isinstance(claim, Compare):
+        return ",".join(claim.by)
+    return getattr(claim, "over", None) or ""
+
+
+def _spread_reason(spread: dict[str, list]) -> str:
+    """Why a claim over several swept values gives no verdict, and the option that fixes it."""
+    configurations = math.prod(map(len, spread.values()))
+    shown = assignments((name, "/".join(map(str, values))) for name, values in spread.items())
+    fix = " ".join(flags([], [(name, values[0]) for name, values in spread.items()]))
+    return (f"selects {configurations} configurations ({shown}) where --set swept "
+            f"{'/'.join(spread)}: fix it with {fix}")
 
 
 def _status(holds: bool | None) -> ClaimStatus:
@@ -210,12 +249,12 @@ def _approx(claim: Approx, table: pd.DataFrame) -> _Measured:
     groups = _groups(select(claim, table), claim.over)
     paired = list(zip(groups, targets))
     if not paired:
-        return _Measured(None, along=claim.over or "")
+        return _Measured(None, along=_along(claim))
     got = tuple(reduced(claim.reduce, values, target) for (_, values), target in paired)
     holds = len(groups) == len(targets) and all(
         abs(g - t) <= allowed(claim, t) for g, t in zip(got, targets))
     keys = tuple(key for (key, _), _ in paired) if claim.over else ()
-    return _Measured(holds, claim.over or "", keys, got,
+    return _Measured(holds, _along(claim), keys, got,
                      tuple(_floats(values) for (_, values), _ in paired))
 
 
@@ -242,7 +281,7 @@ def _compare(claim: Compare, table: pd.DataFrame) -> _Measured:
 
     left, right = side(claim.left), side(claim.right)
     keys = [key for key in left if key in right]
-    along = ",".join(claim.by)
+    along = _along(claim)
     if not keys:
         return _Measured(None, along)
     got = tuple(float(left[key].agg(claim.reduce)) for key in keys)
@@ -263,7 +302,8 @@ def describe(result: ClaimResult) -> tuple[str, str]:
     if result.status is ClaimStatus.DOES_NOT_APPLY:
         return (assignments([(result.along, "/".join(map(str, result.at)))]),
                 f"{assignments(result.applies.items())} only")
-    return DESCRIPTIONS[result.kind](result)
+    got, expected = DESCRIPTIONS[result.kind](result)
+    return result.reason or got, expected
 
 
 def summary(statuses: pd.Series) -> str:

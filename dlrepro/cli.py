@@ -28,7 +28,7 @@ from dlrepro.errors import SuiteError
 from dlrepro.experiment import ContractError
 from dlrepro.formatting import counted
 from dlrepro.layout import BaselineError, Results, ResultsError
-from dlrepro.overrides import parse_override
+from dlrepro.overrides import Verb, flags, parse_override
 from dlrepro.planning import SchedulingError
 from dlrepro.project import baselines_dir, resolve
 from dlrepro.schema import PROFILES
@@ -109,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = add("run", _run, "run suites, merge the tables, evaluate the claims", _epilog(
         "RESULTS/PROFILE/ (records, runs and metrics tables, claims.csv, fidelity.csv, "
-        "artifacts, energy); with --set, RESULTS/PROFILE+KEY=VALUE/; with --dry-run, nothing",
+        "artifacts, energy); with --set, RESULTS/PROFILE+KEY=VALUE/ (--only adds "
+        "+only+KEY=VALUE); with --dry-run, nothing",
         "the claims and their count (with --dry-run: the plan)", *RAN_EXITS))
     add_suites(run, "all")
     run.add_argument("--dry-run", action="store_true", help="print the plan (runs to do per "
@@ -144,10 +145,14 @@ def _parser() -> argparse.ArgumentParser:
                      "RESULTS/PROFILE/", "where the report was written", "0 written"))
     for p in (run, claims, report):
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a parameter, grid axis or the seeds of the suites on top of "
-                       "the profile, VALUE as TOML (--set epochs=7, --set d=[3,5,7], --set "
-                       "dataset=fashion_mnist); repeatable. Results go to "
-                       "RESULTS/PROFILE+KEY=VALUE/, never into the profile's own tables")
+                       help="set a parameter (or the seeds) on every run of the suites, on top of "
+                       "the profile, VALUE as TOML (--set epochs=7, --set dataset=fashion_mnist); "
+                       "a list sweeps it, one run per value (--set d=[3,5,7]); repeatable. Results "
+                       "go to RESULTS/PROFILE+KEY=VALUE/, never into the profile's own tables")
+        p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                       help="keep only the runs whose parameter KEY is VALUE, or any of a list "
+                       "(--only model=cnn, --only model=[pca,cnn]); repeatable: a run must match "
+                       "each KEY. Results go to RESULTS/PROFILE+only+KEY=VALUE/")
     check = add("check", _check, "compare the result tables with committed baselines; exit 1 "
                 "unless values were compared and none regressed or went missing", _epilog(
                     "check.csv in RESULTS/PROFILE/, every verdict", "the verdicts and the gate's "
@@ -195,7 +200,8 @@ def _note_text(text: str) -> None:
 
 def _run(args) -> int:
     request = pipeline.prepare(args.suites, args.profile, args.runner, results=args.results,
-                               data=args.data_dir, address=args.address, overrides=_overrides(args))
+                               data=args.data_dir, address=args.address, overrides=_overrides(args),
+                               only=_only(args))
     if args.dry_run:
         for line in pipeline.dry_run(request, _note_text).lines():
             _say_text(line)
@@ -208,10 +214,10 @@ def _run(args) -> int:
     failed = f"; {len(outcome.failed)} failed (rerun to retry them)" if outcome.failed else ""
     _note_text(f"{outcome.done}/{len(request.specs)} runs ok; tables in {request.results.root}"
                + failed)
-    if args.overrides:
-        sets = " ".join(f"--set {text}" for text in args.overrides)
+    if args.overrides or args.only:
+        given = " ".join(flags(_overrides(args), _only(args)))
         _note_text("Overridden runs stay out of the profile's own tables and report; theirs: "
-                   f"dlrepro report --profile {args.profile} {sets}")
+                   f"dlrepro report --profile {args.profile} {given}")
     if outcome.interrupted:
         _note_text("Interrupted: finished runs are kept; run again to resume.")
         return 128 + outcome.interrupted
@@ -238,6 +244,10 @@ def _generalise(args) -> int:
 
 def _overrides(args) -> list:
     return [parse_override(text) for text in args.overrides]
+
+
+def _only(args) -> list:
+    return [parse_override(text, Verb.ONLY) for text in args.only]
 
 
 LIST_COLUMNS = ("suite", "experiment", "profile", "overrides", "runs", "cached", "claims")
@@ -304,7 +314,7 @@ def _recorded_statuses(records: Path) -> list[str]:
 def _claims(args) -> int:
     from dlrepro import claims
 
-    outcome = pipeline.claims(args.results, args.profile, _overrides(args))
+    outcome = pipeline.claims(args.results, args.profile, _overrides(args), _only(args))
     if args.format == OutputFormat.TABLE:
         _print_claims(outcome)
     else:  # the numbers of claims.csv, lists as JSON text in a CSV
@@ -315,7 +325,8 @@ def _claims(args) -> int:
 
 
 def _report(args) -> int:
-    written = pipeline.report(args.results, args.profile, _note_text, _overrides(args))
+    written = pipeline.report(args.results, args.profile, _note_text, _overrides(args),
+                              _only(args))
     _say_text("Report written to " + " and ".join(map(str, written)))
     return 0
 

@@ -23,8 +23,10 @@ from dlrepro.grid import RunSpec
 
 
 def _folder_name(overrides: str) -> str:
-    """Overrides as a portable folder name: readable when short, with a hash when not."""
-    name = re.sub(r"[^A-Za-z0-9_.,=+-]", "_", overrides)
+    """Overrides as a portable folder name: readable when short, with a hash when not;
+    ``epochs=7 --only model=cnn`` is ``epochs=7+only+model=cnn``."""
+    name = re.sub(r"^\+", "", re.sub(r"\s*--only\s+", "+only+", overrides))
+    name = re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)
     if len(name) <= 80:
         return name
     return f"{name[:64]}-{hashlib.sha256(overrides.encode()).hexdigest()[:12]}"

@@ -1,12 +1,16 @@
-"""The ``--set KEY=VALUE`` language of the command line, VALUE read as TOML: parsed, described as
-a canonical folder name, and applied on top of a suite file's data."""
+"""The command line's two verbs on a suite: ``--set KEY=VALUE`` sets a parameter on every run (a
+list sweeps it), ``--only KEY=VALUE`` keeps the runs whose KEY is that value (a list: any of
+them). VALUE is read as TOML. Parsed here, described as a canonical folder name, and ``--set``
+applied on top of a suite file's data; ``--only`` is applied to the expanded runs by ``suite``."""
 
 from __future__ import annotations
 
 import re
 import tomllib
 import typing
+from enum import StrEnum
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from dlrepro import experiment as contract
@@ -15,26 +19,54 @@ from dlrepro.errors import SuiteError
 Override = tuple[str, Any]
 
 
-def parse_override(text: str) -> Override:
+class Verb(StrEnum):
+    """The two options that override a suite, as the command line spells them."""
+
+    SET = "--set"
+    ONLY = "--only"
+
+
+def named(verb: Verb, keys: Iterable[str]) -> str:
+    """Keys as the options that gave them, for an error's key: ``--only d, --only model``."""
+    return ", ".join(f"{verb} {key}" for key in keys)
+
+
+def parse_override(text: str, flag: Verb = Verb.SET) -> Override:
     """``KEY=VALUE`` with VALUE as TOML (``7``, ``1e-3``, ``[3, 5, 7]``, ``true``, ``"pca"``); a
-    bare word is a string."""
+    bare word is a string, in a list too (``[pca, cnn]``). ``flag`` names the option in errors
+    (``--set``, ``--only``)."""
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not re.fullmatch(r"[a-z][a-z0-9_]*", key):
-        raise SuiteError("--set", "", f"{text!r} is not KEY=VALUE with a parameter name as KEY "
-                         "(e.g. --set epochs=7)")
+        raise SuiteError(flag, "", f"{text!r} is not KEY=VALUE with a parameter name as KEY "
+                         f"(e.g. {flag} epochs=7)")
+    return key, _value(flag, key, value)
+
+
+def _value(flag: Verb, key: str, value: str) -> Any:
+    """One VALUE: TOML, else a bare word as a string, else a list of such values."""
     try:
-        return key, tomllib.loads(f"value = {value}")["value"]
+        return tomllib.loads(f"value = {value}")["value"]
     except tomllib.TOMLDecodeError:
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", value.strip()):
-            return key, value.strip()
-        raise SuiteError("--set", key, f"{value!r} is not a TOML value (a number, true/false, "
+            return value.strip()
+        listed = re.fullmatch(r"\s*\[([^][]+)\]\s*", value)
+        if listed:
+            return [_value(flag, key, part) for part in listed[1].split(",")]
+        raise SuiteError(flag, key, f"{value!r} is not a TOML value (a number, true/false, "
                          "a \"string\", a [list])") from None
 
 
-def describe_overrides(overrides: list[Override]) -> str:
-    """The overrides as written on a command line, in a canonical order:
-    ``dataset=fashion_mnist,epochs=7``."""
+def describe_overrides(overrides: list[Override], only: list[Override] = ()) -> str:
+    """The overrides as written on a command line, each verb in a canonical order:
+    ``dataset=fashion_mnist,epochs=7``, then ``--only model=cnn`` when runs are selected."""
+    sets = _described(overrides)
+    if not only:
+        return sets
+    return " ".join(filter(None, [sets, Verb.ONLY, _described(only)]))
+
+
+def _described(overrides: list[Override]) -> str:
     def toml(value: Any) -> str:
         if isinstance(value, list):
             return "[" + ",".join(map(toml, value)) + "]"
@@ -46,44 +78,60 @@ def describe_overrides(overrides: list[Override]) -> str:
     return ",".join(f"{key}={toml(value)}" for key, value in ordered)
 
 
-def apply_override(path: Path, data: dict, key: str, value: Any) -> None:
-    """Apply ``--set key=value`` to a suite file's data, in place, for every profile.
+def flags(overrides: list[Override], only: list[Override] = ()) -> list[str]:
+    """The command-line options that give these overrides, one ``--set``/``--only`` each."""
+    return ([f"{Verb.SET} {_described([o])}" for o in overrides]
+            + [f"{Verb.ONLY} {_described([o])}" for o in only])
 
-    ``seeds`` replaces every profile's seeds. A grid axis takes the value (a list sweeps it); an
-    axis of tied entries named by the key keeps the entries with those values. A parameter that
-    tied entries set takes the value in each of them. Any other parameter is fixed everywhere, or
-    swept by a new axis when a list is given for a parameter that is not itself a list. Whatever it
-    sets is then validated like the file."""
+
+def sweeps(experiment: object, key: str, value: Any) -> bool:
+    """Whether ``--set key=value`` sweeps the parameter: a list, for a parameter that is not
+    itself a list."""
+    return isinstance(value, list) and key != "seeds" and not _takes_a_list(experiment, key)
+
+
+def apply_override(path: Path, data: dict, key: str, value: Any) -> None:
+    """Apply ``--set key=value`` to a suite file's data, in place, for every profile: every run
+    then has that value (a list: one run per value).
+
+    ``seeds`` replaces every profile's seeds. A grid axis of that parameter takes the value; a
+    tied axis whose entries set it (or named by it) has the value in each entry, and a list makes
+    each entry once per value. Elsewhere the parameter is fixed, or swept by a new axis of every
+    grid. Whatever it sets is then validated like the file (``path`` is kept for that)."""
     profiles = [p for p in data.get("profiles", {}).values() if isinstance(p, dict)]
     if key == "seeds":
         for profile in profiles:
             profile["seeds"] = value if isinstance(value, list) else [value]
         return
+    swept = sweeps(data.get("experiment"), key, value)
+    setting = value if swept else [value]
     grids = [grid for owner in [data, *profiles] for grid in _grids_of(owner)]
-    values = value if isinstance(value, list) else [value]
-    on_axis = False
     for grid in grids:
-        for axis, entries in grid.items():
-            tied = [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-            if axis == key:
-                on_axis = True
-                grid[axis] = _kept_entries(tied, key, values) if tied else values
-            elif any(key in e for e in tied):
-                if isinstance(value, list):
-                    raise SuiteError(path, f"--set {key}", f"set together with other parameters by "
-                                     f"the tied grid axis {axis!r}, so a list cannot sweep it: "
-                                     f"override that axis (--set {axis}=[{{...}}])")
-                for entry in tied:
-                    if key in entry:
-                        entry[key] = value
-    if on_axis:
-        return
-    if isinstance(value, list) and not _takes_a_list(data.get("experiment"), key):
-        for grid in grids:
-            grid[key] = values
-    else:
+        if not _set_on_axes(grid, key, setting) and swept:
+            grid[key] = setting
+    if not swept:
         for owner in [data, *profiles]:
             owner.setdefault("parameters", {})[key] = value
+
+
+def _set_on_axes(grid: dict, key: str, setting: list) -> bool:
+    """Give the axes of ``grid`` that set ``key`` each of its values; whether one does."""
+    found = False
+    for axis, entries in grid.items():
+        if not isinstance(entries, list):
+            continue  # reported when the file is validated
+        tied = [entry for entry in entries if isinstance(entry, dict)]
+        if axis == key and not tied:
+            grid[axis], found = list(setting), True
+        elif tied and (axis == key or any(key in entry for entry in tied)):
+            grid[axis] = [{**_entry(axis, entry), key: v} for entry in entries for v in setting]
+            found = True
+    return found
+
+
+def _entry(axis: str, value: Any) -> dict:
+    """A value of a tied axis as the parameters it sets."""
+    return value if isinstance(value, dict) else {axis: value}
 
 
 def _grids_of(owner: dict) -> list[dict]:
@@ -92,13 +140,6 @@ def _grids_of(owner: dict) -> list[dict]:
         return []
     grids = owner["grid"] if isinstance(owner["grid"], list) else [owner["grid"]]
     return [grid for grid in grids if isinstance(grid, dict)]
-
-
-def _kept_entries(tied: list[dict], key: str, values: list) -> list[dict]:
-    """A tied axis overridden by its own key: the entries with those values, then one for each value
-    no entry has."""
-    kept = [entry for entry in tied if entry.get(key) in values]
-    return kept + [{key: v} for v in values if all(entry.get(key) != v for entry in tied)]
 
 
 def _takes_a_list(experiment: object, key: str) -> bool:

@@ -20,12 +20,12 @@ from dlrepro.data import DataError, data_dir, verify
 from dlrepro.errors import SuiteError
 from dlrepro.grid import RunSpec
 from dlrepro.layout import BaselineError, Results
-from dlrepro.overrides import Override, describe_overrides
+from dlrepro.overrides import Override, describe_overrides, flags
 from dlrepro.planning import plan
 from dlrepro.project import baselines_dir, resolve
 from dlrepro.runners import load_runner
 from dlrepro.schema import LocalRunner, RayRunner
-from dlrepro.suite import Suite, with_producers
+from dlrepro.suite import Suite, check_selected, with_producers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,16 +77,18 @@ class Outcome:
 
 def prepare(names: list[str], profile: str, runner: str = "local", *,
             results: Path = Path("results"), data: str | Path | None = None,
-            address: str | None = None, overrides: list[Override] = ()) -> Request:
+            address: str | None = None, overrides: list[Override] = (),
+            only: list[Override] = ()) -> Request:
     """Every input of ``dlrepro run`` checked, nothing written: SuiteError, UsageError or
-    ResultsError. With ``overrides`` (``--set``) the runs land in their own folder,
-    ``<results>/<profile>+<overrides>``."""
-    suites = resolve(names, overrides)
+    ResultsError. With ``overrides`` (``--set``) or ``only`` (``--only``) the runs land in their
+    own folder, ``<results>/<profile>+<overrides>``."""
+    suites = resolve(names, overrides, only)
+    check_selected(suites, profile)
     config = load_runner(runner)
     if address and isinstance(config, LocalRunner):
         raise UsageError(f"--address: the {runner!r} runner runs in this process and takes no "
                          "address; use --runner ray to run on a cluster")
-    folder = Results(results, profile, describe_overrides(overrides))
+    folder = Results(results, profile, describe_overrides(overrides, only))
     folder.ensure_writable()
     return Request(suites, profile, config, folder, data_dir(data), address)
 
@@ -305,51 +307,64 @@ def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
     return claims.write(results.claims, verdicts), fidelity.write(results.fidelity, numbers)
 
 
-def claims(results: Path, profile: str, overrides: list[Override] = ()) -> pd.DataFrame:
+def claims(results: Path, profile: str, overrides: list[Override] = (),
+           only: list[Override] = ()) -> pd.DataFrame:
     """Every suite's claims against the profile's tables (or those of its ``--set`` overrides),
     evaluated afresh from the suite files. It only reports: nothing is written (``run`` and
     ``report`` keep claims.csv)."""
     from dlrepro import claims as verdicts
     from dlrepro import tables
 
-    folder = _folder_with_results(results, profile, overrides)
+    folder = _folder_with_results(results, profile, overrides, only)
     runs, metrics = tables.load(folder)
     found = []
-    for suite in _suites_of(folder, runs, overrides):
+    for suite in _suites_of(folder, runs, overrides, only):
         found += verdicts.evaluate(suite, tables.joined(runs, metrics, suite.name), profile)
     return verdicts.table(found)
 
 
-def report(results: Path, profile: str, say: Say, overrides: list[Override] = ()) -> list[Path]:
+def report(results: Path, profile: str, say: Say, overrides: list[Override] = (),
+           only: list[Override] = ()) -> list[Path]:
     """``report.md`` and ``report.html`` of one profile (or of its ``--set`` overrides), its claims
     evaluated afresh."""
     from dlrepro import report as pages
     from dlrepro import tables
 
-    folder = _folder_with_results(results, profile, overrides)
+    folder = _folder_with_results(results, profile, overrides, only)
     with folder.lock(say):
         runs, metrics = tables.load(folder)
-        suites = _suites_of(folder, runs, overrides)
+        suites = _suites_of(folder, runs, overrides, only)
         return pages.build(folder, suites, *evaluate(suites, runs, metrics, folder), runs, metrics)
 
 
-def _folder_with_results(results: Path, profile: str, overrides: list[Override]) -> Results:
+def _folder_with_results(results: Path, profile: str, overrides: list[Override],
+                         only: list[Override]) -> Results:
     """The results folder of the profile (or of its overrides); DataError if nothing was run
     there."""
-    folder = Results(results, profile, describe_overrides(overrides))
+    folder = Results(results, profile, describe_overrides(overrides, only))
     if not folder.table("runs").exists():
-        sets = [f"--set {describe_overrides([override])}" for override in overrides]
-        run = " ".join(["dlrepro run --profile", profile, *sets])
+        named = _suites_taking([key for key, _ in [*overrides, *only]])
+        run = " ".join(["dlrepro run", *named, "--profile", profile, *flags(overrides, only)])
         raise DataError(f"{folder.root}: no results: run `{run}` first")
     return folder
 
 
-def _suites_of(folder: Results, runs: pd.DataFrame, overrides: list[Override]) -> list[Suite]:
+def _suites_taking(keys: list[str]) -> list[str]:
+    """The suites whose experiments have every parameter in ``keys`` (none for no keys: every
+    suite), so that a suggested ``dlrepro run`` with those overrides is not refused."""
+    if not keys:
+        return []
+    return [suite.name for suite in resolve([]) if all(
+        key == "seeds" or key in suite.experiment.params.model_fields for key in keys)]
+
+
+def _suites_of(folder: Results, runs: pd.DataFrame, overrides: list[Override],
+               only: list[Override]) -> list[Suite]:
     """The profile's report covers every suite; an override folder, the suites that were run in
     it."""
-    if not overrides:
+    if not overrides and not only:
         return resolve([])
-    return resolve(sorted(runs["suite"].unique()), overrides) if len(runs) else []
+    return resolve(sorted(runs["suite"].unique()), overrides, only) if len(runs) else []
 
 
 @dataclass

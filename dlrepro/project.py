@@ -27,11 +27,12 @@ def baselines_dir() -> Path:
     return suites_dir().parent / "results" / "baselines"
 
 
-def resolve(names: list[str], overrides: list[Override] = ()) -> list[Suite]:
+def resolve(names: list[str], overrides: list[Override] = (),
+            only: list[Override] = ()) -> list[Suite]:
     """Suites named on the command line (a name in suites/ or a path to a TOML file); none means
-    all. ``overrides`` apply to each of them."""
+    all. ``overrides`` (``--set``) and ``only`` (``--only``) apply to each of them."""
     if not names:
-        return [load(p, overrides) for p in sorted(suites_dir().glob("*.toml"))]
+        return [load(p, overrides, only) for p in sorted(suites_dir().glob("*.toml"))]
     found = []
     for name in names:
         is_path = name.endswith(".toml") or "/" in name or "\\" in name
@@ -39,5 +40,5 @@ def resolve(names: list[str], overrides: list[Override] = ()) -> list[Suite]:
         if not is_path and not path.exists():
             known = ", ".join(p.stem for p in sorted(suites_dir().glob("*.toml")))
             raise SuiteError(path, "", f"no suite named {name!r}; known suites: {known}")
-        found.append(load(path, overrides))
+        found.append(load(path, overrides, only))
     return found

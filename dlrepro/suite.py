@@ -5,25 +5,27 @@ A suite says *what* runs: one experiment of ``dlrepro/experiments``, a parameter
 resources per profile, and the slide's claims. Nothing in it is evaluated as code; every key is
 checked when the file loads — types, the experiment's parameters for every point of every
 profile's grid, the claims against the runs they would select — and a mistake is reported as
-``file: key.path: message``. Loading imports neither torch nor pandas. The ``--set`` language is
-in ``overrides``, grid expansion in ``grid``, finding the project's folders in ``project``.
+``file: key.path: message``. Loading imports neither torch nor pandas. The ``--set`` and
+``--only`` language is in ``overrides``, grid expansion in ``grid``, finding the project's folders
+in ``project``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import graphlib
 import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from dlrepro import experiment as contract
 from dlrepro.errors import SuiteError, best_error, key_path, message
 from dlrepro.files import read_text
 from dlrepro.grid import RunSpec, describe, expand_profile, keyed_grids, matches
-from dlrepro.overrides import Override, apply_override
+from dlrepro.overrides import Override, Verb, apply_override, named, sweeps
 from dlrepro.schema import PROFILES, Metric, SuiteModel
 
 
@@ -35,6 +37,8 @@ class Suite:
     producers: dict[str, Suite]  # by need name: the suites whose runs this one reads
     # by profile, filled when the file loads
     specs: dict[str, list[RunSpec]] = field(default_factory=dict)
+    only: dict[str, list] = field(default_factory=dict)  # ``--only``: the values kept, by key
+    swept: tuple[str, ...] = ()  # parameters a ``--set`` list sweeps (claims must fix them)
 
     @property
     def name(self) -> str:
@@ -45,8 +49,9 @@ class Suite:
         return self.experiment.metrics
 
     def runs(self, profile: str) -> list[RunSpec]:
-        """Grid × seeds of one profile, in a stable order, each with its deterministic run_id."""
-        return self.specs[profile]
+        """Grid × seeds of one profile, in a stable order, each with its deterministic run_id; with
+        ``--only``, those with its values."""
+        return [spec for spec in self.specs[profile] if _kept(spec.params, self.only)]
 
 
 def with_producers(suites: list[Suite]) -> list[Suite]:
@@ -62,19 +67,61 @@ def with_producers(suites: list[Suite]) -> list[Suite]:
     return list(found.values())
 
 
-def load(path: Path | str, overrides: list[Override] = ()) -> Suite:
+def load(path: Path | str, overrides: list[Override] = (), only: list[Override] = ()) -> Suite:
     """Parse and validate one suite file and the suites it needs; raise SuiteError naming the file
     and key on any problem. ``overrides`` (``--set``) apply on top of every profile of the file, and
-    to the suites it needs for the parameters those share with it (``needs.*.same``)."""
+    to the suites it needs for the parameters those share with it (``needs.*.same``). ``only``
+    (``--only``) then keeps this suite's runs with those values, at every profile."""
     suite = _load(Path(path), [])
-    if not overrides:
-        return suite
-    try:  # the file itself is sound: whatever fails now is the overrides' doing
-        return _load(Path(path), list(overrides))
-    except SuiteError as err:
-        named = [key for key, _ in overrides if key in err.key.split(".")]
-        keys = named or [key for key, _ in overrides]
-        raise SuiteError(path, "--set " + ", --set ".join(keys), err.reason) from None
+    if overrides:
+        try:  # the file itself is sound: whatever fails now is the overrides' doing
+            suite = _load(Path(path), list(overrides))
+        except SuiteError as err:
+            blamed = [key for key, _ in overrides if key in err.key.split(".")]
+            keys = blamed or [key for key, _ in overrides]
+            raise SuiteError(path, named(Verb.SET, keys), err.reason) from None
+        swept = [key for key, value in overrides if sweeps(suite.model.experiment, key, value)]
+        suite = dataclasses.replace(suite, swept=tuple(swept))
+    return _selected(suite, only) if only else suite
+
+
+def _selected(suite: Suite, only: list[Override]) -> Suite:
+    """The suite with the runs whose parameters have the ``--only`` values (each key: any of its
+    values; a key given twice: any of both), each value checked like the file's."""
+    fields = suite.experiment.params.model_fields
+    kept: dict[str, list] = {}
+    for key, value in only:
+        if key not in fields:
+            raise SuiteError(suite.path, named(Verb.ONLY, [key]), "unknown parameter of experiment "
+                             f"{suite.model.experiment!r}; known: {', '.join(sorted(fields))}")
+        for one in value if isinstance(value, list) else [value]:
+            try:
+                TypeAdapter(fields[key].annotation).validate_python(one)
+            except ValidationError as err:
+                raise SuiteError(suite.path, named(Verb.ONLY, [key]),
+                                 message(best_error(err))) from None
+            kept.setdefault(key, []).append(one)
+    return dataclasses.replace(suite, only=kept)
+
+
+def _kept(params: dict, kept: dict[str, list]) -> bool:
+    """Whether a configuration has, for each ``--only`` key, one of its values."""
+    return all(any(matches(params, {key: v}) for v in values) for key, values in kept.items())
+
+
+def check_selected(suites: list[Suite], profile: str) -> None:
+    """Refuse a ``--only`` that keeps none of a suite's runs at ``profile``, naming the values its
+    runs there have."""
+    for suite in suites:
+        if suite.only and not suite.runs(profile):
+            there = [f"{key}={'/'.join(_values(suite.specs[profile], key))}" for key in suite.only]
+            raise SuiteError(suite.path, named(Verb.ONLY, suite.only), "selects no "
+                             f"run at profile {profile}; its runs there have {', '.join(there)}")
+
+
+def _values(specs: list[RunSpec], key: str) -> list[str]:
+    """The values a parameter takes in some runs, each once, as text."""
+    return list(dict.fromkeys(str(spec.params.get(key)) for spec in specs))
 
 
 def _load(path: Path, overrides: list[Override]) -> Suite:

@@ -1,14 +1,17 @@
-"""``--set KEY=VALUE``: parameters, axes and seeds overridden from the command line, validated like
-the file, cached like any run, and kept out of the profile's own tables and report."""
+"""``--set KEY=VALUE`` sets a parameter (or the seeds) on every run, a list sweeping it; ``--only
+KEY=VALUE`` keeps the runs with that value. Both are validated like the file, cached like any run,
+and kept out of the profile's own tables and report; every hint they print works when followed."""
 
 import json
+import re
+import shlex
 
 import pandas as pd
 import pytest
 
 from dlrepro.cli import main
 from dlrepro.errors import SuiteError
-from dlrepro.overrides import describe_overrides, parse_override
+from dlrepro.overrides import Verb, describe_overrides, parse_override
 from dlrepro.project import resolve
 from dlrepro.verdicts import ClaimStatus
 
@@ -122,18 +125,37 @@ def test_a_list_sweeps_an_axis_across_every_grid_once():
     assert {s.params["d"] for s in specs} == {3, 5, 7} and len(specs) == 9
 
 
-def test_a_tied_axis_keeps_the_chosen_entries_and_a_tied_parameter_takes_the_value_everywhere():
+def test_set_sets_a_tied_parameter_on_every_run_and_only_selects_the_entries():
+    (suite,) = resolve(["mnist_cnn"], [parse_override("model=cnn_crm")])
+    specs = suite.runs("smoke")  # the handout's entry too, with its own lr and batch size
+    assert {s.params["model"] for s in specs} == {"cnn_crm"} and len(specs) == 4
+    assert sorted({s.params["lr"] for s in specs}) == [0.01, 0.1]
+    (suite,) = resolve(["mnist_cnn"], only=[parse_override("model=cnn_crm", Verb.ONLY)])
+    specs = suite.runs("smoke")
+    assert {(s.params["model"], s.params["lr"]) for s in specs} == {("cnn_crm", 0.01)}
+    assert sorted(s.params["batch_size"] for s in specs) == [10, 32, 100]
+
+
+def test_only_keeps_the_tied_entries_settings_and_a_list_keeps_any_of_its_values():
+    (suite,) = resolve(["autoencoder"], only=[parse_override("model=cnn", Verb.ONLY)])
+    specs = suite.runs("quick")  # the CNN's own entry: no CNN at PCA's d = 30
+    assert {s.params["model"] for s in specs} == {"cnn"} and len(specs) == 5
+    assert {(s.params["train_size"], s.params["epochs"]) for s in specs} == {(20000, 1)}
+    (suite,) = resolve(["autoencoder"], only=[parse_override("model=[pca,cnn]", Verb.ONLY)])
+    assert {s.params["model"] for s in suite.runs("quick")} == {"pca", "cnn"}
+    assert len(suite.runs("quick")) == 11
     (suite,) = resolve(["autoencoder"], [parse_override("model=cnn")])
-    specs = suite.runs("quick")
-    assert {s.params["model"] for s in specs} == {"cnn"}
-    assert {s.params["train_size"] for s in specs if s.params["d"] != 30} == {
-        20000
-    }  # the tied entry's settings
+    assert {s.params["model"] for s in suite.runs("quick")} == {"cnn"}  # d = 30 too: set is set
     (suite,) = resolve(["autoencoder"], [parse_override("epochs=2")])
     trained = [s for s in suite.runs("quick") if s.params["model"] != "pca"]
     assert trained and {s.params["epochs"] for s in trained} == {2}
-    (suite,) = resolve(["five_points"], [parse_override("hidden=5")])
-    assert {s.params["hidden"] for s in suite.runs("smoke") if s.params["task"] != "poly"} == {5}
+
+
+def test_a_list_sweeps_a_tied_parameter_across_every_entry():
+    (suite,) = resolve(["five_points"], [parse_override("hidden=[5,10]")])
+    tied = [s for s in suite.runs("smoke") if s.params["task"] != "poly"]
+    assert tied and {s.params["hidden"] for s in tied} == {5, 10}
+    assert suite.swept == ("hidden",)
 
 
 def test_a_list_for_a_plain_parameter_becomes_an_axis_and_seeds_can_be_set():
@@ -174,10 +196,19 @@ def test_the_needed_classifier_is_trained_on_the_runs_own_dataset():
         (["xor", "--set", "epochs"], "--set: 'epochs' is not KEY=VALUE"),
         (["xor", "--set", "lr=[1,"], "--set: lr: '[1,' is not a TOML value"),
         (
-            ["five_points", "--set", "hidden=[5,10]"],
-            "five_points.toml: --set hidden: set together with other parameters "
-            "by the tied grid axis 'shape', so a list cannot sweep it",
+            ["autoencoder", "--only", "d=30"],
+            "autoencoder.toml: --only d: selects no run at profile smoke; its runs there have "
+            "d=2/32",
         ),
+        (
+            ["autoencoder", "--only", "model=cnnn"],
+            "autoencoder.toml: --only model: Input should be 'pca', 'linear' or 'cnn'",
+        ),
+        (
+            ["xor", "--only", "no_such_key=1"],
+            "xor.toml: --only no_such_key: unknown parameter of experiment 'xor'",
+        ),
+        (["xor", "--only", "model"], "--only: 'model' is not KEY=VALUE"),
         (
             ["gradient_descent", "--set", "dataset=fashion_mnist"],
             "gradient_descent.toml: --set dataset: unknown parameter",
@@ -195,27 +226,51 @@ def test_a_bad_override_is_refused_before_any_work(tmp_path, capsys, args, messa
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
-def test_a_report_of_overrides_not_yet_run_says_the_command_that_runs_them(tmp_path, capsys):
-    assert (
-        main(
-            [
-                "report",
-                "--profile",
-                "smoke",
-                "--set",
-                "d=[2, 3]",
-                "--set",
-                "epochs=2",
-                "--results",
-                str(tmp_path),
-            ]
-        )
-        == 2
-    )
-    assert (
-        "run `dlrepro run --profile smoke --set d=[2,3] --set epochs=2` first"
-        in capsys.readouterr().err
-    )
+def _suggested(text: str, prefix: str) -> list[str]:
+    """The command a message suggests, as the arguments after ``dlrepro``."""
+    found = re.search(rf"(?:`|theirs: )dlrepro ({prefix}[^`\n]*)", text)
+    assert found, text
+    return shlex.split(found[1])
+
+
+def test_every_hint_for_overrides_works_when_followed(tmp_path, capsys):
+    """A report of overrides not yet run names the run that makes them; that run names the
+    report; a claim spread over a sweep names the --only that fixes it."""
+    swept = ["--set", "eta=[0.1,0.3]", "--set", "steps=[10,20]"]
+    results = ["--results", str(tmp_path)]
+    assert main(["report", "--profile", "smoke", *swept, *results]) == 2
+    run = _suggested(capsys.readouterr().err, "run ")
+    assert run[:2] == ["run", "gradient_descent"] and "--set" in run
+    assert main([*run, *results]) == 0
+    out, err = capsys.readouterr()
+    runs = pd.read_parquet(tmp_path / "smoke+eta=_0.1,0.3_,steps=_10,20_" / "runs.parquet")
+    assert len(runs) == 13 and (runs["status"] == "ok").all()  # 8 + 4 + the sweep (reads neither)
+    assert main([*_suggested(err, "report "), *results]) == 0
+    fix = re.search(r"basins-2d: measured selects 4 configurations \(eta=0.1/0.3, "
+                    r"steps=10/20\) where --set swept eta/steps: fix it with (--only \S+ "
+                    r"--only \S+);", out)
+    assert fix, out
+    assert main([*run, *shlex.split(fix[1]), *results]) == 0
+    out, err = capsys.readouterr()
+    assert "basins-2d: measured" in out and "selects" not in out
+    assert main([*_suggested(err, "report "), *results]) == 0
+    capsys.readouterr()
+    assert main(["claims", "--profile", "smoke", *swept, *shlex.split(fix[1]), *results]) in (0, 1)
+    assert "selects" not in capsys.readouterr().out
+
+
+def test_a_sweep_of_a_parameter_the_claims_fix_leaves_them_not_run(tmp_path, capsys):
+    args = ["run", "gradient_descent", "--profile", "smoke", "--results", str(tmp_path)]
+    assert main([*args, "--set", "eta=[0.1,0.3]"]) == 0
+    folder = tmp_path / "smoke+eta=_0.1,0.3_"
+    assert len(pd.read_parquet(folder / "runs.parquet")) == 7  # trajectories 2 × 2, basins 2, sweep
+    claims = pd.read_csv(folder / "claims.csv", keep_default_na=False).set_index("claim")
+    status = claims["status"].map(ClaimStatus)
+    assert status["eta-0125-from-0578-global"] == ClaimStatus.NOT_RUN  # η = 0.125 is not run
+    assert claims.loc["eta-0125-from-0578-global", "reason"] == ""
+    assert status["basins-2d"] == ClaimStatus.NOT_RUN  # both η: a mean over two descents
+    assert claims.loc["basins-2d", "reason"].startswith("selects 2 configurations (eta=0.1/0.3)")
+    assert status["oscillation-onset-theory"] == ClaimStatus.REPRODUCED  # the sweep reads no η
 
 
 def test_a_bare_word_is_a_string_and_toml_values_keep_their_type():
