@@ -36,6 +36,17 @@ def _param_value(value: Any) -> Any:
     return [_scalar(v) for v in value] if isinstance(value, list) else _scalar(value)
 
 
+def _choice(value: Any) -> Any:
+    if value == []:
+        raise ValueError("an empty list selects no run: give at least one value")
+    return _param_value(value)
+
+
+def choices(value: Any) -> list:
+    """The values a ``where`` entry accepts: its list, or the one value."""
+    return value if isinstance(value, list) else [value]
+
+
 def _axis(values: Any) -> Any:
     """A grid axis: values of one parameter, or tables of parameters that move together (a tie)."""
     if not isinstance(values, list) or not values:
@@ -67,12 +78,7 @@ def _grids(grid: Any) -> Any:
 
 Scalar = Annotated[bool | int | float | str, BeforeValidator(_scalar)]
 # A claim's ``where``: a value, or a list of values of which a run has any.
-Choice = Scalar | Annotated[list[Scalar], Field(min_length=1)]
-
-
-def choices(value: Any) -> list:
-    """The values a ``where`` entry accepts: its list, or the one value."""
-    return value if isinstance(value, list) else [value]
+Choice = Annotated[Any, BeforeValidator(_choice)]
 
 
 ParamValue = Annotated[Any, BeforeValidator(_param_value)]
