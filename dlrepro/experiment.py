@@ -17,6 +17,12 @@ commented one to copy):
   published numbers (its ``approx`` claims marked ``published``, for figures that draw one as a
   reference: a number printed in a course lives in the suite file, not in code).
 
+A package that breaks the contract is refused in one line naming the file and the line: a
+module that does not import (when a suite names the experiment for the declaration and, from its
+source, for ``run.py``'s syntax; when first used for the others), a declaration that imports torch,
+pandas or Ray (even through a dlrepro module: read from the source, so that finding out imports
+nothing heavy), a runner whose arguments are swapped (``run(ctx, params)``).
+
 A run's identity (``code_hash``, part of every run_id) is the source of the declaration, of
 ``run.py`` and of the dlrepro modules they import, transitively; ``figures.py`` and what it alone
 imports are ``figures_hash``, which only decides when the report redraws. Editing a figure reruns
@@ -275,8 +281,7 @@ def _import(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except SyntaxError as err:  # no frame of the broken file: the error itself says where
-        raise ContractError(f"{_shown(err.filename or name)}:{err.lineno}: "
-                            f"{type(err).__name__}: {err.msg}") from None
+        raise _syntax_error(Path(err.filename or name), err) from None
     except Exception as err:
         frame = _culprit(traceback.extract_tb(err.__traceback__))
         first_line = next(iter(str(err).splitlines()), "")
@@ -297,8 +302,11 @@ def _parsed(path: Path) -> ast.Module:
     try:
         return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except SyntaxError as err:
-        raise ContractError(f"{_shown(path)}:{err.lineno}: {type(err).__name__}: {err.msg}") \
-            from None
+        raise _syntax_error(path, err) from None
+
+
+def _syntax_error(path: Path, err: SyntaxError) -> ContractError:
+    return ContractError(f"{_shown(path)}:{err.lineno}: {type(err).__name__}: {err.msg}")
 
 
 def _hash_sources(start: list[Path]) -> str:
