@@ -36,7 +36,7 @@ import pandas as pd
 from dlrepro.files import atomic_write
 from dlrepro.formatting import assignments, measured, number, published
 from dlrepro.overrides import flags
-from dlrepro.schema import Approx, ClaimBase, Compare, Monotone, Threshold
+from dlrepro.schema import Approx, ClaimBase, Compare, Monotone, Threshold, choices
 from dlrepro.suite import Suite
 from dlrepro.verdicts import ClaimStatus
 
@@ -197,7 +197,7 @@ def select(claim: ClaimBase, table: pd.DataFrame, where: dict | None = None) -> 
     """The rows of the claim's metric, parameters and step (plus ``where``)."""
     rows = table[table["metric"] == claim.metric]
     for key, value in {**claim.where, **claim.applies, **(where or {})}.items():
-        rows = rows[rows[key] == value] if key in rows else rows.iloc[0:0]
+        rows = rows[rows[key].isin(choices(value))] if key in rows else rows.iloc[0:0]
     if claim.step is None and getattr(claim, "over", None) != "step":
         return rows[rows["step"].isna()]
     rows = rows[rows["step"].notna()]

@@ -201,7 +201,7 @@ def _note_text(text: str) -> None:
 def _run(args) -> int:
     request = pipeline.prepare(args.suites, args.profile, args.runner, results=args.results,
                                data=args.data_dir, address=args.address, overrides=_overrides(args),
-                               only=_only(args))
+                               only=_only(args), say=_note_text)
     if args.dry_run:
         for line in pipeline.dry_run(request, _note_text).lines():
             _say_text(line)

@@ -73,12 +73,20 @@ def data_dir(flag: str | Path | None = None) -> Path | None:
     return Path(chosen).expanduser().resolve() if chosen else None
 
 
+def folder_problem(root: Path | None) -> str | None:
+    """What is wrong with the chosen data directory itself (none chosen: nothing), or None."""
+    if root is None or root.is_dir():
+        return None
+    state = "is a file, not a directory" if root.exists() else "does not exist"
+    return f"{root}: the data directory (from --data-dir or ${ENV_VAR}) {state}"
+
+
 def verify(names: set[str], root: Path | None) -> None:
     """Every file of the named datasets present, of the right size and checksum; DataError
     otherwise. Without a data directory, a set not yet downloaded is downloaded first."""
-    if root is not None and not root.is_dir():
-        state = "is a file, not a directory" if root.exists() else "does not exist"
-        raise DataError(f"{root}: the data directory (from --data-dir or ${ENV_VAR}) {state}")
+    problem = folder_problem(root)
+    if problem:
+        raise DataError(problem)
     for name in sorted(names):
         dataset = DATASETS[name]
         raw = (root or DOWNLOAD_DIR) / dataset.folder / "raw"

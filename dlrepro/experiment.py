@@ -17,6 +17,12 @@ commented one to copy):
   published numbers (its ``approx`` claims marked ``published``, for figures that draw one as a
   reference: a number printed in a course lives in the suite file, not in code).
 
+A package that breaks the contract is refused in one line naming the file and the line: a
+module that does not import (when a suite names the experiment for the declaration and, from its
+source, for ``run.py``'s syntax; when first used for the others), a declaration that imports torch,
+pandas or Ray (even through a dlrepro module: read from the source, so that finding out imports
+nothing heavy), a runner whose arguments are swapped (``run(ctx, params)``).
+
 A run's identity (``code_hash``, part of every run_id) is the source of the declaration, of
 ``run.py`` and of the dlrepro modules they import, transitively; ``figures.py`` and what it alone
 imports are ``figures_hash``, which only decides when the report redraws. Editing a figure reruns
@@ -36,7 +42,8 @@ import importlib
 import inspect
 import math
 import pkgutil
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -52,6 +59,11 @@ if TYPE_CHECKING:
 
 PACKAGE = "dlrepro.experiments"
 RUN, FIGURES = "run", "figures"  # the modules beside the declaration (they import torch)
+# What run.py defines (one of them), with the arguments the runner passes, in order.
+RUNNERS = {"run": "params, ctx", "run_seeds": "params, ctxs"}
+# What a declaration may not import, even through a dlrepro module: a suite loads without them.
+HEAVY = frozenset({"torch", "torchvision", "pandas", "ray"})
+CONTEXT_NAMES = frozenset({"ctx", "ctxs", "context", "contexts"})
 
 
 class Params(BaseModel):
@@ -182,10 +194,10 @@ class Experiment:
     def implementation(self) -> ModuleType:
         """``run.py``, checked against the contract: one runner, no drawing code imported."""
         module = self._module(RUN)
-        runners = [n for n in ("run", "run_seeds") if callable(getattr(module, n, None))]
+        runners = [n for n in RUNNERS if callable(getattr(module, n, None))]
         if len(runners) != 1:
-            raise ContractError(f"{module.__name__}: define exactly one of run(params, ctx) and "
-                                "run_seeds(params, ctxs)")
+            raise ContractError(f"{module.__name__}: define exactly one of "
+                                f"{' and '.join(f'{n}({a})' for n, a in RUNNERS.items())}")
         _check_signature(module.__name__, getattr(module, runners[0]), 2)
         drawing = sorted(p.relative_to(_PACKAGE_ROOT.parent).as_posix()
                          for p in _imported_sources([self._file(RUN)]) if _draws(p))
@@ -241,13 +253,10 @@ class Experiment:
 
     def _module(self, module: str) -> ModuleType:
         name = f"{PACKAGE}.{self.name}.{module}"
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name:
-                raise ContractError(f"{name}: no such module; an experiment keeps it in "
-                                    f"{module}.py beside its declaration") from None
-            raise
+        if not self._file(module).is_file():
+            raise ContractError(f"{name}: no such module; an experiment keeps it in "
+                                f"{module}.py beside its declaration")
+        return _import(name)
 
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent  # dlrepro/
@@ -257,6 +266,47 @@ def _draws(path: Path) -> bool:
     """Drawing code: ``dlrepro/plotting.py`` and every experiment's ``figures.py``."""
     return path == _PACKAGE_ROOT / "plotting.py" or (
         path.name == f"{FIGURES}.py" and path.parent.parent == _PACKAGE_ROOT / "experiments")
+
+
+def _shown(path: Path | str) -> str:
+    """A file as messages name it: from the project's root when it is in the project."""
+    path = Path(path).resolve()
+    return str(path.relative_to(_PACKAGE_ROOT.parent) if path.is_relative_to(_PACKAGE_ROOT.parent)
+               else path)
+
+
+def _import(name: str) -> ModuleType:
+    """Import a module of an experiment; whatever stops it (a syntax error, a missing module, a
+    name error) is a ContractError naming the file and the line, in one line."""
+    try:
+        return importlib.import_module(name)
+    except SyntaxError as err:  # no frame of the broken file: the error itself says where
+        raise _syntax_error(Path(err.filename or name), err) from None
+    except Exception as err:
+        frame = _culprit(traceback.extract_tb(err.__traceback__))
+        first_line = next(iter(str(err).splitlines()), "")
+        raise ContractError(f"{_shown(frame.filename)}:{frame.lineno}: {type(err).__name__}: "
+                            f"{first_line}") from None
+
+
+def _culprit(frames: traceback.StackSummary) -> traceback.FrameSummary:
+    """The innermost frame in the project's files (an import that failed: the line importing);
+    else the innermost outside importlib's own."""
+    real = [f for f in frames if not f.filename.startswith("<")]
+    ours = [f for f in real if Path(f.filename).resolve().is_relative_to(_PACKAGE_ROOT)]
+    return (ours or real or frames)[-1]
+
+
+def _parsed(path: Path) -> ast.Module:
+    """A module's syntax tree; ContractError naming the file and the line of a syntax error."""
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as err:
+        raise _syntax_error(path, err) from None
+
+
+def _syntax_error(path: Path, err: SyntaxError) -> ContractError:
+    return ContractError(f"{_shown(path)}:{err.lineno}: {type(err).__name__}: {err.msg}")
 
 
 def _hash_sources(start: list[Path]) -> str:
@@ -285,18 +335,88 @@ def _imported_sources(start: list[Path]) -> set[Path]:
         if path in seen:
             continue
         seen.add(path)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                base = node.module if node.level == 0 else _relative(path, node.module, node.level)
-                names = [base] + [f"{base}.{alias.name}" for alias in node.names]
-            for name in names:
+        for node in ast.walk(_parsed(path)):
+            for name in _imported_names(path, node):
                 found = _module_file(name)
                 if found is not None and found not in seen:
                     todo.append(found)
     return seen
+
+
+def _imported_names(path: Path, node: ast.AST) -> list[str]:
+    """The modules an import statement of ``path`` may import (a name imported from a package may
+    be a module); none for any other node."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and node.module:
+        base = node.module if node.level == 0 else _relative(path, node.module, node.level)
+        return [base] + [f"{base}.{alias.name}" for alias in node.names]
+    return []
+
+
+def _eager_imports(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements that run when a module is imported: not those inside a function,
+    nor under ``if TYPE_CHECKING``."""
+    for node in body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from _eager_imports(node.orelse)
+        elif not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for block in ("body", "orelse", "finalbody"):
+                yield from _eager_imports(getattr(node, block, []))
+            for handler in getattr(node, "handlers", []):
+                yield from _eager_imports(handler.body)
+
+
+def _check_light(declaration: Path) -> None:
+    """The declaration imports none of HEAVY when it is imported, directly or through a dlrepro
+    module (read from the source: finding out by importing it would import them)."""
+    todo = [(declaration, [])]
+    seen = set()
+    while todo:
+        path, steps = todo.pop()
+        seen.add(path)
+        for node in _eager_imports(_parsed(path).body):
+            here = [*steps, f"{_shown(path)}:{node.lineno}"]
+            for name in _imported_names(path, node):
+                if name.split(".")[0] in HEAVY:
+                    raise ContractError(
+                        f"{_shown(declaration)}: the declaration imports {name} (at "
+                        f"{' → '.join(here)}); it is imported whenever a suite file loads, so it "
+                        f"must not: import {name} in {RUN}.py, or inside the function that "
+                        "needs it")
+                found = _module_file(name)
+                if found is not None and found not in seen:
+                    todo.append((found, here))
+
+
+def _check_argument_order(path: Path) -> None:
+    """``run(params, ctx)``, not ``run(ctx, params)``: read from the source, so that a suite
+    loads without importing run.py (and torch)."""
+    if not path.is_file():
+        return  # ``implementation`` says that it is missing, when a run needs it
+    for node in _parsed(path).body:
+        if not (isinstance(node, ast.FunctionDef) and node.name in RUNNERS):
+            continue
+        first_two = [*node.args.posonlyargs, *node.args.args][:2]
+        if len(first_two) == 2 and (_says_context(first_two[0]) or _says_params(first_two[1])):
+            given, expected = ", ".join(a.arg for a in first_two), RUNNERS[node.name]
+            raise ContractError(f"{_shown(path)}:{node.lineno}: {node.name}({given}) takes its "
+                                f"arguments in the wrong order: the runner calls "
+                                f"{node.name}({expected}); write def {node.name}({expected})")
+
+
+def _annotation(arg: ast.arg) -> str:
+    return ast.unparse(arg.annotation) if arg.annotation else ""
+
+
+def _says_context(arg: ast.arg) -> bool:
+    return arg.arg in CONTEXT_NAMES or "RunContext" in _annotation(arg)
+
+
+def _says_params(arg: ast.arg) -> bool:
+    return arg.arg == "params" or _annotation(arg).split(".")[-1] == "Params"
 
 
 def _relative(path: Path, module: str, level: int) -> str:
@@ -323,12 +443,15 @@ def available() -> list[str]:
 
 @functools.cache
 def get(name: str) -> Experiment:
-    """The experiment ``name``, its declaration checked; KeyError if there is none, ContractError
-    if broken."""
+    """The experiment ``name``, its declaration checked, and what its run module's source shows;
+    KeyError if there is none, ContractError naming the file and line if broken."""
     if name not in available():
         raise KeyError(name)
-    module = importlib.import_module(f"{PACKAGE}.{name}")
-    return declared(module)
+    _check_light(_PACKAGE_ROOT / "experiments" / name / "__init__.py")
+    experiment = declared(_import(f"{PACKAGE}.{name}"))
+    _check_argument_order(experiment._file(RUN))
+    experiment.code_hash  # noqa: B018 — parses run.py and its imports: a syntax error is named now
+    return experiment
 
 
 def declared(module: ModuleType) -> Experiment:

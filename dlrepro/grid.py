@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from dlrepro import experiment as contract
 from dlrepro.errors import SuiteError, best_error, key_path, message
 from dlrepro.formatting import assignments
-from dlrepro.schema import Resources, SuiteModel
+from dlrepro.schema import Resources, SuiteModel, choices
 
 _ABSENT = object()
 
@@ -170,10 +170,11 @@ def _producers(path: Path, model: SuiteModel, profile: str, params: dict,
 
 
 def matches(params: dict, where: dict) -> bool:
-    """Whether a configuration has every value of ``where`` (a boolean is not a number here)."""
-    return all(params.get(k, _ABSENT) == v
-               and isinstance(params.get(k), bool) == isinstance(v, bool)
-               for k, v in where.items())
+    """Whether a configuration has every value of ``where``, or one of a list of them (a boolean is
+    not a number here)."""
+    return all(any(params.get(k, _ABSENT) == v
+                   and isinstance(params.get(k), bool) == isinstance(v, bool) for v in choices(vs))
+               for k, vs in where.items())
 
 
 def describe(selection: dict) -> str:

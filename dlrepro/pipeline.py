@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlrepro import experiment as contract
-from dlrepro.data import DataError, data_dir, verify
+from dlrepro.data import DataError, data_dir, folder_problem, verify
 from dlrepro.errors import SuiteError
 from dlrepro.grid import RunSpec
 from dlrepro.layout import BaselineError, Results
@@ -78,12 +78,18 @@ class Outcome:
 def prepare(names: list[str], profile: str, runner: str = "local", *,
             results: Path = Path("results"), data: str | Path | None = None,
             address: str | None = None, overrides: list[Override] = (),
-            only: list[Override] = ()) -> Request:
-    """Every input of ``dlrepro run`` checked, nothing written: SuiteError, UsageError or
-    ResultsError. With ``overrides`` (``--set``) or ``only`` (``--only``) the runs land in their
-    own folder, ``<results>/<profile>+<overrides>``."""
+            only: list[Override] = (), say: Say = lambda line: None) -> Request:
+    """Every input of ``dlrepro run`` checked, nothing written: SuiteError, UsageError,
+    ResultsError or DataError. With ``overrides`` (``--set``) or ``only`` (``--only``) the runs
+    land in their own folder, ``<results>/<profile>+<overrides>``. A data directory that is not
+    one is a DataError when a selected run reads data, else a warning."""
     suites = resolve(names, overrides, only)
     check_selected(suites, profile)
+    problem = folder_problem(data_dir(data))
+    if problem and _datasets([s for suite in suites for s in suite.runs(profile)]):
+        raise DataError(problem)
+    if problem:
+        say(f"warning: {problem}; no selected run reads data, so nothing is read from it")
     config = load_runner(runner)
     if address and isinstance(config, LocalRunner):
         raise UsageError(f"--address: the {runner!r} runner runs in this process and takes no "
@@ -171,12 +177,18 @@ def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
 
 
 def _check_data(todo: list[RunSpec], root: Path | None) -> None:
-    needed = set()
-    for spec in todo:
-        experiment = contract.get(spec.experiment)
-        needed |= experiment.datasets(experiment.params.model_validate(spec.params))
+    needed = _datasets(todo)
     if needed:
         verify(needed, root)
+
+
+def _datasets(specs: list[RunSpec]) -> set[str]:
+    """The data sets the runs read."""
+    needed = set()
+    for spec in specs:
+        experiment = contract.get(spec.experiment)
+        needed |= experiment.datasets(experiment.params.model_validate(spec.params))
+    return needed
 
 
 def _warn_resources(todo: list[RunSpec], runner: LocalRunner | RayRunner, say: Say) -> None:
@@ -450,7 +462,7 @@ def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_m
 
     names = [s.name for s in resolve([]) if "dataset" in s.experiment.params.model_fields]
     requests = [prepare(names, profile, runner, results=results, data=data, address=address,
-                        overrides=overrides) for overrides in ([], [("dataset", dataset)])]
+                        overrides=overrides, say=say) for overrides in ([], [("dataset", dataset)])]
     outcomes = []
     for request in requests:
         on = dataset if request.results.overrides else "MNIST"

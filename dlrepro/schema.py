@@ -9,10 +9,14 @@ expanded grid) is checked by ``suite``.
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      field_validator, model_validator)
+                      ValidationError, field_validator, model_validator)
+from pydantic_core import PydanticCustomError
+
+from dlrepro.errors import key_path
 
 Profile = Literal["smoke", "quick", "full"]
 PROFILES: tuple[Profile, ...] = get_args(Profile)
@@ -30,6 +34,17 @@ def _scalar(value: Any) -> Any:
 
 def _param_value(value: Any) -> Any:
     return [_scalar(v) for v in value] if isinstance(value, list) else _scalar(value)
+
+
+def _choice(value: Any) -> Any:
+    if value == []:
+        raise ValueError("an empty list selects no run: give at least one value")
+    return _param_value(value)
+
+
+def choices(value: Any) -> list:
+    """The values a ``where`` entry accepts: its list, or the one value."""
+    return value if isinstance(value, list) else [value]
 
 
 def _axis(values: Any) -> Any:
@@ -62,6 +77,10 @@ def _grids(grid: Any) -> Any:
 
 
 Scalar = Annotated[bool | int | float | str, BeforeValidator(_scalar)]
+# A claim's ``where``: a value, or a list of values of which a run has any.
+Choice = Annotated[Any, BeforeValidator(_choice)]
+
+
 ParamValue = Annotated[Any, BeforeValidator(_param_value)]
 Axis = Annotated[list[Any], BeforeValidator(_axis)]
 Grid = dict[str, Axis]
@@ -135,7 +154,8 @@ class ClaimBase(Strict):
     text: str = Field(description="the slide's words")
     source: str = Field("", description="where the words are, when not the suite's own source")
     metric: str
-    where: dict[str, Scalar] = {}
+    where: dict[str, Choice] = Field(
+        {}, description="the runs the claim is about: a value, or a list of which a run has any")
     step: int | Literal["last"] | None = Field(
         None, description="None: the run's final value (no step)")
     reduce: Literal["mean", "median", "min", "max", "worst"] = Field(
@@ -233,6 +253,49 @@ class Compare(ClaimBase):
 Claim = Annotated[Threshold | Approx | Monotone | Compare, Field(discriminator="kind")]
 
 
+class Level(StrEnum):
+    """Where a key of a suite file can be, in the words a message uses."""
+
+    TOP = "at the top level"
+    SOURCE = "in source = { ... }"
+    RESOURCES = "under [resources]"
+    PROFILE = "under [profiles.NAME]"
+    CLAIM = "in a [[claims]] table"
+    NEED = "under [needs.NAME]"
+
+
+def _level(keys: list[str]) -> Level | None:
+    """The level of the table that the key path ``keys`` leads to, if it is one of Level."""
+    match keys:
+        case []:
+            return Level.TOP
+        case ["source"]:
+            return Level.SOURCE
+        case ["resources"] | ["profiles", _, "resources"]:
+            return Level.RESOURCES
+        case ["profiles", _]:
+            return Level.PROFILE
+        case ["claims", _, _]:  # the last is the claim's kind
+            return Level.CLAIM
+        case ["needs", _]:
+            return Level.NEED
+    return None
+
+
+def _misplaced(error: dict) -> PydanticCustomError | None:
+    """An unknown key that is a key of another level: the error that says where it belongs."""
+    if error["type"] != "extra_forbidden":
+        return None
+    *table, key = key_path(error)
+    here = _level(table)
+    places = [level for level in Level if level != here and key in _LEVEL_KEYS[level]]
+    if here is None or not places:
+        return None
+    belong = "belong" if key.endswith("s") else "belongs"  # a plural name: "seeds belong"
+    where = " or ".join(places)
+    return PydanticCustomError("misplaced_key", f"unknown key ({key} {belong} {where})")
+
+
 class SuiteModel(Strict):
     name: Name
     title: str
@@ -246,6 +309,22 @@ class SuiteModel(Strict):
         "under the given name; they run first, at the same profile")
     profiles: dict[Profile, ProfileSpec]
     claims: list[Claim] = []
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _misplaced_key_first(cls, data: Any, handler) -> SuiteModel:
+        """A key at the wrong level is the mistake to name, not what its absence where it belongs
+        makes required."""
+        try:
+            return handler(data)
+        except ValidationError as err:
+            for error in err.errors():
+                misplaced = _misplaced(error)
+                if misplaced is not None:
+                    raise ValidationError.from_exception_data(err.title, [
+                        {"type": misplaced, "loc": error["loc"], "input": error["input"]}
+                    ]) from None
+            raise
 
     @field_validator("profiles")
     @classmethod
@@ -263,6 +342,14 @@ class SuiteModel(Strict):
         if twice is not None:
             raise ValueError(f"claim id {twice!r} is used twice: ids must be unique")
         return claims
+
+
+_LEVEL_KEYS = {
+    Level.TOP: set(SuiteModel.model_fields), Level.SOURCE: set(Source.model_fields),
+    Level.RESOURCES: set(Resources.model_fields), Level.PROFILE: set(ProfileSpec.model_fields),
+    Level.CLAIM: set().union(*(kind.model_fields for kind in get_args(get_args(Claim)[0]))),
+    Level.NEED: set(Need.model_fields),
+}
 
 
 # ---- runners: where runs execute (runners/<name>.toml) ----

@@ -318,3 +318,56 @@ def test_refusing_a_broken_file_imports_neither_torch_nor_pandas_nor_ray(tmp_pat
         text=True,
     )
     assert out.stdout.strip() == "2 []", out.stdout + out.stderr
+
+
+def _seeds_at_the_top() -> str:
+    return edit("[profiles.smoke]\nseeds = [0]\n", "[profiles.smoke]\n").replace(
+        "[[grid]]", "seeds = [0]\n[[grid]]")
+
+
+@pytest.mark.parametrize("text, words", [
+    (_seeds_at_the_top(), "seeds: unknown key (seeds belong under [profiles.NAME])"),
+    (edit("seeds = [0, 1]", 'seeds = [0, 1]\nexperiment = "xor"'),
+     "profiles.quick.experiment: unknown key (experiment belongs at the top level)"),
+    (edit("[[grid]]", 'metric = "accuracy"\n[[grid]]'),
+     "metric: unknown key (metric belongs in a [[claims]] table)"),
+    (edit("seeds = [0, 1]", "seeds = [0, 1]\nwhere = { coding = 'pm1' }"),
+     "profiles.quick.where: unknown key (where belongs in a [[claims]] table or under "
+     "[needs.NAME])"),
+    (edit("[[grid]]", "cpus = 2\n[[grid]]"), "cpus: unknown key (cpus belong under [resources])"),
+    (VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = 1\nseeds = [0]\n',
+     "claims.0.threshold.seeds: unknown key (seeds belong under [profiles.NAME])"),
+])
+def test_a_key_at_the_wrong_level_says_where_it_belongs(text, words, tmp_path, capsys):
+    path = write_suite(tmp_path, text)
+    results = tmp_path / "results"
+    err = refused(["run", str(path), "--dry-run", "--results", str(results)], capsys, results)
+    assert err == f"dlrepro: error: {path}: {words}"
+
+
+LISTED = VALID + CLAIM + ('kind = "threshold"\nmetric = "accuracy"\nop = ">"\nvalue = 0\n'
+                          'where = { features = ["raw", "phi"] }\n')
+
+
+def test_a_where_list_selects_runs_of_any_of_its_values(tmp_path):
+    import pandas as pd
+
+    from dlrepro.claims import select
+    from dlrepro.suite import load
+
+    [claim] = load(write_suite(tmp_path, LISTED)).model.claims
+    table = pd.DataFrame({"run_id": ["a", "b", "c"], "metric": "accuracy", "step": None,
+                          "value": [1.0, 2.0, 3.0], "features": ["raw", "phi", "poly"]})
+    assert select(claim, table)["run_id"].tolist() == ["a", "b"]
+
+
+@pytest.mark.parametrize("listed, key, words", [
+    ('["pm1", "01"]', "claims.0.where", "selects no run at profile smoke"),
+    ("[]", "claims.0.threshold.where.features", "an empty list selects no run"),
+])
+def test_a_where_list_is_checked_like_a_value(listed, key, words, tmp_path, capsys):
+    text = LISTED.replace('features = ["raw", "phi"] }', f"features = {listed} }}")
+    path = write_suite(tmp_path, text)
+    results = tmp_path / "results"
+    err = refused(["run", str(path), "--dry-run", "--results", str(results)], capsys, results)
+    assert f"{path}: {key}: " in err and words in err, err

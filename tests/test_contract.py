@@ -3,13 +3,17 @@ load, and a run's context refuses what would make a wrong result."""
 
 import importlib
 import math
+import os
+import re
+import shutil
+import subprocess
 import sys
 import types
 
 import pandas as pd
 import pytest
 
-from conftest import logged
+from conftest import ROOT, logged
 from dlrepro import experiment as contract
 from dlrepro.schema import Metric
 
@@ -116,3 +120,125 @@ def test_the_cache_key_covers_the_modules_a_run_executes_and_not_its_figures():
     drawing = {p.relative_to(root).as_posix()
                for p in contract._imported_sources([autoencoder / "figures.py"])}
     assert {"plotting.py", "experiments/autoencoder/figures.py"} <= drawing
+
+
+# ---- a broken experiment package: one line naming the file and the line, exit 2 ----
+
+SUITE = """name = "broken"
+title = "t"
+experiment = "broken"
+source = { seed = "002", slide = "s" }
+grid = { width = [1] }
+[profiles.smoke]
+seeds = [0]
+[profiles.quick]
+seeds = [0]
+[profiles.full]
+seeds = [0]
+"""
+SOUND = {
+    "__init__.py": "from dlrepro.experiment import Params as BaseParams\n"
+                   "from dlrepro.schema import Metric\n\n\n"
+                   "class Params(BaseParams):\n    width: int\n\n\n"
+                   'METRICS = {"loss": Metric(better="lower")}\n',
+    "run.py": 'def run(params, ctx):\n    ctx.log("loss", 1.0)\n',
+    "figures.py": "def figures(table, out_dir, files, published):\n    return []\n",
+}
+# Runs the command line in the copy, then prints its exit code and what it imported of torch and
+# pandas (which a suite file loads without) as the last line of stdout.
+PROBE = ("import sys; from dlrepro.cli import main; code = main(sys.argv[1:]); "
+         "print(code, sorted(m for m in ('torch', 'pandas') if m in sys.modules))")
+
+
+def _exit_and_heavy(out: subprocess.CompletedProcess) -> tuple[str, str]:
+    code, heavy = out.stdout.splitlines()[-1].split(" ", 1)
+    return code, heavy
+
+
+def _cli_in_copy(tmp_path, *args: str, **files: str) -> subprocess.CompletedProcess:
+    """``dlrepro ARGS`` run on a copy of the project with a suite ``broken`` of an experiment
+    ``broken``: SOUND but for ``files`` (a path in its package, or ``dlrepro/...``)."""
+    copy = tmp_path / "project"
+    for folder in ("dlrepro", "suites", "runners"):
+        shutil.copytree(ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    package = copy / "dlrepro" / "experiments" / "broken"
+    package.mkdir()
+    for name, text in {**SOUND, **files}.items():
+        target = copy / name if name.startswith("dlrepro/") else package / name
+        target.write_text(text)
+    (copy / "suites" / "broken.toml").write_text(SUITE)
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
+                          env=env, cwd=tmp_path)
+
+
+def _refused(out: subprocess.CompletedProcess, file: str, words: str) -> str:
+    """The one line of a refusal, which names ``file`` with a line number and says ``words``."""
+    assert _exit_and_heavy(out)[0] == "2", out.stdout + out.stderr
+    [line] = out.stderr.splitlines()
+    assert "Traceback" not in line
+    assert re.search(rf"{re.escape(file)}:\d+", line), line
+    assert words in line, line
+    return line
+
+
+@pytest.mark.parametrize("source, words", [
+    ("def broken(:\n", "SyntaxError: invalid syntax"),
+    ("import no_such_module\n", "ModuleNotFoundError: No module named 'no_such_module'"),
+    ("WIDTH = undefined_name\n", "NameError: name 'undefined_name' is not defined"),
+])
+def test_a_declaration_that_does_not_import_is_one_line(source, words, tmp_path):
+    out = _cli_in_copy(tmp_path, "run", "broken", "--dry-run",
+                       **{"__init__.py": SOUND["__init__.py"] + source})
+    line = _refused(out, "dlrepro/experiments/broken/__init__.py", words)
+    assert "broken.toml: experiment: experiment 'broken' is broken: " in line
+    assert _exit_and_heavy(out)[1] == "[]", "a broken declaration is refused without torch"
+
+
+@pytest.mark.parametrize("declaration", [
+    "import torch\n" + SOUND["__init__.py"],
+    "from dlrepro import heavy\n" + SOUND["__init__.py"],
+])
+def test_a_declaration_that_imports_torch_is_refused_from_its_source(declaration, tmp_path):
+    out = _cli_in_copy(tmp_path, "run", "broken", "--dry-run",
+                       **{"__init__.py": declaration, "dlrepro/heavy.py": "\nimport torch\n"})
+    line = _refused(out, "dlrepro/experiments/broken/__init__.py", "the declaration imports torch")
+    assert "import torch in run.py, or inside the function that needs it" in line
+    if "heavy" in declaration:
+        assert "__init__.py:1 → dlrepro/heavy.py:2" in line
+    assert _exit_and_heavy(out)[1] == "[]"
+
+
+def test_swapped_run_arguments_are_refused_when_the_suite_loads(tmp_path):
+    out = _cli_in_copy(tmp_path, "run", "broken", "--dry-run",
+                       **{"run.py": "\ndef run(ctx, params):\n    pass\n"})
+    line = _refused(out, "dlrepro/experiments/broken/run.py",
+                    "run(ctx, params) takes its arguments in the wrong order")
+    assert "run.py:2: " in line and "write def run(params, ctx)" in line
+    assert _exit_and_heavy(out)[1] == "[]"
+
+
+@pytest.mark.parametrize("source, words", [
+    ("def run(params, ctx):\n    pass\nx = (\n", "SyntaxError: '(' was never closed"),
+    ("import no_such_module\n" + SOUND["run.py"], "No module named 'no_such_module'"),
+    (SOUND["run.py"] + "undefined_name()\n", "NameError: name 'undefined_name'"),
+])
+def test_a_run_module_that_does_not_import_is_one_line(source, words, tmp_path):
+    out = _cli_in_copy(tmp_path, "run", "broken", "--profile", "smoke", "--results", "r",
+                       **{"run.py": source})
+    line = _refused(out, "dlrepro/experiments/broken/run.py", words)
+    assert "broken.toml: experiment: experiment 'broken' is broken: " in line
+    assert not (tmp_path / "r" / "smoke" / "runs").exists()
+
+
+def test_a_figures_module_that_does_not_import_is_one_line(tmp_path):
+    out = _cli_in_copy(tmp_path, "run", "broken", "--profile", "smoke", "--results", "r",
+                       **{"figures.py": "\nfrom dlrepro.plotting import no_such_name\n"})
+    assert _exit_and_heavy(out)[0] == "0", out.stdout + out.stderr
+    report = subprocess.run([sys.executable, "-c", PROBE, "report", "--profile",
+                             "smoke", "--results", "r"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path / "project")},
+                            cwd=tmp_path)
+    line = _refused(report, "dlrepro/experiments/broken/figures.py",
+                    "ImportError: cannot import name 'no_such_name'")
+    assert "figures.py:2: " in line

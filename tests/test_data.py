@@ -95,3 +95,22 @@ def test_flag_beats_environment(monkeypatch, tmp_path):
     assert str(data_dir(None)) == "/from/env"
     monkeypatch.delenv(ENV_VAR)
     assert data_dir(None) is None
+
+
+@pytest.mark.parametrize("suite, code, said", [
+    ("xor", 0, "warning: {}: the data directory (from --data-dir or $DLREPRO_DATA_DIR) does not "
+               "exist; no selected run reads data, so nothing is read from it"),
+    ("mnist_mlp", 2, "dlrepro: error: {}: the data directory (from --data-dir or "
+                     "$DLREPRO_DATA_DIR) does not exist"),
+])
+def test_a_data_folder_that_does_not_exist_is_said_whether_or_not_a_run_reads_it(
+        suite, code, said, tmp_path, capsys):
+    from dlrepro.cli import main
+
+    nowhere = tmp_path / "nowhere"
+    results = tmp_path / "results"
+    assert main(["run", suite, "--profile", "smoke", "--dry-run", "--data-dir", str(nowhere),
+                 "--results", str(results)]) == code
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if str(nowhere) in line] == [said.format(nowhere)]
+    assert code == 0 or err == [said.format(nowhere)]
