@@ -26,7 +26,7 @@ from dlrepro.console import OutputFormat, diagnostics, output, write_rows
 from dlrepro.data import ENV_VAR, DataError
 from dlrepro.errors import SuiteError
 from dlrepro.experiment import ContractError
-from dlrepro.formatting import counted
+from dlrepro.formatting import counted, no_results
 from dlrepro.layout import BaselineError, Results, ResultsError
 from dlrepro.overrides import Verb, flags, parse_override
 from dlrepro.planning import SchedulingError
@@ -131,8 +131,8 @@ def _parser() -> argparse.ArgumentParser:
     listing = add("list", _list, "list suites and their runs per profile, cached or not, and the "
                   "results folder's runs with --set overrides", _epilog(
                       "nothing", "a row per suite and results folder", "0 listed"), profile=None)
-    claims = add("claims", _claims, "evaluate every claim against the tables, writing nothing; "
-                 "exit 1 unless all are reproduced (or do not apply)", _epilog(
+    claims = add("claims", _claims, "evaluate the suites' claims against the tables, writing "
+                 "nothing; exit 1 unless all are reproduced (or do not apply)", _epilog(
                      "nothing", "the claims, and their "
                      "count with --format table", "0 every claim reproduced or does not apply",
                      "1 one is not reproduced or not run"))
@@ -143,6 +143,8 @@ def _parser() -> argparse.ArgumentParser:
                  "numbers, figures, time and energy", _epilog(
                      "report.md, report.html, figures/, claims.csv and fidelity.csv in "
                      "RESULTS/PROFILE/", "where the report was written", "0 written"))
+    for p in (claims, report):
+        add_suites(p, "every suite of suites/ and every suite file run into the results folder")
     for p in (run, claims, report):
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="set a parameter (or the seeds) on every run of the suites, on top of "
@@ -314,19 +316,21 @@ def _recorded_statuses(records: Path) -> list[str]:
 def _claims(args) -> int:
     from dlrepro import claims
 
-    outcome = pipeline.claims(args.results, args.profile, _overrides(args), _only(args))
+    found = pipeline.claims(args.suites, args.results, args.profile, _note_text, _overrides(args),
+                            _only(args))
+    table = found.table
     if args.format == OutputFormat.TABLE:
-        _print_claims(outcome)
-    else:  # the numbers of claims.csv, lists as JSON text in a CSV
-        shown = claims.csv_cells(outcome) if args.format == OutputFormat.CSV else outcome
+        _print_claims(found)
+    else:  # the numbers of claims.csv, lists as JSON text in a CSV; every claim, a row each
+        shown = claims.csv_cells(table) if args.format == OutputFormat.CSV else table
         write_rows(claims.COLUMNS, shown.to_dict("records"), args.format)
-    fine = outcome["status"].isin([ClaimStatus.REPRODUCED, ClaimStatus.DOES_NOT_APPLY])
-    return 0 if len(outcome) and fine.all() else 1
+    fine = table["status"].isin([ClaimStatus.REPRODUCED, ClaimStatus.DOES_NOT_APPLY])
+    return 0 if len(table) and fine.all() else 1
 
 
 def _report(args) -> int:
-    written = pipeline.report(args.results, args.profile, _note_text, _overrides(args),
-                              _only(args))
+    written = pipeline.report(args.suites, args.results, args.profile, _note_text,
+                              _overrides(args), _only(args))
     _say_text("Report written to " + " and ".join(map(str, written)))
     return 0
 
@@ -424,14 +428,15 @@ CLAIM_COLOURS = {ClaimStatus.REPRODUCED: "green", ClaimStatus.NOT_REPRODUCED: "r
                  ClaimStatus.NOT_RUN: "yellow", ClaimStatus.DOES_NOT_APPLY: "dim"}
 
 
-def _print_claims(outcome) -> None:
-    """A table in a terminal; one line per claim elsewhere (a CI log, a file)."""
+def _print_claims(found: pipeline.Claims) -> None:
+    """A table in a terminal; one line per claim elsewhere (a CI log, a file). The suites with no
+    results at all take one line between them."""
     from rich.markup import escape
     from rich.table import Table
 
     from dlrepro import claims
 
-    results = claims.results(outcome)
+    results = claims.results(found.table[~found.table["suite"].isin(found.unrun)])
     if not output.is_terminal:
         for result in results:
             got, expected = map(escape, claims.describe(result))
@@ -444,4 +449,6 @@ def _print_claims(outcome) -> None:
                           f"[{CLAIM_COLOURS[result.status]}]{result.status}[/]",
                           *map(escape, claims.describe(result)))
         output.print(table)
-    _say(f"claims: {claims.summary(outcome['status'])}")
+    if found.unrun:
+        _say_text(no_results(found.unrun))
+    _say(f"claims: {claims.summary(found.table['status'])}")

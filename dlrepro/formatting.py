@@ -45,3 +45,8 @@ def table_cell(text: object) -> str:
 def counted(n: int, noun: str) -> str:
     """``1 run``, ``9 runs``: a count with its noun, plural when it is not one."""
     return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def no_results(suites: Iterable[str]) -> str:
+    """Suites without a single run in a results folder: one line, not a "not run" per claim."""
+    return f"not run: {', '.join(suites)} — no results in this folder"

@@ -81,6 +81,11 @@ class Results:
         return self.root / "fidelity.csv"
 
     @property
+    def suites_file(self) -> Path:
+        """Which file each suite of one's own run here came from (``project.remember``)."""
+        return self.root / "suites.json"
+
+    @property
     def generalisation(self) -> Path:
         return self.root / "generalisation.csv"
 

@@ -22,7 +22,7 @@ from dlrepro.grid import RunSpec
 from dlrepro.layout import BaselineError, Results
 from dlrepro.overrides import Override, describe_overrides, flags
 from dlrepro.planning import plan
-from dlrepro.project import baselines_dir, resolve
+from dlrepro.project import baselines_dir, remember, remembered, resolve, shipped
 from dlrepro.runners import load_runner
 from dlrepro.schema import LocalRunner, RayRunner
 from dlrepro.suite import Suite, check_selected, with_producers
@@ -63,10 +63,18 @@ class Request:
 
 
 @dataclass
+class Claims:
+    """The claims of the suites a command covers, evaluated."""
+
+    table: pd.DataFrame  # a row per claim (claims.COLUMNS)
+    unrun: list[str]  # the suites with no results in the folder: every claim of theirs is not run
+
+
+@dataclass
 class Outcome:
     request: Request
     todo: list[RunSpec]
-    claims: pd.DataFrame
+    claims: Claims
     failed: list[dict] = field(default_factory=list)
     interrupted: int | None = None  # the signal that stopped it, if one did
 
@@ -83,7 +91,8 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
     ResultsError or DataError. With ``overrides`` (``--set``) or ``only`` (``--only``) the runs
     land in their own folder, ``<results>/<profile>+<overrides>``. A data directory that is not
     one is a DataError when a selected run reads data, else a warning."""
-    suites = resolve(names, overrides, only)
+    folder = Results(results, profile, describe_overrides(overrides, only))
+    suites = _given(names, folder, overrides, only)
     check_selected(suites, profile)
     problem = folder_problem(data_dir(data))
     if problem and _datasets([s for suite in suites for s in suite.runs(profile)]):
@@ -94,7 +103,6 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
     if address and isinstance(config, LocalRunner):
         raise UsageError(f"--address: the {runner!r} runner runs in this process and takes no "
                          "address; use --runner ray to run on a cluster")
-    folder = Results(results, profile, describe_overrides(overrides, only))
     folder.ensure_writable()
     return Request(suites, profile, config, folder, data_dir(data), address)
 
@@ -112,6 +120,7 @@ def run(request: Request, say: Say) -> Outcome:
     failed: list[dict] = []
     interrupted = None
     with results.lock(say):
+        remember(results.suites_file, request.suites)  # so that `dlrepro report` finds them
         todo = plan(specs, results)  # another dlrepro may have run some while this one waited
         foreseen = _plan_of(request, todo, typical)
         for line in foreseen.lines():
@@ -129,7 +138,8 @@ def run(request: Request, say: Say) -> Outcome:
             merged = [spec for suite in involved for spec in suite.runs(request.profile)]
             runs, metrics = tables.merge(results, merged)
             claims, _ = evaluate(request.suites, runs, metrics, results)
-    return Outcome(request, todo, claims, failed, interrupted)
+    return Outcome(request, todo, Claims(claims, _unrun(request.suites, runs)), failed,
+                   interrupted)
 
 
 def _typical_run_times(results: Results, say: Say) -> dict[str, float]:
@@ -307,7 +317,7 @@ def _device(specs: list[RunSpec], request: Request) -> str:
 def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
              results: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every claim of ``suites`` at the folder's profile, and the fidelity table of their published
-    numbers; claims.csv and fidelity.csv keep other suites' rows."""
+    numbers: their rows only, while claims.csv and fidelity.csv keep other suites' rows."""
     from dlrepro import claims, fidelity, tables
 
     profile, verdicts, numbers = results.profile, [], []
@@ -316,46 +326,62 @@ def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
         evaluated = claims.evaluate(suite, table, profile)
         verdicts += evaluated
         numbers += fidelity.rows(suite, evaluated, profile)
-    return claims.write(results.claims, verdicts), fidelity.write(results.fidelity, numbers)
+    names = [suite.name for suite in suites]
+    claimed = claims.write(results.claims, verdicts)
+    published = fidelity.write(results.fidelity, numbers)
+    return _rows_of(claimed, names), _rows_of(published, names)
 
 
-def claims(results: Path, profile: str, overrides: list[Override] = (),
-           only: list[Override] = ()) -> pd.DataFrame:
-    """Every suite's claims against the profile's tables (or those of its ``--set`` overrides),
-    evaluated afresh from the suite files. It only reports: nothing is written (``run`` and
-    ``report`` keep claims.csv)."""
+def _rows_of(table: pd.DataFrame, suites: list[str]) -> pd.DataFrame:
+    return table[table["suite"].isin(suites)].reset_index(drop=True)
+
+
+def _unrun(suites: list[Suite], runs: pd.DataFrame) -> list[str]:
+    """The suites without a single run (ok or failed) in the tables."""
+    ran = set(runs["suite"])
+    return [suite.name for suite in suites if suite.name not in ran]
+
+
+def claims(names: list[str], results: Path, profile: str, say: Say,
+           overrides: list[Override] = (), only: list[Override] = ()) -> Claims:
+    """The claims of the named suites (none: every suite of the folder, ``_covered``) against the
+    profile's tables (or those of its ``--set`` overrides), evaluated afresh from the suite files.
+    It only reports: nothing is written (``run`` and ``report`` keep claims.csv)."""
     from dlrepro import claims as verdicts
     from dlrepro import tables
 
-    folder = _folder_with_results(results, profile, overrides, only)
+    folder = _folder_with_results(results, profile, overrides, only, names)
     runs, metrics = tables.load(folder)
-    found = []
-    for suite in _suites_of(folder, runs, overrides, only):
+    suites, found = _covered(names, folder, runs, overrides, only, say), []
+    for suite in suites:
         found += verdicts.evaluate(suite, tables.joined(runs, metrics, suite.name), profile)
-    return verdicts.table(found)
+    return Claims(verdicts.table(found), _unrun(suites, runs))
 
 
-def report(results: Path, profile: str, say: Say, overrides: list[Override] = (),
-           only: list[Override] = ()) -> list[Path]:
-    """``report.md`` and ``report.html`` of one profile (or of its ``--set`` overrides), its claims
-    evaluated afresh."""
+def report(names: list[str], results: Path, profile: str, say: Say,
+           overrides: list[Override] = (), only: list[Override] = ()) -> list[Path]:
+    """``report.md`` and ``report.html`` of one profile (or of its ``--set`` overrides) on the named
+    suites (none: every suite of the folder, ``_covered``), their claims evaluated afresh."""
     from dlrepro import report as pages
     from dlrepro import tables
 
-    folder = _folder_with_results(results, profile, overrides, only)
+    folder = _folder_with_results(results, profile, overrides, only, names)
     with folder.lock(say):
         runs, metrics = tables.load(folder)
-        suites = _suites_of(folder, runs, overrides, only)
+        suites = _covered(names, folder, runs, overrides, only, say)
+        remember(folder.suites_file, suites)
+        covered = [suite.name for suite in suites]
+        runs, metrics = _rows_of(runs, covered), _rows_of(metrics, covered)
         return pages.build(folder, suites, *evaluate(suites, runs, metrics, folder), runs, metrics)
 
 
 def _folder_with_results(results: Path, profile: str, overrides: list[Override],
-                         only: list[Override]) -> Results:
+                         only: list[Override], names: list[str]) -> Results:
     """The results folder of the profile (or of its overrides); DataError if nothing was run
     there."""
     folder = Results(results, profile, describe_overrides(overrides, only))
     if not folder.table("runs").exists():
-        named = _suites_taking([key for key, _ in [*overrides, *only]])
+        named = names or _suites_taking([key for key, _ in [*overrides, *only]])
         run = " ".join(["dlrepro run", *named, "--profile", profile, *flags(overrides, only)])
         raise DataError(f"{folder.root}: no results: run `{run}` first")
     return folder
@@ -370,13 +396,44 @@ def _suites_taking(keys: list[str]) -> list[str]:
         key == "seeds" or key in suite.experiment.params.model_fields for key in keys)]
 
 
-def _suites_of(folder: Results, runs: pd.DataFrame, overrides: list[Override],
-               only: list[Override]) -> list[Suite]:
-    """The profile's report covers every suite; an override folder, the suites that were run in
-    it."""
-    if not overrides and not only:
-        return resolve([])
-    return resolve(sorted(runs["suite"].unique()), overrides, only) if len(runs) else []
+def _given(names: list[str], folder: Results, overrides: list[Override],
+           only: list[Override] = ()) -> list[Suite]:
+    """The named suites (none: those of suites/), refused if one is not the file whose runs the
+    folder holds under its name."""
+    own, gone = _remembered(folder)
+    held = {name: path for name, path in shipped().items()
+            if name not in gone and any(folder.records(name).glob("*.json"))}
+    return resolve(names, overrides, only, own=own, held={**held, **own})
+
+
+def _remembered(folder: Results) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The suites of one's own run in the folder, by name: those whose file is there, and those
+    whose file is gone."""
+    found: dict[str, Path] = {}
+    gone: dict[str, Path] = {}
+    for name, path in remembered(folder.suites_file).items():
+        (found if path.is_file() else gone)[name] = path
+    return found, gone
+
+
+def _covered(names: list[str], folder: Results, runs: pd.DataFrame, overrides: list[Override],
+             only: list[Override], say: Say) -> list[Suite]:
+    """The suites a command on the folder covers: those named; else every suite of suites/ and
+    every suite of one's own run there (``suites.json``), or with ``--set``/``--only`` those run
+    there. ``say`` warns of results it cannot cover, for want of their suite file."""
+    if names:
+        return _given(names, folder, overrides, only)
+    own, gone = _remembered(folder)
+    for name, path in gone.items():
+        say(f"warning: {name}: its suite file {path} is gone; its results are left out")
+    known = {**shipped(), **own}  # a suite of one's own run here stands for its name here
+    ran = set(runs["suite"])
+    unknown = sorted(ran - set(known) - set(gone))
+    if unknown:
+        say(f"warning: {', '.join(unknown)}: results from suite files not known here; name those "
+            "files to cover them")
+    chosen = sorted(ran & set(known)) if overrides or only else sorted(known)
+    return resolve([str(known[name]) for name in chosen], overrides, only)
 
 
 @dataclass
@@ -408,7 +465,7 @@ def check(names: list[str], results: Path, profile: str, baseline_root: Path,
 
     baselines = regression.Baselines(baseline_root, profile)
     baselines.ensure_exists()
-    suites = resolve(names)
+    suites = _given(names, Results(results, profile), [])
     known = {s.name for s in suites}
     gone = [] if names else [name for name in baselines.suites() if name not in known]
     folder = Results(results, profile)
@@ -426,8 +483,7 @@ def update_baselines(names: list[str], results: Path, profile: str, baseline_roo
 
     baselines, folder = regression.Baselines(baseline_root, profile), Results(results, profile)
     runs, metrics = tables.load(folder)
-    suites = resolve(names) if names else [s for s in resolve([])
-                                           if (runs["suite"] == s.name).any()]
+    suites = [s for s in _given(names, folder, []) if names or (runs["suite"] == s.name).any()]
     if not suites:
         raise DataError(f"{folder.root}: no results: run `dlrepro run --profile {profile}` first")
     written = []
@@ -470,7 +526,7 @@ def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_m
         outcomes.append(run(request, say))
         if outcomes[-1].interrupted:
             break
-    mine = [o.claims[o.claims["suite"].isin(names)] for o in outcomes]
+    mine = [o.claims.table[o.claims.table["suite"].isin(names)] for o in outcomes]
     if len(mine) == 2:
         table = generalisation.compare(*mine)
     else:

@@ -25,7 +25,7 @@ import pandas as pd
 from dlrepro import claims as claim_results
 from dlrepro import fidelity, tables
 from dlrepro.files import atomic_write
-from dlrepro.formatting import number, table_cell
+from dlrepro.formatting import no_results, number, table_cell
 from dlrepro.layout import Results
 from dlrepro.machine import cpu_model
 from dlrepro.schema import Approx
@@ -55,8 +55,12 @@ def build(results: Results, suites: list[Suite], claims: pd.DataFrame, published
 
 def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published: pd.DataFrame,
          runs: pd.DataFrame, metrics: pd.DataFrame) -> dict:
-    """Everything the report shows, as plain values: what both templates render."""
+    """Everything the report shows, as plain values: what both templates render. A suite with no
+    results at all is one line, in the claims and in the published numbers, and has no section."""
     counts = claims["status"].value_counts()
+    unrun = [suite.name for suite in suites if not (runs["suite"] == suite.name).any()]
+    listed = claims[~claims["suite"].isin(unrun)]
+    unpublished = [name for name in unrun if (published["suite"] == name).any()]
     return {
         "profile": results.profile,
         "overrides": results.overrides,
@@ -68,12 +72,17 @@ def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published:
         "statuses": [status for status in CLAIM_STATUSES
                      if counts.get(status) or status is not ClaimStatus.DOES_NOT_APPLY],
         "summary": claim_results.summary(claims["status"]),
-        "claims": [_claim(result) for result in claim_results.results(claims)],
-        "published": fidelity.display(published),
+        "total": len(claims),
+        "claims": [_claim(result) for result in claim_results.results(listed)],
+        "not_run": no_results(unrun) if unrun else "",
+        "not_run_claims": len(claims) - len(listed),
+        "published": fidelity.display(published[~published["suite"].isin(unrun)]),
+        "published_not_run": no_results(unpublished) if unpublished else "",
         "cost": _cost(runs),
         "energy_methods": "; ".join(sorted(set(runs["energy_method"].dropna()))),
         "provenance": _provenance(runs),
-        "suites": [_suite(suite, claims, runs, metrics, results) for suite in suites],
+        "suites": [_suite(suite, claims, runs, metrics, results) for suite in suites
+                   if suite.name not in unrun],
     }
 
 
@@ -92,8 +101,6 @@ def _suite(suite: Suite, claims: pd.DataFrame, runs: pd.DataFrame, metrics: pd.D
                "seed": m.source.seed, "slide": m.source.slide, "note": m.source.note,
                "runs": len(mine), "figures": [], "failed": [], "claims": len(verdicts),
                "reproduced_count": int((verdicts == ClaimStatus.REPRODUCED).sum())}
-    if mine.empty:
-        return section
     labels = {spec.run_id: spec.label for spec in suite.runs(results.profile)}
     section["failed"] = [
         {"label": labels.get(r.run_id, f"{suite.name} run {r.run_id} seed {r.seed}"),
