@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from dlrepro.verdicts import ClaimStatus
+
 
 def number(value: object, digits: int = 4) -> str:
     """A float to ``digits`` significant digits; anything else as it is."""
@@ -48,5 +50,5 @@ def counted(n: int, noun: str) -> str:
 
 
 def no_results(suites: Iterable[str]) -> str:
-    """Suites without a single run in a results folder: one line, not a "not run" per claim."""
-    return f"not run: {', '.join(suites)} — no results in this folder"
+    """Suites without a single run in a results folder: one line, not one per claim."""
+    return f"{ClaimStatus.NOT_RUN}: {', '.join(suites)} — no results in this folder"
