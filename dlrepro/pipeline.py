@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlrepro import experiment as contract
+from dlrepro.coverage import covered, folder_with_results, given, rows_of, unrun
 from dlrepro.data import DataError, data_dir, folder_problem, verify
 from dlrepro.errors import SuiteError
 from dlrepro.grid import RunSpec
 from dlrepro.layout import BaselineError, Results
-from dlrepro.overrides import Override, describe_overrides, flags
-from dlrepro.planning import plan
-from dlrepro.project import baselines_dir, remember, remembered, resolve, shipped
+from dlrepro.overrides import Override, describe_overrides
+from dlrepro.planning import Plan, SuitePlan, plan
+from dlrepro.project import baselines_dir, remember, resolve
 from dlrepro.runners import load_runner
 from dlrepro.schema import LocalRunner, RayRunner
 from dlrepro.suite import Suite, check_selected, with_producers
@@ -92,7 +93,7 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
     land in their own folder, ``<results>/<profile>+<overrides>``. A data directory that is not
     one is a DataError when a selected run reads data, else a warning."""
     folder = Results(results, profile, describe_overrides(overrides, only))
-    suites = _given(names, folder, overrides, only)
+    suites = given(names, folder, overrides, only)
     check_selected(suites, profile)
     problem = folder_problem(data_dir(data))
     if problem and _datasets([s for suite in suites for s in suite.runs(profile)]):
@@ -138,7 +139,7 @@ def run(request: Request, say: Say) -> Outcome:
             merged = [spec for suite in involved for spec in suite.runs(request.profile)]
             runs, metrics = tables.merge(results, merged)
             claims, _ = evaluate(request.suites, runs, metrics, results)
-    return Outcome(request, todo, Claims(claims, _unrun(request.suites, runs)), failed,
+    return Outcome(request, todo, Claims(claims, unrun(request.suites, runs)), failed,
                    interrupted)
 
 
@@ -219,62 +220,6 @@ def _warn_resources(todo: list[RunSpec], runner: LocalRunner | RayRunner, say: S
             f"{cores} thread(s)")
 
 
-@dataclass
-class SuitePlan:
-    """An asked suite's runs at the profile: how many, how many cached, where the rest would run."""
-
-    name: str
-    runs: int
-    cached: int
-    device: str  # what its runs to do would execute on; empty when none is to do
-
-    @property
-    def to_run(self) -> int:
-        return self.runs - self.cached
-
-
-@dataclass
-class Plan:
-    """What ``dlrepro run`` is about to do: ``run`` says it, ``dry_run`` returns it and stops."""
-
-    profile: str
-    records: Path  # where the cached runs' records are
-    suites: list[SuitePlan]
-    first: list[str]  # runs of other suites that the asked ones read: they run first
-    expected: dict[str, float | None]  # each run to do's likely wall time, None: not known
-
-    @property
-    def todo(self) -> int:
-        return len(self.expected)
-
-    @property
-    def eta_s(self) -> float | None:
-        """The runs' expected time one after the other; an unknown one counted as the known mean."""
-        known = [t for t in self.expected.values() if t is not None]
-        return sum(known) / len(known) * self.todo if known else None
-
-    def lines(self) -> list[str]:
-        """The plan as plain lines for a person."""
-        from dlrepro.console import duration
-        from dlrepro.formatting import counted
-
-        lines = []
-        for suite in self.suites:
-            where = f", on {suite.device}" if suite.device else ""
-            lines.append(f"{suite.name}: {counted(suite.runs, 'run')} at profile {self.profile}, "
-                         f"{suite.cached} cached, {suite.to_run} to run{where}")
-        for label in self.first:
-            lines.append(f"{label}: to run first, another suite reads its files")
-        if not self.todo:
-            return [*lines, f"Nothing to run: every run is cached in {self.records}."]
-        to_do = f"{counted(self.todo, 'run')} to do"
-        if self.eta_s is None:
-            return [*lines, f"{to_do}; ETA not known (no earlier run, no cost baseline)"]
-        unknown = sum(t is None for t in self.expected.values())
-        guessed = f"; {unknown} of them guessed from the others" if unknown else ""
-        return [*lines, f"{to_do}; ETA about {duration(self.eta_s)}, run after run{guessed}"]
-
-
 def dry_run(request: Request, say: Say) -> Plan:
     """What ``run`` would do, from the records alone: nothing is written, no lock taken, neither
     the experiments' code nor the data is checked (that needs torch, or a download)."""
@@ -329,111 +274,40 @@ def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
     names = [suite.name for suite in suites]
     claimed = claims.write(results.claims, verdicts)
     published = fidelity.write(results.fidelity, numbers)
-    return _rows_of(claimed, names), _rows_of(published, names)
-
-
-def _rows_of(table: pd.DataFrame, suites: list[str]) -> pd.DataFrame:
-    return table[table["suite"].isin(suites)].reset_index(drop=True)
-
-
-def _unrun(suites: list[Suite], runs: pd.DataFrame) -> list[str]:
-    """The suites without a single run (ok or failed) in the tables."""
-    ran = set(runs["suite"])
-    return [suite.name for suite in suites if suite.name not in ran]
+    return rows_of(claimed, names), rows_of(published, names)
 
 
 def claims(names: list[str], results: Path, profile: str, say: Say,
            overrides: list[Override] = (), only: list[Override] = ()) -> Claims:
-    """The claims of the named suites (none: every suite of the folder, ``_covered``) against the
+    """The claims of the named suites (none: every suite of the folder, ``covered``) against the
     profile's tables (or those of its ``--set`` overrides), evaluated afresh from the suite files.
     It only reports: nothing is written (``run`` and ``report`` keep claims.csv)."""
     from dlrepro import claims as verdicts
     from dlrepro import tables
 
-    folder = _folder_with_results(results, profile, overrides, only, names)
+    folder = folder_with_results(results, profile, overrides, only, names)
     runs, metrics = tables.load(folder)
-    suites, found = _covered(names, folder, runs, overrides, only, say), []
+    suites, found = covered(names, folder, runs, overrides, only, say), []
     for suite in suites:
         found += verdicts.evaluate(suite, tables.joined(runs, metrics, suite.name), profile)
-    return Claims(verdicts.table(found), _unrun(suites, runs))
+    return Claims(verdicts.table(found), unrun(suites, runs))
 
 
 def report(names: list[str], results: Path, profile: str, say: Say,
            overrides: list[Override] = (), only: list[Override] = ()) -> list[Path]:
     """``report.md`` and ``report.html`` of one profile (or of its ``--set`` overrides) on the named
-    suites (none: every suite of the folder, ``_covered``), their claims evaluated afresh."""
+    suites (none: every suite of the folder, ``covered``), their claims evaluated afresh."""
     from dlrepro import report as pages
     from dlrepro import tables
 
-    folder = _folder_with_results(results, profile, overrides, only, names)
+    folder = folder_with_results(results, profile, overrides, only, names)
     with folder.lock(say):
         runs, metrics = tables.load(folder)
-        suites = _covered(names, folder, runs, overrides, only, say)
+        suites = covered(names, folder, runs, overrides, only, say)
         remember(folder.suites_file, suites)
-        covered = [suite.name for suite in suites]
-        runs, metrics = _rows_of(runs, covered), _rows_of(metrics, covered)
+        mine = [suite.name for suite in suites]
+        runs, metrics = rows_of(runs, mine), rows_of(metrics, mine)
         return pages.build(folder, suites, *evaluate(suites, runs, metrics, folder), runs, metrics)
-
-
-def _folder_with_results(results: Path, profile: str, overrides: list[Override],
-                         only: list[Override], names: list[str]) -> Results:
-    """The results folder of the profile (or of its overrides); DataError if nothing was run
-    there."""
-    folder = Results(results, profile, describe_overrides(overrides, only))
-    if not folder.table("runs").exists():
-        named = names or _suites_taking([key for key, _ in [*overrides, *only]])
-        run = " ".join(["dlrepro run", *named, "--profile", profile, *flags(overrides, only)])
-        raise DataError(f"{folder.root}: no results: run `{run}` first")
-    return folder
-
-
-def _suites_taking(keys: list[str]) -> list[str]:
-    """The suites whose experiments have every parameter in ``keys`` (none for no keys: every
-    suite), so that a suggested ``dlrepro run`` with those overrides is not refused."""
-    if not keys:
-        return []
-    return [suite.name for suite in resolve([]) if all(
-        key == "seeds" or key in suite.experiment.params.model_fields for key in keys)]
-
-
-def _given(names: list[str], folder: Results, overrides: list[Override],
-           only: list[Override] = ()) -> list[Suite]:
-    """The named suites (none: those of suites/), refused if one is not the file whose runs the
-    folder holds under its name."""
-    own, gone = _remembered(folder)
-    held = {name: path for name, path in shipped().items()
-            if name not in gone and any(folder.records(name).glob("*.json"))}
-    return resolve(names, overrides, only, own=own, held={**held, **own})
-
-
-def _remembered(folder: Results) -> tuple[dict[str, Path], dict[str, Path]]:
-    """The suites of one's own run in the folder, by name: those whose file is there, and those
-    whose file is gone."""
-    found: dict[str, Path] = {}
-    gone: dict[str, Path] = {}
-    for name, path in remembered(folder.suites_file).items():
-        (found if path.is_file() else gone)[name] = path
-    return found, gone
-
-
-def _covered(names: list[str], folder: Results, runs: pd.DataFrame, overrides: list[Override],
-             only: list[Override], say: Say) -> list[Suite]:
-    """The suites a command on the folder covers: those named; else every suite of suites/ and
-    every suite of one's own run there (``suites.json``), or with ``--set``/``--only`` those run
-    there. ``say`` warns of results it cannot cover, for want of their suite file."""
-    if names:
-        return _given(names, folder, overrides, only)
-    own, gone = _remembered(folder)
-    for name, path in gone.items():
-        say(f"warning: {name}: its suite file {path} is gone; its results are left out")
-    known = {**shipped(), **own}  # a suite of one's own run here stands for its name here
-    ran = set(runs["suite"])
-    unknown = sorted(ran - set(known) - set(gone))
-    if unknown:
-        say(f"warning: {', '.join(unknown)}: results from suite files not known here; name those "
-            "files to cover them")
-    chosen = sorted(ran & set(known)) if overrides or only else sorted(known)
-    return resolve([str(known[name]) for name in chosen], overrides, only)
 
 
 @dataclass
@@ -465,7 +339,7 @@ def check(names: list[str], results: Path, profile: str, baseline_root: Path,
 
     baselines = regression.Baselines(baseline_root, profile)
     baselines.ensure_exists()
-    suites = _given(names, Results(results, profile), [])
+    suites = given(names, Results(results, profile), [])
     known = {s.name for s in suites}
     gone = [] if names else [name for name in baselines.suites() if name not in known]
     folder = Results(results, profile)
@@ -483,7 +357,7 @@ def update_baselines(names: list[str], results: Path, profile: str, baseline_roo
 
     baselines, folder = regression.Baselines(baseline_root, profile), Results(results, profile)
     runs, metrics = tables.load(folder)
-    suites = [s for s in _given(names, folder, []) if names or (runs["suite"] == s.name).any()]
+    suites = [s for s in given(names, folder, []) if names or (runs["suite"] == s.name).any()]
     if not suites:
         raise DataError(f"{folder.root}: no results: run `dlrepro run --profile {profile}` first")
     written = []

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import graphlib
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 from dlrepro import experiment as contract
-from dlrepro.layout import Results
 from dlrepro.grid import RunSpec
+from dlrepro.layout import Results
 
 
 class SchedulingError(Exception):
@@ -75,3 +77,59 @@ def groups(specs: list[RunSpec]) -> list[list[RunSpec]]:
 def group_label(group: list[RunSpec]) -> str:
     """How progress names a group: its configuration, and how many seeds train together."""
     return group[0].label + (f" ×{len(group)} seeds" if len(group) > 1 else "")
+
+
+@dataclass
+class SuitePlan:
+    """An asked suite's runs at the profile: how many, how many cached, where the rest would run."""
+
+    name: str
+    runs: int
+    cached: int
+    device: str  # what its runs to do would execute on; empty when none is to do
+
+    @property
+    def to_run(self) -> int:
+        return self.runs - self.cached
+
+
+@dataclass
+class Plan:
+    """What ``dlrepro run`` is about to do: ``run`` says it, ``dry_run`` returns it and stops."""
+
+    profile: str
+    records: Path  # where the cached runs' records are
+    suites: list[SuitePlan]
+    first: list[str]  # runs of other suites that the asked ones read: they run first
+    expected: dict[str, float | None]  # each run to do's likely wall time, None: not known
+
+    @property
+    def todo(self) -> int:
+        return len(self.expected)
+
+    @property
+    def eta_s(self) -> float | None:
+        """The runs' expected time one after the other; an unknown one counted as the known mean."""
+        known = [t for t in self.expected.values() if t is not None]
+        return sum(known) / len(known) * self.todo if known else None
+
+    def lines(self) -> list[str]:
+        """The plan as plain lines for a person."""
+        from dlrepro.console import duration
+        from dlrepro.formatting import counted
+
+        lines = []
+        for suite in self.suites:
+            where = f", on {suite.device}" if suite.device else ""
+            lines.append(f"{suite.name}: {counted(suite.runs, 'run')} at profile {self.profile}, "
+                         f"{suite.cached} cached, {suite.to_run} to run{where}")
+        for label in self.first:
+            lines.append(f"{label}: to run first, another suite reads its files")
+        if not self.todo:
+            return [*lines, f"Nothing to run: every run is cached in {self.records}."]
+        to_do = f"{counted(self.todo, 'run')} to do"
+        if self.eta_s is None:
+            return [*lines, f"{to_do}; ETA not known (no earlier run, no cost baseline)"]
+        unknown = sum(t is None for t in self.expected.values())
+        guessed = f"; {unknown} of them guessed from the others" if unknown else ""
+        return [*lines, f"{to_do}; ETA about {duration(self.eta_s)}, run after run{guessed}"]
