@@ -142,3 +142,15 @@ def test_results_of_a_suite_file_gone_are_left_out_with_a_warning(tmp_path, caps
     err = capsys.readouterr().err
     assert f"warning: mine: its suite file {mine} is gone; its results are left out" in err
     assert 'id="suite-mine"' not in (results / "smoke" / "report.html").read_text()
+
+
+def test_an_edited_claim_is_seen_by_the_next_claims_and_report(tmp_path, capsys):
+    """Claims are evaluated afresh from the suite file: never a verdict left from before."""
+    mine, results = suite_file(tmp_path / "elsewhere"), tmp_path / "results"
+    assert smoke("run", mine, results=results) == 0
+    mine.write_text(mine.read_text().replace("value = 1.0", "value = 0.5"))
+    capsys.readouterr()
+    assert smoke("claims", mine, results=results) == 1
+    assert "not reproduced mine/phi-separates-alone" in capsys.readouterr().out
+    assert smoke("report", results=results) == 0
+    assert "not reproduced" in (results / "smoke" / "claims.csv").read_text()
