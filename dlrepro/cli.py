@@ -12,6 +12,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -211,8 +212,8 @@ def _run(args) -> int:
     outcome = pipeline.run(request, _note_text)
     _print_claims(outcome.claims)
     for record in outcome.failed:
-        last = record["error"].strip().splitlines()[-1]
-        _note("[red]failed:[/] " + escape(f"{record['suite']} {record['run_id']}: {last}"))
+        _note("[red]failed:[/] " + escape(f"{record['suite']} {record['run_id']}: "
+                                          f"{_failure(record['error'])}"))
     failed = f"; {len(outcome.failed)} failed (rerun to retry them)" if outcome.failed else ""
     _note_text(f"{outcome.done}/{len(request.specs)} runs ok; tables in {request.results.root}"
                + failed)
@@ -224,6 +225,17 @@ def _run(args) -> int:
         _note_text("Interrupted: finished runs are kept; run again to resume.")
         return 128 + outcome.interrupted
     return 1 if outcome.failed else 0
+
+
+def _failure(error: str) -> str:
+    """A failed run's traceback in one line: the error, and the innermost line of an experiment's
+    code that raised it (the whole traceback is in runs.csv's ``error``)."""
+    lines = error.strip().splitlines()
+    frames = re.findall(r'File "([^"]*dlrepro/experiments/[^"]+)", line (\d+)', error)
+    if not frames:
+        return lines[-1]
+    path, line = frames[-1]
+    return f"{lines[-1]} ({path[path.index('dlrepro/experiments/'):]}:{line})"
 
 
 def _generalise(args) -> int:

@@ -284,9 +284,21 @@ def _import(name: str) -> ModuleType:
         raise _syntax_error(Path(err.filename or name), err) from None
     except Exception as err:
         frame = _culprit(traceback.extract_tb(err.__traceback__))
-        first_line = next(iter(str(err).splitlines()), "")
+        first_line = _first_problem(err)
         raise ContractError(f"{_shown(frame.filename)}:{frame.lineno}: {type(err).__name__}: "
                             f"{first_line}") from None
+
+
+def _first_problem(err: Exception) -> str:
+    """What went wrong in one line: for a pydantic model built at import (a ``Metric``), its
+    first error's field, message and the input it got, not the count of errors."""
+    from pydantic import ValidationError
+
+    if isinstance(err, ValidationError) and err.errors():
+        first = err.errors()[0]
+        field = ".".join(map(str, first["loc"])) or err.title
+        return f"{err.title}.{field}: {first['msg']} (got {first.get('input')!r})"
+    return next(iter(str(err).splitlines()), "")
 
 
 def _culprit(frames: traceback.StackSummary) -> traceback.FrameSummary:

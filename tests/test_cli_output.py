@@ -137,3 +137,16 @@ def test_rows_for_a_script_have_numbers_as_numbers_and_nan_as_nothing(capsys):
     assert json.loads(capsys.readouterr().out) == [{"name": "a", "count": 3, "value": None}]
     write_rows(["name", "count", "value"], rows, OutputFormat.CSV)
     assert capsys.readouterr().out == "name,count,value\na,3,\n"
+
+
+def test_a_failed_run_is_one_line_naming_the_experiments_line():
+    from dlrepro.cli import _failure
+
+    error = ('Traceback (most recent call last):\n'
+             '  File "/x/dlrepro/execute.py", line 50, in execute\n'
+             '  File "/x/dlrepro/experiments/line_fit/run.py", line 28, in run\n'
+             '  File "/x/dlrepro/experiment.py", line 80, in log\n'
+             "ValueError: metric 'b' is not declared in the experiment's METRICS\n")
+    assert _failure(error) == ("ValueError: metric 'b' is not declared in the experiment's "
+                               "METRICS (dlrepro/experiments/line_fit/run.py:28)")
+    assert _failure("RuntimeError: no frame\n") == "RuntimeError: no frame"

@@ -186,6 +186,8 @@ def _refused(out: subprocess.CompletedProcess, file: str, words: str) -> str:
     ("def broken(:\n", "SyntaxError: invalid syntax"),
     ("import no_such_module\n", "ModuleNotFoundError: No module named 'no_such_module'"),
     ("WIDTH = undefined_name\n", "NameError: name 'undefined_name' is not defined"),
+    ("WRONG = Metric(better='none')\n", "ValidationError: Metric.better: Input should be "
+     "'higher', 'lower' or 'two-sided' (got 'none')"),
 ])
 def test_a_declaration_that_does_not_import_is_one_line(source, words, tmp_path):
     out = _cli_in_copy(tmp_path, "run", "broken", "--dry-run",

@@ -3,7 +3,8 @@
 experiment reproduces and from which slide.
 
 This module is the *declaration*: it is read whenever a suite file is checked, so it must not import
-torch, numpy or pandas (dlrepro refuses a bad suite file in well under a second).
+torch, pandas or Ray (dlrepro refuses a bad suite file in well under a second, and refuses a
+declaration that imports them).
 """
 
 from pydantic import Field

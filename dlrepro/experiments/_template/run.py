@@ -15,7 +15,7 @@ import time
 import torch
 
 from dlrepro.experiment import RunContext
-from dlrepro.experiments._template import Params
+from . import Params  # the declaration of this package, whatever its name
 from dlrepro.nets import mlp
 
 
