@@ -3,6 +3,7 @@ pydantic validation error becomes that key path and message."""
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -22,17 +23,33 @@ class SuiteError(Exception):
 
 def key_path(error: dict) -> list[str]:
     """The keys of the file that lead to a pydantic error."""
-    return [str(p) for p in error["loc"]
-            if not (isinstance(p, str) and ("[" in p or p in UNION_TAGS))]
+    loc = list(error["loc"])
+    if len(loc) >= 3 and loc[0] == "claims" and isinstance(loc[1], int):
+        del loc[2]  # the claim's kind, which pydantic's tagged union puts in the location
+    return [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in UNION_TAGS))]
 
 
 def best_error(err: ValidationError) -> dict:
-    """The deepest error: for a union, the branch that got furthest says what is really wrong."""
-    return max(err.errors(), key=lambda e: len(key_path(e)))
+    """The deepest error: for a union, the branch that got furthest says what is really wrong. A
+    key given under a wrong name and missing under its right one is the unknown key, with the
+    name it most likely meant."""
+    errors = err.errors()
+    missing = {tuple(key_path(e)): e for e in errors if e["type"] == "missing"}
+    for error in errors:
+        where = tuple(key_path(error))
+        if error["type"] != "extra_forbidden" or not where:
+            continue
+        meant = [path[-1] for path in missing if path[:-1] == where[:-1]]
+        close = difflib.get_close_matches(where[-1], meant, n=1) or meant[:1]
+        if close:
+            return {**error, "meant": close[0]}
+    return max(errors, key=lambda e: len(key_path(e)))
 
 
 def message(error: dict) -> str:
     """A pydantic error's message, in the words of a suite file."""
+    if error["type"] == "extra_forbidden" and "meant" in error:
+        return f"unknown key (did you mean {error['meant']!r}, which is required?)"
     if error["type"] == "extra_forbidden":
         return "unknown key"
     if error["type"] == "missing":

@@ -275,7 +275,7 @@ def _level(keys: list[str]) -> Level | None:
             return Level.RESOURCES
         case ["profiles", _]:
             return Level.PROFILE
-        case ["claims", _, _]:  # the last is the claim's kind
+        case ["claims", _]:
             return Level.CLAIM
         case ["needs", _]:
             return Level.NEED

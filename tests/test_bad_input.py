@@ -35,11 +35,11 @@ BROKEN = {  # class: (suite text, the key path the message must name)
     "nan grid value": (edit('coding = ["pm1"]', 'coding = ["pm1"]\nlr = [1.0, nan]'), "grid.0.lr"),
     "nan claim value": (
         VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = nan\n',
-        "claims.0.threshold.value",
+        "claims.0.value",
     ),
     "inf claim tolerance": (
         VALID + CLAIM + 'kind = "approx"\nmetric = "accuracy"\nvalue = 1\ntolerance = inf\n',
-        "claims.0.approx.tolerance",
+        "claims.0.tolerance",
     ),
     # seeds
     "duplicate seeds": (edit("seeds = [0, 1]", "seeds = [0, 0]"), "profiles.quick.seeds"),
@@ -113,32 +113,32 @@ BROKEN = {  # class: (suite text, the key path the message must name)
     "published without a source": (
         VALID + CLAIM + 'kind = "approx"\nmetric = "accuracy"\nvalue = 1\ntolerance = 0\n'
         'published = { why = "exact: a count" }\n',
-        "claims.0.approx.published.source",
+        "claims.0.published.source",
     ),
     "published with an empty why": (
         VALID + CLAIM + 'kind = "approx"\nmetric = "accuracy"\nvalue = 1\ntolerance = 0\n'
         'published = { source = "002", why = "" }\n',
-        "claims.0.approx.published.why",
+        "claims.0.published.why",
     ),
     "published on a threshold": (
         VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = 1\n'
         'published = { source = "002", why = "exact" }\n',
-        "claims.0.threshold.published",
+        "claims.0.published",
     ),
     "worst on a threshold": (
         VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = 1\n'
         'reduce = "worst"\n',
-        "claims.0.threshold",
+        "claims.0",
     ),
     "nan compare factor": (
         VALID + CLAIM + 'kind = "compare"\nmetric = "accuracy"\nleft = { features = "raw" }\n'
         'right = { features = "phi" }\nop = "<"\nfactor = nan\n',
-        "claims.0.compare.factor",
+        "claims.0.factor",
     ),
     "zero compare factor": (
         VALID + CLAIM + 'kind = "compare"\nmetric = "accuracy"\nleft = { features = "raw" }\n'
         'right = { features = "phi" }\nop = "<"\nfactor = 0\n',
-        "claims.0.compare.factor",
+        "claims.0.factor",
     ),
     # what was refused before
     "malformed toml": ("name = ", ""),
@@ -336,7 +336,11 @@ def _seeds_at_the_top() -> str:
      "[needs.NAME])"),
     (edit("[[grid]]", "cpus = 2\n[[grid]]"), "cpus: unknown key (cpus belong under [resources])"),
     (VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = 1\nseeds = [0]\n',
-     "claims.0.threshold.seeds: unknown key (seeds belong under [profiles.NAME])"),
+     "claims.0.seeds: unknown key (seeds belong under [profiles.NAME])"),
+    (VALID + CLAIM + 'kind = "threshold"\nmetirc = "accuracy"\nop = "<"\nvalue = 1\n',
+     "claims.0.metirc: unknown key (did you mean 'metric', which is required?)"),
+    (VALID.replace("[[grid]]", "[[grids]]"),
+     "grids: unknown key (did you mean 'grid', which is required?)"),
 ])
 def test_a_key_at_the_wrong_level_says_where_it_belongs(text, words, tmp_path, capsys):
     path = write_suite(tmp_path, text)
@@ -363,7 +367,7 @@ def test_a_where_list_selects_runs_of_any_of_its_values(tmp_path):
 
 @pytest.mark.parametrize("listed, key, words", [
     ('["pm1", "01"]', "claims.0.where", "selects no run at profile smoke"),
-    ("[]", "claims.0.threshold.where.features", "an empty list selects no run"),
+    ("[]", "claims.0.where.features", "an empty list selects no run"),
 ])
 def test_a_where_list_is_checked_like_a_value(listed, key, words, tmp_path, capsys):
     text = LISTED.replace('features = ["raw", "phi"] }', f"features = {listed} }}")
