@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
 import pytest
 
 from dlrepro.cli import main
@@ -263,44 +265,21 @@ def broken_data(mnist_dir, tmp_path):
     return tmp_path / "data"
 
 
+def _mnist_run_refused(data: Path, tmp_path: Path, capsys) -> str:
+    results = tmp_path / "r"
+    return refused(["run", "mnist_mlp", "--profile", "smoke", "--data-dir", str(data),
+                    "--results", str(results)], capsys, results)
+
+
 def test_bad_data_is_refused_before_any_run(broken_data, tmp_path, capsys):
-    err = refused(
-        [
-            "run",
-            "mnist_mlp",
-            "--profile",
-            "smoke",
-            "--data-dir",
-            str(broken_data),
-            "--results",
-            str(tmp_path / "r"),
-        ],
-        capsys,
-        tmp_path / "r",
-    )
-    assert (
-        f"{broken_data}/MNIST/raw/t10k-images-idx3-ubyte: truncated "
-        "(1,000 bytes, expected 7,840,016)"
-        in err
-    )
+    err = _mnist_run_refused(broken_data, tmp_path, capsys)
+    assert (f"{broken_data}/MNIST/raw/t10k-images-idx3-ubyte: truncated "
+            "(1,000 bytes, expected 7,840,016)") in err
 
 
 def test_an_empty_data_folder_is_refused(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    err = refused(
-        [
-            "run",
-            "mnist_mlp",
-            "--profile",
-            "smoke",
-            "--data-dir",
-            str(tmp_path / "empty"),
-            "--results",
-            str(tmp_path / "r"),
-        ],
-        capsys,
-        tmp_path / "r",
-    )
+    err = _mnist_run_refused(tmp_path / "empty", tmp_path, capsys)
     assert "MNIST/raw/train-images-idx3-ubyte: missing" in err
 
 

@@ -305,20 +305,18 @@ def test_two_runs_on_one_results_folder_take_turns(tmp_path):
     assert energy["task_name"].value_counts().max() == 1  # each run measured once: executed once
 
 
+def _ok_record(spec, run_id: str, wall_time_s: float) -> dict:
+    """The fields of an earlier ok run of ``spec``'s configuration that the ETA reads."""
+    return {"run_id": run_id, "suite": spec.suite, "params": spec.params, "seed": spec.seed,
+            "status": "ok", "finished_at": "2026-01-01T00:00:00+00:00", "wall_time_s": wall_time_s}
+
+
 def test_the_eta_uses_earlier_runs_of_the_same_configuration(tmp_path):
     from dlrepro.console import RunProgress
 
     specs = load(suites_dir() / "gradient_descent.toml").runs("smoke")
     store = Results(tmp_path, "smoke")
-    old = {
-        "run_id": "old0",
-        "suite": specs[1].suite,
-        "params": specs[1].params,
-        "seed": specs[1].seed,
-        "status": "ok",
-        "finished_at": "2026-01-01T00:00:00+00:00",
-        "wall_time_s": 40.0,
-    }
+    old = _ok_record(specs[1], "old0", wall_time_s=40.0)
     store.put(old)
     store.put(
         {**old, "run_id": "old1", "finished_at": "2026-02-01T00:00:00+00:00", "wall_time_s": 30.0}
@@ -353,17 +351,7 @@ def test_a_first_run_expects_its_suites_mean_on_the_reference_machine_at_this_pa
     cost = suites_dir().parent / "results" / "baselines" / "quick" / "cost.csv"
     reference = pd.read_csv(cost).set_index("suite")
     store = Results(tmp_path, "quick")
-    store.put(
-        {
-            "run_id": "earlier",
-            "suite": specs[0].suite,
-            "params": specs[0].params,
-            "seed": specs[0].seed,
-            "status": "ok",
-            "finished_at": "2026-01-01T00:00:00+00:00",
-            "wall_time_s": 7.0,
-        }
-    )
+    store.put(_ok_record(specs[0], "earlier", wall_time_s=7.0))
     warnings = []
     expected = _expected_times(specs, store, _typical_run_times(store, warnings.append))
     assert not warnings  # the committed reference is sound
