@@ -118,6 +118,7 @@ def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | No
     else:
         found = CHECKS[type(claim)](claim, table)
         status = _status(found.holds)
+        reason = _unselected(claim, table) if status == ClaimStatus.NOT_RUN else ""
     measurement = {name: value for name, value in asdict(found).items() if name != "holds"}
     return ClaimResult(suite, claim.id, claim.text if text is None else text, claim.kind,
                        status, claim.reduce, **measurement, **_expectation(claim), reason=reason)
@@ -136,6 +137,21 @@ def _spread(claim: ClaimBase, table: pd.DataFrame, swept: Iterable[str]) -> dict
         if name not in read_along and len(values) > 1:
             spread[name] = [_plain(value) for value in values]
     return spread
+
+
+def _unselected(claim: ClaimBase, table: pd.DataFrame) -> str:
+    """Why a claim whose metric was logged has no value: a value it selects that no run has (an
+    override changed it); empty when its runs are simply missing."""
+    rows = table[table["metric"] == claim.metric] if "metric" in table else table.iloc[0:0]
+    if rows.empty:
+        return ""
+    for selection in claim.selections().values():
+        for key, value in selection.items():
+            seen = [_plain(v) for v in sorted(rows[key].dropna().unique())] if key in rows else []
+            if not set(seen) & set(choices(value)):
+                ran = "/".join(map(str, seen)) or "none"
+                return f"no run here has {key}={value} (its runs have {key}={ran})"
+    return ""
 
 
 def _along(claim: ClaimBase) -> str:

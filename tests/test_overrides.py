@@ -267,7 +267,8 @@ def test_a_sweep_of_a_parameter_the_claims_fix_leaves_them_not_run(tmp_path, cap
     claims = pd.read_csv(folder / "claims.csv", keep_default_na=False).set_index("claim")
     status = claims["status"].map(ClaimStatus)
     assert status["eta-0125-from-0578-global"] == ClaimStatus.NOT_RUN  # η = 0.125 is not run
-    assert claims.loc["eta-0125-from-0578-global", "reason"] == ""
+    assert claims.loc["eta-0125-from-0578-global", "reason"] == ("no run here has eta=0.125 (its "
+                                                                 "runs have eta=0.1/0.3)")
     assert status["basins-2d"] == ClaimStatus.NOT_RUN  # both η: a mean over two descents
     assert claims.loc["basins-2d", "reason"].startswith("selects 2 configurations (eta=0.1/0.3)")
     assert status["oscillation-onset-theory"] == ClaimStatus.REPRODUCED  # the sweep reads no η
