@@ -55,3 +55,7 @@ def message(error: dict) -> str:
     if error["type"] == "missing":
         return "required, and given nowhere"
     return error["msg"].removeprefix("Value error, ")
+
+
+class ContractError(Exception):
+    """An experiment package that does not keep the contract; the message names the module."""

@@ -35,15 +35,10 @@ for the files of the runs its suite ``needs``.
 
 from __future__ import annotations
 
-import ast
 import functools
-import hashlib
-import importlib
-import inspect
 import math
 import pkgutil
-import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -51,19 +46,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_serializer
 
+from dlrepro.errors import ContractError
 from dlrepro.schema import Approx, Metric
+from dlrepro.sources import (
+    FIGURES, PACKAGE_ROOT, RUN, RUNNERS, check_argument_order, check_light, check_signature,
+    draws, hash_sources, import_module, imported_sources,
+)
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
 PACKAGE = "dlrepro.experiments"
-RUN, FIGURES = "run", "figures"  # the modules beside the declaration (they import torch)
-# What run.py defines (one of them), with the arguments the runner passes, in order.
-RUNNERS = {"run": "params, ctx", "run_seeds": "params, ctxs"}
-# What a declaration may not import, even through a dlrepro module: a suite loads without them.
-HEAVY = frozenset({"torch", "torchvision", "pandas", "ray"})
-CONTEXT_NAMES = frozenset({"ctx", "ctxs", "context", "contexts"})
 
 
 class Params(BaseModel):
@@ -85,10 +79,6 @@ class Params(BaseModel):
 
     def _used(self, name: str, mode: Any) -> bool:
         return self.MODE is None or name not in self.USED_BY or mode in self.USED_BY[name]
-
-
-class ContractError(Exception):
-    """An experiment package that does not keep the contract; the message names the module."""
 
 
 PFS_DAY = 1e15 * 86_400  # FLOP in a petaflop/s-day
@@ -198,9 +188,9 @@ class Experiment:
         if len(runners) != 1:
             raise ContractError(f"{module.__name__}: define exactly one of "
                                 f"{' and '.join(f'{n}({a})' for n, a in RUNNERS.items())}")
-        _check_signature(module.__name__, getattr(module, runners[0]), 2)
-        drawing = sorted(p.relative_to(_PACKAGE_ROOT.parent).as_posix()
-                         for p in _imported_sources([self._file(RUN)]) if _draws(p))
+        check_signature(module.__name__, getattr(module, runners[0]), 2)
+        drawing = sorted(p.relative_to(PACKAGE_ROOT.parent).as_posix()
+                         for p in imported_sources([self._file(RUN)]) if draws(p))
         if drawing:
             raise ContractError(f"{module.__name__}: imports {', '.join(drawing)}; a run module "
                                 f"must not import drawing code (it belongs in {FIGURES}.py)")
@@ -215,7 +205,7 @@ class Experiment:
         module = self._module(FIGURES)
         if not callable(getattr(module, "figures", None)):
             raise ContractError(f"{module.__name__}: no figures(table, out_dir, files, published)")
-        _check_signature(module.__name__, module.figures, 4)
+        check_signature(module.__name__, module.figures, 4)
         return module
 
     @property
@@ -241,12 +231,12 @@ class Experiment:
         """What a run executes: the declaration, ``run.py`` and, transitively, the dlrepro modules
         they import (data loading, shared networks…). Part of every run_id, so that an edit to
         any of them reruns its runs, and an edit to drawing code does not."""
-        return _hash_sources([self.folder / "__init__.py", self._file(RUN)])
+        return hash_sources([self.folder / "__init__.py", self._file(RUN)])
 
     @functools.cached_property
     def figures_hash(self) -> str:
         """What the figures are drawn by: ``figures.py`` and the dlrepro modules it imports."""
-        return _hash_sources([self._file(FIGURES)])
+        return hash_sources([self._file(FIGURES)])
 
     def _file(self, module: str) -> Path:
         return self.folder / f"{module}.py"
@@ -256,199 +246,11 @@ class Experiment:
         if not self._file(module).is_file():
             raise ContractError(f"{name}: no such module; an experiment keeps it in "
                                 f"{module}.py beside its declaration")
-        return _import(name)
-
-
-_PACKAGE_ROOT = Path(__file__).resolve().parent  # dlrepro/
-
-
-def _draws(path: Path) -> bool:
-    """Drawing code: ``dlrepro/plotting.py`` and every experiment's ``figures.py``."""
-    return path == _PACKAGE_ROOT / "plotting.py" or (
-        path.name == f"{FIGURES}.py" and path.parent.parent == _PACKAGE_ROOT / "experiments")
-
-
-def _shown(path: Path | str) -> str:
-    """A file as messages name it: from the project's root when it is in the project."""
-    path = Path(path).resolve()
-    return str(path.relative_to(_PACKAGE_ROOT.parent) if path.is_relative_to(_PACKAGE_ROOT.parent)
-               else path)
-
-
-def _import(name: str) -> ModuleType:
-    """Import a module of an experiment; whatever stops it (a syntax error, a missing module, a
-    name error) is a ContractError naming the file and the line, in one line."""
-    try:
-        return importlib.import_module(name)
-    except SyntaxError as err:  # no frame of the broken file: the error itself says where
-        raise _syntax_error(Path(err.filename or name), err) from None
-    except Exception as err:
-        frame = _culprit(traceback.extract_tb(err.__traceback__))
-        first_line = _first_problem(err)
-        raise ContractError(f"{_shown(frame.filename)}:{frame.lineno}: {type(err).__name__}: "
-                            f"{first_line}") from None
-
-
-def _first_problem(err: Exception) -> str:
-    """What went wrong in one line: for a pydantic model built at import (a ``Metric``), its
-    first error's field, message and the input it got, not the count of errors."""
-    from pydantic import ValidationError
-
-    if isinstance(err, ValidationError) and err.errors():
-        first = err.errors()[0]
-        field = ".".join(map(str, first["loc"])) or err.title
-        return f"{err.title}.{field}: {first['msg']} (got {first.get('input')!r})"
-    return next(iter(str(err).splitlines()), "")
-
-
-def _culprit(frames: traceback.StackSummary) -> traceback.FrameSummary:
-    """The innermost frame in the project's files (an import that failed: the line importing);
-    else the innermost outside importlib's own."""
-    real = [f for f in frames if not f.filename.startswith("<")]
-    ours = [f for f in real if Path(f.filename).resolve().is_relative_to(_PACKAGE_ROOT)]
-    return (ours or real or frames)[-1]
-
-
-def _parsed(path: Path) -> ast.Module:
-    """A module's syntax tree; ContractError naming the file and the line of a syntax error."""
-    try:
-        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except SyntaxError as err:
-        raise _syntax_error(path, err) from None
-
-
-def _syntax_error(path: Path, err: SyntaxError) -> ContractError:
-    return ContractError(f"{_shown(path)}:{err.lineno}: {type(err).__name__}: {err.msg}")
-
-
-def _hash_sources(start: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(_imported_sources(start)):
-        name = path.relative_to(_PACKAGE_ROOT.parent).as_posix()
-        digest.update(name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def _check_signature(module: str, fn: Callable, arity: int) -> None:
-    try:
-        inspect.signature(fn).bind(*range(arity))
-    except TypeError:
-        raise ContractError(f"{module}: {fn.__name__} must take {arity} positional arguments") \
-            from None
-
-
-def _imported_sources(start: list[Path]) -> set[Path]:
-    """The files of ``start`` and of every dlrepro module they import, transitively (read, not
-    run)."""
-    seen: set[Path] = set()
-    todo = [p for p in start if p.exists()]
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        for node in ast.walk(_parsed(path)):
-            for name in _imported_names(path, node):
-                found = _module_file(name)
-                if found is not None and found not in seen:
-                    todo.append(found)
-    return seen
-
-
-def _imported_names(path: Path, node: ast.AST) -> list[str]:
-    """The modules an import statement of ``path`` may import (a name imported from a package may
-    be a module); none for any other node."""
-    if isinstance(node, ast.Import):
-        return [alias.name for alias in node.names]
-    if isinstance(node, ast.ImportFrom) and node.module:
-        base = node.module if node.level == 0 else _relative(path, node.module, node.level)
-        return [base] + [f"{base}.{alias.name}" for alias in node.names]
-    return []
-
-
-def _eager_imports(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
-    """The import statements that run when a module is imported: not those inside a function,
-    nor under ``if TYPE_CHECKING``."""
-    for node in body:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            yield node
-        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            yield from _eager_imports(node.orelse)
-        elif not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            for block in ("body", "orelse", "finalbody"):
-                yield from _eager_imports(getattr(node, block, []))
-            for handler in getattr(node, "handlers", []):
-                yield from _eager_imports(handler.body)
-
-
-def _check_light(declaration: Path) -> None:
-    """The declaration imports none of HEAVY when it is imported, directly or through a dlrepro
-    module (read from the source: finding out by importing it would import them)."""
-    todo = [(declaration, [])]
-    seen = set()
-    while todo:
-        path, steps = todo.pop()
-        seen.add(path)
-        for node in _eager_imports(_parsed(path).body):
-            here = [*steps, f"{_shown(path)}:{node.lineno}"]
-            for name in _imported_names(path, node):
-                if name.split(".")[0] in HEAVY:
-                    raise ContractError(
-                        f"{_shown(declaration)}: the declaration imports {name} (at "
-                        f"{' → '.join(here)}); it is imported whenever a suite file loads, so it "
-                        f"must not: import {name} in {RUN}.py, or inside the function that "
-                        "needs it")
-                found = _module_file(name)
-                if found is not None and found not in seen:
-                    todo.append((found, here))
-
-
-def _check_argument_order(path: Path) -> None:
-    """``run(params, ctx)``, not ``run(ctx, params)``: read from the source, so that a suite
-    loads without importing run.py (and torch)."""
-    if not path.is_file():
-        return  # ``implementation`` says that it is missing, when a run needs it
-    for node in _parsed(path).body:
-        if not (isinstance(node, ast.FunctionDef) and node.name in RUNNERS):
-            continue
-        first_two = [*node.args.posonlyargs, *node.args.args][:2]
-        if len(first_two) == 2 and (_says_context(first_two[0]) or _says_params(first_two[1])):
-            given, expected = ", ".join(a.arg for a in first_two), RUNNERS[node.name]
-            raise ContractError(f"{_shown(path)}:{node.lineno}: {node.name}({given}) takes its "
-                                f"arguments in the wrong order: the runner calls "
-                                f"{node.name}({expected}); write def {node.name}({expected})")
-
-
-def _annotation(arg: ast.arg) -> str:
-    return ast.unparse(arg.annotation) if arg.annotation else ""
-
-
-def _says_context(arg: ast.arg) -> bool:
-    return arg.arg in CONTEXT_NAMES or "RunContext" in _annotation(arg)
-
-
-def _says_params(arg: ast.arg) -> bool:
-    return arg.arg == "params" or _annotation(arg).split(".")[-1] == "Params"
-
-
-def _relative(path: Path, module: str, level: int) -> str:
-    package = path.parent.relative_to(_PACKAGE_ROOT.parent).parts
-    return ".".join(package[: len(package) - level + 1] + tuple(module.split(".")))
-
-
-def _module_file(name: str) -> Path | None:
-    parts = name.split(".")
-    if parts[0] != "dlrepro":
-        return None
-    base = _PACKAGE_ROOT.parent.joinpath(*parts)
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+        return import_module(name)
 
 
 def available() -> list[str]:
-    folder = _PACKAGE_ROOT / "experiments"
+    folder = PACKAGE_ROOT / "experiments"
     return sorted(m.name for m in pkgutil.iter_modules([str(folder)])
                   if m.ispkg and not m.name.startswith("_"))
 
@@ -459,9 +261,9 @@ def get(name: str) -> Experiment:
     KeyError if there is none, ContractError naming the file and line if broken."""
     if name not in available():
         raise KeyError(name)
-    _check_light(_PACKAGE_ROOT / "experiments" / name / "__init__.py")
-    experiment = declared(_import(f"{PACKAGE}.{name}"))
-    _check_argument_order(experiment._file(RUN))
+    check_light(PACKAGE_ROOT / "experiments" / name / "__init__.py")
+    experiment = declared(import_module(f"{PACKAGE}.{name}"))
+    check_argument_order(experiment._file(RUN))
     experiment.code_hash  # noqa: B018 — parses run.py and its imports: a syntax error is named now
     return experiment
 

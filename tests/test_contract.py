@@ -15,6 +15,7 @@ import pytest
 
 from conftest import ROOT, logged
 from dlrepro import experiment as contract
+from dlrepro import sources
 from dlrepro.schema import Metric
 
 
@@ -107,18 +108,18 @@ def test_a_run_cannot_log_nan_or_an_undeclared_metric(context):
 
 
 def test_the_cache_key_covers_the_modules_a_run_executes_and_not_its_figures():
-    root = contract._PACKAGE_ROOT
+    root = sources.PACKAGE_ROOT
     autoencoder = root / "experiments" / "autoencoder"
-    sources = {p.relative_to(root).as_posix() for p in contract._imported_sources(
+    hashed = {p.relative_to(root).as_posix() for p in sources.imported_sources(
         [autoencoder / "__init__.py", autoencoder / "run.py"])}
     assert {"data.py", "nets.py", "experiment.py", "experiments/image_sets.py",
             "experiments/mnist_classifier/trained.py",
-            "experiments/mnist_classifier/__init__.py"} <= sources
+            "experiments/mnist_classifier/__init__.py"} <= hashed
     assert not {"plotting.py", "experiments/autoencoder/figures.py",
                 "experiments/mnist_classifier/run.py", "experiments/mnist_classifier/figures.py",
-                "cli.py", "report.py"} & sources
+                "cli.py", "report.py"} & hashed
     drawing = {p.relative_to(root).as_posix()
-               for p in contract._imported_sources([autoencoder / "figures.py"])}
+               for p in sources.imported_sources([autoencoder / "figures.py"])}
     assert {"plotting.py", "experiments/autoencoder/figures.py"} <= drawing
 
 
