@@ -29,8 +29,8 @@ def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[
     An experiment with ``run_seeds`` trains them together (stacked models: one clock and one energy
     measurement, shared equally, ``batch_size`` says by how many); otherwise there is one spec.
     ``input_dir`` finds the files of the runs a spec needs (default: ``artifact_dir``).
-    Anything that goes wrong inside — parameters, seeding, the experiment, a NaN metric — becomes
-    failed records, never an exception here.
+    Anything that goes wrong inside — parameters, seeding, the experiment, a NaN metric —
+    becomes failed records, never an exception here.
     """
     input_dir = input_dir or artifact_dir
     first = specs[0]

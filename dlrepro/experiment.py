@@ -132,9 +132,9 @@ class RunContext:
         return _written(self.inputs[need], name, f"the run needed as {need!r}")
 
     def log_energy_per_work(self, kwh: float) -> None:
-        """002: "1 petaflop/s-day ≈ 100 GPUs for a day ≈ 500 kWh". A run that logs ``train_flops``
-        and declares ``kwh_per_pfs_day`` gets that figure for itself, from the energy measured
-        around it (known only once the run is over, so the executor calls this)."""
+        """002: "1 petaflop/s-day ≈ 100 GPUs for a day ≈ 500 kWh". A run that logs
+        ``train_flops`` and declares ``kwh_per_pfs_day`` gets that figure for itself, from the
+        energy measured around it (known only once the run is over, so the executor calls this)."""
         work = [m["value"] for m in self.metrics if m["metric"] == WORK and m["step"] is None]
         measured = math.isfinite(kwh) and kwh > 0
         if ENERGY_PER_WORK in self.declared and work and work[0] > 0 and measured:
@@ -264,7 +264,8 @@ def get(name: str) -> Experiment:
     check_light(PACKAGE_ROOT / "experiments" / name / "__init__.py")
     experiment = declared(import_module(f"{PACKAGE}.{name}"))
     check_argument_order(experiment._file(RUN))
-    experiment.code_hash  # noqa: B018 — parses run.py and its imports: a syntax error is named now
+    # Parses run.py and its imports: a syntax error there is named now, not at the first run.
+    experiment.code_hash  # noqa: B018
     return experiment
 
 

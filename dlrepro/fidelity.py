@@ -1,8 +1,9 @@
 """The fidelity table: every published number (an ``approx`` claim with ``published``) beside what
 was measured.
 
-A published claim is a claim that yields extra rows: built from its evaluation by ``claims``, one
-row per number — a list value (a curve: the loss per epoch, 12 iterates) gives one row per element.
+A published claim is a claim that yields extra rows: built from its evaluation by ``claims``,
+one row per number — a list value (a curve: the loss per epoch, 12 iterates) gives one row per
+element.
 Measured is the mean ± standard deviation over the runs the claim selects (one per seed), and the
 verdict uses the claim's own ``reduce``. A claim about another profile's settings (the paper's
 epochs: full) still gets its rows, marked with that profile and not measured here, so the table

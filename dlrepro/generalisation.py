@@ -27,7 +27,8 @@ COLUMNS = [*EXPECTED, "mnist", "other", "changed",
 JSON_COLUMNS = [name for name in COLUMNS
                 if name.removesuffix(SIDES["mnist"]).removesuffix(SIDES["other"])
                 in claims.JSON_COLUMNS]
-ICONS = {ClaimStatus.REPRODUCED: "✅", ClaimStatus.NOT_REPRODUCED: "❌", ClaimStatus.NOT_RUN: "⚪"}
+ICONS = {ClaimStatus.REPRODUCED: "✅", ClaimStatus.NOT_REPRODUCED: "❌",
+         ClaimStatus.NOT_RUN: "⚪"}
 
 
 def compare(mnist: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The one flow: suite files → run specs → runner → per-run records → tables → claims → report.
+"""The one flow: suite files → run specs → runner → per-run records → tables → claims →
+report.
 
 ``prepare`` checks everything a command was given — suites, runner, flags, the results folder —
 and raises before any work; ``run`` then checks the experiments' code and the data the runs to do

@@ -88,8 +88,8 @@ def fit_pca(train_x: torch.Tensor, d: int) -> Codec:
 
 def fit_network(params: Params, train_x: torch.Tensor, test_x: torch.Tensor,
                 ctx: RunContext) -> tuple[Codec, float]:
-    """Adam on 0.5·Σ(output − input)² per image, on normalised inputs; the test error is logged per
-    epoch and the last one returned."""
+    """Adam on 0.5·Σ(output − input)² per image, on normalised inputs; the test error is logged
+    per epoch and the last one returned."""
     mean, std = train_x.mean(), train_x.std()
     inputs = (train_x - mean) / std
     model = Autoencoder(params.model, params.d).to(ctx.device)

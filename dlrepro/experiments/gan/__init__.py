@@ -1,5 +1,5 @@
-"""E5: DCGAN samples by epoch, on MNIST (002, «Modèles génératifs adversariaux»; the slides show
-Radford et al.'s LSUN bedrooms after 1, 2, 5, 10 and 20 epochs).
+"""E5: DCGAN samples by epoch, on MNIST (002, «Modèles génératifs adversariaux»; the slides
+show Radford et al.'s LSUN bedrooms after 1, 2, 5, 10 and 20 epochs).
 
 At step 0 (the untrained G) and each recorded epoch: a Fréchet distance between generated and real
 test digits on the features of the E6 classifier this suite ``needs``, and how sure that classifier

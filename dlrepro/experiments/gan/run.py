@@ -62,10 +62,11 @@ def init_weights(module: nn.Module) -> None:
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½) between Gaussians fitted to two feature sets [N, k].
+    """‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½) between Gaussians fitted to two
+    feature sets [N, k].
 
-    Tr (Σa Σb)^½ is computed as Σ √λ of the symmetric Σa^½ Σb Σa^½ (same eigenvalues), in float64:
-    no complex square roots to discard, unlike scipy's sqrtm.
+    Tr (Σa Σb)^½ is computed as Σ √λ of the symmetric Σa^½ Σb Σa^½ (same eigenvalues),
+    in float64: no complex square roots to discard, unlike scipy's sqrtm.
     """
     a, b = a.double(), b.double()
     mu_a, mu_b = a.mean(0), b.mean(0)

@@ -39,8 +39,8 @@ class Params(BaseParams):
     eta_max: float = Field(0.6, gt=0)
     eta_count: int = Field(551, ge=2, description="step sizes in the sweep")
     starts: int = Field(5, ge=2,
-                        description="starts per side of the 2-D grid (basins: starts × (starts − "
-                                    "1))")
+                        description="starts per side of the 2-D grid "
+                                    "(basins: starts × (starts − 1))")
 
 
 POINT = {"better": "two-sided", "tolerance": 1e-6}

@@ -1,6 +1,7 @@
 """E3's descents.
 
-w_{t+1} = w_t − η ∇L(w_t) minimises the local model L(w_t) + ∇L(w_t)(w − w_t) + (w − w_t)² / (2η).
+w_{t+1} = w_t − η ∇L(w_t) minimises the local model
+L(w_t) + ∇L(w_t)(w − w_t) + (w − w_t)² / (2η).
 The 1-D loss is EXPERIMENTS.md's reconstruction of the plotted curve.
 """
 

@@ -2,9 +2,10 @@
 
 One training loop for every model, in the handout's style: the whole training set lives on the
 run's device as one tensor, mini-batches are slices of it (no DataLoader, no copies), plain SGD,
-the loss summed over batches and printed per epoch as the handout does. The test error is measured
-after every epoch; FGSM, x + ε·sign(∇ₓ J), on the test set after the last one. The trained weights
-are kept as the run's ``model.pt``; ``fgsm_examples.npz`` holds the first test digits attacked.
+the loss summed over batches and printed per epoch as the handout does. The test error is
+measured after every epoch; FGSM, x + ε·sign(∇ₓ J), on the test set after the last one. The
+trained weights are kept as the run's ``model.pt``; ``fgsm_examples.npz`` holds the first test
+digits attacked.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def gradient_signs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: float, std: float,
                    batch: int = 1000) -> torch.Tensor:
-    """sign(∇ₓ J) in pixel space, once for every ε: FGSM's x + ε·sign(∇ₓ J) only scales it."""
+    """sign(∇ₓ J) in pixel space, once for every ε: FGSM's x + ε·sign(∇ₓ J) only scales
+    it."""
     signs = torch.empty_like(x)
     for i in range(0, len(x), batch):
         pixels = x[i:i + batch].clone().requires_grad_(True)

@@ -13,7 +13,8 @@ from dlrepro.experiments.mnist_classifier import Model
 from dlrepro.nets import HANDOUT_CNN_HIDDEN, in_batches, mlp, mnist_cnn
 
 CRM_CNN_HIDDEN = 256  # the CRM slide's Linear(256, 256)
-MLP_WIDTHS = [26 * 26, 16, 16, 10]  # 001: 26 × 26 inputs (the border cropped), 676 → 16 → 16 → 10
+# 001: 26 × 26 inputs (the border cropped), 676 → 16 → 16 → 10
+MLP_WIDTHS = [26 * 26, 16, 16, 10]
 
 
 def build(model: Model) -> nn.Module:

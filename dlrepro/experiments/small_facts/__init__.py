@@ -31,7 +31,8 @@ class Params(BaseParams):
 EXACT = {"tolerance": 0.0}
 METRICS = {
     "gradient": Metric(better="two-sided",
-                       description="autograd's ∇ Σ t² at t = [1, 2, 4] (step = element)", **EXACT),
+                       description="autograd's ∇ Σ t² at t = [1, 2, 4] (step = element)",
+                       **EXACT),
     "derivative": Metric(better="two-sided",
                          description="conv1d of the slide's signal with (−1, 1) (step = element)",
                          **EXACT),
@@ -44,6 +45,7 @@ METRICS = {
                               "nn.Sequential (step = tensor)", **EXACT),
     "output_shape_match": Metric(better="higher", **EXACT),
     "grad_norm": Metric(better="two-sided",
-                        description="‖∂loss/∂W‖ of each layer (step = layer)", rel_tolerance=0.5),
+                        description="‖∂loss/∂W‖ of each layer (step = layer)",
+                        rel_tolerance=0.5),
     "first_to_last_grad_ratio": Metric(better="two-sided", rel_tolerance=0.5),
 }
