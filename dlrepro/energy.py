@@ -1,4 +1,4 @@
-"""Energy and CO2 per run, from codecarbon's offline tracker.
+"""Energy and CO2 per run, from codecarbon's offline tracker, where codecarbon is installed.
 
 One tracker per runner session (its start costs seconds); each run is one codecarbon *task*
 (microseconds), so tiny runs do not pay the start. codecarbon writes its raw per-task log under
@@ -16,6 +16,7 @@ from pathlib import Path
 from dlrepro.schema import DEFAULT_COUNTRY
 
 MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "apple_powermetrics"}
+NOT_INSTALLED = "not measured: codecarbon is not installed"
 
 
 @dataclass
@@ -50,7 +51,9 @@ class EnergyMeter:
             self.method = f"codecarbon {cc_version}, {self.country}: " + self._describe()
         except Exception as err:  # energy is a side measurement: never lose a run for it
             self._tracker = None
-            self.method = f"not measured (codecarbon failed to start: {err})"
+            missing = isinstance(err, ImportError) and err.name == "codecarbon"  # optional
+            self.method = (NOT_INSTALLED if missing
+                           else f"not measured (codecarbon failed to start: {err})")
         return self
 
     def __exit__(self, *exc) -> None:
