@@ -5,18 +5,25 @@ MNIST and Fashion-MNIST come from a local directory in torchvision's layout
 ``DLREPRO_DATA_DIR``; without one they are downloaded by torchvision into
 ``~/.cache/dlrepro/data``. ``verify`` checks that every file is there with the size and MD5 of the
 published set, so that a missing, truncated or corrupt file stops everything at once with the way
-to fix it, instead of failing every run on its own.
+to fix it, instead of failing every run on its own. A file present only gzipped (``*-ubyte.gz``,
+as published, a fifth of the size: what a copy sent to a machine without internet carries) is
+unpacked beside itself first, then checked like the others.
 Nothing here imports torch until a set is loaded.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
+import shutil
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+from dlrepro.files import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -93,7 +100,24 @@ def verify(names: set[str], root: Path | None) -> None:
         if root is None and not all((raw / f).is_file() for f in dataset.files):
             _download(dataset)
         for file, (size, md5) in dataset.files.items():
+            if not (raw / file).exists() and (raw / f"{file}.gz").is_file():
+                _unpack(raw / f"{file}.gz")
             _check(raw / file, size, md5, root)
+
+
+def _unpack(packed: Path) -> None:
+    """``X.gz`` into ``X`` beside it, in place only once whole (an interrupted unpacking leaves
+    nothing behind to be taken for the file)."""
+    def unpack(tmp: Path) -> None:
+        with gzip.open(packed) as source, tmp.open("wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+
+    try:
+        atomic_write(packed.with_suffix(""), unpack)
+    except (OSError, EOFError, zlib.error) as err:
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        raise DataError(f"{packed}: could not be unpacked ({reason}); unpack it yourself "
+                        f"(gunzip -k {packed.name}) or replace it with the published file") from None
 
 
 def _check(path: Path, size: int, md5: str, root: Path | None) -> None:
