@@ -171,8 +171,9 @@ def write_outputs(args: argparse.Namespace, steps: list, env: list[str]) -> dict
             write_csv(args.out / f"{name}.csv", rows)
     (args.out / "summary.md").write_text(summary(tables, steps, env, args.profile),
                                          encoding="utf-8")
-    with tarfile.open(args.out / "results.tar.gz", "w:gz") as tar:
-        tar.add(args.results, arcname="results", filter=without_weights)
+    if args.results.is_dir():  # not where the first step was refused
+        with tarfile.open(args.out / "results.tar.gz", "w:gz") as tar:
+            tar.add(args.results, arcname="results", filter=without_weights)
     return tables
 
 
