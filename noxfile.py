@@ -2,9 +2,11 @@
 `nox -s reproduce` (every suite at the quick profile, then the report), `nox -s generalise` (the
 MNIST suites on Fashion-MNIST too, verdicts side by side), `nox -s regression` (the smoke profile,
 then the check against the committed baselines), `nox -s sweep -- --address ADDR` (the full profile
-on a Ray cluster). Arguments after `--` go to pytest or to `dlrepro run`."""
+on a Ray cluster), `nox -s gpu` (benchmarks/gpu_check.py at smoke, as a GPU machine would run it).
+Arguments after `--` go to pytest or to `dlrepro run`."""
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -15,6 +17,9 @@ nox.options.reuse_venv = "yes"
 nox.options.sessions = ["tests"]
 
 SHARED_DATA = Path(__file__).parent.parent / "shared" / "data"
+# What the GPU machine has (docs/gpu.md); the rest travels as benchmarks/gpu_wheels.txt's wheels.
+GPU_MACHINE_PACKAGES = ["torch", "torchvision", "pandas", "pyarrow", "matplotlib", "jinja2", "rich",
+                        "filelock", "scipy"]
 
 
 def _env() -> dict:
@@ -84,3 +89,16 @@ def sweep(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("dlrepro", "run", "--profile", "full", "--runner", "ray", *session.posargs,
                 env=_env())
+
+
+@nox.session
+def gpu(session: nox.Session) -> None:
+    """benchmarks/gpu_check.py at smoke, in an environment like the GPU machine's: its packages,
+    the wheels it is sent, no Ray, dlrepro from the checkout. `-- --profile full` on a GPU."""
+    session.install(*GPU_MACHINE_PACKAGES)
+    session.install("--no-deps", "-r", "benchmarks/gpu_wheels.txt")
+    out = Path(session.create_tmp()) / "gpu_check"
+    shutil.rmtree(out, ignore_errors=True)  # a cached run would check nothing
+    session.run("python", "benchmarks/gpu_check.py", "--out", str(out),
+                *(session.posargs or ["--profile", "smoke"]),
+                env={**_env(), "PYTHONPATH": str(Path(__file__).parent)})

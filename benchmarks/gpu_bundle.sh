@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Prepares .gpu/ in this checkout for a GPU machine that has Python, torch and the other
-# packages listed in docs/gpu.md but no pydantic, no codecarbon and no network: .gpu/whl/ holds
-# the wheels it lacks, .gpu/data/MNIST/raw/ MNIST gzipped (dlrepro unpacks it there, then checks
-# the MD5s). The folder ignores itself (its own .gitignore), so the device tool takes it only as
-# `carry`. Prints the size of all that is sent, which must stay under 64 MiB.
+# Prepares .gpu/ in this checkout for a GPU machine that has Python, torch and the other packages
+# listed in docs/gpu.md but no pydantic, no codecarbon and no network: .gpu/whl/ holds the wheels
+# it lacks (benchmarks/gpu_wheels.txt), .gpu/data/MNIST/raw/ MNIST gzipped (dlrepro unpacks it
+# there, then checks the MD5s). The folder ignores itself (its own .gitignore), so the device tool
+# takes it only as `carry`. Prints the size of all that is sent, which must stay under 64 MiB.
 #
 #     benchmarks/gpu_bundle.sh [--python-version 3.12]   # the GPU machine's Python (default)
 set -euo pipefail
@@ -25,27 +25,15 @@ fi
 
 bundle=.gpu
 limit_mib=64
-# The versions the test suite runs with. pydantic: the suite files' schema. codecarbon and what it
-# needs beyond that machine's packages: energy, the GPU's measured through NVML (nvidia-ml-py).
-wheels=(
-    pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
-    typing-extensions==4.16.0
-    codecarbon==3.3.2 arrow==1.4.0 authlib==1.9.10 joserfc==1.8.0 cryptography==50.0.2
-    cffi==2.1.1 pycparser==3.12 click==8.5.1 prometheus-client==0.26.0 psutil==7.2.2
-    py-cpuinfo==9.0.0 nvidia-ml-py==13.615.71 rapidfuzz==3.14.6 requests==2.34.2 urllib3==2.8.0
-    idna==3.20 charset-normalizer==3.5.3 certifi==2026.10.19.post1 questionary==2.1.1
-    prompt-toolkit==3.0.53 wcwidth==0.9.4 typer==0.29.2 shellingham==1.5.4 annotated-doc==0.0.7
-    pycountry==26.2.16
-)
-
 mkdir -p "$bundle/data/MNIST/raw"
 echo '*' > "$bundle/.gitignore"
 rm -rf "$bundle/whl"
 python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
     --python-version "$python_version" --implementation cp --platform manylinux_2_28_x86_64 \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$bundle/whl" \
-    "${wheels[@]}"
+    -r benchmarks/gpu_wheels.txt
 
+rm -f "$bundle"/data/MNIST/raw/*-ubyte  # unpacked by a run here: 52 MiB that need not travel
 for raw in "$data"/MNIST/raw/*-ubyte; do
     gz="$bundle/data/MNIST/raw/$(basename "$raw").gz"
     [ "$gz" -nt "$raw" ] || gzip -9 -c "$raw" > "$gz"
