@@ -1,17 +1,25 @@
-"""Benchmark: the handout CNN's training epochs with MNIST resident on the device and batches cut by
-slicing (dlrepro's loop) vs the pytorch/examples `mnist` way (a torchvision dataset with
-ToTensor + Normalize transforms behind a DataLoader). Same model, batches, order, optimiser and
-epochs; reports both times and their ratio in one run.
+"""Benchmark: the handout CNN's training epochs four ways, in one run, side by side: the
+pytorch/examples `mnist` way (a torchvision dataset with ToTensor + Normalize behind a
+DataLoader), dlrepro's loop (MNIST resident on the device, batches cut by slicing), and that
+resident loop with its model compiled (torch.compile) and, on CUDA, with the whole training step
+captured once in a CUDA graph and replayed per batch. Same model and initialisation, batches,
+order, optimiser and epochs; each row's last-epoch summed loss shows the same maths ran.
 
     python benchmarks/mnist_loop.py [--epochs 1] [--threads 2] [--device cpu|cuda] [--workers 0]
+
+torch.compile needs a C compiler (and Triton on CUDA); where it fails, its row says why.
 """
+
+from __future__ import annotations
 
 import argparse
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
@@ -23,8 +31,95 @@ from dlrepro.experiments.mnist_classifier import Params
 from dlrepro.experiments.mnist_classifier import run as mc
 from dlrepro.experiments.mnist_classifier import trained
 
+Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+SEED = 0  # every variant starts from the same weights
 
-def dataloader_loop(params: Params, root: Path, device: torch.device, workers: int) -> float:
+
+def eager_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> Step:
+    """One SGD step of dlrepro's loop; returns the batch's loss and its count of wrong answers,
+    left on the device."""
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        output = model(x)
+        loss = F.cross_entropy(output, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach(), (output.argmax(1) != y).sum()
+    return step
+
+
+def compiled_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> Step:
+    """The eager step with the model's forward and backward compiled (the SGD step stays eager:
+    one fused foreach update)."""
+    return eager_step(torch.compile(model), optimizer)
+
+
+def graphed_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                 y: torch.Tensor) -> Step:
+    """The eager step captured once in a CUDA graph: each batch is copied into the graph's input
+    and the whole step (forward, backward, SGD update) replays as one launch. Warm-up steps
+    before capture (on a side stream, as CUDA graphs need) are undone, so training starts from
+    the same weights."""
+    static_x, static_y = x.clone(), y.clone()
+    step = eager_step(model, optimizer)
+    initial = [p.detach().clone() for p in model.parameters()]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step(static_x, static_y)
+    torch.cuda.current_stream().wait_stream(side)
+    with torch.no_grad():
+        for p, p0 in zip(model.parameters(), initial):
+            p.copy_(p0)
+    optimizer.zero_grad(set_to_none=True)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_out = step(static_x, static_y)
+
+    def replay(batch_x: torch.Tensor, batch_y: torch.Tensor):
+        static_x.copy_(batch_x)
+        static_y.copy_(batch_y)
+        graph.replay()
+        return static_out
+    return replay
+
+
+def resident(params: Params, root: Path, device: torch.device, kind: str) -> tuple[float, float]:
+    """dlrepro's loop around a step of KIND (eager, compiled, graphed): training seconds and the
+    last epoch's summed loss. The first batch, which compiles or captures, is outside the clock
+    and trains like any other; a last partial batch (never, at batch 100) is left out."""
+    train_x, train_y, _, _, mean, std = mc.load_data(params, root, device)
+    inputs = (train_x - mean) / std
+    torch.manual_seed(SEED)
+    model = trained.build(params.model).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=params.lr)
+    first = slice(0, params.batch_size)
+    if kind == "graphed":
+        step = graphed_step(model, optimizer, inputs[first], train_y[first])
+    else:
+        step = (compiled_step if kind == "compiled" else eager_step)(model, optimizer)
+    starts = range(0, len(inputs) - params.batch_size + 1, params.batch_size)
+    loss_sum = torch.zeros((), device=device)
+    loss_sum += step(inputs[first], train_y[first])[0]  # compiles, or replays the capture
+    sync(device)
+    start = time.perf_counter()
+    for epoch in range(params.epochs):
+        if epoch:
+            loss_sum = torch.zeros((), device=device)
+        for i in starts[1:] if epoch == 0 else starts:
+            loss_sum += step(inputs[i:i + params.batch_size], train_y[i:i + params.batch_size])[0]
+    last_loss = loss_sum.item()  # waits for the device
+    return time.perf_counter() - start, last_loss
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def dataloader_loop(params: Params, root: Path, device: torch.device,
+                    workers: int) -> tuple[float, float]:
     """pytorch/examples mnist: per-sample transforms, batches collated by a DataLoader."""
     train = datasets.MNIST(root, train=True, download=False)
     pixels = train.data[: params.train_size].float() / 255
@@ -34,26 +129,29 @@ def dataloader_loop(params: Params, root: Path, device: torch.device, workers: i
     subset = torch.utils.data.Subset(train, range(params.train_size))
     loader = DataLoader(subset, batch_size=params.batch_size, shuffle=False, num_workers=workers,
                         pin_memory=device.type == "cuda")
+    torch.manual_seed(SEED)
     model = trained.build(params.model).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=params.lr)
+    step = eager_step(model, torch.optim.SGD(model.parameters(), lr=params.lr))
     start = time.perf_counter()
     for _ in range(params.epochs):
+        loss_sum = torch.zeros((), device=device)
         for data, target in loader:
-            data, target = data.to(device), target.to(device)
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(data), target)
-            loss.backward()
-            optimizer.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+            loss_sum += step(data.to(device, non_blocking=True),
+                             target.to(device, non_blocking=True))[0]
+    last_loss = loss_sum.item()
+    return time.perf_counter() - start, last_loss
 
 
-def resident_loop(params: Params, root: Path, device: torch.device) -> float:
-    ctx = RunContext(seed=0, device=device, data_dir=root, artifact_dir=Path(os.devnull),
+def dlrepro_loop(params: Params, root: Path, device: torch.device) -> tuple[float, float]:
+    """dlrepro's own training function, as a run executes it (its per-epoch test error is not
+    in the time)."""
+    ctx = RunContext(seed=SEED, device=device, data_dir=root, artifact_dir=Path(os.devnull),
                      declared=frozenset(get("mnist_classifier").metrics))
+    torch.manual_seed(SEED)
     mc.train(params, ctx)
-    return sum(m["value"] for m in ctx.metrics if m["metric"] == "epoch_time_s")
+    values = {m["metric"]: m["value"] for m in ctx.metrics if m.get("step") == params.epochs}
+    seconds = sum(m["value"] for m in ctx.metrics if m["metric"] == "epoch_time_s")
+    return seconds, values["loss_sum"]
 
 
 def main() -> None:
@@ -73,11 +171,27 @@ def main() -> None:
                     train_size=args.train_size)
     print(f"handout CNN, {args.epochs} epoch(s) × {args.train_size} images, batch 100, on {device} "
           f"({args.threads} thread(s), DataLoader workers: {args.workers}); training time only")
-    loader = dataloader_loop(params, root, device, args.workers)
-    resident = resident_loop(params, root, device)
-    print(f"{'DataLoader (pytorch/examples)':32} {loader:8.2f} s")
-    print(f"{'resident tensors, slicing':32} {resident:8.2f} s")
-    print(f"{'speed-up':32} {loader / resident:8.2f}×")
+    variants: list[tuple[str, Callable[[], tuple[float, float]]]] = [
+        ("DataLoader (pytorch/examples)", lambda: dataloader_loop(params, root, device,
+                                                                  args.workers)),
+        ("resident, dlrepro's loop", lambda: dlrepro_loop(params, root, device)),
+        ("resident, eager step", lambda: resident(params, root, device, "eager")),
+        ("resident, torch.compile", lambda: resident(params, root, device, "compiled")),
+    ]
+    if device.type == "cuda":
+        variants.append(("resident, CUDA graph", lambda: resident(params, root, device, "graphed")))
+    print(f"{'loop':32} {'time (s)':>9} {'× DataLoader':>13} {'last loss sum':>14}")
+    baseline = None
+    for name, measure in variants:
+        try:
+            seconds, loss = measure()
+        except Exception as err:  # torch.compile without a compiler, a graph that cannot capture
+            print(f"{name:32} skipped: {type(err).__name__}: {str(err).splitlines()[0][:120]}")
+            continue
+        baseline = baseline or seconds
+        print(f"{name:32} {seconds:9.2f} {baseline / seconds:12.2f}× {loss:14.4f}")
+    if device.type != "cuda":
+        print("CUDA graph: needs a CUDA device (skipped)")
 
 
 if __name__ == "__main__":
