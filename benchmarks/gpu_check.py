@@ -1,6 +1,6 @@
 """One short run for a GPU machine: the full profile's GPU-bound core, in about 7 minutes on one
 H100-class GPU (docs/gpu.md). Drives `python -m dlrepro run` with the local runner, one results
-folder per step:
+folder per part:
 
 - the handout CNN's 10 epochs on 3 seeds (mnist_cnn --only model=cnn_handout), its training time
   set beside the slide's ≈ 7 s on a GTX 1080 (EXPERIMENTS.md E6);
@@ -9,8 +9,8 @@ folder per step:
 
 Needs only the standard library and what dlrepro's local path imports (no Ray, no nox;
 codecarbon optional). Writes into --out: gpu_check.log (everything printed), summary.md, the
-steps' runs.csv, metrics.csv and claims.csv merged, and results.tar.gz (the dlrepro results
-folders without model weights). Exit 0 only if every step ran and every run is ok.
+parts' runs.csv, metrics.csv and claims.csv merged, and results.tar.gz (the dlrepro results
+folders without model weights). Exit 0 only if every part ran and every run is ok.
 
     python3 benchmarks/gpu_check.py --out DIR [--profile full|quick|smoke] [--data-dir DIR]
         [--results DIR]
@@ -31,21 +31,21 @@ from pathlib import Path
 
 SLIDE_TRAIN_S = 7.0  # the handout's 10 epochs on a GTX 1080, data resident (EXPERIMENTS.md E6)
 MERGED_TABLES = ("runs", "metrics", "claims")
-CONFIG_COLUMNS = ("model", "d", "epochs", "train_size")  # what tells a step's runs apart
+CONFIG_COLUMNS = ("model", "d", "epochs", "train_size")  # what tells a part's runs apart
 
 
 @dataclass(frozen=True)
-class Step:
+class Part:
     name: str  # its results folder under --results
     what: str
     selection: tuple[str, ...]  # suite and overrides, as `dlrepro run` takes them
 
 
-STEPS = (
-    Step("cnn", "the handout CNN's 10 epochs, 3 seeds",
+PARTS = (
+    Part("cnn", "the handout CNN's 10 epochs, 3 seeds",
          ("mnist_cnn", "--only", "model=cnn_handout")),
-    Step("gan", "the GAN, one seed", ("gan", "--set", "seeds=[0]")),
-    Step("autoencoder", "the CNN autoencoder at d = 8 and 32, one seed",
+    Part("gan", "the GAN, one seed", ("gan", "--set", "seeds=[0]")),
+    Part("autoencoder", "the CNN autoencoder at d = 8 and 32, one seed",
          ("autoencoder", "--set", "seeds=[0]", "--only", "model=cnn", "--only", "d=[8,32]")),
 )
 
@@ -84,10 +84,10 @@ def environment() -> list[str]:
     return lines
 
 
-def dlrepro_run(step: Step, args: argparse.Namespace, log: Log, *extra: str) -> int:
-    """`python -m dlrepro run` of one step, its output streamed into the log; its exit code."""
-    command = [sys.executable, "-m", "dlrepro", "run", *step.selection, "--profile", args.profile,
-               "--runner", "local", "--results", str(args.results / step.name), *extra]
+def dlrepro_run(part: Part, args: argparse.Namespace, log: Log, *extra: str) -> int:
+    """`python -m dlrepro run` of one part, its output streamed into the log; its exit code."""
+    command = [sys.executable, "-m", "dlrepro", "run", *part.selection, "--profile", args.profile,
+               "--runner", "local", "--results", str(args.results / part.name), *extra]
     if args.data_dir:
         command += ["--data-dir", str(args.data_dir)]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -98,15 +98,15 @@ def dlrepro_run(step: Step, args: argparse.Namespace, log: Log, *extra: str) -> 
 
 
 def read_tables(results: Path) -> dict[str, list[dict]]:
-    """Each merged table's rows, from every step's folder that has it, with the step's name (a
-    step that reads another suite's run, the GAN's classifier, runs it again in its folder)."""
+    """Each merged table's rows, from every part's folder that has it, with the part's name (a
+    part that reads another suite's run, the GAN's classifier, runs it again in its folder)."""
     tables = {name: [] for name in MERGED_TABLES}
-    for step in STEPS:
-        for folder in sorted((results / step.name).glob("*/")):
+    for part in PARTS:
+        for folder in sorted((results / part.name).glob("*/")):
             for name in MERGED_TABLES:
                 if (folder / f"{name}.csv").is_file():
                     with (folder / f"{name}.csv").open(newline="", encoding="utf-8") as f:
-                        tables[name] += [{"step": step.name, **row} for row in csv.DictReader(f)]
+                        tables[name] += [{**row, "part": part.name} for row in csv.DictReader(f)]
     return tables
 
 
@@ -132,23 +132,27 @@ def markdown(header: list[str], rows: list[list]) -> list[str]:
             *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)]
 
 
-def summary(tables: dict[str, list[dict]], steps: list[tuple[Step, int, float]],
+def run_row(run: dict, train_s: dict[tuple[str, str], float]) -> list:
+    """One run in summary.md: its part, configuration, device and times."""
+    config = ", ".join(f"{key}={plain(run[key])}" for key in CONFIG_COLUMNS if run.get(key))
+    training = train_s.get((run["part"], run["run_id"]))
+    return [run["part"], run["suite"], config, run["seed"], run["status"], run["device"],
+            f"{float(run['wall_time_s']):.1f}", "" if training is None else f"{training:.1f}"]
+
+
+def summary(tables: dict[str, list[dict]], finished: list[tuple[Part, int, float]],
             env: list[str], profile: str) -> str:
-    train_s = {row["run_id"]: float(row["value"]) for row in tables["metrics"]
+    # A part's own copy of a run another suite needs has that run's id: keyed by both.
+    train_s = {(row["part"], row["run_id"]): float(row["value"]) for row in tables["metrics"]
                if row["metric"] == "train_time_s"}
     lines = [f"# gpu_check at profile {profile}", "", *(f"- {line}" for line in env), ""]
-    lines += markdown(["step", "exit", "wall (s)"],
-                      [[step.what, rc, f"{wall:.1f}"] for step, rc, wall in steps])
-    runs = [[run["step"], run["suite"],
-             ", ".join(f"{key}={plain(run[key])}" for key in CONFIG_COLUMNS if run.get(key)),
-             run["seed"], run["status"], run["device"], f"{float(run['wall_time_s']):.1f}",
-             f"{train_s[run['run_id']]:.1f}" if run["run_id"] in train_s else ""]
-            for run in tables["runs"]]
-    lines += ["", *markdown(["step", "suite", "configuration", "seed", "status", "device",
-                             "run (s)", "training (s)"], runs)]
-    handout = [train_s[run["run_id"]] for run in tables["runs"] if run["run_id"] in train_s
-               and run["step"] == "cnn" and plain(run["epochs"]) == "10"]
-    if handout:
+    lines += markdown(["part", "exit", "wall (s)"],
+                      [[part.what, rc, f"{wall:.1f}"] for part, rc, wall in finished])
+    lines += ["", *markdown(["part", "suite", "configuration", "seed", "status", "device",
+                             "run (s)", "training (s)"],
+                            [run_row(run, train_s) for run in tables["runs"]])]
+    handout = [seconds for (part, _), seconds in train_s.items() if part == "cnn"]
+    if handout and profile == "full":  # the slide's time is for the full profile's 10 epochs
         mean = sum(handout) / len(handout)
         lines += ["", f"Handout CNN, 10 epochs: {mean:.1f} s of training per seed (mean of "
                   f"{len(handout)}) against the slide's ≈ {SLIDE_TRAIN_S:.0f} s on a GTX 1080: "
@@ -163,15 +167,15 @@ def without_weights(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return None if info.name.endswith(".pt") else info
 
 
-def write_outputs(args: argparse.Namespace, steps: list, env: list[str]) -> dict:
+def write_outputs(args: argparse.Namespace, finished: list, env: list[str]) -> dict:
     """Every output file from what has finished so far: a run cut short still leaves them."""
     tables = read_tables(args.results)
     for name, rows in tables.items():
         if rows:
             write_csv(args.out / f"{name}.csv", rows)
-    (args.out / "summary.md").write_text(summary(tables, steps, env, args.profile),
+    (args.out / "summary.md").write_text(summary(tables, finished, env, args.profile),
                                          encoding="utf-8")
-    if args.results.is_dir():  # not where the first step was refused
+    if args.results.is_dir():  # not where the first part was refused
         with tarfile.open(args.out / "results.tar.gz", "w:gz") as tar:
             tar.add(args.results, arcname="results", filter=without_weights)
     return tables
@@ -200,21 +204,21 @@ def main() -> int:
     for line in env:
         log(line)
     log(f"the plan at profile {args.profile}:")
-    for step in STEPS:  # every selection checked before any training
-        if dlrepro_run(step, args, log, "--dry-run") != 0:
-            log(f"gpu_check: {step.name}: the selection is refused (above); nothing run")
+    for part in PARTS:  # every selection checked before any training
+        if dlrepro_run(part, args, log, "--dry-run") != 0:
+            log(f"gpu_check: {part.name}: the selection is refused (above); nothing run")
             return 2
-    steps = []
-    for number, step in enumerate(STEPS, 1):
-        log(f"step {number}/{len(STEPS)}: {step.what}")
+    finished = []
+    for number, part in enumerate(PARTS, 1):
+        log(f"part {number}/{len(PARTS)}: {part.what}")
         started = time.perf_counter()
-        rc = dlrepro_run(step, args, log)
-        steps.append((step, rc, time.perf_counter() - started))
-        tables = write_outputs(args, steps, env)
-        log(f"step {number}/{len(STEPS)}: exit {rc} in {steps[-1][2]:.1f} s")
+        rc = dlrepro_run(part, args, log)
+        finished.append((part, rc, time.perf_counter() - started))
+        tables = write_outputs(args, finished, env)
+        log(f"part {number}/{len(PARTS)}: exit {rc} in {finished[-1][2]:.1f} s")
     failed = [run for run in tables["runs"] if run["status"] != "ok"]
-    ok = all(rc == 0 for _, rc, _ in steps) and tables["runs"] and not failed
-    log(f"gpu_check: {'every step ran' if ok else 'FAILED'}: {len(tables['runs'])} runs, "
+    ok = all(rc == 0 for _, rc, _ in finished) and tables["runs"] and not failed
+    log(f"gpu_check: {'every part ran' if ok else 'FAILED'}: {len(tables['runs'])} runs, "
         f"{len(failed)} not ok, {log.elapsed():.0f} s in all; outputs in {args.out}")
     return 0 if ok else 1
 
