@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from dlrepro.data import data_dir
+from dlrepro.data import data_dir, verify
 from dlrepro.execute import warm_up
 from dlrepro.experiment import RunContext, get
 from dlrepro.experiments.mnist_classifier import Params
@@ -167,6 +167,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warm_up()
     root, device = data_dir(args.data_dir), torch.device(args.device)
+    verify({"mnist"}, root)  # unpacks a gzipped copy, which torchvision's dataset cannot read
     params = Params(model="cnn_handout", lr=0.1, batch_size=100, epochs=args.epochs,
                     train_size=args.train_size)
     print(f"handout CNN, {args.epochs} epoch(s) × {args.train_size} images, batch 100, on {device} "
