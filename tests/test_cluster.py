@@ -1,14 +1,14 @@
-"""The Ray runner on a multi-node cluster simulated on this machine (``ray.cluster_utils.Cluster``,
+"""The Ray runner on a multi-node cluster simulated on this machine (tests/simulated_cluster.py:
 loopback only, token authentication): a head without CPUs (the driver's, as in cluster.yaml), two
 CPU nodes and one node with a fake GPU.
 
 No node shares the driver's disk: every node runs with an audit hook (a ``sitecustomize`` on its
 ``PYTHONPATH``) that makes the driver's folder (results and data) not exist for it, as on a real
 cluster, so a runner that opened a driver path on a worker would fail its runs. Each node has its
-own data directory (``$DLREPRO_DATA_DIR``). The driver runs as its own process (Ray keeps the
-first token it sees for a process's life) and every node is stopped by the fixture, never with
-``ray stop``."""
+own data directory (``$DLREPRO_DATA_DIR``). The driver runs as its own process, and every node
+is stopped by the cluster's process, never with ``ray stop``."""
 
+import json
 import os
 import re
 import shutil
@@ -21,9 +21,6 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
-from ray import ray_constants
-from ray.cluster_utils import Cluster
-
 from dlrepro.cli import main
 from dlrepro.project import suites_dir
 from dlrepro.suite import load
@@ -52,31 +49,44 @@ if DRIVER_ONLY:
 
 
 class SimulatedCluster:
-    def __init__(self, cluster: Cluster, nodes: dict, driver: Path, node_env: dict):
-        self.cluster, self.nodes, self.driver, self.node_env = cluster, nodes, driver, node_env
+    """The cluster's process (tests/simulated_cluster.py) and what it said of its nodes."""
 
-    @property
-    def address(self) -> str:
-        return self.cluster.address
+    def __init__(self, process: subprocess.Popen, driver: Path):
+        self.process, self.driver = process, driver
+        started = self._answer()
+        self.address, self.nodes = started["address"], started["nodes"]
+
+    def _answer(self) -> dict:
+        line = self.process.stdout.readline()
+        assert line, "the simulated cluster stopped"
+        return json.loads(line)
+
+    def _command(self, *words: str) -> dict:
+        self.process.stdin.write(" ".join(words) + "\n")
+        self.process.stdin.flush()
+        return self._answer()
 
     def node_id(self, name: str) -> str:
-        return self.nodes[name].node_id
+        return self.nodes[name]["id"]
+
+    def add(self, name: str, cpus: int) -> None:
+        self.nodes[name] = self._command("add", f"{name}={cpus}")
+
+    def remove(self, name: str) -> None:
+        """Kill every process of a node, at once: a spot preemption, a pulled plug."""
+        self._command("remove", name)
+        del self.nodes[name]
+
+    def running_on(self, name: str) -> list[psutil.Process]:
+        """The worker processes of a node that are running a group now."""
+        raylet = psutil.Process(self.nodes[name]["raylet"])
+        return [p for p in raylet.children(recursive=True) if _running(p)]
 
     def dlrepro(self, *args: str) -> subprocess.Popen:
         """``dlrepro ARGS --runner ray --address`` this cluster, as the driver's own process."""
         return subprocess.Popen(
             [sys.executable, "-m", "dlrepro", *args, "--runner", "ray", "--address", self.address],
-            env={**os.environ, "COLUMNS": "200"}, cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-
-    def running_on(self, name: str) -> list[psutil.Process]:
-        """The worker processes of a node that are running a group now."""
-        raylet = self.nodes[name].all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process
-        return [p for p in psutil.Process(raylet.pid).children(recursive=True) if _running(p)]
-
-    def remove(self, name: str) -> None:
-        """Kill every process of a node, at once: a spot preemption, a pulled plug."""
-        self.cluster.remove_node(self.nodes.pop(name), allow_graceful=False)
+            env=CLUSTER_ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _running(process: psutil.Process) -> bool:
@@ -84,6 +94,14 @@ def _running(process: psutil.Process) -> bool:
         return (process.cmdline() or [""])[0].startswith("ray::Worker.run")
     except psutil.Error:  # it ended meanwhile
         return False
+
+
+# The cluster's and the driver's: token authentication, and Ray's switch for a cluster on the
+# loopback (its default on macOS and Windows).
+CLUSTER_ENV = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+               "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex(),
+               "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+               "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
 
 
 @pytest.fixture(scope="module")
@@ -95,24 +113,19 @@ def cluster(tmp_path_factory):
     node_env = {"PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)]),
                 "DLREPRO_DRIVER_ONLY": str(driver), "DLREPRO_DATA_DIR": node_data}
     temp_dir = tempfile.mkdtemp(prefix="dlrepro-cl-")  # short: Ray's socket paths have a limit
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("RAY_AUTH_MODE", "token")
-        env.setenv("RAY_AUTH_TOKEN", os.urandom(16).hex())
-        # Ray's switch for a cluster on the loopback (its default on macOS and Windows).
-        env.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        env.delenv("RAY_ADDRESS", raising=False)
-        env.setenv("PYTHONPATH", str(ROOT))
-        simulated = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": 0, "node_ip_address": "127.0.0.1", "temp_dir": temp_dir,
-            "include_dashboard": False, "env_vars": node_env})
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "simulated_cluster.py"), temp_dir,
+         json.dumps(node_env), "cpu-a=2", "cpu-b=2", "gpu=2:1"],
+        env=CLUSTER_ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        yield SimulatedCluster(process, driver)
+    finally:
+        process.stdin.close()  # every node stopped
         try:
-            nodes = {"cpu-a": simulated.add_node(num_cpus=2, env_vars=node_env),
-                     "cpu-b": simulated.add_node(num_cpus=2, env_vars=node_env),
-                     "gpu": simulated.add_node(num_cpus=2, num_gpus=1, env_vars=node_env)}
-            yield SimulatedCluster(simulated, nodes, driver, node_env)
-        finally:
-            simulated.shutdown()
-            shutil.rmtree(temp_dir, ignore_errors=True)
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def metrics_of(profile_dir: Path) -> pd.DataFrame:
@@ -141,13 +154,14 @@ def finished(driver: subprocess.Popen) -> tuple[str, str]:
     return out, err
 
 
-def copy_suite(name: str, folder: Path, smoke: str = "") -> Path:
-    """A copy of a suite, with lines added to its smoke profile."""
+def copy_suite(name: str, folder: Path, smoke: str = "", *, old: str = "", new: str = "") -> Path:
+    """A copy of a suite, with lines added to its smoke profile, or ``old`` text made ``new``."""
     text = (suites_dir() / f"{name}.toml").read_text()
-    assert "[profiles.smoke]\n" in text
+    assert "[profiles.smoke]\n" in text and old in text
     path = folder / f"{name}.toml"
     folder.mkdir(exist_ok=True)
-    path.write_text(text.replace("[profiles.smoke]\n", f"[profiles.smoke]\n{smoke}"))
+    text = text.replace("[profiles.smoke]\n", f"[profiles.smoke]\n{smoke}")
+    path.write_text(text.replace(old, new) if old else text)
     return path
 
 
@@ -169,7 +183,7 @@ def read():
 print(ray.get(read.remote()))
 """
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, env=CLUSTER_ENV)
     assert out.stdout.strip() == "not on this node: it shares no disk with the driver", out.stderr
 
 
@@ -178,13 +192,13 @@ def test_runs_are_placed_by_shape_and_both_shapes_run_at_once(cluster, tmp_path)
     same time as the GPU runs; each record names its node, where its energy was measured, and
     every run's files and codecarbon's logs come back to the driver."""
     suites = [copy_suite("small_facts", tmp_path, "resources = { cpus = 1, gpus = 0.5 }\n"),
-              copy_suite("xor", tmp_path)]
+              copy_suite("gradient_descent", tmp_path)]
     results = cluster.driver / "placed"
     finished(cluster.dlrepro("run", *map(str, suites), "--profile", "smoke",
                              "--results", str(results)))
     runs = pd.read_parquet(results / "smoke" / "runs.parquet")
-    assert (runs["status"] == "ok").all() and len(runs) == 6 + 9
-    gpu, cpu = runs[runs["suite"] == "small_facts"], runs[runs["suite"] == "xor"]
+    assert (runs["status"] == "ok").all() and len(runs) == 6 + 5
+    gpu, cpu = runs[runs["suite"] == "small_facts"], runs[runs["suite"] == "gradient_descent"]
     assert set(gpu["node"]) == {cluster.node_id("gpu")}
     assert gpu["worker"].str.endswith(" GPU 0").all() and gpu["worker"].nunique() == 2
     assert set(cpu["node"]) == {cluster.node_id("cpu-a"), cluster.node_id("cpu-b")}
@@ -196,8 +210,8 @@ def test_runs_are_placed_by_shape_and_both_shapes_run_at_once(cluster, tmp_path)
                                              f"{run['worker'].split(' pid ')[1].split()[0]}")
     logs = {p.name.split("-")[1] for p in (results / "smoke" / "energy").glob("ray-*")}
     assert logs == {cluster.node_id(n)[:12] for n in ("gpu", "cpu-a", "cpu-b")}
-    # xor's figure data, written on the CPU nodes
-    assert len(list((results / "smoke" / "artifacts" / "xor").glob("*/*"))) >= 8
+    # the E3 figure data, written on the CPU nodes
+    assert len(list((results / "smoke" / "artifacts" / "gradient_descent").glob("*/*.npz"))) == 2
     pd.testing.assert_frame_equal(untimed(metrics_of(results / "smoke"), suites),
                                   untimed(local_metrics(suites, tmp_path), suites))
 
@@ -242,7 +256,7 @@ def test_a_lost_node_holding_a_producers_files_costs_no_run(cluster, needs_chain
         assert time.time() < deadline, "the classifier did not finish"
         time.sleep(0.2)
     producer = pd.read_json(next(records.glob("*.json")), typ="series")
-    lost = next(name for name, node in cluster.nodes.items() if node.node_id == producer["node"])
+    lost = next(name for name, node in cluster.nodes.items() if node["id"] == producer["node"])
     cluster.remove(lost)
     finished(driver)
     runs = pd.read_parquet(results / "smoke" / "runs.parquet").set_index("suite")
@@ -258,8 +272,9 @@ def test_a_node_lost_mid_sweep_loses_no_run_and_duplicates_none(cluster, tmp_pat
     """A node is added, then killed while runs execute on it: they are retried on the other
     nodes (a retry counted against max_retries) and the tables are those of a sweep without
     the fault."""
-    cluster.nodes["doomed"] = cluster.cluster.add_node(num_cpus=2, env_vars=cluster.node_env)
-    suite = copy_suite("xor", tmp_path, "parameters = { epochs = 3000 }\n")
+    cluster.add("doomed", 2)
+    # long enough runs (a second or two) to be caught running
+    suite = copy_suite("xor", tmp_path, old="{ epochs = 30 }", new="{ epochs = 3000 }")
     results = cluster.driver / "lost"
     driver = cluster.dlrepro("run", str(suite), "--profile", "smoke", "--results", str(results))
     deadline = time.time() + 240
