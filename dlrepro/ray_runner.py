@@ -32,6 +32,7 @@ from pathlib import Path
 
 import ray
 from ray import exceptions as rex
+from rich.markup import escape
 
 from dlrepro import execute as ex
 from dlrepro.console import RunProgress
@@ -323,8 +324,8 @@ def _run_wave(pools: list[_Pool], shipped: _Shipped, max_retries: int,
                 what = "its worker died"
             reason = f"{type(err).__name__}: {_first_line(err)}"
             if attempt < max_retries:
-                progress.note(f"{what} running {group_label(group)} ({reason}); "
-                              f"retry {attempt + 1}/{max_retries}")
+                progress.note(escape(f"{what} running {group_label(group)} ({reason}); "
+                                     f"retry {attempt + 1}/{max_retries}"))
                 pool.queue.appendleft((group, attempt + 1))
                 continue
             records = ex.failed_records(

@@ -5,14 +5,14 @@ own, so that the test process keeps no Ray state (Ray reads its token settings o
 
 starts a head without CPUs and the named nodes (each with NODE_ENV), prints one JSON line (the
 address; each node's id and raylet pid), then obeys stdin, a JSON line back for each command:
-``add NAME=CPUS[:GPUS]``, ``remove NAME`` (hard: every process of the node killed at once). At
-the end of stdin every node is stopped.
+``remove NAME`` (hard: every process of the node killed at once). At the end of stdin every node
+is stopped.
 """
 
 import json
 import sys
 
-from ray import ray_constants
+from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
 
@@ -39,12 +39,9 @@ def main(temp_dir: str, node_env: str, *nodes: str) -> None:
         print(json.dumps({"address": cluster.address,
                           "nodes": {spec.split("=")[0]: add(spec) for spec in nodes}}), flush=True)
         for line in sys.stdin:
-            command, argument = line.split()
-            if command == "add":
-                print(json.dumps(add(argument)), flush=True)
-            else:
-                cluster.remove_node(started.pop(argument), allow_graceful=False)
-                print(json.dumps({"removed": argument}), flush=True)
+            _, name = line.split()  # remove NAME
+            cluster.remove_node(started.pop(name), allow_graceful=False)
+            print(json.dumps({"removed": name}), flush=True)
     finally:
         cluster.shutdown()
 
