@@ -36,6 +36,7 @@ from rich.markup import escape
 
 from dlrepro import execute as ex
 from dlrepro.console import RunProgress
+from dlrepro.data import ENV_VAR
 from dlrepro.energy import EnergyMeter
 from dlrepro.layout import Results
 from dlrepro.planning import (ClusterPlan, SchedulingError, ShapeLoad, cluster_eta,
@@ -52,17 +53,18 @@ WORKER_DEATHS = (rex.RayActorError, rex.WorkerCrashedError, rex.OutOfMemoryError
 class Worker:
     """One worker process: warmed up once, then runs groups of specs."""
 
-    def __init__(self, country: str, data_dir: str | None):
-        from dlrepro import data
-
+    def __init__(self, country: str, data_dir: str | None, drivers_env: str | None):
         ex.warm_up()
         self.node = ray.get_runtime_context().get_node_id()
         gpus = ",".join(map(str, ray.get_gpu_ids()))
         on_gpus = f" GPU {gpus}" if gpus else ""
         ex.WORKER_NAME = f"ray {ray.util.get_node_ip_address()} pid {os.getpid()}{on_gpus}"
-        # This node's own: its data directory ($DLREPRO_DATA_DIR here), else the driver's path;
-        # a folder of its own for codecarbon's log.
-        self.data_dir = data.data_dir() or (Path(data_dir) if data_dir else None)
+        # The data directory the driver chose, unless this node was given its own: a
+        # $DLREPRO_DATA_DIR other than the driver's (the same one: a worker of the driver's
+        # machine, which inherits its environment). A folder of its own for codecarbon's log.
+        own = os.environ.get(ENV_VAR)
+        chosen = own if own and own != drivers_env else data_dir
+        self.data_dir = Path(chosen) if chosen else None
         self.checked: set[str] = set()
         self.energy_dir = Path(tempfile.mkdtemp(prefix="dlrepro-energy-"))
         self.meter = EnergyMeter(self.energy_dir, country).__enter__()
@@ -267,7 +269,7 @@ class _Pool:
                  data_dir: Path | None, energy_dir: Path):
         options = {"num_cpus": shape.cpus, "num_gpus": shape.gpus, "max_restarts": 0}
         self.make = lambda: Worker.options(**options).remote(
-            country, str(data_dir) if data_dir else None)
+            country, str(data_dir) if data_dir else None, os.environ.get(ENV_VAR))
         self.queue = deque((group, 0) for group in groups)
         self.idle = [self.make() for _ in range(min(size, len(groups)))]
         self.used: set = set()  # actors that ran a group: they have an energy log

@@ -95,7 +95,9 @@ def _running(process: psutil.Process) -> bool:
 
 # The cluster's and the driver's: token authentication, and Ray's switch for a cluster on the
 # loopback (its default on macOS and Windows).
-CLUSTER_ENV = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+# The driver is given its data with --data-dir: each node has its own.
+CLUSTER_ENV = {**{k: v for k, v in os.environ.items()
+                  if k not in ("RAY_ADDRESS", "DLREPRO_DATA_DIR")},
                "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex(),
                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
                "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
