@@ -189,7 +189,8 @@ print(ray.get(read.remote()))
 def test_runs_are_placed_by_shape_and_both_shapes_run_at_once(cluster, tmp_path):
     """Half-GPU runs share the GPU node's one GPU; CPU runs spread over the two CPU nodes, at the
     same time as the GPU runs; each record names its node, where its energy was measured, and
-    every run's files and codecarbon's logs come back to the driver."""
+    every run's files and codecarbon's logs come back to the driver. (The metrics are those of
+    the local runner: the tests of a lost node compare them.)"""
     suites = [copy_suite("small_facts", tmp_path, "resources = { cpus = 1, gpus = 0.5 }\n"),
               copy_suite("gradient_descent", tmp_path)]
     results = cluster.driver / "placed"
@@ -211,8 +212,6 @@ def test_runs_are_placed_by_shape_and_both_shapes_run_at_once(cluster, tmp_path)
     assert logs == {cluster.node_id(n)[:12] for n in ("gpu", "cpu-a", "cpu-b")}
     # the E3 figure data, written on the CPU nodes
     assert len(list((results / "smoke" / "artifacts" / "gradient_descent").glob("*/*.npz"))) == 2
-    pd.testing.assert_frame_equal(untimed(metrics_of(results / "smoke"), suites),
-                                  untimed(local_metrics(suites, tmp_path), suites))
 
 
 def test_a_dry_run_plans_the_sweep_on_the_cluster_it_sees(cluster, tmp_path):
