@@ -23,7 +23,7 @@ from dlrepro.errors import SuiteError
 from dlrepro.grid import RunSpec
 from dlrepro.layout import BaselineError, Results
 from dlrepro.overrides import Override, describe_overrides
-from dlrepro.planning import Plan, SuitePlan, plan
+from dlrepro.planning import Plan, SuitePlan, datasets_read, plan
 from dlrepro.project import baselines_dir, remember, resolve
 from dlrepro.runners import load_runner
 from dlrepro.schema import LocalRunner, RayRunner
@@ -97,7 +97,7 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
     suites = given(names, folder, overrides, only)
     check_selected(suites, profile)
     problem = folder_problem(data_dir(data))
-    if problem and _datasets([s for suite in suites for s in suite.runs(profile)]):
+    if problem and datasets_read([s for suite in suites for s in suite.runs(profile)]):
         raise DataError(problem)
     if problem:
         say(f"warning: {problem}; no selected run reads data, so nothing is read from it")
@@ -189,18 +189,9 @@ def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
 
 
 def _check_data(todo: list[RunSpec], root: Path | None) -> None:
-    needed = _datasets(todo)
+    needed = datasets_read(todo)
     if needed:
         verify(needed, root)
-
-
-def _datasets(specs: list[RunSpec]) -> set[str]:
-    """The data sets the runs read."""
-    needed = set()
-    for spec in specs:
-        experiment = contract.get(spec.experiment)
-        needed |= experiment.datasets(experiment.params.model_validate(spec.params))
-    return needed
 
 
 def _warn_resources(todo: list[RunSpec], runner: LocalRunner | RayRunner, say: Say) -> None:
@@ -225,7 +216,19 @@ def dry_run(request: Request, say: Say) -> Plan:
     """What ``run`` would do, from the records alone: nothing is written, no lock taken, neither
     the experiments' code nor the data is checked (that needs torch, or a download)."""
     todo = plan(request.specs, request.results)
-    return _plan_of(request, todo, _typical_run_times(request.results, say) if todo else {})
+    typical = _typical_run_times(request.results, say) if todo else {}
+    foreseen = _plan_of(request, todo, typical)
+    if todo and isinstance(request.runner, RayRunner):
+        from dlrepro.ray_runner import plan_on_cluster
+        from dlrepro.regression import COST_FILE
+
+        cost_file = baselines_dir() / request.results.profile / COST_FILE  # typical's source
+        if cost_file.is_relative_to(Path.cwd()):
+            cost_file = cost_file.relative_to(Path.cwd())
+        foreseen.cluster = plan_on_cluster(
+            todo, foreseen.expected, address=request.address or request.runner.address,
+            num_cpus=request.runner.num_cpus, cost_file=cost_file, has_cost=bool(typical))
+    return foreseen
 
 
 def _plan_of(request: Request, todo: list[RunSpec], typical: dict[str, float]) -> Plan:

@@ -11,6 +11,7 @@ from pathlib import Path
 from dlrepro import experiment as contract
 from dlrepro.grid import RunSpec
 from dlrepro.layout import Results
+from dlrepro.schema import Resources
 
 
 class SchedulingError(Exception):
@@ -38,6 +39,15 @@ def _needed(spec: RunSpec) -> list[RunSpec]:
     for producer in spec.needs.values():
         found += [*_needed(producer), producer]
     return found
+
+
+def datasets_read(specs: list[RunSpec]) -> set[str]:
+    """The data sets the runs read."""
+    needed = set()
+    for spec in specs:
+        experiment = contract.get(spec.experiment)
+        needed |= experiment.datasets(experiment.params.model_validate(spec.params))
+    return needed
 
 
 def waves(specs: list[RunSpec]) -> list[list[RunSpec]]:
@@ -102,6 +112,7 @@ class Plan:
     suites: list[SuitePlan]
     first: list[str]  # runs of other suites that the asked ones read: they run first
     expected: dict[str, float | None]  # each run to do's likely wall time, None: not known
+    cluster: ClusterPlan | None = None  # the dry run of the Ray runner: the cluster it sees
 
     @property
     def todo(self) -> int:
@@ -128,8 +139,68 @@ class Plan:
         if not self.todo:
             return [*lines, f"Nothing to run: every run is cached in {self.records}."]
         to_do = f"{counted(self.todo, 'run')} to do"
+        if self.cluster:
+            return [*lines, *self.cluster.lines(to_do)]
         if self.eta_s is None:
             return [*lines, f"{to_do}; ETA not known (no earlier run, no cost baseline)"]
         unknown = sum(t is None for t in self.expected.values())
         guessed = f"; {unknown} of them guessed from the others" if unknown else ""
         return [*lines, f"{to_do}; ETA about {duration(self.eta_s)}, run after run{guessed}"]
+
+
+@dataclass
+class ShapeLoad:
+    """The runs to do that ask for one resource shape, and how many of them a cluster runs at
+    once."""
+
+    cpus: int
+    gpus: float
+    runs: int
+    at_once: int
+
+
+@dataclass
+class ClusterPlan:
+    """What the runs to do would take on the Ray cluster a dry run sees: wave after wave, every
+    shape's pool at once, each pool as many runs at a time as fit."""
+
+    where: str  # the cluster, in words
+    shapes: list[ShapeLoad]
+    eta_s: float | None
+    cost_file: Path  # the profile's committed cost.csv, the typical run times
+    has_cost: bool
+    notes: list[str]  # what the cluster cannot honour of a shape, and what it does instead
+    problem: str | None = None  # why the cluster cannot run them
+
+    def lines(self, to_do: str) -> list[str]:
+        from dlrepro.console import duration
+        from dlrepro.formatting import counted
+
+        lines = [*self.notes, f"On {self.where}:"]
+        lines += [f"  {s.cpus} CPU(s) and {s.gpus:g} GPU(s) a run: {counted(s.runs, 'run')} to do, "
+                  f"{s.at_once} at once" for s in self.shapes]
+        if self.problem:
+            return [*lines, f"{to_do}; this cluster cannot run them: {self.problem}"]
+        source = (f"the committed {self.cost_file}" if self.has_cost
+                  else f"no committed {self.cost_file}")
+        if self.eta_s is None:
+            return [*lines, f"{to_do}; ETA not known: no earlier run here and {source}"]
+        return [*lines, f"{to_do}; ETA about {duration(self.eta_s)} on this cluster (earlier runs "
+                        f"here, else {source})"]
+
+
+def cluster_eta(todo: list[RunSpec], expected: dict[str, float | None],
+                at_once: dict[Resources, int]) -> float | None:
+    """Wave after wave, the slowest shape's pool: its runs' expected times shared by the runs it
+    holds at once. An unknown run counts as the known mean; none known: None."""
+    known = [t for t in expected.values() if t is not None]
+    if not known:
+        return None
+    mean, total = sum(known) / len(known), 0.0
+    for wave in waves(todo):
+        load: dict[Resources, float] = {}
+        for spec in wave:
+            time = expected.get(spec.run_id)
+            load[spec.resources] = load.get(spec.resources, 0.0) + (mean if time is None else time)
+        total += max(seconds / at_once[shape] for shape, seconds in load.items())
+    return total

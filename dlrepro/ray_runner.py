@@ -1,12 +1,17 @@
-"""The Ray runner: run groups execute on a pool of long-lived Ray actors.
+"""The Ray runner: run groups execute on pools of long-lived Ray actors, on one node or many.
 
 An actor is a worker process that imports torch, starts codecarbon and pays torch's warm-up
 once, then executes run groups one after another with the same ``execute`` the local runner
 calls — so tiny runs do not each pay a process start. Actors are sized by the suite's
-``resources`` (CPUs, fractional GPUs); the driver keeps each one busy, writes every record as it
-comes back (with the files the run made, shipped back so that a cluster needs no shared disk)
-and retries, a bounded number of times, a group whose worker died. A run that raises is
-recorded as failed by ``execute`` and not retried.
+``resources`` (CPUs, fractional GPUs); the pools of a wave's shapes run at the same time, each
+actor given the next group of its shape as soon as it is free. The driver writes every record as
+it comes back and retries, a bounded number of times, a group whose worker or node died. A run
+that raises is recorded as failed by ``execute`` and not retried.
+
+Nodes share no disk with the driver: a run's files come back inside its record, a producer's
+files go to the object store once (``ray.put``) for every run that reads them, the data is found
+and checked on the worker's own node, and codecarbon's log is written there and shipped back when
+the actor closes.
 
 With no address, an embedded Ray instance is started on this machine (no dashboard, token
 authentication, its own temp dir) and shut down afterwards.
@@ -27,12 +32,15 @@ from pathlib import Path
 
 import ray
 from ray import exceptions as rex
+from rich.markup import escape
 
 from dlrepro import execute as ex
 from dlrepro.console import RunProgress
+from dlrepro.data import ENV_VAR
 from dlrepro.energy import EnergyMeter
 from dlrepro.layout import Results
-from dlrepro.planning import SchedulingError, group_label, groups, unmet, waves
+from dlrepro.planning import (ClusterPlan, SchedulingError, ShapeLoad, cluster_eta,
+                              datasets_read, group_label, groups, unmet, waves)
 from dlrepro.schema import Resources
 from dlrepro.suite import RunSpec
 
@@ -45,20 +53,38 @@ WORKER_DEATHS = (rex.RayActorError, rex.WorkerCrashedError, rex.OutOfMemoryError
 class Worker:
     """One worker process: warmed up once, then runs groups of specs."""
 
-    def __init__(self, energy_dir: str, country: str, data_dir: str | None):
+    def __init__(self, country: str, data_dir: str | None, drivers_env: str | None):
         ex.warm_up()
+        self.node = ray.get_runtime_context().get_node_id()
         gpus = ",".join(map(str, ray.get_gpu_ids()))
         on_gpus = f" GPU {gpus}" if gpus else ""
         ex.WORKER_NAME = f"ray {ray.util.get_node_ip_address()} pid {os.getpid()}{on_gpus}"
-        self.meter = EnergyMeter(Path(energy_dir), country).__enter__()
-        self.data_dir = Path(data_dir) if data_dir else None
+        # The data directory the driver chose, unless this node was given its own: a
+        # $DLREPRO_DATA_DIR other than the driver's (the same one: a worker of the driver's
+        # machine, which inherits its environment). A folder of its own for codecarbon's log.
+        own = os.environ.get(ENV_VAR)
+        chosen = own if own and own != drivers_env else data_dir
+        self.data_dir = Path(chosen) if chosen else None
+        self.checked: set[str] = set()
+        self.energy_dir = Path(tempfile.mkdtemp(prefix="dlrepro-energy-"))
+        self.meter = EnergyMeter(self.energy_dir, country).__enter__()
+        self.energy_where = f"; on Ray node {self.node}, in worker process {os.getpid()}"
 
-    def run(self, specs: list[RunSpec], inputs: dict[str, bytes]) -> list[dict]:
-        """Execute one group; ``inputs`` holds, by run_id, the files of the runs it needs (tar
-        archives); each record carries the files its run wrote, likewise."""
+    def run(self, specs: list[RunSpec], producers: list[str], *archives: bytes) -> list[dict]:
+        """Execute one group; ``archives`` holds the files of the ``producers`` it reads (tar
+        archives, by run_id, in that order); each record carries the files its run wrote,
+        likewise, and the node it ran on."""
+        from dlrepro.data import DataError, verify
+
+        try:  # once per data set and actor: the data read is this node's, checked here
+            needed = datasets_read(specs) - self.checked
+            verify(needed, self.data_dir)
+            self.checked |= needed
+        except DataError as err:
+            return self._on_this_node(ex.failed_records(specs, f"on Ray node {self.node}: {err}"))
         scratch = Path(tempfile.mkdtemp(prefix="dlrepro-artifacts-"))
         try:
-            for producer, archive in inputs.items():
+            for producer, archive in zip(producers, archives):
                 _unpack(archive, scratch / "inputs" / producer)
             records = ex.execute(specs, meter=self.meter,
                                  artifact_dir=lambda s: scratch / s.run_id,
@@ -66,12 +92,22 @@ class Worker:
                                  data_dir=self.data_dir)
             for record in records:
                 record["artifacts"] = _pack(scratch / record["run_id"])
-            return records
+                record["energy_method"] += self.energy_where
+            return self._on_this_node(records)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def close(self) -> None:
+    def _on_this_node(self, records: list[dict]) -> list[dict]:
+        for record in records:
+            record["node"] = self.node
+        return records
+
+    def close(self) -> tuple[str, bytes | None]:
+        """Stop codecarbon; its log, and under which name the driver keeps it."""
         self.meter.__exit__(None, None, None)
+        log = _pack(self.energy_dir)
+        shutil.rmtree(self.energy_dir, ignore_errors=True)
+        return f"ray-{self.node[:12]}-{os.getpid()}", log
 
 
 def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_cpus: int | None,
@@ -88,16 +124,10 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
 
     with _connected(address, num_cpus) as where:
         progress.note(where)
-        shapes: dict[Resources, list[list[RunSpec]]] = {}
-        for group in groups(specs):
-            shapes.setdefault(group[0].resources, []).append(group)
         # Every shape is fitted to the cluster and sized before anything runs: one it cannot run
         # fails at once.
-        cluster = ray.cluster_resources()
-        fitted = {shape: _fit(shape, members, cluster, progress.note)
-                  for shape, members in shapes.items()}
-        sizes = {shape: _pool_size(fitted[shape], members, cluster)
-                 for shape, members in shapes.items()}
+        sized = sized_shapes(specs, live_nodes(), progress.note)
+        shipped = _Shipped(results)
         for wave in waves(specs):
             runnable: dict[Resources, list[list[RunSpec]]] = {}
             for group in groups(wave):
@@ -106,14 +136,62 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
                     keep(group, ex.failed_records(group, blocked))
                 else:
                     runnable.setdefault(group[0].resources, []).append(group)
-            for shape, members in runnable.items():
-                pool = _Pool(fitted[shape], min(sizes[shape], len(members)), results.energy,
-                             energy_country, data_dir)
-                try:
-                    for group, records in pool.run(members, results, max_retries, progress):
-                        keep(group, records)
-                finally:
+            # The scarcest shapes' actors first, so that they get the GPU nodes' CPUs.
+            order = sorted(runnable, key=lambda shape: (-shape.gpus, -shape.cpus))
+            pools = [_Pool(*sized[shape], runnable[shape], energy_country, data_dir,
+                           results.energy) for shape in order]
+            try:
+                for group, records in _run_wave(pools, shipped, max_retries, progress):
+                    keep(group, records)
+            finally:
+                for pool in pools:
                     pool.close()
+
+
+def plan_on_cluster(specs: list[RunSpec], expected: dict[str, float | None], *,
+                    address: str | None, num_cpus: int | None, cost_file: Path,
+                    has_cost: bool) -> ClusterPlan:
+    """What the specs would take on the cluster at ``address`` (connected to, nothing run), or
+    on an embedded instance of this machine's CPUs (not started)."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        with _connected(address, None):
+            nodes = live_nodes()
+    else:
+        nodes = [{"CPU": num_cpus or os.cpu_count() or 1}]
+    total = {kind: sum(n.get(kind, 0) for n in nodes) for kind in ("CPU", "GPU")}
+    where = (f"the Ray cluster at {address}" if address else "an embedded Ray instance")
+    where += (f": {len(nodes)} node(s), {total['CPU']:g} CPU(s), {total['GPU']:g} GPU(s)")
+    notes: list[str] = []
+    try:
+        sized = sized_shapes(specs, nodes, notes.append)
+    except SchedulingError as err:
+        return ClusterPlan(where, [], None, cost_file, has_cost, notes, str(err))
+    count = {shape: sum(s.resources == shape for s in specs) for shape in sized}
+    shapes = [ShapeLoad(given.cpus, given.gpus, count[shape], size)
+              for shape, (given, size) in sized.items()]
+    eta = cluster_eta(specs, expected, {shape: size for shape, (_, size) in sized.items()})
+    return ClusterPlan(where, shapes, eta, cost_file, has_cost, notes)
+
+
+def live_nodes() -> list[dict]:
+    """The resources of each live node of the connected cluster."""
+    return [node["Resources"] for node in ray.nodes() if node["Alive"]]
+
+
+def sized_shapes(specs: list[RunSpec], nodes: list[dict],
+                 note: Callable[[str], None]) -> dict[Resources, tuple[Resources, int]]:
+    """Each resource shape the specs ask for: what the cluster gives of it, and how many of its
+    actors fit at once. SchedulingError: a shape no node can hold."""
+    shapes: dict[Resources, list[list[RunSpec]]] = {}
+    for group in groups(specs):
+        shapes.setdefault(group[0].resources, []).append(group)
+    cluster = {kind: sum(n.get(kind, 0) for n in nodes) for kind in ("CPU", "GPU")}
+    sized = {}
+    for shape, members in shapes.items():
+        fitted = _fit(shape, members, cluster, note)
+        sized[shape] = fitted, pool_size(fitted, _suite_names(members), len(members), nodes)
+    return sized
 
 
 def _fit(shape: Resources, groups: list[list[RunSpec]], cluster: dict, note) -> Resources:
@@ -132,22 +210,31 @@ def _fit(shape: Resources, groups: list[list[RunSpec]], cluster: dict, note) -> 
     return shape
 
 
-def _pool_size(shape: Resources, groups: list[list[RunSpec]], cluster: dict) -> int:
-    """How many actors of this shape fit at once; none is an error now, not a wait forever."""
-    suites = _suite_names(groups)
-    by_cpu = math.floor(cluster.get("CPU", 0) / shape.cpus)
-    by_gpu = len(groups)  # a shape without GPUs: they set no limit
-    if shape.gpus > 0:
-        by_gpu = math.floor(cluster.get("GPU", 0) / shape.gpus + 1e-9)
-    if by_gpu == 0:
+def pool_size(shape: Resources, suites: str, groups: int, nodes: list[dict]) -> int:
+    """How many actors of this shape fit at once, node by node; none is an error now, not a wait
+    forever. Runs without a GPU count only the nodes without one where those can hold them: the
+    GPU nodes' CPUs are left to the runs that need their GPUs."""
+    def fits(on: list[dict]) -> int:
+        count = 0
+        for node in on:
+            by_cpu = math.floor(node.get("CPU", 0) / shape.cpus + 1e-9)
+            by_gpu = math.floor(node.get("GPU", 0) / shape.gpus + 1e-9) if shape.gpus else by_cpu
+            count += min(by_cpu, by_gpu)
+        return count
+
+    found = fits([n for n in nodes if not n.get("GPU")]) if shape.gpus == 0 else 0
+    found = found or fits(nodes)
+    if found:
+        return min(groups, found)
+    total = {kind: sum(n.get(kind, 0) for n in nodes) for kind in ("CPU", "GPU")}
+    if total["GPU"] < shape.gpus:
         raise SchedulingError(
             f"{suites}: each run asks for {shape.gpus:g} GPU(s) and the Ray cluster has "
-            f"{cluster.get('GPU', 0):g}; add GPU workers or ask for less")
-    if by_cpu == 0:
-        raise SchedulingError(
-            f"{suites}: each run asks for {shape.cpus} CPU(s) and the Ray cluster has "
-            f"{cluster.get('CPU', 0):g}")
-    return min(len(groups), by_cpu, by_gpu)
+            f"{total['GPU']:g}; add GPU workers or ask for less")
+    raise SchedulingError(
+        f"{suites}: each run asks for {shape.cpus} CPU(s) and {shape.gpus:g} GPU(s), and no node "
+        f"of the Ray cluster has that much ({total['CPU']:g} CPU(s), {total['GPU']:g} GPU(s) "
+        "in all)")
 
 
 def _suite_names(groups: list[list[RunSpec]]) -> str:
@@ -155,62 +242,103 @@ def _suite_names(groups: list[list[RunSpec]]) -> str:
     return ", ".join(sorted({g[0].suite for g in groups}))
 
 
-class _Pool:
-    """Actors of one resource shape, each given the next group as soon as it is free."""
+class _Shipped:
+    """Each producer's files, put in the object store once for every run that reads them; put
+    again from the driver's copy when Ray lost them."""
 
-    def __init__(self, shape: Resources, size: int, energy_dir: Path, country: str,
-                 data_dir: Path | None):
+    def __init__(self, results: Results):
+        self.results = results
+        self.refs: dict[str, ray.ObjectRef] = {}
+
+    def inputs(self, group: list[RunSpec]) -> tuple[list[str], list[ray.ObjectRef]]:
+        producers = {p.run_id: p for p in group[0].needs.values()}
+        for run_id, producer in producers.items():
+            if run_id not in self.refs:
+                self.refs[run_id] = ray.put(_pack(self.results.artifact_dir(producer)))
+        return list(producers), [self.refs[run_id] for run_id in producers]
+
+    def lost(self, group: list[RunSpec]) -> None:
+        for producer in group[0].needs.values():
+            self.refs.pop(producer.run_id, None)
+
+
+class _Pool:
+    """Actors of one resource shape and the groups they are to run."""
+
+    def __init__(self, shape: Resources, size: int, groups: list[list[RunSpec]], country: str,
+                 data_dir: Path | None, energy_dir: Path):
         options = {"num_cpus": shape.cpus, "num_gpus": shape.gpus, "max_restarts": 0}
         self.make = lambda: Worker.options(**options).remote(
-            str(energy_dir), country, str(data_dir) if data_dir else None)
-        self.actors = [self.make() for _ in range(size)]
+            country, str(data_dir) if data_dir else None, os.environ.get(ENV_VAR))
+        self.queue = deque((group, 0) for group in groups)
+        self.idle = [self.make() for _ in range(min(size, len(groups)))]
+        self.used: set = set()  # actors that ran a group: they have an energy log
+        self.energy_dir = energy_dir
 
-    def run(self, groups: list[list[RunSpec]], results: Results, max_retries: int,
-            progress: RunProgress) -> Iterator[tuple[list[RunSpec], list[dict]]]:
-        queue = deque((group, 0) for group in groups)
-        idle, busy = list(self.actors), {}
-        # Each needed run's files packed once, however many groups read them.
-        inputs = {p.run_id: _pack(results.artifact_dir(p))
-                  for g in groups for p in g[0].needs.values()}
-        while queue or busy:
-            while idle and queue:
-                actor, (group, attempt) = idle.pop(), queue.popleft()
-                needed = {p.run_id: inputs[p.run_id] for p in group[0].needs.values()}
-                busy[actor.run.remote(group, needed)] = (actor, group, attempt)
-                progress.running(group_label(group))
-            [ref], _ = ray.wait(list(busy), num_returns=1)
-            actor, group, attempt = busy.pop(ref)
-            try:
-                records = ray.get(ref)
-            except WORKER_DEATHS as err:
-                ray.kill(actor, no_restart=True)
-                self.actors.remove(actor)
-                replacement = self.make()
-                self.actors.append(replacement)
-                idle.append(replacement)
-                reason = f"{type(err).__name__}: {_first_line(err)}"
-                if attempt < max_retries:
-                    progress.note(f"worker died running {group_label(group)} ({reason}); "
-                                  f"retry {attempt + 1}/{max_retries}")
-                    queue.appendleft((group, attempt + 1))
-                    continue
-                records = ex.failed_records(
-                    group, f"its worker died {attempt + 1} times; last: {reason}")
-            except rex.RayTaskError as err:
-                # Not the run (execute records those) but dlrepro itself: do not retry.
-                idle.append(actor)
-                records = ex.failed_records(group, str(err))
-            else:
-                idle.append(actor)
-            yield group, records
+    def release_idle(self) -> None:
+        """With nothing left to give them, idle actors go at once: their CPUs and GPUs can take
+        another shape's actors, which Ray holds until there is room."""
+        if not self.queue:
+            self.close()
 
     def close(self) -> None:
-        try:  # codecarbon writes its totals; all actors at once, so one slow one costs one wait
-            ray.get([actor.close.remote() for actor in self.actors], timeout=30)
-        except (rex.RayError, TimeoutError):
-            pass
-        for actor in self.actors:
+        """Stop the idle actors; codecarbon's logs come back into the energy folder."""
+        closing = [actor.close.remote() for actor in self.idle if actor in self.used]
+        # All at once, so one slow actor costs one wait; one on a lost node only loses its log.
+        ready, _ = ray.wait(closing, num_returns=len(closing), timeout=30) if closing else ([], [])
+        for ref in ready:
+            try:
+                name, log = ray.get(ref)
+            except rex.RayError:
+                continue
+            _unpack(log, self.energy_dir / name)
+        for actor in self.idle:
             ray.kill(actor, no_restart=True)
+        self.idle = []
+
+
+def _run_wave(pools: list[_Pool], shipped: _Shipped, max_retries: int,
+              progress: RunProgress) -> Iterator[tuple[list[RunSpec], list[dict]]]:
+    """Every pool's groups, all pools at once; each group's records as they come back."""
+    busy: dict[ray.ObjectRef, tuple[_Pool, object, list[RunSpec], int]] = {}
+    while busy or any(pool.queue for pool in pools):
+        for pool in pools:
+            while pool.idle and pool.queue:
+                actor, (group, attempt) = pool.idle.pop(), pool.queue.popleft()
+                pool.used.add(actor)
+                producers, archives = shipped.inputs(group)
+                busy[actor.run.remote(group, producers, *archives)] = (pool, actor, group,
+                                                                       attempt)
+                progress.running(group_label(group))
+            pool.release_idle()
+        [ref], _ = ray.wait(list(busy), num_returns=1)
+        pool, actor, group, attempt = busy.pop(ref)
+        try:
+            records = ray.get(ref)
+        except (*WORKER_DEATHS, rex.ObjectLostError) as err:
+            if isinstance(err, rex.ObjectLostError):  # the files of a run it reads: put again
+                shipped.lost(group)
+                pool.idle.append(actor)
+                what = "the files of a run it needs were lost"
+            else:
+                ray.kill(actor, no_restart=True)
+                pool.idle.append(pool.make())
+                what = "its worker died"
+            reason = f"{type(err).__name__}: {_first_line(err)}"
+            if attempt < max_retries:
+                progress.note(escape(f"{what} running {group_label(group)} ({reason}); "
+                                     f"retry {attempt + 1}/{max_retries}"))
+                pool.queue.appendleft((group, attempt + 1))
+                continue
+            records = ex.failed_records(
+                group, f"{what} {attempt + 1} times; last: {reason}")
+        except rex.RayTaskError as err:
+            # Not the run (execute records those) but dlrepro itself: do not retry.
+            pool.idle.append(actor)
+            records = ex.failed_records(group, str(err))
+        else:
+            pool.idle.append(actor)
+        yield group, records
 
 
 @contextmanager

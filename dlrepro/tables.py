@@ -16,7 +16,7 @@ from dlrepro.layout import Results
 from dlrepro.suite import RunSpec
 
 RUN_COLUMNS = ["run_id", "suite", "experiment", "seed", "status", "error", "started_at",
-               "finished_at", "wall_time_s", "batch_size", "device", "worker", "hostname",
+               "finished_at", "wall_time_s", "batch_size", "device", "worker", "node", "hostname",
                "energy_kwh", "co2_kg", "energy_method", "dlrepro_version", "torch_version",
                "python_version", "git_commit"]
 METRIC_COLUMNS = ["run_id", "suite", "metric", "step", "value"]

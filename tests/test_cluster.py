@@ -1,0 +1,299 @@
+"""The Ray runner on a multi-node cluster simulated on this machine (tests/simulated_cluster.py:
+loopback only, token authentication): a head without CPUs (the driver's, as in cluster.yaml), two
+CPU nodes and one node with a fake GPU.
+
+No node shares the driver's disk: every node runs with an audit hook (a ``sitecustomize`` on its
+``PYTHONPATH``) that makes the driver's folder (results and data) not exist for it, as on a real
+cluster, so a runner that opened a driver path on a worker would fail its runs. Each node has its
+own data directory (``$DLREPRO_DATA_DIR``). The driver runs as its own process, and every node
+is stopped by the cluster's process, never with ``ray stop``."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+from dlrepro.cli import main
+from dlrepro.project import suites_dir
+from dlrepro.suite import load
+
+ROOT = suites_dir().parent
+
+# What a node runs at start: the driver's folder is not on this node.
+NO_SHARED_DISK = '''
+import os, sys
+
+DRIVER_ONLY = os.environ.get("DLREPRO_DRIVER_ONLY")
+EVENTS = {"open", "os.listdir", "os.scandir", "os.mkdir", "os.rename", "os.remove",
+          "shutil.rmtree", "os.chdir"}
+
+
+def refuse_driver_paths(event, args):
+    if event in EVENTS and isinstance(args[0], (str, bytes, os.PathLike)):
+        path = os.path.abspath(os.fsdecode(args[0]))
+        if path == DRIVER_ONLY or path.startswith(DRIVER_ONLY + os.sep):
+            raise FileNotFoundError(2, "not on this node: it shares no disk with the driver", path)
+
+
+if DRIVER_ONLY:
+    sys.addaudithook(refuse_driver_paths)
+'''
+
+
+class SimulatedCluster:
+    """The cluster's process (tests/simulated_cluster.py) and what it said of its nodes."""
+
+    def __init__(self, process: subprocess.Popen, driver: Path):
+        self.process, self.driver = process, driver
+        started = self._answer()
+        self.address, self.nodes = started["address"], started["nodes"]
+
+    def _answer(self) -> dict:
+        line = self.process.stdout.readline()
+        assert line, "the simulated cluster stopped"
+        return json.loads(line)
+
+    def _command(self, *words: str) -> dict:
+        self.process.stdin.write(" ".join(words) + "\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def node_id(self, name: str) -> str:
+        return self.nodes[name]["id"]
+
+    def remove(self, name: str) -> None:
+        """Kill every process of a node, at once: a spot preemption, a pulled plug."""
+        self._command("remove", name)
+        del self.nodes[name]
+
+    def running_on(self, name: str) -> list[psutil.Process]:
+        """The worker processes of a node that are running a group now."""
+        raylet = psutil.Process(self.nodes[name]["raylet"])
+        return [p for p in raylet.children(recursive=True) if _running(p)]
+
+    def dlrepro(self, *args: str) -> subprocess.Popen:
+        """``dlrepro ARGS --runner ray --address`` this cluster, as the driver's own process."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "dlrepro", *args, "--runner", "ray", "--address", self.address],
+            env=CLUSTER_ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return (process.cmdline() or [""])[0].startswith("ray::Worker.run")
+    except psutil.Error:  # it ended meanwhile
+        return False
+
+
+# The cluster's and the driver's: token authentication, and Ray's switch for a cluster on the
+# loopback (its default on macOS and Windows).
+# The driver is given its data with --data-dir: each node has its own.
+CLUSTER_ENV = {**{k: v for k, v in os.environ.items()
+                  if k not in ("RAY_ADDRESS", "DLREPRO_DATA_DIR")},
+               "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex(),
+               "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+               "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    driver = tmp_path_factory.mktemp("driver")  # the driver's disk: results, data
+    hook = tmp_path_factory.mktemp("node-python")
+    (hook / "sitecustomize.py").write_text(NO_SHARED_DISK)
+    node_data = os.environ.get("DLREPRO_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+    node_env = {"PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)]),
+                "DLREPRO_DRIVER_ONLY": str(driver), "DLREPRO_DATA_DIR": node_data}
+    temp_dir = tempfile.mkdtemp(prefix="dlrepro-cl-")  # short: Ray's socket paths have a limit
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "simulated_cluster.py"), temp_dir,
+         json.dumps(node_env), "cpu-a=2", "cpu-b=2", "gpu=2:1"],
+        env=CLUSTER_ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        yield SimulatedCluster(process, driver)
+    finally:
+        process.stdin.close()  # every node stopped
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def metrics_of(profile_dir: Path) -> pd.DataFrame:
+    table = pd.read_parquet(profile_dir / "metrics.parquet")
+    return table.sort_values(["run_id", "metric", "step"], ignore_index=True)
+
+
+def untimed(table: pd.DataFrame, suites: list[Path]) -> pd.DataFrame:
+    """The metrics that do not measure time: those are what a rerun must give again."""
+    timing = {name for path in suites for name, m in load(path).metrics.items() if m.timing}
+    return table[~table["metric"].isin(timing)].reset_index(drop=True)
+
+
+def local_metrics(suites: list[Path], tmp_path: Path, *args: str) -> pd.DataFrame:
+    """The metrics of the same runs on the local runner."""
+    results = tmp_path / "local"
+    assert main(["run", *map(str, suites), "--profile", "smoke", "--results", str(results),
+                 *args]) == 0
+    return metrics_of(results / "smoke")
+
+
+def finished(driver: subprocess.Popen) -> tuple[str, str]:
+    """The driver's stdout and stderr, once it ended well."""
+    out, err = driver.communicate(timeout=300)
+    assert driver.returncode == 0, err[-3000:]
+    return out, err
+
+
+def copy_suite(name: str, folder: Path, smoke: str = "", *, old: str = "", new: str = "") -> Path:
+    """A copy of a suite, with lines added to its smoke profile, or ``old`` text made ``new``."""
+    text = (suites_dir() / f"{name}.toml").read_text()
+    assert "[profiles.smoke]\n" in text and old in text
+    path = folder / f"{name}.toml"
+    folder.mkdir(exist_ok=True)
+    text = text.replace("[profiles.smoke]\n", f"[profiles.smoke]\n{smoke}")
+    path.write_text(text.replace(old, new) if old else text)
+    return path
+
+
+def test_the_nodes_cannot_open_the_drivers_folder(cluster):
+    """The audit hook is on in the nodes' workers: without it the other tests could not catch a
+    shared path."""
+    (cluster.driver / "probe").write_text("the driver's")
+    probe = f"""
+import ray
+ray.init(address={cluster.address!r})
+
+@ray.remote(num_cpus=1)
+def read():
+    try:
+        return open({str(cluster.driver / "probe")!r}).read()
+    except FileNotFoundError as err:
+        return err.strerror
+
+print(ray.get(read.remote()))
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120, env=CLUSTER_ENV)
+    assert out.stdout.strip() == "not on this node: it shares no disk with the driver", out.stderr
+
+
+def test_runs_are_placed_by_shape_and_both_shapes_run_at_once(cluster, tmp_path):
+    """Half-GPU runs share the GPU node's one GPU; CPU runs spread over the two CPU nodes, at the
+    same time as the GPU runs; each record names its node, where its energy was measured, and
+    every run's files and codecarbon's logs come back to the driver. (The metrics are those of
+    the local runner: the tests of a lost node compare them.)"""
+    suites = [copy_suite("small_facts", tmp_path, "resources = { cpus = 1, gpus = 0.5 }\n"),
+              copy_suite("gradient_descent", tmp_path)]
+    results = cluster.driver / "placed"
+    finished(cluster.dlrepro("run", *map(str, suites), "--profile", "smoke",
+                             "--results", str(results)))
+    runs = pd.read_parquet(results / "smoke" / "runs.parquet")
+    assert (runs["status"] == "ok").all() and len(runs) == 6 + 5
+    gpu, cpu = runs[runs["suite"] == "small_facts"], runs[runs["suite"] == "gradient_descent"]
+    assert set(gpu["node"]) == {cluster.node_id("gpu")}
+    assert gpu["worker"].str.endswith(" GPU 0").all() and gpu["worker"].nunique() == 2
+    assert set(cpu["node"]) == {cluster.node_id("cpu-a"), cluster.node_id("cpu-b")}
+    # At once: each suite's first run started before the other's last ended.
+    assert gpu["started_at"].min() < cpu["finished_at"].max()
+    assert cpu["started_at"].min() < gpu["finished_at"].max()
+    for _, run in runs.iterrows():
+        assert run["energy_method"].endswith(f"on Ray node {run['node']}, in worker process "
+                                             f"{run['worker'].split(' pid ')[1].split()[0]}")
+    logs = {p.name.split("-")[1] for p in (results / "smoke" / "energy").glob("ray-*")}
+    assert logs == {cluster.node_id(n)[:12] for n in ("gpu", "cpu-a", "cpu-b")}
+    # the E3 figure data, written on the CPU nodes
+    assert len(list((results / "smoke" / "artifacts" / "gradient_descent").glob("*/*.npz"))) == 2
+
+
+def test_a_dry_run_plans_the_sweep_on_the_cluster_it_sees(cluster, tmp_path):
+    """Runs to do by resource shape, as many at once as the cluster holds (the GPU node's CPUs
+    left to GPU runs), and the ETA from the profile's committed cost.csv, or that it has none."""
+    def dry_run(profile: str) -> list[str]:
+        out, _ = finished(cluster.dlrepro("run", "--profile", profile, "--dry-run",
+                                          "--results", str(tmp_path)))
+        return out.splitlines()
+
+    where = f"On the Ray cluster at {cluster.address}: 4 node(s), 6 CPU(s), 1 GPU(s):"
+    quick = dry_run("quick")
+    shapes = quick[quick.index(where) + 1:-1]
+    assert [line.split(": ")[0] for line in shapes] == ["  2 CPU(s) and 0 GPU(s) a run",
+                                                        "  1 CPU(s) and 0 GPU(s) a run"]
+    assert shapes[0].endswith(" to do, 2 at once") and shapes[1].endswith(" to do, 4 at once")
+    assert re.fullmatch(r"\d+ runs to do; ETA about .+ on this cluster \(earlier runs here, "
+                        r"else the committed results/baselines/quick/cost\.csv\)", quick[-1])
+    full = dry_run("full")
+    assert "  2 CPU(s) and 1 GPU(s) a run: 63 runs to do, 1 at once" in full
+    assert full[-1].endswith("; ETA not known: no earlier run here and no committed "
+                             "results/baselines/full/cost.csv")
+    assert not (tmp_path / "quick").exists()  # nothing written
+
+
+def test_a_lost_node_holding_a_producers_files_costs_no_run(cluster, needs_chain, mnist_dir,
+                                                           tmp_path):
+    """The classifier trains on some node; once its record is in, that node is lost. The
+    autoencoder that reads its model still runs, elsewhere, with the files the driver kept and
+    the data of its own node (the driver's data directory is not on any node)."""
+    data = cluster.driver / "data" / "MNIST" / "raw"
+    shutil.copytree(mnist_dir / "MNIST" / "raw", data)
+    consumer = needs_chain / "autoencoder.toml"
+    results = cluster.driver / "needs"
+    driver = cluster.dlrepro("run", str(consumer), "--profile", "smoke",
+                             "--data-dir", str(data.parents[1]), "--results", str(results))
+    records = results / "smoke" / "records" / "mnist_cnn"
+    deadline = time.time() + 240
+    while not list(records.glob("*.json")) and driver.poll() is None:
+        assert time.time() < deadline, "the classifier did not finish"
+        time.sleep(0.2)
+    producer = pd.read_json(next(records.glob("*.json")), typ="series")
+    lost = next(name for name, node in cluster.nodes.items() if node["id"] == producer["node"])
+    cluster.remove(lost)
+    finished(driver)
+    runs = pd.read_parquet(results / "smoke" / "runs.parquet").set_index("suite")
+    assert (runs["status"] == "ok").all()
+    assert runs.loc["autoencoder", "node"] != producer["node"]
+    suites = list(needs_chain.glob("*.toml"))
+    local = local_metrics([consumer], tmp_path, "--data-dir", str(mnist_dir))
+    pd.testing.assert_frame_equal(untimed(metrics_of(results / "smoke"), suites),
+                                  untimed(local, suites), rtol=1e-5)
+
+
+def test_a_node_lost_mid_sweep_loses_no_run_and_duplicates_none(cluster, tmp_path):
+    """The first node seen running a group is killed: its runs are retried on the other nodes (a
+    retry counted against max_retries) and the tables are those of a sweep without the fault."""
+    # Three groups, two of them long enough (a second or so) to be caught running; without the
+    # claims that select the runs cut.
+    suite = copy_suite("xor", tmp_path, old='model = ["perceptron", "logistic"]',
+                       new='model = ["logistic"]')
+    text = suite.read_text().replace("{ epochs = 30 }", "{ epochs = 2000 }")
+    suite.write_text(text[:text.index("[[claims]]")].replace(
+        'coding = ["pm1", "01"]', 'coding = ["pm1"]'))
+    results = cluster.driver / "lost"
+    driver = cluster.dlrepro("run", str(suite), "--profile", "smoke", "--results", str(results))
+    deadline, lost = time.time() + 240, None
+    while lost is None:
+        assert driver.poll() is None and time.time() < deadline, "no run was seen running"
+        lost = next((name for name in cluster.nodes if cluster.running_on(name)), None)
+        time.sleep(0.05)
+    lost_node = cluster.node_id(lost)
+    cluster.remove(lost)
+    lost_at = pd.Timestamp.now(tz="UTC").isoformat()
+    _, err = finished(driver)
+    assert "its worker died running xor [model=logistic" in err and "retry 1/2" in err, err
+    runs = pd.read_parquet(results / "smoke" / "runs.parquet")
+    specs = [spec.run_id for spec in load(suite).runs("smoke")]
+    assert sorted(runs["run_id"]) == sorted(specs)  # complete, none twice
+    assert (runs["status"] == "ok").all()
+    assert len(list((results / "smoke" / "records" / "xor").glob("*.json"))) == len(specs)
+    # A run on the lost node counts only if it finished before the node was lost.
+    assert (runs.loc[runs["node"] == lost_node, "finished_at"] < lost_at).all()
+    pd.testing.assert_frame_equal(untimed(metrics_of(results / "smoke"), [suite]),
+                                  untimed(local_metrics([suite], tmp_path), [suite]))
