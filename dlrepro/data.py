@@ -116,8 +116,8 @@ def _unpack(packed: Path) -> None:
         atomic_write(packed.with_suffix(""), unpack)
     except (OSError, EOFError, zlib.error) as err:
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-        raise DataError(f"{packed}: could not be unpacked ({reason}); unpack it yourself "
-                        f"(gunzip -k {packed.name}) or replace it with the published file") from None
+        fix = f"unpack it yourself (gunzip -k {packed.name}) or replace it with the published file"
+        raise DataError(f"{packed}: could not be unpacked ({reason}); {fix}") from None
 
 
 def _check(path: Path, size: int, md5: str, root: Path | None) -> None:

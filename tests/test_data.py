@@ -1,7 +1,9 @@
 """MNIST and Fashion-MNIST from a real directory, checked once before any run: present, the
 published sizes and MD5s."""
 
+import gzip
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -114,3 +116,44 @@ def test_a_data_folder_that_does_not_exist_is_said_whether_or_not_a_run_reads_it
     err = capsys.readouterr().err.splitlines()
     assert [line for line in err if str(nowhere) in line] == [said.format(nowhere)]
     assert code == 0 or err == [said.format(nowhere)]
+
+
+def _gzipped(copy) -> Path:
+    """The copy with MNIST as published: ``*-ubyte.gz`` only; its raw folder."""
+    raw = copy / "MNIST" / "raw"
+    for path in raw.glob("*-ubyte"):
+        with path.open("rb") as source, gzip.open(path.with_name(path.name + ".gz"), "wb",
+                                                   compresslevel=1) as target:
+            shutil.copyfileobj(source, target)
+        path.unlink()
+    return raw
+
+
+def test_mnist_shipped_gzipped_is_unpacked_checked_and_read(copy):
+    raw = _gzipped(copy)
+    verify({"mnist"}, copy)
+    assert sorted(p.name for p in raw.glob("*-ubyte")) == sorted(
+        p.name.removesuffix(".gz") for p in raw.glob("*.gz"))
+    test_images, labels = images("mnist", copy, train=False)
+    assert test_images.shape == (10_000, 1, 28, 28) and labels[:3].tolist() == [7, 2, 1]
+
+
+@pytest.mark.parametrize(("how", "said"), [
+    ("truncated", r"could not be unpacked \(Compressed file ended"),
+    ("not gzip", r"could not be unpacked \(Not a gzipped file"),
+    ("other content", r"t10k-labels-idx1-ubyte: truncated \(4 bytes, expected 10,008\)"),
+])
+def test_a_broken_gzip_is_one_line_and_leaves_no_file_behind(copy, how, said):
+    packed = _gzipped(copy) / "t10k-labels-idx1-ubyte.gz"
+    if how == "truncated":
+        packed.write_bytes(packed.read_bytes()[:1000])
+    elif how == "not gzip":
+        packed.write_bytes(b"not a gzip file")
+    else:
+        packed.write_bytes(gzip.compress(b"0000"))
+    with pytest.raises(DataError, match=said) as err:
+        verify({"mnist"}, copy)
+    assert "\n" not in str(err.value)
+    if how != "other content":  # unpacked whole, it is there, and its check names it
+        assert not packed.with_suffix("").exists()
+        assert not list(packed.parent.glob(".*.tmp"))
