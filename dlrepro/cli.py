@@ -25,6 +25,8 @@ from rich.markup import escape
 from dlrepro import pipeline
 from dlrepro.console import OutputFormat, diagnostics, output, write_rows
 from dlrepro.data import ENV_VAR, DataError
+from dlrepro import devices
+from dlrepro.devices import DeviceChoice
 from dlrepro.errors import SuiteError
 from dlrepro.experiment import ContractError
 from dlrepro.formatting import counted, no_results
@@ -129,6 +131,11 @@ def _parser() -> argparse.ArgumentParser:
                        "runner file's, else $RAY_ADDRESS, else an embedded instance here)")
         p.add_argument("--data-dir", help="directory holding MNIST/raw and FashionMNIST/raw "
                        f"(default: ${ENV_VAR}, else download)")
+        p.add_argument("--device", type=_device, default=DeviceChoice.AUTO,
+                       metavar="{" + ",".join(DeviceChoice) + "}",
+                       help="the local runner's: auto (default) puts the runs that read a data "
+                       "set on a CUDA GPU when torch sees one, the others on the CPU; cpu or cuda "
+                       "puts every run there (mps is not offered: some runs compute in float64)")
     listing = add("list", _list, "list suites and their runs per profile, cached or not, and the "
                   "results folder's runs with --set overrides", _epilog(
                       "nothing", "a row per suite and results folder", "0 listed"), profile=None)
@@ -146,16 +153,6 @@ def _parser() -> argparse.ArgumentParser:
                      "RESULTS/PROFILE/", "where the report was written", "0 written"))
     for p in (claims, report):
         add_suites(p, "every suite of suites/ and every suite file run into the results folder")
-    for p in (run, claims, report):
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="set a parameter (or the seeds) on every run of the suites, on top of "
-                       "the profile, VALUE as TOML (--set epochs=7, --set dataset=fashion_mnist); "
-                       "a list sweeps it, one run per value (--set d=[3,5,7]); repeatable. Results "
-                       "go to RESULTS/PROFILE+KEY=VALUE/, never into the profile's own tables")
-        p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
-                       help="keep only the runs whose parameter KEY is VALUE, or any of a list "
-                       "(--only model=cnn, --only model=[pca,cnn]); repeatable: a run must match "
-                       "each KEY. Results go to RESULTS/PROFILE+only+KEY=VALUE/")
     check = add("check", _check, "compare the result tables with committed baselines; exit 1 "
                 "unless values were compared and none regressed or went missing", _epilog(
                     "check.csv in RESULTS/PROFILE/, every verdict", "the verdicts and the gate's "
@@ -174,11 +171,35 @@ def _parser() -> argparse.ArgumentParser:
                      "changes from its old baseline and the files written", "0 written"),
                  within=actions)
     add_suites(update, "every suite with results")
+    update.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="seeds=[...]", help="read the folder run with these seeds, for a "
+                        "baseline of part of the profile (no other --set: a baseline is of the "
+                        "profile's settings)")
+    update.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                        help="read the folder run with this selection (RESULTS/PROFILE+only+...): "
+                        "a baseline of some configurations; the gate says what it lacks")
+    for p in (run, claims, report):
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="set a parameter (or the seeds) on every run of the suites, on top of "
+                       "the profile, VALUE as TOML (--set epochs=7, --set dataset=fashion_mnist); "
+                       "a list sweeps it, one run per value (--set d=[3,5,7]); repeatable. Results "
+                       "go to RESULTS/PROFILE+KEY=VALUE/, never into the profile's own tables")
+        p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                       help="keep only the runs whose parameter KEY is VALUE, or any of a list "
+                       "(--only model=cnn, --only model=[pca,cnn]); repeatable: a run must match "
+                       "each KEY. Results go to RESULTS/PROFILE+only+KEY=VALUE/")
     for p in (check, update):
         p.add_argument("--baseline", type=Path, default=baselines_dir(),
                        help="baselines directory, one folder per profile (default: the project's "
                        "results/baselines)")
     return parser
+
+
+def _device(text: str) -> DeviceChoice:
+    try:
+        return devices.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _say(markup: str) -> None:
@@ -204,7 +225,7 @@ def _note_text(text: str) -> None:
 def _run(args) -> int:
     request = pipeline.prepare(args.suites, args.profile, args.runner, results=args.results,
                                data=args.data_dir, address=args.address, overrides=_overrides(args),
-                               only=_only(args), say=_note_text)
+                               only=_only(args), device=args.device, say=_note_text)
     if args.dry_run:
         for line in pipeline.dry_run(request, _note_text).lines():
             _say_text(line)
@@ -242,7 +263,8 @@ def _generalise(args) -> int:
     from dlrepro import generalisation
 
     found = pipeline.generalise(args.profile, args.runner, _note_text, dataset=args.dataset,
-                                results=args.results, data=args.data_dir, address=args.address)
+                                results=args.results, data=args.data_dir, address=args.address,
+                                device=args.device)
     interrupted = next((o.interrupted for o in found.outcomes if o.interrupted), None)
     if interrupted:
         _note("Interrupted: finished runs are kept; run again to resume.")
@@ -374,7 +396,7 @@ def _update_baselines(args) -> int:
             _print_verdicts(changes)
 
     written = pipeline.update_baselines(args.suites, args.results, args.profile, args.baseline,
-                                        show)
+                                        show, _overrides(args), _only(args))
     for path, values in written:
         _say_text(f"wrote {path} ({values} values)")
     return 0

@@ -11,20 +11,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
+from dlrepro import devices
 from dlrepro import experiment as contract
+from dlrepro.devices import DeviceChoice
 from dlrepro.energy import EnergyMeter
 from dlrepro.experiment import RunContext
-from dlrepro.machine import cpu_model, host_info
 from dlrepro.grid import RunSpec
+from dlrepro.machine import host_info
 
 WORKER_NAME: str | None = None
 
 
 def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[[RunSpec], Path],
-            data_dir: Path | None,
-            input_dir: Callable[[RunSpec], Path] | None = None) -> list[dict]:
-    """Run specs that differ only in seed and return their records.
+            data_dir: Path | None, input_dir: Callable[[RunSpec], Path] | None = None,
+            device: DeviceChoice = DeviceChoice.AUTO) -> list[dict]:
+    """Run specs that differ only in seed, on the device ``devices.resolve`` gives them, and
+    return their records.
 
     An experiment with ``run_seeds`` trains them together (stacked models: one clock and one energy
     measurement, shared equally, ``batch_size`` says by how many); otherwise there is one spec.
@@ -36,10 +40,9 @@ def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[
     first = specs[0]
     experiment = contract.get(first.experiment)
     torch.set_num_threads(min(first.resources.cpus, os.cpu_count() or 1))
-    on_gpu = first.resources.gpus > 0 and torch.cuda.is_available()
-    device = torch.device("cuda" if on_gpu else "cpu")
+    on = _device_of(experiment, first, device)
     declared = frozenset(experiment.metrics)
-    ctxs = [RunContext(seed=s.seed, device=device, data_dir=data_dir, artifact_dir=artifact_dir(s),
+    ctxs = [RunContext(seed=s.seed, device=on, data_dir=data_dir, artifact_dir=artifact_dir(s),
                        declared=declared,
                        inputs={name: input_dir(producer) for name, producer in s.needs.items()})
             for s in specs]
@@ -56,10 +59,20 @@ def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[
     if error is None:
         for ctx in ctxs:
             ctx.log_energy_per_work(energy.kwh * share)
+    described = devices.describe(on.type, torch.get_num_threads())
     return [record(spec, error=error, started=started, wall_time_s=elapsed * share,
-                   batch_size=len(specs), device=describe_device(device), kwh=energy.kwh * share,
+                   batch_size=len(specs), device=described, kwh=energy.kwh * share,
                    co2_kg=energy.co2_kg * share, energy_method=energy.method, metrics=ctx.metrics)
             for spec, ctx in zip(specs, ctxs)]
+
+
+def _device_of(experiment: contract.Experiment, spec: RunSpec,
+               choice: DeviceChoice) -> torch.device:
+    try:
+        params = experiment.params.model_validate(spec.params)
+    except ValidationError:  # the run fails on them, with the message, inside its try
+        return torch.device("cpu")
+    return torch.device(devices.resolve(choice, reads_data=bool(experiment.datasets(params))))
 
 
 def record(spec: RunSpec, *, error: str | None, started: datetime, wall_time_s: float = math.nan,
@@ -94,9 +107,3 @@ def warm_up() -> None:
     """Pay torch's one-off lazy imports (the first optimizer costs seconds) before any run's clock
     starts. Every runner calls this once per process."""
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {cpu_model()}, {torch.get_num_threads()} thread(s)"

@@ -81,10 +81,32 @@ def write(path: Path, found: list[dict]) -> pd.DataFrame:
     return replace_suites(path, pd.DataFrame(found, columns=COLUMNS), read, lambda t: t)
 
 
-def display(table: pd.DataFrame) -> list[dict]:
+def display(table: pd.DataFrame, full: pd.DataFrame | None = None) -> list[dict]:
     """The table's rows as the report shows them: published numbers with their own digits,
-    measured ones (mean ± sd (seeds)) one decimal finer than the tolerance."""
-    return [_shown(r) for r in table.itertuples()]
+    measured ones (mean ± sd (seeds)) one decimal finer than the tolerance. With ``full`` (the
+    rows measured at the full profile), each row also says what full measured, or "not
+    measured"."""
+    shown = [_shown(r) for r in table.itertuples()]
+    if full is None:
+        return shown
+    at_full = {_position(r): _shown(r) for r in _numbered(full).itertuples()}
+    for row, key in zip(shown, map(_position, _numbered(table).itertuples())):
+        there = at_full.get(key)
+        measured_there = there and there["verdict"] in MEASURED
+        row["full"] = f"{there['status']}: {there['measured']}" if measured_there else NOT_MEASURED
+    return shown
+
+
+NOT_MEASURED = "not measured"
+
+
+def _numbered(table: pd.DataFrame) -> pd.DataFrame:
+    """Each row with its place among its claim's numbers (a curve has several)."""
+    return table.assign(number=table.groupby(["suite", "claim"]).cumcount())
+
+
+def _position(r) -> tuple[str, str, int]:
+    return r.suite, r.claim, r.number
 
 
 def _shown(r) -> dict:

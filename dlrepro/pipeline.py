@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dlrepro import devices
 from dlrepro import experiment as contract
 from dlrepro.coverage import covered, folder_with_results, given, rows_of, unrun
 from dlrepro.data import DataError, data_dir, folder_problem, verify
+from dlrepro.devices import DeviceChoice
 from dlrepro.errors import SuiteError
 from dlrepro.grid import RunSpec
 from dlrepro.layout import BaselineError, Results
@@ -58,6 +60,7 @@ class Request:
     results: Results
     data_dir: Path | None = None
     address: str | None = None
+    device: DeviceChoice = DeviceChoice.AUTO
 
     @property
     def specs(self) -> list[RunSpec]:
@@ -88,7 +91,8 @@ class Outcome:
 def prepare(names: list[str], profile: str, runner: str = "local", *,
             results: Path = Path("results"), data: str | Path | None = None,
             address: str | None = None, overrides: list[Override] = (),
-            only: list[Override] = (), say: Say = lambda line: None) -> Request:
+            only: list[Override] = (), device: DeviceChoice = DeviceChoice.AUTO,
+            say: Say = lambda line: None) -> Request:
     """Every input of ``dlrepro run`` checked, nothing written: SuiteError, UsageError,
     ResultsError or DataError. With ``overrides`` (``--set``) or ``only`` (``--only``) the runs
     land in their own folder, ``<results>/<profile>+<overrides>``. A data directory that is not
@@ -105,8 +109,14 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
     if address and isinstance(config, LocalRunner):
         raise UsageError(f"--address: the {runner!r} runner runs in this process and takes no "
                          "address; use --runner ray to run on a cluster")
+    if device is not DeviceChoice.AUTO and not isinstance(config, LocalRunner):
+        raise UsageError(f"--device: the {runner!r} runner puts a run on the GPU its resources "
+                         "reserve (if it reads a data set); --device is the local runner's")
+    problem = devices.unavailable(device)
+    if problem:
+        raise UsageError(problem)
     folder.ensure_writable()
-    return Request(suites, profile, config, folder, data_dir(data), address)
+    return Request(suites, profile, config, folder, data_dir(data), address, device)
 
 
 def run(request: Request, say: Say) -> Outcome:
@@ -131,7 +141,7 @@ def run(request: Request, say: Say) -> Outcome:
             if todo:
                 runners.run(todo, results, request.runner, expected=foreseen.expected,
                             data_dir=request.data_dir, address=request.address,
-                            on_record=lambda r: _keep_failed(r, failed))
+                            device=request.device, on_record=lambda r: _keep_failed(r, failed))
         except Interrupted as stop:
             interrupted = stop.signal_number
         except KeyboardInterrupt:
@@ -248,37 +258,39 @@ def _plan_of(request: Request, todo: list[RunSpec], typical: dict[str, float]) -
 def _device(specs: list[RunSpec], request: Request) -> str:
     """Where runs would execute: this machine's GPU or CPU (with their thread count), or Ray, with
     what each run asks for."""
-    from dlrepro.machine import cpu_model
-
     cpus, gpus = max(s.resources.cpus for s in specs), max(s.resources.gpus for s in specs)
     if isinstance(request.runner, RayRunner):
         cluster = request.address or request.runner.address or os.environ.get("RAY_ADDRESS")
         cluster = cluster or "an embedded instance on this machine"
         return f"Ray ({cluster}), {cpus} CPU(s) and {gpus:g} GPU(s) a run"
-    if gpus > 0:
-        import torch  # only a GPU suite pays for it, as its run would
-
-        if torch.cuda.is_available():
-            return f"cuda: {torch.cuda.get_device_name()}"
-    return f"cpu: {cpu_model()}, {min(cpus, os.cpu_count() or 1)} thread(s)"
+    device = devices.resolve(request.device, reads_data=bool(datasets_read(specs)))
+    return devices.describe(device, min(cpus, os.cpu_count() or 1))
 
 
 def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
              results: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every claim of ``suites`` at the folder's profile, and the fidelity table of their published
     numbers: their rows only, while claims.csv and fidelity.csv keep other suites' rows."""
-    from dlrepro import claims, fidelity, tables
+    from dlrepro import claims, fidelity
 
-    profile, verdicts, numbers = results.profile, [], []
-    for suite in suites:
-        table = tables.joined(runs, metrics, suite.name)
-        evaluated = claims.evaluate(suite, table, profile)
-        verdicts += evaluated
-        numbers += fidelity.rows(suite, evaluated, profile)
+    verdicts, numbers = _evaluated(suites, runs, metrics, results.profile)
     names = [suite.name for suite in suites]
     claimed = claims.write(results.claims, verdicts)
     published = fidelity.write(results.fidelity, numbers)
     return rows_of(claimed, names), rows_of(published, names)
+
+
+def _evaluated(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
+               profile: str) -> tuple[list, list[dict]]:
+    """The claims of ``suites`` at ``profile``, and the fidelity rows of their published numbers."""
+    from dlrepro import claims, fidelity, tables
+
+    verdicts, numbers = [], []
+    for suite in suites:
+        evaluated = claims.evaluate(suite, tables.joined(runs, metrics, suite.name), profile)
+        verdicts += evaluated
+        numbers += fidelity.rows(suite, evaluated, profile)
+    return verdicts, numbers
 
 
 def claims(names: list[str], results: Path, profile: str, say: Say,
@@ -304,14 +316,19 @@ def report(names: list[str], results: Path, profile: str, say: Say,
     from dlrepro import report as pages
     from dlrepro import tables
 
+    from dlrepro.regression import Baselines
+
     folder = folder_with_results(results, profile, overrides, only, names)
+    # the published numbers as the full profile measured them, beside a cheaper profile's
+    full = None if profile == "full" else Baselines(baselines_dir(), "full").fidelity()
     with folder.lock(say):
         runs, metrics = tables.load(folder)
         suites = covered(names, folder, runs, overrides, only, say)
         remember(folder.suites_file, suites)
         mine = [suite.name for suite in suites]
         runs, metrics = rows_of(runs, mine), rows_of(metrics, mine)
-        return pages.build(folder, suites, *evaluate(suites, runs, metrics, folder), runs, metrics)
+        return pages.build(folder, suites, *evaluate(suites, runs, metrics, folder), runs, metrics,
+                           full)
 
 
 @dataclass
@@ -354,26 +371,44 @@ def check(names: list[str], results: Path, profile: str, baseline_root: Path,
 
 
 def update_baselines(names: list[str], results: Path, profile: str, baseline_root: Path,
-                     show: Callable[[str, pd.DataFrame | None], None]) -> list[tuple[Path, int]]:
+                     show: Callable[[str, pd.DataFrame | None], None],
+                     overrides: list[Override] = (),
+                     only: list[Override] = ()) -> list[tuple[Path, int]]:
     """Refresh the named suites' baselines (default: every suite with results); ``show`` gets each
-    suite's changes from its old baseline (None: a new one). Returns the files written."""
+    suite's changes from its old baseline (None: a new one). Returns the files written.
+
+    From the folder of ``--set seeds=...`` and ``--only`` a baseline covers part of the profile
+    (fewer seeds, some configurations), named as the profile's own runs are; a parameter set
+    otherwise would not be the profile's settings, and is refused. The configurations measured
+    replace their old rows, the profile's others keep theirs (``regression.updated``)."""
     from dlrepro import regression, tables
 
-    baselines, folder = regression.Baselines(baseline_root, profile), Results(results, profile)
+    changed = sorted({key for key, _ in overrides} - {"seeds"})
+    if changed:
+        raise UsageError(f"--set {changed[0]}: a baseline is of its profile's settings; only "
+                         "--set seeds=[...] and --only select part of them")
+    baselines = regression.Baselines(baseline_root, profile)
+    folder = Results(results, profile, describe_overrides(overrides, only))
     runs, metrics = tables.load(folder)
-    suites = [s for s in given(names, folder, []) if names or (runs["suite"] == s.name).any()]
+    suites = [s for s in given(names, folder, overrides, only)
+              if names or (runs["suite"] == s.name).any()]
     if not suites:
         raise DataError(f"{folder.root}: no results: run `dlrepro run --profile {profile}` first")
     written = []
     for suite in suites:
-        summary = regression.summarise(runs, metrics, suite, profile)
+        # named by what the profile varies, so that the profile's own runs meet these rows
+        profile_suite = resolve([str(suite.path)])[0]
+        summary = regression.summarise(runs, metrics, profile_suite, profile)
         if summary.empty:
             raise DataError(f"{folder.root}: no successful runs of {suite.name}: nothing to "
                             "baseline")
         old = baselines.read(suite.name)
+        if old is not None:
+            summary = regression.updated(old, summary, profile_suite, profile)
         show(suite.name, None if old is None else regression.compare(old, summary, suite.metrics))
         path = baselines.write(suite.name, summary, regression.cost(runs, suite.name))
         written.append((path, len(summary)))
+    written += baselines.write_verdicts(*_evaluated(suites, runs, metrics, profile))
     return written
 
 
@@ -386,7 +421,8 @@ class Generalisation:
 
 def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_mnist",
                results: Path = Path("results"), data: str | Path | None = None,
-               address: str | None = None) -> Generalisation:
+               address: str | None = None,
+               device: DeviceChoice = DeviceChoice.AUTO) -> Generalisation:
     """The suites that read a dataset, run on MNIST (the profile's own runs, cached) and again with
     ``--set dataset=DATASET``; each claim's verdicts side by side in ``generalisation.csv`` beside
     the other set's results. Every input is checked for both before anything runs."""
@@ -396,7 +432,8 @@ def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_m
 
     names = [s.name for s in resolve([]) if "dataset" in s.experiment.params.model_fields]
     requests = [prepare(names, profile, runner, results=results, data=data, address=address,
-                        overrides=overrides, say=say) for overrides in ([], [("dataset", dataset)])]
+                        overrides=overrides, device=device, say=say)
+                for overrides in ([], [("dataset", dataset)])]
     outcomes = []
     for request in requests:
         on = dataset if request.results.overrides else "MNIST"

@@ -36,6 +36,7 @@ from rich.markup import escape
 
 from dlrepro import execute as ex
 from dlrepro.console import RunProgress
+from dlrepro.devices import DeviceChoice
 from dlrepro.data import ENV_VAR
 from dlrepro.energy import EnergyMeter
 from dlrepro.layout import Results
@@ -58,6 +59,8 @@ class Worker:
         self.node = ray.get_runtime_context().get_node_id()
         gpus = ",".join(map(str, ray.get_gpu_ids()))
         on_gpus = f" GPU {gpus}" if gpus else ""
+        # A worker Ray gave no GPU stays off the node's GPUs, whatever torch can see there.
+        self.device = DeviceChoice.AUTO if gpus else DeviceChoice.CPU
         ex.WORKER_NAME = f"ray {ray.util.get_node_ip_address()} pid {os.getpid()}{on_gpus}"
         # The data directory the driver chose, unless this node was given its own: a
         # $DLREPRO_DATA_DIR other than the driver's (the same one: a worker of the driver's
@@ -89,7 +92,7 @@ class Worker:
             records = ex.execute(specs, meter=self.meter,
                                  artifact_dir=lambda s: scratch / s.run_id,
                                  input_dir=lambda s: scratch / "inputs" / s.run_id,
-                                 data_dir=self.data_dir)
+                                 data_dir=self.data_dir, device=self.device)
             for record in records:
                 record["artifacts"] = _pack(scratch / record["run_id"])
                 record["energy_method"] += self.energy_where

@@ -17,6 +17,12 @@ number of seeds. ``compare`` gives each row a verdict:
 Only ``regressed`` and ``missing`` block, and a gate that compared no value fails (``failures``:
 the gate's whole policy). Time and energy are compared only when the hardware
 matches, and never block; metrics declared ``timing = true`` (speeds) stay out of baselines.
+
+A baseline measured on another kind of device (a CPU's, checked on a CUDA machine) holds its
+metrics to the same declared tolerances, but kernels round differently there and training paths
+part as they would from another seed: beyond tolerance, a value regresses only when Welch's
+t-test on ≥ 3 seeds a side says so, and is ``inconclusive`` otherwise. The notes say so, and
+when the baseline's seeds or hardware differ from the runs', or it covers part of the suite.
 """
 
 from __future__ import annotations
@@ -26,13 +32,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlrepro import tables
+from dlrepro import devices, tables
 from dlrepro.files import atomic_write
 from dlrepro.formatting import assignments
 from dlrepro.layout import BaselineError, Results
 from dlrepro.schema import Metric
 from dlrepro.suite import Suite
-from dlrepro.verdicts import GateVerdict
+from dlrepro.verdicts import ClaimStatus, GateVerdict
 
 KEY = ["suite", "configuration", "metric", "step"]
 STATS = ["n", "mean", "std"]
@@ -43,6 +49,8 @@ COMPARED = frozenset({GateVerdict.UNCHANGED, GateVerdict.INCONCLUSIVE, GateVerdi
 ALPHA = 0.01
 DEFAULT_REL_TOLERANCE = 1e-9
 COST_FILE = "cost.csv"
+# Beside the value baselines: the claims and published numbers measured when they were written.
+CLAIMS_FILE, FIDELITY_FILE = "claims.csv", "fidelity.csv"
 COST_COLUMNS = ["suite", "hardware", "runs", "wall_time_s", "energy_kwh", "energy_method"]
 
 
@@ -69,6 +77,21 @@ def summarise(runs: pd.DataFrame, metrics: pd.DataFrame, suite: Suite,
     return summary[KEY + STATS]
 
 
+def updated(old: pd.DataFrame, summary: pd.DataFrame, suite: Suite,
+            profile: str) -> pd.DataFrame:
+    """A baseline refreshed by ``summary``: the configurations it measured replace their rows,
+    the profile's other configurations keep theirs (measured earlier, on other seeds or in
+    another folder), those the profile no longer has are dropped."""
+    specs = suite.runs(profile)
+    names = {assignments((n, s.params[n]) for n in specs[0].varied if n in s.params) or "all"
+             for s in specs}
+    kept = old[~old["configuration"].isin(summary["configuration"])
+               & old["configuration"].isin(names)]
+    if kept.empty:
+        return summary
+    return pd.concat([kept, summary], ignore_index=True).sort_values(KEY, ignore_index=True)
+
+
 def empty_summary() -> pd.DataFrame:
     return pd.DataFrame(columns=KEY + STATS)
 
@@ -91,12 +114,14 @@ def _sig(value: float) -> float:
     return float(f"{value:.4g}")  # a readable diff: the rest is noise
 
 
-def compare(baseline: pd.DataFrame, current: pd.DataFrame,
-            declared: dict[str, Metric]) -> pd.DataFrame:
-    """Join a suite's baseline and current summaries and give every row its verdict."""
+def compare(baseline: pd.DataFrame, current: pd.DataFrame, declared: dict[str, Metric],
+            other_device: bool = False) -> pd.DataFrame:
+    """Join a suite's baseline and current summaries and give every row its verdict;
+    ``other_device`` when the baseline was measured on another kind of device."""
     joined = baseline.merge(current, on=KEY, how="outer", suffixes=("_base", ""), indicator="side")
     joined["delta"] = joined["mean"] - joined["mean_base"]
-    verdicts = [_verdict(row, declared.get(row.metric)) for row in joined.itertuples()]
+    verdicts = [_verdict(row, declared.get(row.metric), other_device)
+                for row in joined.itertuples()]
     joined["allowed"] = [v[1] for v in verdicts]
     joined["p_value"] = [v[2] for v in verdicts]
     joined["verdict"] = [v[0] for v in verdicts]
@@ -105,7 +130,8 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame,
     return joined[columns].sort_values(KEY, ignore_index=True)
 
 
-def _verdict(row, metric: Metric | None) -> tuple[GateVerdict, float, float]:
+def _verdict(row, metric: Metric | None,
+             other_device: bool) -> tuple[GateVerdict, float, float]:
     if row.side == "left_only":
         return GateVerdict.MISSING, math.nan, math.nan
     if row.side == "right_only":
@@ -129,6 +155,8 @@ def _verdict(row, metric: Metric | None) -> tuple[GateVerdict, float, float]:
                                              row.std, row.n, equal_var=False).pvalue
         if p_value >= ALPHA:
             return GateVerdict.INCONCLUSIVE, allowed, p_value
+    elif other_device:  # too few seeds to tell another device's rounding from a regression
+        return GateVerdict.INCONCLUSIVE, allowed, p_value
     improved = (better == "higher" and row.delta > 0) or (better == "lower" and row.delta < 0)
     return (GateVerdict.IMPROVED if improved else GateVerdict.REGRESSED), allowed, p_value
 
@@ -140,7 +168,8 @@ def _allowed(metric: Metric | None, reference: float) -> float:
 
 
 class Baselines:
-    """``<root>/<profile>/<suite>.csv`` and the profile's ``cost.csv``."""
+    """``<root>/<profile>/<suite>.csv``, the profile's ``cost.csv``, and the ``claims.csv`` and
+    ``fidelity.csv`` of the runs the baselines were made from."""
 
     def __init__(self, root: Path, profile: str):
         self.dir = Path(root) / profile
@@ -156,7 +185,8 @@ class Baselines:
                                 f"{self.dir.name}`)")
 
     def suites(self) -> list[str]:
-        return sorted(p.stem for p in self.dir.glob("*.csv") if p.name != COST_FILE)
+        kept = {COST_FILE, CLAIMS_FILE, FIDELITY_FILE}
+        return sorted(p.stem for p in self.dir.glob("*.csv") if p.name not in kept)
 
     def read(self, suite: str) -> pd.DataFrame | None:
         path = self.dir / f"{suite}.csv"
@@ -200,6 +230,42 @@ class Baselines:
         return path
 
 
+    def write_verdicts(self, verdicts: list, numbers: list[dict]) -> list[tuple[Path, int]]:
+        """Replace the evaluated suites' claims and published numbers, but a claim measured
+        earlier and not now (its runs are in another folder) keeps its verdict; the files
+        written."""
+        from dlrepro import claims, fidelity
+
+        measured = {ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED}
+        old = claims.read(self.dir / CLAIMS_FILE)
+        before = {(r.suite, r.claim): r for r in claims.results(old) if r.status in measured}
+        verdicts = [before.get((v.suite, v.claim), v) if v.status not in measured else v
+                    for v in verdicts]
+        claims.write(self.dir / CLAIMS_FILE, verdicts)
+        old = fidelity.read(self.dir / FIDELITY_FILE)
+        numbers = _keep_measured(pd.DataFrame(numbers, columns=fidelity.COLUMNS), old, measured)
+        fidelity.write(self.dir / FIDELITY_FILE, numbers.to_dict("records"))
+        return [(self.dir / CLAIMS_FILE, len(verdicts)), (self.dir / FIDELITY_FILE, len(numbers))]
+
+    def fidelity(self) -> pd.DataFrame:
+        """The published numbers as measured at this profile (empty: none kept)."""
+        from dlrepro import fidelity
+
+        return fidelity.read(self.dir / FIDELITY_FILE)
+
+
+def _keep_measured(new: pd.DataFrame, old: pd.DataFrame, measured: set) -> pd.DataFrame:
+    """``new``'s fidelity rows, each claim not measured now taking its earlier measured rows."""
+    def pairs(table: pd.DataFrame) -> pd.Series:
+        return pd.Series(list(zip(table["suite"], table["claim"])), index=table.index,
+                         dtype=object)
+
+    now = set(pairs(new[new["status"].isin(measured)]))
+    earlier = old[old["status"].isin(measured) & old["suite"].isin(new["suite"])]
+    earlier = earlier[~pairs(earlier).isin(now)]
+    return pd.concat([new[~pairs(new).isin(set(pairs(earlier)))], earlier], ignore_index=True)
+
+
 def _read_csv(path: Path, columns: list[str], what: str, **options) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, **options)
@@ -224,8 +290,21 @@ def check(suites: list[Suite], baselines: Baselines,
         if baseline is None:
             unbaselined.append(suite.name)
             baseline = empty_summary()
-        verdicts.append(compare(baseline, current, suite.metrics))
-        notes += _cost_note(baseline_costs, cost(runs, suite.name))
+        now = cost(runs, suite.name)
+        before = baseline_costs[baseline_costs["suite"] == suite.name]
+        measured_on = before.iloc[0]["hardware"] if len(before) else ""
+        other_device = bool(measured_on and now["runs"]) and (
+            _kinds(measured_on) != _kinds(now["hardware"]))
+        suite_verdicts = compare(baseline, current, suite.metrics, other_device)
+        verdicts.append(suite_verdicts)
+        notes += _cost_note(baseline_costs, now)
+        if len(baseline) and len(current):
+            notes += _coverage_notes(suite.name, baseline, current, suite_verdicts)
+        if other_device:
+            unsure = int((suite_verdicts["verdict"] == GateVerdict.INCONCLUSIVE).sum())
+            notes.append(f"{suite.name}: baseline on {measured_on}, runs on {now['hardware']}: "
+                         "beyond its tolerance a value regresses only if ≥ 3 seeds a side show "
+                         f"it; {unsure} value(s) inconclusive")
     if not verdicts:
         return compare(empty_summary(), empty_summary(), {}), notes, unbaselined
     return pd.concat(verdicts, ignore_index=True), notes, unbaselined
@@ -251,6 +330,27 @@ def failures(verdicts: pd.DataFrame, unbaselined: list[str], gone: list[str],
     return reasons
 
 
+def _kinds(hardware: str) -> set[str]:
+    """The kinds of device (cpu, cuda) a cost row's hardware names (joined by ``+``)."""
+    return {devices.kind(part) for part in hardware.split(" + ")}
+
+
+def _coverage_notes(suite: str, baseline: pd.DataFrame, current: pd.DataFrame,
+                    verdicts: pd.DataFrame) -> list[str]:
+    """What the baseline lacks, and seeds that differ from the runs'."""
+    notes = []
+    new = int((verdicts["verdict"] == GateVerdict.NEW).sum())
+    if new:
+        covered = baseline["configuration"].nunique()
+        notes.append(f"{suite}: {new} value(s) have no baseline: it covers {covered} of "
+                     f"{current['configuration'].nunique()} configuration(s)")
+    seeds_base, seeds_now = int(baseline["n"].max()), int(current["n"].max())
+    if seeds_base != seeds_now:
+        notes.append(f"{suite}: the baseline has {seeds_base} seed(s) a value, the runs "
+                     f"{seeds_now}")
+    return notes
+
+
 def _cost_note(baseline_costs: pd.DataFrame, now: dict) -> list[str]:
     before = baseline_costs[baseline_costs["suite"] == now["suite"]]
     if before.empty or not now["runs"]:
@@ -259,8 +359,10 @@ def _cost_note(baseline_costs: pd.DataFrame, now: dict) -> list[str]:
     if before["hardware"] != now["hardware"]:
         return [f"{now['suite']}: time and energy not compared (baseline on "
                 f"{before['hardware']}, now on {now['hardware']})"]
-    ratio = now["wall_time_s"] / before["wall_time_s"] if before["wall_time_s"] else math.nan
-    energy = now["energy_kwh"] / before["energy_kwh"] if before["energy_kwh"] else math.nan
-    return [f"{now['suite']}: run time ×{ratio:.2f} ({now['wall_time_s']:.1f} s), "
-            f"energy ×{energy:.2f} vs the baseline on the same hardware (informative, never "
-            "blocks)"]
+    # per run: a baseline may cover part of the suite
+    runs = now["runs"] / before["runs"] if before["runs"] else math.nan
+    ratio = now["wall_time_s"] / before["wall_time_s"] / runs if before["wall_time_s"] else math.nan
+    energy = now["energy_kwh"] / before["energy_kwh"] / runs if before["energy_kwh"] else math.nan
+    return [f"{now['suite']}: time a run ×{ratio:.2f} ({now['wall_time_s']:.1f} s in all), "
+            f"energy a run ×{energy:.2f} vs the baseline on the same hardware (informative, "
+            "never blocks)"]

@@ -40,10 +40,11 @@ CLAIM_STATUSES = (ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED, ClaimStatu
 
 
 def build(results: Results, suites: list[Suite], claims: pd.DataFrame, published: pd.DataFrame,
-          runs: pd.DataFrame, metrics: pd.DataFrame) -> list[Path]:
+          runs: pd.DataFrame, metrics: pd.DataFrame,
+          full: pd.DataFrame | None = None) -> list[Path]:
     """Draw (or reuse) every suite's figures, then write ``report.md`` and ``report.html`` beside
-    the tables."""
-    model = page(results, suites, claims, published, runs, metrics)
+    the tables; ``full``: the published numbers as measured at full, shown beside these."""
+    model = page(results, suites, claims, published, runs, metrics, full)
     written = []
     pages = (("report.md.j2", results.report), ("report.html.j2", results.report_html))
     for template, path in pages:
@@ -54,7 +55,7 @@ def build(results: Results, suites: list[Suite], claims: pd.DataFrame, published
 
 
 def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published: pd.DataFrame,
-         runs: pd.DataFrame, metrics: pd.DataFrame) -> dict:
+         runs: pd.DataFrame, metrics: pd.DataFrame, full: pd.DataFrame | None = None) -> dict:
     """Everything the report shows, as plain values: what both templates render. A suite with no
     results at all is one line, in the claims and in the published numbers, and has no section."""
     counts = claims["status"].value_counts()
@@ -76,7 +77,8 @@ def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published:
         "claims": [_claim(result) for result in claim_results.results(listed)],
         "not_run": no_results(unrun) if unrun else "",
         "not_run_claims": len(claims) - len(listed),
-        "published": fidelity.display(published[~published["suite"].isin(unrun)]),
+        "published": fidelity.display(published[~published["suite"].isin(unrun)], full),
+        "full": full is not None,
         "published_not_run": no_results(unpublished) if unpublished else "",
         "cost": _cost(runs),
         "energy_methods": "; ".join(sorted(set(runs["energy_method"].dropna()))),

@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from dlrepro.console import RunProgress
+from dlrepro.devices import DeviceChoice
 from dlrepro.errors import SuiteError
 from dlrepro.files import read_text
 from dlrepro.grid import RunSpec
@@ -50,14 +51,15 @@ def load_runner(name: str) -> LocalRunner | RayRunner:
 
 def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner, *,
         data_dir: Path | None, on_record: Callable[[dict], None], address: str | None = None,
-        expected: dict[str, float | None] | None = None) -> None:
+        expected: dict[str, float | None] | None = None,
+        device: DeviceChoice = DeviceChoice.AUTO) -> None:
     """Run the specs with the configured runner; every finished record is stored before
     ``on_record``. ``expected``: each run's likely wall time, for the ETA (see RunProgress);
-    default: none known."""
+    default: none known. ``device``: the local runner's (on Ray, always the rule of ``devices``)."""
     with RunProgress(expected or dict.fromkeys(s.run_id for s in specs)) as progress:
         if isinstance(config, LocalRunner):
             return run_local(specs, results, config, data_dir=data_dir, on_record=on_record,
-                             progress=progress)
+                             progress=progress, device=device)
         from dlrepro.ray_runner import run_ray  # Ray's import costs a second: only when asked for
 
         progress.running("starting Ray")
@@ -67,7 +69,8 @@ def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner,
 
 
 def run_local(specs: list[RunSpec], results: Results, config: LocalRunner, *, data_dir: Path | None,
-              on_record: Callable[[dict], None], progress: RunProgress) -> None:
+              on_record: Callable[[dict], None], progress: RunProgress,
+              device: DeviceChoice = DeviceChoice.AUTO) -> None:
     from dlrepro.energy import EnergyMeter
     from dlrepro.execute import execute, failed_records, warm_up
 
@@ -82,7 +85,7 @@ def run_local(specs: list[RunSpec], results: Results, config: LocalRunner, *, da
                 for spec in group:  # like Ray's fresh folder per attempt: no file of a failed one
                     results.discard_artifacts(spec)
                 records = execute(group, meter=meter, artifact_dir=results.artifact_dir,
-                                  data_dir=data_dir)
+                                  data_dir=data_dir, device=device)
             for spec, record in zip(group, records):
                 results.put(record)
                 on_record(record)

@@ -116,3 +116,24 @@ def test_a_claim_about_other_data_gives_rows_that_do_not_apply_and_a_csv_that_re
     shown = fidelity.display(fidelity.read(tmp_path / "fidelity.csv"))
     assert [type(r["verdict"]) for r in shown] == [ClaimStatus] * len(rows)
     assert "does not apply (dataset=fashion_mnist)" in {r["status"] for r in shown}
+
+
+def test_a_cheaper_profiles_report_shows_each_published_number_at_full(smoke_report):
+    """Beside smoke's numbers, the committed full measurement's verdict and value, row for row,
+    or "not measured"."""
+    from dlrepro.project import baselines_dir
+
+    at_full = fidelity.read(baselines_dir() / "full" / "fidelity.csv")
+    assert len(at_full), "results/baselines/full/fidelity.csv is committed"
+    report = (smoke_report / "report.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| suite | claim |"))
+    column = header.split(" | ").index("at full")
+    cells = [line.split(" | ")[column] for line in report.splitlines()
+             if line.startswith("| ") and line.count(" | ") == header.count(" | ")][1:]
+    shown = smoke_report / "fidelity.csv"
+    assert len(cells) == len(fidelity.read(shown)) > 0
+    measured = {ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED}
+    expected = {f"{s}: " for s in measured} | {fidelity.NOT_MEASURED}
+    assert all(any(cell.startswith(e) for e in expected) for cell in cells), cells
+    reproduced = (at_full["status"] == ClaimStatus.REPRODUCED).sum()
+    assert sum(cell.startswith("reproduced: ") for cell in cells) == reproduced

@@ -2,6 +2,7 @@
 runs."""
 
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -27,9 +28,10 @@ def summary(values_by_metric: dict[str, list[float]]) -> pd.DataFrame:
     return table
 
 
-def verdict(base, now, **metric) -> GateVerdict:
+def verdict(base, now, other_device: bool = False, **metric) -> GateVerdict:
     declared = {"m": Metric(**{"better": "lower", **metric})}
-    return compare(summary({"m": base}), summary({"m": now}), declared)["verdict"].item()
+    return compare(summary({"m": base}), summary({"m": now}), declared,
+                   other_device)["verdict"].item()
 
 
 def test_identical_results_are_unchanged_even_with_zero_tolerance():
@@ -61,6 +63,19 @@ def test_a_clear_shift_is_regressed_or_improved_by_direction():
 def test_one_seed_is_judged_by_the_tolerance_alone():
     assert verdict([1.0], [1.05], rel_tolerance=0.1) == GateVerdict.UNCHANGED
     assert verdict([1.0], [1.2], rel_tolerance=0.1) == GateVerdict.REGRESSED
+
+
+def test_from_another_device_only_the_seeds_can_show_a_regression():
+    """A CPU's baseline on a GPU: one seed a side cannot tell rounding from a regression; three
+    that disagree clearly still can."""
+    assert verdict([1.0], [1.05], other_device=True, rel_tolerance=0.1) == GateVerdict.UNCHANGED
+    assert verdict([1.0], [1.2], other_device=True, rel_tolerance=0.1) == GateVerdict.INCONCLUSIVE
+    assert verdict([1.0], [1.0 + 1e-7], other_device=True) == GateVerdict.INCONCLUSIVE  # exact
+    rng = np.random.default_rng(3)
+    base = list(1 + 0.01 * rng.standard_normal(3))
+    assert verdict(base, [b + 0.5 for b in base], other_device=True,
+                   tolerance=0.01) == GateVerdict.REGRESSED
+    assert verdict([3.0], [math.nan], other_device=True, tolerance=0) == GateVerdict.REGRESSED
 
 
 def test_nan_means_never_converged():
@@ -236,3 +251,54 @@ def test_a_new_suite_passes_only_when_allowed(gradient_descent_baseline, capsys)
             "--baseline", str(baselines)]
     assert main(args) == 1 and "five_points has no baseline" in capsys.readouterr().out
     assert main([*args, "--allow-new"]) == 0
+
+
+def test_a_baseline_of_part_of_a_suite_is_compared_where_it_has_values(
+        gradient_descent_baseline, tmp_path, capsys):
+    """Written from a --set seeds / --only folder, it meets the profile's own runs by name; the
+    gate says what it lacks and that its seeds differ (gradient descent from a fixed w0 does not
+    depend on the seed, so the values agree)."""
+    results, _ = gradient_descent_baseline
+    part = ["--set", "seeds=[0,1]", "--only", "mode=trajectory", "--results", str(results)]
+    assert main(["run", "gradient_descent", "--profile", "smoke", *part]) == 0
+    assert main(["baseline", "update", "gradient_descent", "--profile", "smoke", *part,
+                 "--baseline", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["check", "gradient_descent", "--profile", "smoke", "--results", str(results),
+                 "--baseline", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "No regression" in captured.out
+    assert "gradient_descent: the baseline has 2 seed(s) a value, the runs 1" in captured.err
+    assert re.search(r"gradient_descent: \d+ value\(s\) have no baseline: it covers 3 of 5 "
+                     r"configuration\(s\)", captured.err), captured.err
+
+
+def test_a_baseline_is_not_written_from_other_settings(tmp_path, capsys):
+    code = main(["baseline", "update", "xor", "--profile", "smoke", "--set", "epochs=3",
+                 "--results", str(tmp_path), "--baseline", str(tmp_path / "b")])
+    assert code == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "--set epochs: a baseline is of its profile's settings; only --set seeds=[...] and "
+        "--only select part of them")
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_partial_update_replaces_the_configurations_it_measured_and_keeps_the_others(
+        gradient_descent_baseline, tmp_path):
+    """Baselines measured in two folders (the profile's, another's seeds): each configuration
+    from the last update that measured it, and each claim's verdict from the last that
+    measured it."""
+    results, baselines = gradient_descent_baseline
+    shutil.copytree(baselines, tmp_path, dirs_exist_ok=True)
+    before = pd.read_csv(tmp_path / "smoke" / "gradient_descent.csv")
+    part = ["--set", "seeds=[0,1]", "--only", "mode=trajectory", "--results", str(results)]
+    assert main(["run", "gradient_descent", "--profile", "smoke", *part]) == 0
+    assert main(["baseline", "update", "gradient_descent", "--profile", "smoke", *part,
+                 "--baseline", str(tmp_path)]) == 0
+    after = pd.read_csv(tmp_path / "smoke" / "gradient_descent.csv")
+    assert set(after["configuration"]) == set(before["configuration"])
+    trajectory = after["configuration"].str.startswith("mode=trajectory")
+    assert set(after.loc[trajectory, "n"]) == {2} and set(after.loc[~trajectory, "n"]) == {1}
+    claims = pd.read_csv(tmp_path / "smoke" / "claims.csv")
+    assert len(claims) == len(pd.read_csv(baselines / "smoke" / "claims.csv"))
+    assert (claims["status"] == "reproduced").all(), claims[["claim", "status"]]

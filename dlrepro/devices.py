@@ -1,0 +1,70 @@
+"""Where a run computes: a CUDA GPU for the runs that gain from one, the CPU for the rest.
+
+A run that reads a data set (the MNIST suites: tens of thousands of images through a CNN) goes on
+a visible CUDA GPU at every profile; the tiny models of the other suites, whose steps are a few
+microseconds of arithmetic, stay on the CPU, where a GPU's launch latency cannot slow them.
+``--device`` says otherwise for the local runner. A suite's ``resources`` only tells Ray what to
+reserve: on Ray, a run computes on the GPU its resources got it, by the same rule.
+
+Apple's MPS is not offered (``parse`` says why).
+Torch is imported only to look for a GPU, or to name one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+class DeviceChoice(StrEnum):
+    AUTO = "auto"  # runs that read a data set on a visible CUDA GPU, the others on the CPU
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+def parse(text: str) -> DeviceChoice:
+    """A ``--device`` value; ValueError with the reason otherwise."""
+    if text == "mps":
+        raise ValueError("mps is not offered: the GAN's Fréchet distance, the autoencoder's PCA, "
+                         "five_points and gradient_descent compute in float64, which MPS lacks")
+    try:
+        return DeviceChoice(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a device: {', '.join(DeviceChoice)}") from None
+
+
+def unavailable(choice: DeviceChoice) -> str | None:
+    """Why this machine cannot honour the choice, in one line; None when it can."""
+    if choice is not DeviceChoice.CUDA:
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    built = "built without CUDA" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
+    return (f"--device cuda: torch {torch.__version__} ({built}) sees no CUDA GPU on this machine; "
+            "use --device auto or cpu")
+
+
+def resolve(choice: DeviceChoice, reads_data: bool) -> str:
+    """``cuda`` or ``cpu``: the device of a run, ``reads_data`` when it reads a data set (see the
+    module's rule). Torch is imported only to look for a GPU."""
+    if choice is DeviceChoice.AUTO and reads_data:
+        import torch
+
+        return DeviceChoice.CUDA if torch.cuda.is_available() else DeviceChoice.CPU
+    return DeviceChoice.CUDA if choice is DeviceChoice.CUDA else DeviceChoice.CPU
+
+
+def kind(description: str) -> str:
+    """``cpu`` or ``cuda``, from a record's device (``cuda: NVIDIA H200``)."""
+    return description.split(":", 1)[0].strip()
+
+
+def describe(device: str, threads: int) -> str:
+    """How a record names a device: the GPU's model, or the CPU's with the run's thread count."""
+    if device == DeviceChoice.CUDA:
+        import torch
+
+        return f"cuda: {torch.cuda.get_device_name()}"
+    from dlrepro.machine import cpu_model
+
+    return f"cpu: {cpu_model()}, {threads} thread(s)"
