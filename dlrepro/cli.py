@@ -380,8 +380,9 @@ def _check(args) -> int:
     for reason in reasons:
         _say(f"[red]gate fails:[/] {reason}")
     if reasons:
+        own = "" if args.baseline == baselines_dir() else f" --baseline {args.baseline}"
         _say("Fix the cause, or refresh a baseline on purpose with `dlrepro baseline update SUITE "
-             f"--profile {args.profile}`.")
+             f"--profile {args.profile}{own}`.")
         return 1
     _say("[green]No regression.[/]")
     return 0

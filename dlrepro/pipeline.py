@@ -110,8 +110,8 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
         raise UsageError(f"--address: the {runner!r} runner runs in this process and takes no "
                          "address; use --runner ray to run on a cluster")
     if device is not DeviceChoice.AUTO and not isinstance(config, LocalRunner):
-        raise UsageError(f"--device: the {runner!r} runner puts a run on the GPU its resources "
-                         "reserve (if it reads a data set); --device is the local runner's")
+        raise UsageError(f"--device is the local runner's; drop it for --runner {runner}, where a "
+                         "run that reads a data set computes on the GPU its resources reserve")
     problem = devices.unavailable(device)
     if problem:
         raise UsageError(problem)

@@ -359,10 +359,11 @@ def _cost_note(baseline_costs: pd.DataFrame, now: dict) -> list[str]:
     if before["hardware"] != now["hardware"]:
         return [f"{now['suite']}: time and energy not compared (baseline on "
                 f"{before['hardware']}, now on {now['hardware']})"]
-    # per run: a baseline may cover part of the suite
-    runs = now["runs"] / before["runs"] if before["runs"] else math.nan
-    ratio = now["wall_time_s"] / before["wall_time_s"] / runs if before["wall_time_s"] else math.nan
-    energy = now["energy_kwh"] / before["energy_kwh"] / runs if before["energy_kwh"] else math.nan
-    return [f"{now['suite']}: time a run ×{ratio:.2f} ({now['wall_time_s']:.1f} s in all), "
-            f"energy a run ×{energy:.2f} vs the baseline on the same hardware (informative, "
-            "never blocks)"]
+    if before["runs"] != now["runs"]:  # a baseline of part of the suite, or part of a run
+        return [f"{now['suite']}: time and energy not compared (the baseline's {before['runs']} "
+                f"run(s) are not these {now['runs']})"]
+    ratio = now["wall_time_s"] / before["wall_time_s"] if before["wall_time_s"] else math.nan
+    energy = now["energy_kwh"] / before["energy_kwh"] if before["energy_kwh"] else math.nan
+    return [f"{now['suite']}: run time ×{ratio:.2f} ({now['wall_time_s']:.1f} s), "
+            f"energy ×{energy:.2f} vs the baseline on the same hardware (informative, never "
+            "blocks)"]

@@ -38,7 +38,7 @@ def test_a_record_names_the_device_its_run_computed_on(smoke):
     (["--device", "cuda"], "--device cuda: torch "),
     (["--device", "mps"], "mps is not offered: "),
     (["--device", "gpu"], "'gpu' is not a device: auto, cpu, cuda"),
-    (["--device", "cpu", "--runner", "ray"], "--device is the local runner's"),
+    (["--device", "cpu", "--runner", "ray"], "--device is the local runner's; drop it"),
 ])
 def test_a_device_this_machine_or_runner_cannot_give_is_one_line_and_exit_2(tmp_path, capsys,
                                                                           flags, message):
