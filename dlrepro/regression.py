@@ -239,8 +239,13 @@ class Baselines:
         measured = {ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED}
         old = claims.read(self.dir / CLAIMS_FILE)
         before = {(r.suite, r.claim): r for r in claims.results(old) if r.status in measured}
-        verdicts = [before.get((v.suite, v.claim), v) if v.status not in measured else v
-                    for v in verdicts]
+
+        def kept(verdict):
+            if verdict.status in measured:
+                return verdict
+            return before.get((verdict.suite, verdict.claim), verdict)
+
+        verdicts = list(map(kept, verdicts))
         claims.write(self.dir / CLAIMS_FILE, verdicts)
         old = fidelity.read(self.dir / FIDELITY_FILE)
         numbers = _keep_measured(pd.DataFrame(numbers, columns=fidelity.COLUMNS), old, measured)
