@@ -11,6 +11,7 @@ sessions and the tests call these; none of them prints.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +46,12 @@ class Interrupted(KeyboardInterrupt):
     """A signal that stops the command the way Ctrl-C does (SIGTERM: a CI cancel,
     ``ray job stop``)."""
 
+    # The latest signal, also kept here: a Ray wait re-raises it as a bare KeyboardInterrupt.
+    latest: int | None = None
+
     def __init__(self, signal_number: int):
         super().__init__(signal_number)
-        self.signal_number = signal_number
+        self.signal_number = Interrupted.latest = signal_number
 
 
 @dataclass
@@ -137,15 +141,14 @@ def run(request: Request, say: Say) -> Outcome:
         foreseen = _plan_of(request, todo, typical)
         for line in foreseen.lines():
             say(line)
+        Interrupted.latest = None
         try:
             if todo:
                 runners.run(todo, results, request.runner, expected=foreseen.expected,
                             data_dir=request.data_dir, address=request.address,
                             device=request.device, on_record=lambda r: _keep_failed(r, failed))
-        except Interrupted as stop:
-            interrupted = stop.signal_number
-        except KeyboardInterrupt:
-            interrupted = 2
+        except KeyboardInterrupt:  # Ctrl-C, or Interrupted
+            interrupted = Interrupted.latest or signal.SIGINT
         finally:  # whatever happened, the tables hold every finished run
             merged = [spec for suite in involved for spec in suite.runs(request.profile)]
             runs, metrics = tables.merge(results, merged)

@@ -23,8 +23,10 @@ import io
 import math
 import os
 import shutil
+import signal
 import tarfile
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -348,6 +350,9 @@ def _run_wave(pools: list[_Pool], shipped: _Shipped, max_retries: int,
 def _connected(address: str | None, num_cpus: int | None) -> Iterator[str]:
     """Connect to ``address`` (or $RAY_ADDRESS), else start an embedded instance; leave as found."""
     address = address or os.environ.get("RAY_ADDRESS")
+    # ray.init makes SIGTERM a bare sys.exit; the command's own handler, put back, stops the
+    # sweep as Ctrl-C does (`ray job stop` sends SIGTERM, and SIGKILL 3 s later).
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     if address:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
         where = f"Ray cluster at {address}"
@@ -359,6 +364,8 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[str]:
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, _temp_dir=temp_dir,
                  log_to_driver=False, configure_logging=False)
         where = f"embedded Ray instance, {cpus} CPU(s), on this machine"
+    if on_sigterm is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)  # None: not set from Python
     try:
         yield where
     finally:

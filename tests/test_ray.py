@@ -188,8 +188,10 @@ def test_a_killed_worker_is_retried_and_the_table_is_complete(head, tmp_path):
     assert len(list((results / "smoke" / "records" / "five_points").glob("*.json"))) == len(specs)
 
 
-def test_ctrl_c_keeps_every_finished_run_and_stops_ray(interrupted_run):
-    assert len(interrupted_run("five_points", "smoke", 3, "--runner", "ray")) < 10
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_keeps_every_finished_run_and_stops_ray(interrupted_run, sig):
+    """SIGTERM too (`ray job stop`, a CI cancel), although ray.init makes it a bare exit."""
+    assert len(interrupted_run("five_points", "smoke", 3, "--runner", "ray", sig=sig)) < 10
     # The embedded instance (temp dir dlrepro-ray-*) is gone with its driver.
     deadline = time.time() + 15
     while [p for p in psutil.process_iter(["cmdline"])
