@@ -3,13 +3,16 @@ own, so that the test process keeps no Ray state (Ray reads its token settings o
 
     python tests/simulated_cluster.py TEMP_DIR NODE_ENV_JSON NAME=CPUS[:GPUS] ...
 
-starts a head without CPUs and the named nodes (each with NODE_ENV), prints one JSON line (the
-address; each node's id and raylet pid), then obeys stdin, a JSON line back for each command:
+starts a head without CPUs, with the job server on the loopback, and the named nodes (each with
+NODE_ENV), prints one JSON line (the address, the job server's; each node's id and raylet pid),
+then obeys stdin, a JSON line back for each command:
 ``remove NAME`` (hard: every process of the node killed at once). At the end of stdin every node
 is stopped.
 """
 
 import json
+import os
+import socket
 import sys
 
 from ray._private import ray_constants
@@ -21,11 +24,23 @@ def _node(node) -> dict:
     return {"id": node.node_id, "raylet": raylet.pid}
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main(temp_dir: str, node_env: str, *nodes: str) -> None:
     env = json.loads(node_env)
+    # Ray notes the newest cluster's address in its default temp dir (/tmp/ray), where a later
+    # bare ray.init() of this machine would find it: here, in the cluster's own.
+    os.environ["RAY_TMPDIR"] = temp_dir
+    os.makedirs(os.path.join(temp_dir, "ray"), exist_ok=True)
+    # Ports of its own: another Ray instance on this machine may hold the defaults.
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "node_ip_address": "127.0.0.1", "temp_dir": temp_dir,
-        "include_dashboard": False, "env_vars": env})
+        "num_cpus": 0, "node_ip_address": "127.0.0.1", "temp_dir": temp_dir, "env_vars": env,
+        "include_dashboard": True, "dashboard_host": "127.0.0.1",
+        "dashboard_port": _free_port(), "dashboard_agent_listen_port": _free_port()})
     started = {}
 
     def add(spec: str) -> dict:
@@ -36,7 +51,7 @@ def main(temp_dir: str, node_env: str, *nodes: str) -> None:
         return _node(started[name])
 
     try:
-        print(json.dumps({"address": cluster.address,
+        print(json.dumps({"address": cluster.address, "jobs": f"http://{cluster.webui_url}",
                           "nodes": {spec.split("=")[0]: add(spec) for spec in nodes}}), flush=True)
         for line in sys.stdin:
             _, name = line.split()  # remove NAME

@@ -26,6 +26,7 @@ from dlrepro.project import suites_dir
 from dlrepro.suite import load
 
 ROOT = suites_dir().parent
+RAY = str(Path(sys.executable).parent / "ray")
 
 # What a node runs at start: the driver's folder is not on this node.
 NO_SHARED_DISK = '''
@@ -54,7 +55,8 @@ class SimulatedCluster:
     def __init__(self, process: subprocess.Popen, driver: Path):
         self.process, self.driver = process, driver
         started = self._answer()
-        self.address, self.nodes = started["address"], started["nodes"]
+        self.address, self.jobs = started["address"], started["jobs"]
+        self.nodes = started["nodes"]
 
     def _answer(self) -> dict:
         line = self.process.stdout.readline()
@@ -78,6 +80,12 @@ class SimulatedCluster:
         """The worker processes of a node that are running a group now."""
         raylet = psutil.Process(self.nodes[name]["raylet"])
         return [p for p in raylet.children(recursive=True) if _running(p)]
+
+    def ray_job(self, *args: str) -> subprocess.Popen:
+        """``ray job ARGS`` on this cluster's job server, as a user's shell would run it."""
+        return subprocess.Popen([RAY, "job", args[0], "--address", self.jobs, *args[1:]],
+                                env=CLUSTER_ENV, cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
 
     def dlrepro(self, *args: str) -> subprocess.Popen:
         """``dlrepro ARGS --runner ray --address`` this cluster, as the driver's own process."""
@@ -235,6 +243,49 @@ def test_a_dry_run_plans_the_sweep_on_the_cluster_it_sees(cluster, tmp_path):
     assert full[-1].endswith("on this cluster (earlier runs here, else the committed "
                              "results/baselines/full/cost.csv)"), full[-1]
     assert not (tmp_path / "quick").exists()  # nothing written
+
+
+def test_a_submitted_job_streams_its_log_stops_keeping_its_records_and_resumes(cluster,
+                                                                              tmp_path):
+    """`ray job submit --working-dir .` as the README has it: the job's driver runs on the head
+    and its log reaches the submitter as the runs finish; `ray job stop` mid-sweep stops it as
+    Ctrl-C does, every record it wrote whole; the same job submitted again runs only the rest."""
+    # Nine runs of seconds each on the CPU nodes' four actors: time to stop the sweep midway.
+    suite = copy_suite("xor", tmp_path, old="{ epochs = 30 }", new="{ epochs = 40000 }")
+    results = tmp_path / "head"  # the job's driver is on the head: its disk, not this driver's
+    records = results / "smoke" / "records" / "xor"
+    specs = sorted(spec.run_id for spec in load(suite).runs("smoke"))
+
+    def submit(job: str) -> subprocess.Popen:
+        return cluster.ray_job(
+            "submit", "--submission-id", job, "--working-dir", str(ROOT), "--runtime-env-json",
+            json.dumps({"env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": "30"}}), "--",
+            sys.executable, "-m", "dlrepro", "run", str(suite), "--profile", "smoke",
+            "--runner", "ray", "--results", str(results))
+
+    stopped, streamed, deadline = submit("stopped"), [], time.time() + 240
+    while not streamed or not streamed[-1].startswith("[1/9] xor "):
+        assert time.time() < deadline and stopped.poll() is None, "".join(streamed)[-3000:]
+        streamed.append(stopped.stdout.readline())
+    # The first run's line, read while the job runs: the log streams.
+    out, _ = cluster.ray_job("stop", "stopped").communicate(timeout=120)
+    assert "Job 'stopped' was stopped" in out, out
+    log = "".join(streamed) + stopped.communicate(timeout=60)[0]
+    assert "Interrupted: finished runs are kept; run again to resume." in log, log[-3000:]
+    kept = {path.stem: path.read_bytes() for path in records.glob("*.json")}
+    assert 0 < len(kept) < len(specs)
+    assert all(json.loads(record)["status"] == "ok" for record in kept.values())
+    runs = pd.read_parquet(results / "smoke" / "runs.parquet")  # merged as the job stopped
+    assert sorted(runs["run_id"]) == sorted(kept)
+
+    resumed = submit("resumed")
+    log = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, log[-3000:]
+    assert (f"xor: 9 runs at profile smoke, {len(kept)} cached, {9 - len(kept)} to run"
+            in log), log[-3000:]
+    runs = pd.read_parquet(results / "smoke" / "runs.parquet")
+    assert sorted(runs["run_id"]) == specs and (runs["status"] == "ok").all()
+    assert {run: (records / f"{run}.json").read_bytes() for run in kept} == kept  # not rerun
 
 
 def test_a_lost_node_holding_a_producers_files_costs_no_run(cluster, needs_chain, mnist_dir,
