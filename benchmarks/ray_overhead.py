@@ -5,6 +5,7 @@ process, Ray's start included — and reported as a ratio to serial, side by sid
 
     python benchmarks/ray_overhead.py               # the tiny suites at quick (xor, descent, facts)
     python benchmarks/ray_overhead.py --suites all  # every suite at quick: which should nox use?
+    python benchmarks/ray_overhead.py --address ADDR  # also on the Ray cluster at ADDR
 """
 
 import argparse
@@ -55,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suites", nargs="+", default=TINY, help="suite names, or 'all'")
     parser.add_argument("--profile", default="quick")
+    parser.add_argument("--address", help="a Ray cluster to time too (its driver: this process)")
     # Internal: run the naive variant, with its results in this folder.
     parser.add_argument("--naive", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -73,6 +75,9 @@ def main() -> None:
             lambda out: run + ["--runner", "ray", "--results", str(out)],
         "Ray, one fresh process per run": lambda out: naive_run + ["--naive", str(out)],
     }
+    if args.address:
+        variants["Ray, warm actors, --address"] = lambda out: run + [
+            "--runner", "ray", "--address", args.address, "--results", str(out)]
     print(f"{runs} runs of {', '.join(args.suites)} at profile {args.profile}, "
           f"{os.cpu_count()} cores; each variant a new process, from start to tables")
     print(f"{'variant':34} {'wall (s)':>9} {'per run (s)':>12} {'vs serial':>10}")
