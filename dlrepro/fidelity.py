@@ -4,8 +4,9 @@ was measured.
 A published claim is a claim that yields extra rows: built from its evaluation by ``claims``,
 one row per number — a list value (a curve: the loss per epoch, 12 iterates) gives one row per
 element.
-Measured is the mean ± standard deviation over the runs the claim selects (one per seed), and the
-verdict uses the claim's own ``reduce``. A claim about another profile's settings (the paper's
+Measured is the mean ± standard deviation over the runs the claim selects (one per seed, or more
+when it spans configurations), and the verdict uses the claim's own ``reduce``: the report shows a
+max or min first, the mean after it. A claim about another profile's settings (the paper's
 epochs: full) still gets its rows, marked with that profile and not measured here, so the table
 lists every published number whatever profile was run.
 """
@@ -17,12 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 from dlrepro.claims import ClaimResult, allowed, replace_suites
-from dlrepro.formatting import assignments, measured, number, published
+from dlrepro.formatting import assignments, counted, measured, number, published
 from dlrepro.schema import Approx
 from dlrepro.suite import Suite
 from dlrepro.verdicts import ClaimStatus
 
-COLUMNS = ["suite", "claim", "profile", "at", "source", "published", "measured", "std", "seeds",
+COLUMNS = ["suite", "claim", "profile", "at", "source", "published", "measured", "std", "runs",
            "reduce", "difference", "tolerance", "why", "status", "ran"]
 MEASURED = (ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED)
 
@@ -45,7 +46,7 @@ def _row(suite: str, claim: Approx, result: ClaimResult | None, i: int, target: 
          profile: str) -> dict:
     row = {"suite": suite, "claim": claim.id, "profile": profile, "at": "",
            "source": claim.published.source, "published": target, "measured": None, "std": None,
-           "seeds": 0, "reduce": claim.reduce, "difference": None,
+           "runs": 0, "reduce": claim.reduce, "difference": None,
            "tolerance": allowed(claim, target), "why": claim.published.why, "ran": ""}
     if claim.over is not None:
         row["at"] = f"{claim.over} #{i + 1}"
@@ -60,7 +61,7 @@ def _row(suite: str, claim: Approx, result: ClaimResult | None, i: int, target: 
     if claim.over is not None:
         row["at"] = assignments([(claim.over, result.at[i])])
     holds = abs(difference) <= row["tolerance"]
-    return {**row, "measured": float(values.mean()), "seeds": len(values),
+    return {**row, "measured": float(values.mean()), "runs": len(values),
             "std": float(values.std()) if len(values) > 1 else None, "difference": difference,
             "status": ClaimStatus.REPRODUCED if holds else ClaimStatus.NOT_REPRODUCED}
 
@@ -83,7 +84,8 @@ def write(path: Path, found: list[dict]) -> pd.DataFrame:
 
 def display(table: pd.DataFrame, full: pd.DataFrame | None = None) -> list[dict]:
     """The table's rows as the report shows them: published numbers with their own digits,
-    measured ones (mean ± sd (seeds)) one decimal finer than the tolerance. With ``full`` (the
+    measured ones (mean ± sd (runs), or max or min (of runs; mean ± sd)) one decimal finer than
+    the tolerance. With ``full`` (the
     rows measured at the full profile), each row also says what full measured, or "not
     measured"."""
     shown = [_shown(r) for r in table.itertuples()]
@@ -117,12 +119,15 @@ def _shown(r) -> dict:
              "why": r.why, "verdict": status, "status": str(status)}
     if not _missing(r.measured):
         spread = "" if _missing(r.std) else f" ± {number(float(r.std), 2)}"
-        shown["measured"] = f"{measured(float(r.measured), tolerance)}{spread} ({r.seeds})"
+        mean = f"{measured(float(r.measured), tolerance)}{spread}"
+        runs = counted(int(r.runs), "run")
+        shown["measured"] = f"{mean} ({runs})"
+        if r.reduce != "mean":  # the value the verdict is on, then the mean
+            reduced = measured(float(r.published) + float(r.difference), tolerance)
+            shown["measured"] = f"{reduced} ({r.reduce} of {runs}; mean {mean})"
     if not _missing(r.difference):
         difference = measured(float(r.difference), tolerance)
         shown["difference"] = difference if difference.startswith("-") else f"+{difference}"
-        if r.reduce != "mean":
-            shown["difference"] += f" ({r.reduce})"
     if status is ClaimStatus.OTHER_PROFILE:
         shown["status"] = f"{r.profile} profile only"
     elif status is ClaimStatus.DOES_NOT_APPLY:

@@ -61,7 +61,7 @@ def test_published_claims_say_why_their_tolerance():
                     (path.name, claim.id)
 
 
-def test_rows_one_per_number_with_mean_sd_and_seeds():
+def test_rows_one_per_number_with_mean_sd_and_runs():
     suite = load(suites_dir() / "gradient_descent.toml")
     values = [0.578, 0.5508, 0.5142, 0.4672, 0.4131, 0.3625, 0.3278, 0.3101, 0.3024, 0.2994,
               0.2981, 0.2977]
@@ -74,7 +74,7 @@ def test_rows_one_per_number_with_mean_sd_and_seeds():
     rows = [r for r in found if r["claim"] == "iterates-eta-0125-0578"]
     assert [r["at"] for r in rows] == [f"step={i}" for i in range(12)]
     first, fourth = rows[0], rows[3]
-    assert first["seeds"] == 3 and math.isclose(first["measured"], 0.5781)
+    assert first["runs"] == 3 and math.isclose(first["measured"], 0.5781)
     assert math.isclose(first["std"], 1e-4)
     assert math.isclose(fourth["difference"], 0.4672 + 1e-4 - 0.465)
     assert fourth["status"] is ClaimStatus.REPRODUCED
@@ -82,7 +82,7 @@ def test_rows_one_per_number_with_mean_sd_and_seeds():
     unmeasured = [r for r in found if r["claim"] == "iterates-eta-05-0578"]
     assert len(unmeasured) == 12 and {r["status"] for r in unmeasured} == {ClaimStatus.NOT_RUN}
     shown = fidelity.display(pd.DataFrame(rows, columns=fidelity.COLUMNS))[3]
-    assert shown["published"] == "0.465" and shown["measured"] == "0.4673 ± 0.0001 (3)"
+    assert shown["published"] == "0.465" and shown["measured"] == "0.4673 ± 0.0001 (3 runs)"
     assert shown["difference"] == "+0.0023" and shown["status"] == "reproduced"
 
 
