@@ -254,8 +254,10 @@ def _plan_of(request: Request, todo: list[RunSpec], typical: dict[str, float]) -
         suites.append(SuitePlan(suite.name, len(mine), len(mine) - len(pending), device))
     requested = {s.run_id for s in request.specs}
     first = [spec.label for spec in todo if spec.run_id not in requested]
-    return Plan(request.profile, request.results.root / "records", suites, first,
-                _expected_times(todo, request.results, typical))
+    expected = _expected_times(todo, request.results, typical)
+    unknown = sorted({spec.suite for spec in todo if expected[spec.run_id] is None})
+    return Plan(request.profile, request.results.root / "records", suites, first, expected,
+                unknown)
 
 
 def _device(specs: list[RunSpec], request: Request) -> str:

@@ -112,6 +112,7 @@ class Plan:
     suites: list[SuitePlan]
     first: list[str]  # runs of other suites that the asked ones read: they run first
     expected: dict[str, float | None]  # each run to do's likely wall time, None: not known
+    unknown: list[str]  # the suites of the runs whose time is not known
     cluster: ClusterPlan | None = None  # the dry run of the Ray runner: the cluster it sees
 
     @property
@@ -139,12 +140,13 @@ class Plan:
         if not self.todo:
             return [*lines, f"Nothing to run: every run is cached in {self.records}."]
         to_do = f"{counted(self.todo, 'run')} to do"
+        unknown = sum(t is None for t in self.expected.values())
+        guessed = (f"; {unknown} of them ({', '.join(self.unknown)}) counted at the others' mean"
+                   if unknown else "")
         if self.cluster:
-            return [*lines, *self.cluster.lines(to_do)]
+            return [*lines, *self.cluster.lines(to_do, guessed)]
         if self.eta_s is None:
             return [*lines, f"{to_do}; ETA not known (no earlier run, no cost baseline)"]
-        unknown = sum(t is None for t in self.expected.values())
-        guessed = f"; {unknown} of them guessed from the others" if unknown else ""
         return [*lines, f"{to_do}; ETA about {duration(self.eta_s)}, run after run{guessed}"]
 
 
@@ -172,7 +174,7 @@ class ClusterPlan:
     notes: list[str]  # what the cluster cannot honour of a shape, and what it does instead
     problem: str | None = None  # why the cluster cannot run them
 
-    def lines(self, to_do: str) -> list[str]:
+    def lines(self, to_do: str, guessed: str) -> list[str]:
         from dlrepro.console import duration
         from dlrepro.formatting import counted
 
@@ -186,7 +188,7 @@ class ClusterPlan:
         if self.eta_s is None:
             return [*lines, f"{to_do}; ETA not known: no earlier run here and {source}"]
         return [*lines, f"{to_do}; ETA about {duration(self.eta_s)} on this cluster (earlier runs "
-                        f"here, else {source})"]
+                        f"here, else {source}){guessed}"]
 
 
 def cluster_eta(todo: list[RunSpec], expected: dict[str, float | None],

@@ -131,6 +131,18 @@ def test_dry_run_prints_the_plan_and_writes_nothing(results, tmp_path):
     assert not fresh.exists()
 
 
+def test_a_dry_run_names_the_suites_whose_run_times_it_does_not_know(tmp_path, capsys):
+    """A suite of one's own has no row in the committed cost.csv: its runs count at the mean."""
+    mine = tmp_path / "mine.toml"
+    xor = (suites_dir() / "xor.toml").read_text()
+    mine.write_text(xor.replace('name = "xor"', 'name = "mine"'))
+    assert main(["run", "xor", str(mine), "--profile", "smoke", "--results", str(tmp_path),
+                 "--dry-run"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("18 runs to do; ETA about "), last
+    assert last.endswith(", run after run; 9 of them (mine) counted at the others' mean"), last
+
+
 def test_rows_for_a_script_have_numbers_as_numbers_and_nan_as_nothing(capsys):
     rows = [{"name": "a", "count": np.int64(3), "value": np.float64(math.nan)}]
     write_rows(["name", "count", "value"], rows, OutputFormat.JSON)
