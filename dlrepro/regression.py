@@ -236,19 +236,11 @@ class Baselines:
         written."""
         from dlrepro import claims, fidelity
 
-        measured = {ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED}
-        old = claims.read(self.dir / CLAIMS_FILE)
-        before = {(r.suite, r.claim): r for r in claims.results(old) if r.status in measured}
-
-        def kept(verdict):
-            if verdict.status in measured:
-                return verdict
-            return before.get((verdict.suite, verdict.claim), verdict)
-
-        verdicts = list(map(kept, verdicts))
+        earlier = claims.read(self.dir / CLAIMS_FILE)
+        verdicts = claims.results(_keep_measured(claims.table(verdicts), earlier))
         claims.write(self.dir / CLAIMS_FILE, verdicts)
-        old = fidelity.read(self.dir / FIDELITY_FILE)
-        numbers = _keep_measured(pd.DataFrame(numbers, columns=fidelity.COLUMNS), old, measured)
+        earlier = fidelity.read(self.dir / FIDELITY_FILE)
+        numbers = _keep_measured(pd.DataFrame(numbers, columns=fidelity.COLUMNS), earlier)
         fidelity.write(self.dir / FIDELITY_FILE, numbers.to_dict("records"))
         return [(self.dir / CLAIMS_FILE, len(verdicts)), (self.dir / FIDELITY_FILE, len(numbers))]
 
@@ -259,16 +251,16 @@ class Baselines:
         return fidelity.read(self.dir / FIDELITY_FILE)
 
 
-def _keep_measured(new: pd.DataFrame, old: pd.DataFrame, measured: set) -> pd.DataFrame:
-    """``new``'s fidelity rows, each claim not measured now taking its earlier measured rows."""
-    def pairs(table: pd.DataFrame) -> pd.Series:
-        return pd.Series(list(zip(table["suite"], table["claim"])), index=table.index,
-                         dtype=object)
-
-    now = set(pairs(new[new["status"].isin(measured)]))
-    earlier = old[old["status"].isin(measured) & old["suite"].isin(new["suite"])]
-    earlier = earlier[~pairs(earlier).isin(now)]
-    return pd.concat([new[~pairs(new).isin(set(pairs(earlier)))], earlier], ignore_index=True)
+def _keep_measured(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
+    """``new``'s rows (claims, or their published numbers), but a claim measured in ``old`` and
+    not in ``new`` keeps its old rows, in its place."""
+    measured = [ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED]
+    old = old[old["status"].isin(measured)]
+    before = dict(list(old.groupby(["suite", "claim"], sort=False)))
+    rows = []
+    for key, now in new.groupby(["suite", "claim"], sort=False):
+        rows.append(now if now["status"].isin(measured).any() else before.get(key, now))
+    return pd.concat(rows, ignore_index=True) if rows else new
 
 
 def _read_csv(path: Path, columns: list[str], what: str, **options) -> pd.DataFrame:
