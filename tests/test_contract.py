@@ -130,12 +130,7 @@ title = "t"
 experiment = "broken"
 source = { seed = "002", slide = "s" }
 grid = { width = [1] }
-[profiles.smoke]
-seeds = [0]
-[profiles.quick]
-seeds = [0]
-[profiles.full]
-seeds = [0]
+profiles = { smoke = { seeds = [0] }, quick = { seeds = [0] }, full = { seeds = [0] } }
 """
 SOUND = {
     "__init__.py": "from dlrepro.experiment import Params as BaseParams\n"
