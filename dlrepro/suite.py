@@ -120,8 +120,8 @@ def check_selected(suites: list[Suite], profile: str) -> None:
 
 
 def _values(specs: list[RunSpec], key: str) -> list[str]:
-    """The values a parameter takes in some runs, each once, as text."""
-    return list(dict.fromkeys(str(spec.params.get(key)) for spec in specs))
+    """The values a parameter takes in the runs that set it, each once, as text."""
+    return list(dict.fromkeys(str(spec.params[key]) for spec in specs if key in spec.params))
 
 
 def _load(path: Path, overrides: list[Override]) -> Suite:

@@ -200,6 +200,10 @@ def test_the_needed_classifier_is_trained_on_the_runs_own_dataset():
             "autoencoder.toml: --only d: selects no run at profile smoke; its runs there have "
             "d=2/32",
         ),
+        (  # the worked neuron has no features: not listed as None
+            ["xor", "--only", "features=raw", "--only", "model=worked_neuron"],
+            "its runs there have features=raw/phi, model=perceptron/logistic/worked_neuron",
+        ),
         (
             ["autoencoder", "--only", "model=cnnn"],
             "autoencoder.toml: --only model: Input should be 'pca', 'linear' or 'cnn'",
