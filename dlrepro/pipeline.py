@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,8 +120,45 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
     problem = devices.unavailable(device)
     if problem:
         raise UsageError(problem)
+    if isinstance(config, RayRunner):
+        _check_ray_use(address, config.address, results)
     folder.ensure_writable()
     return Request(suites, profile, config, folder, data_dir(data), address, device)
+
+
+# Set by Ray for the driver of a job (`ray job submit`), whose working directory is temporary.
+IN_A_RAY_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def _check_ray_use(given: str | None, configured: str | None, results: Path) -> None:
+    """Refuse what would send the Ray runner astray: the job server's address for the cluster's,
+    results written into a job's temporary copy of the checkout."""
+    sources = [("--address", given), ("address in runners/ray.toml", configured),
+               ("$RAY_ADDRESS", os.environ.get("RAY_ADDRESS"))]
+    source, address = next(((s, a) for s, a in sources if a), ("", None))
+    if address and address.startswith(("http://", "https://")):
+        raise UsageError(f"{source} {address}: that is the job server's address (ray job "
+                         "submit); the runner connects to the cluster itself: HOST:PORT, the "
+                         "head's port 6379")
+    if address:
+        _answering(source, address)
+    if IN_A_RAY_JOB in os.environ and not results.is_absolute():
+        raise UsageError(f"--results {results}: in a Ray job this is inside the job's temporary "
+                         "working directory, removed when the job ends; give an absolute path on "
+                         "the head")
+
+
+def _answering(source: str, address: str) -> None:
+    """Refuse a HOST:PORT address where nothing listens (ray.init would retry it for minutes);
+    other forms (``auto``, ``ray://``) are Ray's to read."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as err:
+        raise UsageError(f"{source} {address}: no Ray cluster answers there "
+                         f"({err.strerror or err})") from None
 
 
 def run(request: Request, say: Say) -> Outcome:

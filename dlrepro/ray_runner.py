@@ -354,7 +354,13 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[str]:
     # sweep as Ctrl-C does (`ray job stop` sends SIGTERM, and SIGKILL 3 s later).
     on_sigterm = signal.getsignal(signal.SIGTERM)
     if address:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except ConnectionError as err:
+            token = "" if os.environ.get("RAY_AUTH_MODE") == "token" else (
+                " (a cluster with token authentication wants RAY_AUTH_MODE=token here too)")
+            raise SchedulingError(f"cannot connect to the Ray cluster at {address}: "
+                                  f"{_first_line(err)}{token}") from None
         where = f"Ray cluster at {address}"
         temp_dir = None
     else:

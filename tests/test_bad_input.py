@@ -2,6 +2,7 @@
 the results folder untouched. One broken file per class, each derived from a valid one."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -228,12 +229,22 @@ def test_a_results_folder_on_a_filesystem_that_takes_no_files(capsys):
     assert len(err.splitlines()) == 1 and "the results folder is not writable" in err, err
 
 
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
         (["--runner", "../suites/xor"], "is not a runner name"),
         (["--runner", "nope"], "no runner named 'nope'"),
         (["--address", "127.0.0.1:6379"], "--address: the 'local' runner runs in this process"),
+        (["--runner", "ray", "--address", "http://127.0.0.1:8265"],
+         "--address http://127.0.0.1:8265: that is the job server's address (ray job submit)"),
+        (["--runner", "ray", "--address", f"127.0.0.1:{_closed_port()}"],
+         "no Ray cluster answers there (Connection refused)"),
     ],
 )
 def test_runner_and_flags(args, words, tmp_path, capsys):
@@ -243,6 +254,22 @@ def test_runner_and_flags(args, words, tmp_path, capsys):
         tmp_path / "r",
     )
     assert words in err
+
+
+def test_the_job_servers_address_in_ray_address_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")  # what `ray job` reads
+    err = refused(["run", "xor", "--profile", "smoke", "--runner", "ray", "--results",
+                   str(tmp_path / "r")], capsys, tmp_path / "r")
+    assert "$RAY_ADDRESS http://127.0.0.1:8265: that is the job server's address" in err
+
+
+def test_a_relative_results_folder_in_a_ray_job_is_refused(tmp_path, capsys, monkeypatch):
+    """A job's working directory is a temporary copy of the checkout: results there are lost."""
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}")  # what Ray gives a job's driver
+    monkeypatch.chdir(tmp_path)
+    err = refused(["run", "xor", "--profile", "smoke", "--runner", "ray", "--results", "r"],
+                  capsys, tmp_path / "r")
+    assert "--results r: in a Ray job this is inside the job's temporary working directory" in err
 
 
 def test_an_unknown_profile_is_one_line(capsys):

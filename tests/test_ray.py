@@ -140,6 +140,20 @@ def test_job_submit_writes_the_tables(head, local_xor, tmp_path):
     pd.testing.assert_frame_equal(metrics_of(results / "smoke"), metrics_of(local_xor))
 
 
+def test_a_driver_without_the_token_is_told_what_it_lacks(head, tmp_path):
+    env = {k: v for k, v in head["env"].items() if not k.startswith("RAY_AUTH_")}
+    driver = subprocess.run(
+        [sys.executable, "-m", "dlrepro", "run", "xor", "--profile", "smoke", "--runner", "ray",
+         "--address", head["address"], "--results", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert driver.returncode == 2, driver.stderr[-3000:]
+    assert driver.stderr.splitlines()[-1].startswith(
+        f"dlrepro: error: cannot connect to the Ray cluster at {head['address']}: "), driver.stderr
+    assert driver.stderr.endswith(
+        "(a cluster with token authentication wants RAY_AUTH_MODE=token here too)\n")
+    assert not list(tmp_path.glob("smoke/records/*/*.json"))
+
+
 def test_fake_gpus_are_given_to_the_runs_that_ask(head, tmp_path):
     suite = suite_needing_gpus(tmp_path, 0.5)
     # Its own process: Ray keeps the first token it sees for the process's life.
