@@ -319,7 +319,10 @@ def describe(result: ClaimResult) -> tuple[str, str]:
         return (assignments([(result.along, "/".join(map(str, result.at)))]),
                 f"{assignments(result.applies.items())} only")
     got, expected = DESCRIPTIONS[result.kind](result)
-    return result.reason or got, expected
+    return result.reason or got or NOTHING_MEASURED, expected
+
+
+NOTHING_MEASURED = "nothing: none of its runs is in the tables"
 
 
 def summary(statuses: pd.Series) -> str:

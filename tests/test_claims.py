@@ -202,3 +202,15 @@ def test_statuses_are_written_only_in_their_enum():
             found += [(path.name, number, word) for word in QUOTED.findall(code)
                       if word in STATUS_WORDS and (path.name, word) not in NOT_STATUSES]
     assert found == []
+
+
+def test_a_claim_whose_runs_are_not_in_the_tables_says_so():
+    """An interrupted sweep: the claims of its unfinished runs are not run, and say why."""
+    from dlrepro.project import suites_dir
+    from dlrepro.suite import load
+
+    suite = load(suites_dir() / "five_points.toml")
+    empty = pd.DataFrame(columns=["run_id", "seed", "task", "degree", "metric", "step", "value"])
+    found = claims.evaluate(suite, empty, "smoke")
+    assert {r.status for r in found} == {ClaimStatus.NOT_RUN}
+    assert {describe(r)[0] for r in found} == {"nothing: none of its runs is in the tables"}
