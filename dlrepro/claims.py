@@ -322,7 +322,7 @@ def describe(result: ClaimResult) -> tuple[str, str]:
     return result.reason or got or NOTHING_MEASURED, expected
 
 
-NOTHING_MEASURED = "nothing: none of its runs is in the tables"
+NOTHING_MEASURED = "nothing: none of its runs finished"
 
 
 def summary(statuses: pd.Series) -> str:

@@ -5,10 +5,10 @@ A published claim is a claim that yields extra rows: built from its evaluation b
 one row per number — a list value (a curve: the loss per epoch, 12 iterates) gives one row per
 element.
 Measured is the mean ± standard deviation over the runs the claim selects (one per seed, or more
-when it spans configurations), and the verdict uses the claim's own ``reduce``: the report shows a
-max or min first, the mean after it. A claim about another profile's settings (the paper's
-epochs: full) still gets its rows, marked with that profile and not measured here, so the table
-lists every published number whatever profile was run.
+when it spans configurations), and the verdict uses the claim's own ``reduce``: the report shows
+that value first (a max, a min…), the mean after it. A claim about another profile's settings
+(the paper's epochs: full) still gets its rows, marked with that profile and not measured here,
+so the table lists every published number whatever profile was run.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from dlrepro.claims import ClaimResult, allowed, replace_suites
 from dlrepro.formatting import assignments, counted, measured, number, published
 from dlrepro.schema import Approx
 from dlrepro.suite import Suite
-from dlrepro.verdicts import ClaimStatus
+from dlrepro.verdicts import MEASURED, ClaimStatus
 
 COLUMNS = ["suite", "claim", "profile", "at", "source", "published", "measured", "std", "runs",
            "reduce", "difference", "tolerance", "why", "status", "ran"]
-MEASURED = (ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED)
 
 
 def rows(suite: Suite, evaluated: list[ClaimResult], profile: str) -> list[dict]:
@@ -70,7 +69,7 @@ def read(path: Path) -> pd.DataFrame:
     """fidelity.csv with its statuses typed; empty if missing or written by an older dlrepro."""
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
-    table = pd.read_csv(path, keep_default_na=False)
+    table = pd.read_csv(path, keep_default_na=False).rename(columns={"seeds": "runs"})  # older
     if list(table.columns) != COLUMNS:
         return pd.DataFrame(columns=COLUMNS)
     table["status"].map(ClaimStatus)  # a status that is not one is refused here
@@ -84,8 +83,8 @@ def write(path: Path, found: list[dict]) -> pd.DataFrame:
 
 def display(table: pd.DataFrame, full: pd.DataFrame | None = None) -> list[dict]:
     """The table's rows as the report shows them: published numbers with their own digits,
-    measured ones (mean ± sd (runs), or max or min (of runs; mean ± sd)) one decimal finer than
-    the tolerance. With ``full`` (the
+    measured ones (mean ± sd (runs), or the claim's max, min… (of runs; mean ± sd)) one decimal
+    finer than the tolerance. With ``full`` (the
     rows measured at the full profile), each row also says what full measured, or "not
     measured"."""
     shown = [_shown(r) for r in table.itertuples()]

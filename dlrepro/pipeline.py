@@ -27,7 +27,7 @@ from dlrepro.errors import SuiteError
 from dlrepro.grid import RunSpec
 from dlrepro.layout import BaselineError, Results
 from dlrepro.overrides import Override, describe_overrides
-from dlrepro.planning import Plan, SuitePlan, datasets_read, plan
+from dlrepro.planning import Plan, SchedulingError, SuitePlan, datasets_read, plan
 from dlrepro.project import baselines_dir, remember, resolve
 from dlrepro.runners import load_runner
 from dlrepro.schema import LocalRunner, RayRunner
@@ -52,7 +52,7 @@ class Interrupted(KeyboardInterrupt):
 
     def __init__(self, signal_number: int):
         super().__init__(signal_number)
-        self.signal_number = Interrupted.latest = signal_number
+        Interrupted.latest = signal_number
 
 
 @dataclass
@@ -133,9 +133,9 @@ IN_A_RAY_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 def _check_ray_use(given: str | None, configured: str | None, results: Path) -> None:
     """Refuse what would send the Ray runner astray: the job server's address for the cluster's,
     results written into a job's temporary copy of the checkout."""
-    sources = [("--address", given), ("address in runners/ray.toml", configured),
-               ("$RAY_ADDRESS", os.environ.get("RAY_ADDRESS"))]
-    source, address = next(((s, a) for s, a in sources if a), ("", None))
+    sources = [("--address", given), ("address in runners/ray.toml", configured)]
+    source, address = next(((s, a) for s, a in sources if a and a != "auto"),
+                           ("$RAY_ADDRESS", os.environ.get("RAY_ADDRESS")))  # as ray.init reads
     if address and address.startswith(("http://", "https://")):
         raise UsageError(f"{source} {address}: that is the job server's address (ray job "
                          "submit); the runner connects to the cluster itself: HOST:PORT, the "
@@ -155,7 +155,7 @@ def _answering(source: str, address: str) -> None:
     if "://" in address or not port.isdigit():
         return
     try:
-        socket.create_connection((host, int(port)), timeout=10).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()  # [::1]
     except OSError as err:
         raise UsageError(f"{source} {address}: no Ray cluster answers there "
                          f"({err.strerror or err})") from None
@@ -180,6 +180,7 @@ def run(request: Request, say: Say) -> Outcome:
         for line in foreseen.lines():
             say(line)
         Interrupted.latest = None
+        refused = False
         try:
             if todo:
                 runners.run(todo, results, request.runner, expected=foreseen.expected,
@@ -187,10 +188,14 @@ def run(request: Request, say: Say) -> Outcome:
                             device=request.device, on_record=lambda r: _keep_failed(r, failed))
         except KeyboardInterrupt:  # Ctrl-C, or Interrupted
             interrupted = Interrupted.latest or signal.SIGINT
+        except SchedulingError:  # the cluster, refused before any run: nothing to merge
+            refused = True
+            raise
         finally:  # whatever happened, the tables hold every finished run
-            merged = [spec for suite in involved for spec in suite.runs(request.profile)]
-            runs, metrics = tables.merge(results, merged)
-            claims, _ = evaluate(request.suites, runs, metrics, results)
+            if not refused:
+                merged = [spec for suite in involved for spec in suite.runs(request.profile)]
+                runs, metrics = tables.merge(results, merged)
+                claims, _ = evaluate(request.suites, runs, metrics, results)
     return Outcome(request, todo, Claims(claims, unrun(request.suites, runs)), failed,
                    interrupted)
 

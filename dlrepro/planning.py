@@ -140,9 +140,9 @@ class Plan:
         if not self.todo:
             return [*lines, f"Nothing to run: every run is cached in {self.records}."]
         to_do = f"{counted(self.todo, 'run')} to do"
-        unknown = sum(t is None for t in self.expected.values())
-        guessed = (f"; {unknown} of them ({', '.join(self.unknown)}) counted at the others' mean"
-                   if unknown else "")
+        unknown_runs = sum(t is None for t in self.expected.values())
+        guessed = (f"; {unknown_runs} of them ({', '.join(self.unknown)}) counted at the others' "
+                   "mean" if unknown_runs else "")
         if self.cluster:
             return [*lines, *self.cluster.lines(to_do, guessed)]
         if self.eta_s is None:

@@ -356,9 +356,9 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[str]:
     if address:
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
-        except ConnectionError as err:
-            token = "" if os.environ.get("RAY_AUTH_MODE") == "token" else (
-                " (a cluster with token authentication wants RAY_AUTH_MODE=token here too)")
+        except (ConnectionError, rex.AuthenticationError) as err:
+            token = "" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else (
+                " (if the cluster uses token authentication: RAY_AUTH_MODE=token here too)")
             raise SchedulingError(f"cannot connect to the Ray cluster at {address}: "
                                   f"{_first_line(err)}{token}") from None
         where = f"Ray cluster at {address}"

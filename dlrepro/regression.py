@@ -38,7 +38,7 @@ from dlrepro.formatting import assignments
 from dlrepro.layout import BaselineError, Results
 from dlrepro.schema import Metric
 from dlrepro.suite import Suite
-from dlrepro.verdicts import ClaimStatus, GateVerdict
+from dlrepro.verdicts import MEASURED, GateVerdict
 
 KEY = ["suite", "configuration", "metric", "step"]
 STATS = ["n", "mean", "std"]
@@ -254,12 +254,11 @@ class Baselines:
 def _keep_measured(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
     """``new``'s rows (claims, or their published numbers), but a claim measured in ``old`` and
     not in ``new`` keeps its old rows, in its place."""
-    measured = [ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED]
-    old = old[old["status"].isin(measured)]
+    old = old[old["status"].isin(MEASURED)]
     before = dict(list(old.groupby(["suite", "claim"], sort=False)))
     rows = []
     for key, now in new.groupby(["suite", "claim"], sort=False):
-        rows.append(now if now["status"].isin(measured).any() else before.get(key, now))
+        rows.append(now if now["status"].isin(MEASURED).any() else before.get(key, now))
     return pd.concat(rows, ignore_index=True) if rows else new
 
 

@@ -18,6 +18,10 @@ class ClaimStatus(StrEnum):
     OTHER_PROFILE = "other profile"  # a published number about another profile's settings
 
 
+# The statuses of a claim whose runs gave a verdict.
+MEASURED = (ClaimStatus.REPRODUCED, ClaimStatus.NOT_REPRODUCED)
+
+
 class GateVerdict(StrEnum):
     """How one value of the results compares with its baseline (``dlrepro.regression``)."""
 

@@ -229,12 +229,6 @@ def test_a_results_folder_on_a_filesystem_that_takes_no_files(capsys):
     assert len(err.splitlines()) == 1 and "the results folder is not writable" in err, err
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     "args, words",
     [
@@ -243,8 +237,6 @@ def _closed_port() -> int:
         (["--address", "127.0.0.1:6379"], "--address: the 'local' runner runs in this process"),
         (["--runner", "ray", "--address", "http://127.0.0.1:8265"],
          "--address http://127.0.0.1:8265: that is the job server's address (ray job submit)"),
-        (["--runner", "ray", "--address", f"127.0.0.1:{_closed_port()}"],
-         "no Ray cluster answers there (Connection refused)"),
     ],
 )
 def test_runner_and_flags(args, words, tmp_path, capsys):
@@ -254,6 +246,20 @@ def test_runner_and_flags(args, words, tmp_path, capsys):
         tmp_path / "r",
     )
     assert words in err
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]"])
+def test_an_address_where_nothing_listens_is_refused_at_once(host, tmp_path, capsys):
+    family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
+    with socket.socket(family) as bound:  # held, not listening: connections are refused
+        try:
+            bound.bind((host.strip("[]"), 0))
+        except OSError:
+            pytest.skip(f"no {host} loopback on this machine")
+        address = f"{host}:{bound.getsockname()[1]}"
+        err = refused(["run", "xor", "--profile", "smoke", "--runner", "ray", "--address",
+                       address, "--results", str(tmp_path / "r")], capsys, tmp_path / "r")
+    assert err.endswith(f"--address {address}: no Ray cluster answers there (Connection refused)")
 
 
 def test_the_job_servers_address_in_ray_address_is_refused(tmp_path, capsys, monkeypatch):

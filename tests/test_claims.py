@@ -213,4 +213,4 @@ def test_a_claim_whose_runs_are_not_in_the_tables_says_so():
     empty = pd.DataFrame(columns=["run_id", "seed", "task", "degree", "metric", "step", "value"])
     found = claims.evaluate(suite, empty, "smoke")
     assert {r.status for r in found} == {ClaimStatus.NOT_RUN}
-    assert {describe(r)[0] for r in found} == {"nothing: none of its runs is in the tables"}
+    assert {describe(r)[0] for r in found} == {"nothing: none of its runs finished"}

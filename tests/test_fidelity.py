@@ -86,6 +86,25 @@ def test_rows_one_per_number_with_mean_sd_and_runs():
     assert shown["difference"] == "+0.0023" and shown["status"] == "reproduced"
 
 
+def test_a_claim_on_the_max_shows_it_before_the_mean():
+    row = {"suite": "xor", "claim": "raw-at-most-75", "profile": "full", "at": "", "source": "s",
+           "published": 0.75, "measured": 0.53125, "std": 0.084, "runs": 40, "reduce": "max",
+           "difference": 0.0, "tolerance": 0.0, "why": "w", "status": "reproduced", "ran": ""}
+    [shown] = fidelity.display(pd.DataFrame([row], columns=fidelity.COLUMNS))
+    assert shown["measured"] == "0.75 (max of 40 runs; mean 0.53125 ± 0.084)"
+    assert shown["difference"] == "+0"
+
+
+def test_a_fidelity_csv_with_the_older_seeds_column_reads_back(tmp_path):
+    """Before the count was named runs: its rows are kept, not dropped by the next write."""
+    row = {"suite": "xor", "claim": "c", "profile": "quick", "at": "", "source": "s",
+           "published": 1.0, "measured": 1.0, "std": "", "runs": 3, "reduce": "mean",
+           "difference": 0.0, "tolerance": 0.0, "why": "w", "status": "reproduced", "ran": ""}
+    path = tmp_path / "fidelity.csv"
+    pd.DataFrame([row]).rename(columns={"runs": "seeds"}).to_csv(path, index=False)
+    assert fidelity.read(path)["runs"].tolist() == [3]
+
+
 def test_a_full_profile_number_is_listed_but_not_measured_at_quick():
     suite = load(suites_dir() / "mnist_cnn.toml")
     empty = pd.DataFrame(columns=["run_id", "seed", "model", "metric", "step", "value"])
