@@ -294,7 +294,7 @@ def _list(args) -> int:
     from rich.table import Table
 
     profiles = [args.profile] if args.profile else PROFILES
-    rows = _listing(resolve(args.suites), args.results, profiles)
+    rows = _listing(args.suites, args.results, profiles)
     if args.format != OutputFormat.TABLE:
         write_rows(LIST_COLUMNS, rows, args.format)
     elif output.is_terminal:
@@ -311,18 +311,21 @@ def _list(args) -> int:
     return 0
 
 
-def _listing(suites: list, results: Path, profiles: Sequence[str]) -> list[dict]:
+def _listing(names: list[str], results: Path, profiles: Sequence[str]) -> list[dict]:
     """A row per suite and profile: its runs, how many are cached; then a row per suite run in an
-    override folder of those profiles (``PROFILE+KEY=VALUE``), with the runs recorded there."""
-    rows = []
+    override folder of those profiles (``PROFILE+KEY=VALUE``), with the runs recorded there. No
+    names: the suites of suites/ and those of one's own run in the folder."""
+    from dlrepro.coverage import with_own
+
+    rows, named = [], resolve(names)
     for profile in profiles:
         folder = Results(results, profile)
-        for suite in suites:
+        for suite in named if names else with_own(named, folder):
             specs = suite.runs(profile)
             rows.append(_list_row(suite, profile, "", len(specs), sum(map(folder.done, specs))))
         for overridden in sorted(Path(results).glob(f"{glob.escape(profile)}+*/records")):
             folder = Results(results, profile, overridden.parent.name.removeprefix(f"{profile}+"))
-            for suite in suites:
+            for suite in named if names else with_own(named, folder):
                 statuses = _recorded_statuses(folder.records(suite.name))
                 if statuses:
                     rows.append(_list_row(suite, profile, folder.overrides, len(statuses),

@@ -11,7 +11,7 @@ from dlrepro.data import DataError
 from dlrepro.layout import Results
 from dlrepro.overrides import Override, describe_overrides, flags
 from dlrepro.project import remembered, resolve, shipped
-from dlrepro.suite import Suite
+from dlrepro.suite import Suite, load
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,6 +60,14 @@ def given(names: list[str], folder: Results, overrides: list[Override],
     held = {name: path for name, path in shipped().items()
             if name not in gone and any(folder.records(name).glob("*.json"))}
     return resolve(names, overrides, only, own=own, held={**held, **own})
+
+
+def with_own(suites: list[Suite], folder: Results) -> list[Suite]:
+    """``suites`` and the suites of one's own run in the folder (``suites.json``) whose file is
+    there; one of those stands for a shipped suite of its name."""
+    own = [load(path) for path in _remembered(folder)[0].values()]
+    mine = {suite.name for suite in own}
+    return [suite for suite in suites if suite.name not in mine] + own
 
 
 def _remembered(folder: Results) -> tuple[dict[str, Path], dict[str, Path]]:

@@ -84,6 +84,13 @@ def test_claims_of_every_suite_say_those_not_run_in_one_line(ran, capsys):
     assert sum(line.startswith("reproduced xor/") for line in out) == 11
 
 
+def test_list_shows_my_suite_beside_the_shipped_ones(ran, capsys):
+    assert main(["list", "--profile", "smoke", "--results", str(ran[1])]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "mine (xor) at smoke: 1 run, 1 cached, 1 claim" in out
+    assert len(out) == len(shipped()) + 1
+
+
 def test_the_report_gives_my_suite_a_section_with_its_figures(ran, capsys):
     mine, results = ran
     assert smoke("report", results=results) == 0  # mine found again: no path repeated
