@@ -35,6 +35,7 @@ import pandas as pd
 
 from dlrepro.files import atomic_write
 from dlrepro.formatting import assignments, measured, number, published
+from dlrepro.grid import matches
 from dlrepro.overrides import flags
 from dlrepro.schema import Approx, ClaimBase, Compare, Monotone, Threshold, choices
 from dlrepro.suite import Suite
@@ -99,16 +100,18 @@ def evaluate(suite: Suite, table: pd.DataFrame, profile: str) -> list[ClaimResul
     """Each claim of a suite that applies at ``profile`` against its joined table (metrics of
     successful runs with their parameters)."""
     source = f"{suite.model.source.seed}, «{suite.model.source.slide}»"
+    planned = [spec.params for spec in suite.runs(profile)]
     return [check(claim, table, suite.name, f"{claim.text} ({claim.source or source})",
-                  suite.swept)
+                  suite.swept, planned)
             for claim in suite.model.claims
             if claim.profiles is None or profile in claim.profiles]
 
 
 def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | None = None,
-          swept: Iterable[str] = ()) -> ClaimResult:
+          swept: Iterable[str] = (), planned: Iterable[dict] = ()) -> ClaimResult:
     """One claim against a joined table; ``swept``: the parameters ``--set`` swept, which the
-    claim must fix (or read along) to give a verdict."""
+    claim must fix (or read along) to give a verdict; ``planned``: the parameters of the runs
+    the profile has (a claim whose runs are among them but missing is waiting for them)."""
     ran, spread, reason = outside(claim, table), _spread(claim, table, swept), ""
     if ran:
         found, status = _Measured(None, along=ran[0], at=ran[1]), ClaimStatus.DOES_NOT_APPLY
@@ -118,7 +121,7 @@ def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | No
     else:
         found = CHECKS[type(claim)](claim, table)
         status = _status(found.holds)
-        reason = _unselected(claim, table) if status == ClaimStatus.NOT_RUN else ""
+        reason = _unselected(claim, table, list(planned)) if status == ClaimStatus.NOT_RUN else ""
     measurement = {name: value for name, value in asdict(found).items() if name != "holds"}
     return ClaimResult(suite, claim.id, claim.text if text is None else text, claim.kind,
                        status, claim.reduce, **measurement, **_expectation(claim), reason=reason)
@@ -139,13 +142,15 @@ def _spread(claim: ClaimBase, table: pd.DataFrame, swept: Iterable[str]) -> dict
     return spread
 
 
-def _unselected(claim: ClaimBase, table: pd.DataFrame) -> str:
+def _unselected(claim: ClaimBase, table: pd.DataFrame, planned: list[dict]) -> str:
     """Why a claim whose metric was logged has no value: a value it selects that no run has (an
-    override changed it); empty when its runs are simply missing."""
+    override changed it); empty when its runs are simply missing (not finished yet)."""
     rows = table[table["metric"] == claim.metric] if "metric" in table else table.iloc[0:0]
     if rows.empty:
         return ""
     for selection in claim.selections().values():
+        if any(matches(params, selection) for params in planned):
+            continue  # runs the profile has: not finished, not changed by an override
         for key, value in selection.items():
             seen = [_plain(v) for v in sorted(rows[key].dropna().unique())] if key in rows else []
             if not set(seen) & set(choices(value)):

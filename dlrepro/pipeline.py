@@ -137,10 +137,10 @@ def _check_ray_use(given: str | None, configured: str | None, results: Path) -> 
     source, address = next(((s, a) for s, a in sources if a and a != "auto"),
                            ("$RAY_ADDRESS", os.environ.get("RAY_ADDRESS")))  # as ray.init reads
     if address and address.startswith(("http://", "https://")):
-        raise UsageError(f"{source} {address}: that is the job server's address (ray job "
-                         "submit); the runner connects to the cluster itself: HOST:PORT, the "
-                         "head's port 6379")
-    if address:
+        raise UsageError(f"{source} {address}: the runner takes the cluster's HOST:PORT, without "
+                         "a scheme (the head's port 6379); an http:// address is the job "
+                         "server's, for ray job submit")
+    if address and address != "auto" and "://" not in address:  # auto, ray://: Ray's to read
         _answering(source, address)
     if IN_A_RAY_JOB in os.environ and not results.is_absolute():
         raise UsageError(f"--results {results}: in a Ray job this is inside the job's temporary "
@@ -149,16 +149,26 @@ def _check_ray_use(given: str | None, configured: str | None, results: Path) -> 
 
 
 def _answering(source: str, address: str) -> None:
-    """Refuse a HOST:PORT address where nothing listens (ray.init would retry it for minutes);
-    other forms (``auto``, ``ray://``) are Ray's to read."""
+    """Refuse a HOST:PORT where no Ray cluster listens: nothing, or a web server (the dashboard's
+    port); ray.init would retry either for minutes. The cluster's GCS speaks HTTP/2 (gRPC), so
+    an HTTP/1 request gets no HTTP/1 answer there."""
     host, _, port = address.rpartition(":")
-    if "://" in address or not port.isdigit():
-        return
+    if not host or not port.isdigit():
+        raise UsageError(f"{source} {address}: not HOST:PORT (the head's port is 6379)")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()  # [::1]
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=10) as peer:  # [::1]
+            peer.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            peer.settimeout(3)
+            web = peer.recv(5) == b"HTTP/"
+    except TimeoutError:
+        web = False  # it did not answer in HTTP/1
     except OSError as err:
         raise UsageError(f"{source} {address}: no Ray cluster answers there "
                          f"({err.strerror or err})") from None
+    if web:
+        raise UsageError(f"{source} {address}: a web server answers there (the dashboard and job "
+                         "server's port, 8265 by default); the runner takes the cluster's GCS "
+                         "port, the head's 6379")
 
 
 def run(request: Request, say: Say) -> Outcome:

@@ -357,10 +357,8 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[str]:
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, rex.AuthenticationError) as err:
-            token = "" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else (
-                " (if the cluster uses token authentication: RAY_AUTH_MODE=token here too)")
             raise SchedulingError(f"cannot connect to the Ray cluster at {address}: "
-                                  f"{_first_line(err)}{token}") from None
+                                  f"{_first_line(err)} ({_token_hint()})") from None
         where = f"Ray cluster at {address}"
         temp_dir = None
     else:
@@ -378,6 +376,13 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[str]:
         ray.shutdown()
         if temp_dir:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _token_hint() -> str:
+    """What to check when a cluster refused the connection: most often, the token."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return "if the cluster uses token authentication: RAY_AUTH_MODE=token here too"
+    return "is this shell's token ($RAY_AUTH_TOKEN, else ~/.ray/auth_token) the cluster's?"
 
 
 def _first_line(err: Exception) -> str:

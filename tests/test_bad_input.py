@@ -1,10 +1,13 @@
 """Every class of bad input is refused before any work: exit 2, one line `FILE: key.path: message`,
 the results folder untouched. One broken file per class, each derived from a valid one."""
 
+import http.server
 import os
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 
 from pathlib import Path
 
@@ -236,7 +239,10 @@ def test_a_results_folder_on_a_filesystem_that_takes_no_files(capsys):
         (["--runner", "nope"], "no runner named 'nope'"),
         (["--address", "127.0.0.1:6379"], "--address: the 'local' runner runs in this process"),
         (["--runner", "ray", "--address", "http://127.0.0.1:8265"],
-         "--address http://127.0.0.1:8265: that is the job server's address (ray job submit)"),
+         "--address http://127.0.0.1:8265: the runner takes the cluster's HOST:PORT, without a "
+         "scheme"),
+        (["--runner", "ray", "--address", "127.0.0.1"],
+         "--address 127.0.0.1: not HOST:PORT (the head's port is 6379)"),
     ],
 )
 def test_runner_and_flags(args, words, tmp_path, capsys):
@@ -266,7 +272,30 @@ def test_the_job_servers_address_in_ray_address_is_refused(tmp_path, capsys, mon
     monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")  # what `ray job` reads
     err = refused(["run", "xor", "--profile", "smoke", "--runner", "ray", "--results",
                    str(tmp_path / "r")], capsys, tmp_path / "r")
-    assert "$RAY_ADDRESS http://127.0.0.1:8265: that is the job server's address" in err
+    assert "$RAY_ADDRESS http://127.0.0.1:8265: the runner takes the cluster's HOST:PORT" in err
+
+
+class _Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):  # not on the stderr the test reads
+        pass
+
+
+def test_the_dashboards_port_is_refused_at_once(tmp_path, capsys):
+    """The job server's address without its scheme: a web server, where ray.init would retry
+    for minutes."""
+    with socketserver.TCPServer(("127.0.0.1", 0), _Page) as web:
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        address = f"127.0.0.1:{web.server_address[1]}"
+        err = refused(["run", "xor", "--profile", "smoke", "--runner", "ray", "--address",
+                       address, "--results", str(tmp_path / "r")], capsys, tmp_path / "r")
+        web.shutdown()
+    assert err.endswith(f"--address {address}: a web server answers there (the dashboard and "
+                        "job server's port, 8265 by default); the runner takes the cluster's GCS "
+                        "port, the head's 6379")
 
 
 def test_a_relative_results_folder_in_a_ray_job_is_refused(tmp_path, capsys, monkeypatch):

@@ -214,3 +214,9 @@ def test_a_claim_whose_runs_are_not_in_the_tables_says_so():
     found = claims.evaluate(suite, empty, "smoke")
     assert {r.status for r in found} == {ClaimStatus.NOT_RUN}
     assert {describe(r)[0] for r in found} == {"nothing: none of its runs finished"}
+    # Only the small MLP finished: the big one's claim waits for it, no override changed it.
+    small = pd.DataFrame([("r0", 0, "mlp", 2, 10, 1000, 0.01, "relative_train_mse", None, 0.02)],
+                         columns=["run_id", "seed", "task", "layers", "hidden", "steps", "lr",
+                                  "metric", "step", "value"])
+    [big] = [r for r in claims.evaluate(suite, small, "smoke") if r.claim == "big-mlp-interpolates"]
+    assert describe(big)[0] == "nothing: none of its runs finished"
