@@ -71,6 +71,12 @@ class Request:
     def specs(self) -> list[RunSpec]:
         return [spec for suite in self.suites for spec in suite.runs(self.profile)]
 
+    @property
+    def cluster(self) -> str | None:
+        """The Ray cluster asked for: ``--address``, else runners/<name>.toml's; None: the Ray
+        runner reads $RAY_ADDRESS, else starts an embedded instance."""
+        return self.address or getattr(self.runner, "address", None)
+
 
 @dataclass
 class Claims:
@@ -194,7 +200,7 @@ def run(request: Request, say: Say) -> Outcome:
         try:
             if todo:
                 runners.run(todo, results, request.runner, expected=foreseen.expected,
-                            data_dir=request.data_dir, address=request.address,
+                            data_dir=request.data_dir, address=request.cluster,
                             device=request.device, on_record=lambda r: _keep_failed(r, failed))
         except KeyboardInterrupt:  # Ctrl-C, or Interrupted
             interrupted = Interrupted.latest or signal.SIGINT
@@ -292,7 +298,7 @@ def dry_run(request: Request, say: Say) -> Plan:
         if cost_file.is_relative_to(Path.cwd()):
             cost_file = cost_file.relative_to(Path.cwd())
         foreseen.cluster = plan_on_cluster(
-            todo, foreseen.expected, address=request.address or request.runner.address,
+            todo, foreseen.expected, address=request.cluster,
             num_cpus=request.runner.num_cpus, cost_file=cost_file, has_cost=bool(typical))
     return foreseen
 
@@ -318,8 +324,8 @@ def _device(specs: list[RunSpec], request: Request) -> str:
     what each run asks for."""
     cpus, gpus = max(s.resources.cpus for s in specs), max(s.resources.gpus for s in specs)
     if isinstance(request.runner, RayRunner):
-        cluster = request.address or request.runner.address or os.environ.get("RAY_ADDRESS")
-        cluster = cluster or "an embedded instance on this machine"
+        cluster = (request.cluster or os.environ.get("RAY_ADDRESS")
+                   or "an embedded instance on this machine")
         return f"Ray ({cluster}), {cpus} CPU(s) and {gpus:g} GPU(s) a run"
     device = devices.resolve(request.device, reads_data=bool(datasets_read(specs)))
     return devices.describe(device, min(cpus, os.cpu_count() or 1))

@@ -55,7 +55,8 @@ def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner,
         device: DeviceChoice = DeviceChoice.AUTO) -> None:
     """Run the specs with the configured runner; every finished record is stored before
     ``on_record``. ``expected``: each run's likely wall time, for the ETA (see RunProgress);
-    default: none known. ``device``: the local runner's (on Ray, always the rule of ``devices``)."""
+    default: none known. ``device``: the local runner's (on Ray, always the rule of ``devices``).
+    ``address``: Ray's cluster, as ``pipeline.Request.cluster`` resolves it."""
     with RunProgress(expected or dict.fromkeys(s.run_id for s in specs)) as progress:
         if isinstance(config, LocalRunner):
             return run_local(specs, results, config, data_dir=data_dir, on_record=on_record,
@@ -63,7 +64,7 @@ def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner,
         from dlrepro.ray_runner import run_ray  # Ray's import costs a second: only when asked for
 
         progress.running("starting Ray")
-        run_ray(specs, results, address=address or config.address, num_cpus=config.num_cpus,
+        run_ray(specs, results, address=address, num_cpus=config.num_cpus,
                 max_retries=config.max_retries, energy_country=config.energy_country,
                 data_dir=data_dir, on_record=on_record, progress=progress)
 
