@@ -24,22 +24,16 @@ from rich.markup import escape
 
 from dlrepro import pipeline
 from dlrepro.console import OutputFormat, diagnostics, output, write_rows
-from dlrepro.data import ENV_VAR, DataError
+from dlrepro.data import ENV_VAR
 from dlrepro import devices
 from dlrepro.devices import DeviceChoice
-from dlrepro.errors import SuiteError
-from dlrepro.experiment import ContractError
+from dlrepro.errors import Refused
 from dlrepro.formatting import counted, no_results
-from dlrepro.layout import BaselineError, Results, ResultsError
+from dlrepro.layout import Results
 from dlrepro.overrides import Verb, flags, parse_override
-from dlrepro.planning import SchedulingError
 from dlrepro.project import baselines_dir, resolve
 from dlrepro.schema import PROFILES
 from dlrepro.verdicts import ClaimStatus, GateVerdict
-
-BAD_INPUT = (SuiteError, DataError, ResultsError, BaselineError, SchedulingError, ContractError,
-             pipeline.UsageError)
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, like every other refusal
@@ -51,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.command(args)
-    except BAD_INPUT as err:
+    except Refused as err:
         print(f"dlrepro: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader left (| head): stop quietly, as other tools do

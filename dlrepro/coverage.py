@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dlrepro.data import DataError
+from dlrepro.errors import Refused
 from dlrepro.layout import Results
 from dlrepro.overrides import Override, describe_overrides, flags
 from dlrepro.project import remembered, resolve, shipped
@@ -33,13 +33,13 @@ def unrun(suites: list[Suite], runs: pd.DataFrame) -> list[str]:
 
 def folder_with_results(results: Path, profile: str, overrides: list[Override],
                          only: list[Override], names: list[str]) -> Results:
-    """The results folder of the profile (or of its overrides); DataError if nothing was run
+    """The results folder of the profile (or of its overrides); Refused if nothing was run
     there."""
     folder = Results(results, profile, describe_overrides(overrides, only))
     if not folder.table("runs").exists():
         named = names or _suites_taking([key for key, _ in [*overrides, *only]])
         run = " ".join(["dlrepro run", *named, "--profile", profile, *flags(overrides, only)])
-        raise DataError(f"{folder.root}: no results: run `{run}` first")
+        raise Refused(f"{folder.root}: no results: run `{run}` first")
     return folder
 
 

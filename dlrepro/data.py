@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
 
 if TYPE_CHECKING:
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
 
 ENV_VAR = "DLREPRO_DATA_DIR"
 DOWNLOAD_DIR = Path.home() / ".cache" / "dlrepro" / "data"
-
-
-class DataError(Exception):
-    """Data that is missing or unreadable; the message says where it looked and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -89,11 +86,11 @@ def folder_problem(root: Path | None) -> str | None:
 
 
 def verify(names: set[str], root: Path | None) -> None:
-    """Every file of the named datasets present, of the right size and checksum; DataError
+    """Every file of the named datasets present, of the right size and checksum; Refused
     otherwise. Without a data directory, a set not yet downloaded is downloaded first."""
     problem = folder_problem(root)
     if problem:
-        raise DataError(problem)
+        raise Refused(problem)
     for name in sorted(names):
         dataset = DATASETS[name]
         raw = (root or DOWNLOAD_DIR) / dataset.folder / "raw"
@@ -117,7 +114,7 @@ def _unpack(packed: Path) -> None:
     except (OSError, EOFError, zlib.error) as err:
         reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
         fix = f"unpack it yourself (gunzip -k {packed.name}) or replace it with the published file"
-        raise DataError(f"{packed}: could not be unpacked ({reason}); {fix}") from None
+        raise Refused(f"{packed}: could not be unpacked ({reason}); {fix}") from None
 
 
 def _check(path: Path, size: int, md5: str, root: Path | None) -> None:
@@ -128,20 +125,20 @@ def _check(path: Path, size: int, md5: str, root: Path | None) -> None:
     else:
         fix = f"delete {path} and run again to download it afresh"
     if not path.is_file():
-        raise DataError(f"{path}: missing; {fix}")
+        raise Refused(f"{path}: missing; {fix}")
     actual = path.stat().st_size
     if actual != size:
         state = "empty" if actual == 0 else "truncated" if actual < size else "too long"
-        raise DataError(f"{path}: {state} ({actual:,} bytes, expected {size:,}); {fix}")
+        raise Refused(f"{path}: {state} ({actual:,} bytes, expected {size:,}); {fix}")
     digest = hashlib.md5(usedforsecurity=False)
     try:
         with path.open("rb") as file:
             for block in iter(lambda: file.read(1 << 20), b""):
                 digest.update(block)
     except OSError as err:
-        raise DataError(f"{path}: unreadable ({err.strerror}); {fix}") from None
+        raise Refused(f"{path}: unreadable ({err.strerror}); {fix}") from None
     if digest.hexdigest() != md5:
-        raise DataError(f"{path}: corrupt (MD5 {digest.hexdigest()}, expected {md5}); {fix}")
+        raise Refused(f"{path}: corrupt (MD5 {digest.hexdigest()}, expected {md5}); {fix}")
 
 
 def _download(dataset: Dataset) -> None:
@@ -152,7 +149,7 @@ def _download(dataset: Dataset) -> None:
         for train in (True, False):
             loader(DOWNLOAD_DIR, train=train, download=True)
     except Exception as err:  # no network, a mirror down: say so once, before any run
-        raise DataError(f"{dataset.folder} could not be downloaded into {DOWNLOAD_DIR} ({err}); "
+        raise Refused(f"{dataset.folder} could not be downloaded into {DOWNLOAD_DIR} ({err}); "
                         f"point --data-dir or ${ENV_VAR} at a folder holding "
                         f"{dataset.folder}/raw/*-ubyte") from None
 

@@ -4,7 +4,6 @@ pydantic validation error becomes that key path and message."""
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -13,12 +12,14 @@ UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "function-after", "
               "tagged-union"}
 
 
-class SuiteError(Exception):
-    """A suite (or runner) file that cannot be used; the message names the file and the key path."""
+class Refused(Exception):
+    """Input dlrepro refuses before any work (exit 2), in one line: ``Refused(message)``, or
+    ``Refused(file, key, message)`` for ``file: key.path: message`` (an empty key is left out)."""
 
-    def __init__(self, path: Path | str, key: str, message: str):
-        self.path, self.key, self.reason = Path(path), key, message
-        super().__init__(f"{path}: {key}: {message}" if key else f"{path}: {message}")
+    def __init__(self, *parts: object):
+        *where, self.reason = parts
+        self.key = str(where[1]) if len(where) > 1 else ""
+        super().__init__(": ".join(str(part) for part in parts if part != ""))
 
 
 def key_path(error: dict) -> list[str]:
@@ -55,7 +56,3 @@ def message(error: dict) -> str:
     if error["type"] == "missing":
         return "required, and given nowhere"
     return error["msg"].removeprefix("Value error, ")
-
-
-class ContractError(Exception):
-    """An experiment package that does not keep the contract; the message names the module."""

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_serializer
 
-from dlrepro.errors import ContractError
+from dlrepro.errors import Refused
 from dlrepro.schema import Approx, Metric
 from dlrepro.sources import (
     FIGURES, PACKAGE_ROOT, RUN, RUNNERS, check_argument_order, check_light, check_signature,
@@ -186,16 +186,16 @@ class Experiment:
         module = self._module(RUN)
         runners = [n for n in RUNNERS if callable(getattr(module, n, None))]
         if len(runners) != 1:
-            raise ContractError(f"{module.__name__}: define exactly one of "
+            raise Refused(f"{module.__name__}: define exactly one of "
                                 f"{' and '.join(f'{n}({a})' for n, a in RUNNERS.items())}")
         check_signature(module.__name__, getattr(module, runners[0]), 2)
         drawing = sorted(p.relative_to(PACKAGE_ROOT.parent).as_posix()
                          for p in imported_sources([self._file(RUN)]) if draws(p))
         if drawing:
-            raise ContractError(f"{module.__name__}: imports {', '.join(drawing)}; a run module "
+            raise Refused(f"{module.__name__}: imports {', '.join(drawing)}; a run module "
                                 f"must not import drawing code (it belongs in {FIGURES}.py)")
         if not self._file(FIGURES).is_file():
-            raise ContractError(f"{PACKAGE}.{self.name}.{FIGURES}: no such module; an "
+            raise Refused(f"{PACKAGE}.{self.name}.{FIGURES}: no such module; an "
                                 f"experiment's figures live in {FIGURES}.py beside its declaration")
         return module
 
@@ -204,7 +204,7 @@ class Experiment:
         """``figures.py``, checked against the contract."""
         module = self._module(FIGURES)
         if not callable(getattr(module, "figures", None)):
-            raise ContractError(f"{module.__name__}: no figures(table, out_dir, files, published)")
+            raise Refused(f"{module.__name__}: no figures(table, out_dir, files, published)")
         check_signature(module.__name__, module.figures, 4)
         return module
 
@@ -244,7 +244,7 @@ class Experiment:
     def _module(self, module: str) -> ModuleType:
         name = f"{PACKAGE}.{self.name}.{module}"
         if not self._file(module).is_file():
-            raise ContractError(f"{name}: no such module; an experiment keeps it in "
+            raise Refused(f"{name}: no such module; an experiment keeps it in "
                                 f"{module}.py beside its declaration")
         return import_module(name)
 
@@ -258,7 +258,7 @@ def available() -> list[str]:
 @functools.cache
 def get(name: str) -> Experiment:
     """The experiment ``name``, its declaration checked, and what its run module's source shows;
-    KeyError if there is none, ContractError naming the file and line if broken."""
+    KeyError if there is none, Refused naming the file and line if broken."""
     if name not in available():
         raise KeyError(name)
     check_light(PACKAGE_ROOT / "experiments" / name / "__init__.py")
@@ -274,14 +274,14 @@ def declared(module: ModuleType) -> Experiment:
     name = module.__name__
     params: Any = getattr(module, "Params", None)
     if not (isinstance(params, type) and issubclass(params, Params)):
-        raise ContractError(f"{name}: Params must be a subclass of dlrepro.experiment.Params")
+        raise Refused(f"{name}: Params must be a subclass of dlrepro.experiment.Params")
     metrics: Any = getattr(module, "METRICS", None)
     if not (isinstance(metrics, dict) and metrics
             and all(isinstance(m, Metric) for m in metrics.values())):
-        raise ContractError(f"{name}: METRICS must map every metric it logs to a "
+        raise Refused(f"{name}: METRICS must map every metric it logs to a "
                             "dlrepro.schema.Metric")
     datasets = getattr(module, "datasets", None)
     if datasets is not None and not callable(datasets):
-        raise ContractError(f"{name}: datasets must be a function of the parameters")
+        raise Refused(f"{name}: datasets must be a function of the parameters")
     return Experiment(name.rsplit(".", 1)[-1], params, dict(metrics), Path(module.__file__).parent,
                       *([datasets] if datasets else []))

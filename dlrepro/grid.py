@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dlrepro import experiment as contract
-from dlrepro.errors import SuiteError, best_error, key_path, message
+from dlrepro.errors import Refused, best_error, key_path, message
 from dlrepro.formatting import assignments
 from dlrepro.schema import Resources, SuiteModel, choices
 
@@ -90,7 +90,7 @@ def expand_profile(path: Path, model: SuiteModel, experiment: contract.Experimen
         except ValidationError as err:
             error = best_error(err)
             key = _source(error, where, {**fixed, **origin}, ties)
-            raise SuiteError(path, key, message(error)) from None
+            raise Refused(path, key, message(error)) from None
         resolved.append(params)
     # In the grid's order of axes: how labels and baselines name a configuration.
     varied = tuple(dict.fromkeys(k for _, point, _, _ in points for k in point
@@ -109,7 +109,7 @@ def expand_profile(path: Path, model: SuiteModel, experiment: contract.Experimen
     ids = [s.run_id for s in specs]
     if len(ids) != len(set(ids)):
         twice = next(s for s in specs if ids.count(s.run_id) > 1)
-        raise SuiteError(path, grid_key, f"profile {profile} lists the same run twice "
+        raise Refused(path, grid_key, f"profile {profile} lists the same run twice "
                          f"({twice.label}): each configuration may appear once in its grids")
     return specs
 
@@ -162,7 +162,7 @@ def _producers(path: Path, model: SuiteModel, profile: str, params: dict,
         matching = [s for s in producer_runs[name] if matches(s.params, where)]
         configurations = {json.dumps(s.params, sort_keys=True) for s in matching}
         if len(configurations) != 1:
-            raise SuiteError(path, f"needs.{name}.where", f"picks {len(configurations)} "
+            raise Refused(path, f"needs.{name}.where", f"picks {len(configurations)} "
                              f"configurations of suite {need.suite!r} at profile {profile} "
                              f"({describe(where)}); it must pick exactly one")
         chosen[name] = min(matching, key=lambda s: s.seed)

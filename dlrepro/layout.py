@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
 from dlrepro.grid import RunSpec
 
@@ -30,14 +31,6 @@ def _folder_name(overrides: str) -> str:
     if len(name) <= 80:
         return name
     return f"{name[:64]}-{hashlib.sha256(overrides.encode()).hexdigest()[:12]}"
-
-
-class ResultsError(Exception):
-    """A results folder that cannot be written."""
-
-
-class BaselineError(Exception):
-    """A baseline folder or file that cannot be read."""
 
 
 class Results:
@@ -149,13 +142,13 @@ class Results:
             if folder.exists():
                 break
         if not folder.is_dir():
-            raise ResultsError(f"{folder}: the results folder is a file, not a folder")
+            raise Refused(f"{folder}: the results folder is a file, not a folder")
         # A real write, gone at once: permissions, read-only mounts and pseudo-filesystems alike.
         try:
             with tempfile.TemporaryFile(dir=folder):
                 pass
         except OSError as err:
-            raise ResultsError(f"{folder}: the results folder is not writable "
+            raise Refused(f"{folder}: the results folder is not writable "
                                f"({err.strerror})") from None
 
     @contextmanager

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dlrepro import experiment as contract
-from dlrepro.errors import SuiteError
+from dlrepro.errors import Refused
 
 Override = tuple[str, Any]
 
@@ -38,7 +38,7 @@ def parse_override(text: str, flag: Verb = Verb.SET) -> Override:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not re.fullmatch(r"[a-z][a-z0-9_]*", key):
-        raise SuiteError(flag, "", f"{text!r} is not KEY=VALUE with a parameter name as KEY "
+        raise Refused(flag, "", f"{text!r} is not KEY=VALUE with a parameter name as KEY "
                          f"(e.g. {flag} epochs=7)")
     return key, _value(flag, key, value)
 
@@ -53,7 +53,7 @@ def _value(flag: Verb, key: str, value: str) -> Any:
         listed = re.fullmatch(r"\s*\[([^][]+)\]\s*", value)
         if listed:
             return [_value(flag, key, part) for part in listed[1].split(",")]
-        raise SuiteError(flag, key, f"{value!r} is not a TOML value (a number, true/false, "
+        raise Refused(flag, key, f"{value!r} is not a TOML value (a number, true/false, "
                          "a \"string\", a [list])") from None
 
 
@@ -147,6 +147,6 @@ def _takes_a_list(experiment: object, key: str) -> bool:
     sweeps it)."""
     try:
         field = contract.get(str(experiment)).params.model_fields.get(key)
-    except (KeyError, contract.ContractError):
+    except (KeyError, Refused):
         return False  # reported when the suite is built
     return field is not None and typing.get_origin(field.annotation) in (list, tuple)

@@ -19,15 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlrepro import devices
-from dlrepro import experiment as contract
 from dlrepro.coverage import covered, folder_with_results, given, rows_of, unrun
-from dlrepro.data import DataError, data_dir, folder_problem, verify
+from dlrepro.data import data_dir, folder_problem, verify
 from dlrepro.devices import DeviceChoice
-from dlrepro.errors import SuiteError
+from dlrepro.errors import Refused
 from dlrepro.grid import RunSpec
-from dlrepro.layout import BaselineError, Results
+from dlrepro.layout import Results
 from dlrepro.overrides import Override, describe_overrides
-from dlrepro.planning import Plan, SchedulingError, SuitePlan, datasets_read, plan
+from dlrepro.planning import Plan, SuitePlan, datasets_read, plan
 from dlrepro.project import baselines_dir, remember, resolve
 from dlrepro.runners import load_runner
 from dlrepro.schema import LocalRunner, RayRunner
@@ -37,10 +36,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Say = Callable[[str], None]
-
-
-class UsageError(Exception):
-    """Flags that contradict each other or what they apply to."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -104,28 +99,28 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
             address: str | None = None, overrides: list[Override] = (),
             only: list[Override] = (), device: DeviceChoice = DeviceChoice.AUTO,
             say: Say = lambda line: None) -> Request:
-    """Every input of ``dlrepro run`` checked, nothing written: SuiteError, UsageError,
-    ResultsError or DataError. With ``overrides`` (``--set``) or ``only`` (``--only``) the runs
+    """Every input of ``dlrepro run`` checked, nothing written: Refused, Refused,
+    Refused or Refused. With ``overrides`` (``--set``) or ``only`` (``--only``) the runs
     land in their own folder, ``<results>/<profile>+<overrides>``. A data directory that is not
-    one is a DataError when a selected run reads data, else a warning."""
+    one is a Refused when a selected run reads data, else a warning."""
     folder = Results(results, profile, describe_overrides(overrides, only))
     suites = given(names, folder, overrides, only)
     check_selected(suites, profile)
     problem = folder_problem(data_dir(data))
     if problem and datasets_read([s for suite in suites for s in suite.runs(profile)]):
-        raise DataError(problem)
+        raise Refused(problem)
     if problem:
         say(f"warning: {problem}; no selected run reads data, so nothing is read from it")
     config = load_runner(runner)
     if address and isinstance(config, LocalRunner):
-        raise UsageError(f"--address: the {runner!r} runner runs in this process and takes no "
+        raise Refused(f"--address: the {runner!r} runner runs in this process and takes no "
                          "address; use --runner ray to run on a cluster")
     if device is not DeviceChoice.AUTO and not isinstance(config, LocalRunner):
-        raise UsageError(f"--device is the local runner's; drop it for --runner {runner}, where a "
+        raise Refused(f"--device is the local runner's; drop it for --runner {runner}, where a "
                          "run that reads a data set computes on the GPU its resources reserve")
     problem = devices.unavailable(device)
     if problem:
-        raise UsageError(problem)
+        raise Refused(problem)
     if isinstance(config, RayRunner):
         _check_ray_use(address, config.address, results)
     folder.ensure_writable()
@@ -143,13 +138,13 @@ def _check_ray_use(given: str | None, configured: str | None, results: Path) -> 
     source, address = next(((s, a) for s, a in sources if a and a != "auto"),
                            ("$RAY_ADDRESS", os.environ.get("RAY_ADDRESS")))  # as ray.init reads
     if address and address.startswith(("http://", "https://")):
-        raise UsageError(f"{source} {address}: the runner takes the cluster's HOST:PORT, without "
+        raise Refused(f"{source} {address}: the runner takes the cluster's HOST:PORT, without "
                          "a scheme (the head's port 6379); an http:// address is the job "
                          "server's, for ray job submit")
     if address and address != "auto" and "://" not in address:  # auto, ray://: Ray's to read
         _answering(source, address)
     if IN_A_RAY_JOB in os.environ and not results.is_absolute():
-        raise UsageError(f"--results {results}: in a Ray job this is inside the job's temporary "
+        raise Refused(f"--results {results}: in a Ray job this is inside the job's temporary "
                          "working directory, removed when the job ends; give an absolute path on "
                          "the head")
 
@@ -160,7 +155,7 @@ def _answering(source: str, address: str) -> None:
     an HTTP/1 request gets no HTTP/1 answer there."""
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise UsageError(f"{source} {address}: not HOST:PORT (the head's port is 6379)")
+        raise Refused(f"{source} {address}: not HOST:PORT (the head's port is 6379)")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=10) as peer:  # [::1]
             peer.sendall(b"GET / HTTP/1.0\r\n\r\n")
@@ -169,10 +164,10 @@ def _answering(source: str, address: str) -> None:
     except TimeoutError:
         web = False  # it did not answer in HTTP/1
     except OSError as err:
-        raise UsageError(f"{source} {address}: no Ray cluster answers there "
+        raise Refused(f"{source} {address}: no Ray cluster answers there "
                          f"({err.strerror or err})") from None
     if web:
-        raise UsageError(f"{source} {address}: a web server answers there (the dashboard and job "
+        raise Refused(f"{source} {address}: a web server answers there (the dashboard and job "
                          "server's port, 8265 by default); the runner takes the cluster's GCS "
                          "port, the head's 6379")
 
@@ -204,7 +199,7 @@ def run(request: Request, say: Say) -> Outcome:
                             device=request.device, on_record=lambda r: _keep_failed(r, failed))
         except KeyboardInterrupt:  # Ctrl-C, or Interrupted
             interrupted = Interrupted.latest or signal.SIGINT
-        except SchedulingError:  # the cluster, refused before any run: nothing to merge
+        except Refused:  # the cluster, refused before any run: nothing to merge
             refused = True
             raise
         finally:  # whatever happened, the tables hold every finished run
@@ -224,7 +219,7 @@ def _typical_run_times(results: Results, say: Say) -> dict[str, float]:
 
     try:
         return Baselines(baselines_dir(), results.profile).mean_run_times()
-    except BaselineError as err:
+    except Refused as err:
         say(f"warning: the ETA goes without typical run times: {err}")
         return {}
 
@@ -255,8 +250,8 @@ def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
         try:
             # imported and checked against the contract
             suite.experiment.implementation  # noqa: B018
-        except contract.ContractError as err:
-            raise SuiteError(suite.path, "experiment", f"experiment {suite.model.experiment!r} is "
+        except Refused as err:
+            raise Refused(suite.path, "experiment", f"experiment {suite.model.experiment!r} is "
                              f"broken: {err}") from None
 
 
@@ -449,7 +444,7 @@ def update_baselines(names: list[str], results: Path, profile: str, baseline_roo
 
     changed = sorted({key for key, _ in overrides} - {"seeds"})
     if changed:
-        raise UsageError(f"--set {changed[0]}: a baseline is of its profile's settings; only "
+        raise Refused(f"--set {changed[0]}: a baseline is of its profile's settings; only "
                          "--set seeds=[...] and --only select part of them")
     baselines = regression.Baselines(baseline_root, profile)
     folder = Results(results, profile, describe_overrides(overrides, only))
@@ -457,14 +452,14 @@ def update_baselines(names: list[str], results: Path, profile: str, baseline_roo
     suites = [s for s in given(names, folder, overrides, only)
               if names or (runs["suite"] == s.name).any()]
     if not suites:
-        raise DataError(f"{folder.root}: no results: run `dlrepro run --profile {profile}` first")
+        raise Refused(f"{folder.root}: no results: run `dlrepro run --profile {profile}` first")
     written = []
     for suite in suites:
         # named by what the profile varies, so that the profile's own runs meet these rows
         profile_suite = resolve([str(suite.path)])[0]
         summary = regression.summarise(runs, metrics, profile_suite, profile)
         if summary.empty:
-            raise DataError(f"{folder.root}: no successful runs of {suite.name}: nothing to "
+            raise Refused(f"{folder.root}: no successful runs of {suite.name}: nothing to "
                             "baseline")
         old = baselines.read(suite.name)
         if old is not None:

@@ -14,10 +14,6 @@ from dlrepro.layout import Results
 from dlrepro.schema import Resources
 
 
-class SchedulingError(Exception):
-    """The runner cannot run what was asked (e.g. GPU runs on a cluster without GPUs)."""
-
-
 def plan(specs: list[RunSpec], results: Results) -> list[RunSpec]:
     """What to run: the specs not done, and every run they need that is not done or lost its
     files."""

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from dlrepro.errors import SuiteError
+from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
 from dlrepro.overrides import Override
 from dlrepro.suite import Suite, load
@@ -48,7 +48,7 @@ def resolve(names: list[str], overrides: list[Override] = (), only: list[Overrid
     own, by name), or a path to a TOML file; none means all of suites/. ``overrides`` (``--set``)
     and ``only`` (``--only``) apply to each of them. Two files of one name among them and the
     suites they need, or a file whose name a results folder ``held`` by another file, are refused
-    (SuiteError naming both)."""
+    (Refused naming both)."""
     known = shipped()
     if not names:
         paths = list(known.values())
@@ -63,7 +63,7 @@ def _path(name: str, known: Mapping[str, Path]) -> Path:
     if name.endswith(".toml") or "/" in name or "\\" in name:
         return Path(name)
     if name not in known:
-        raise SuiteError(suites_dir() / f"{name}.toml", "", f"no suite named {name!r}; known "
+        raise Refused(suites_dir() / f"{name}.toml", "", f"no suite named {name!r}; known "
                          f"suites: {', '.join(sorted(known))}")
     return known[name]
 
@@ -73,12 +73,12 @@ def _refuse_namesakes(suites: list[Suite], held: Mapping[str, Path]) -> None:
     for suite in with_needed(suites):
         other = first.setdefault(suite.name, suite.path)
         if not same_file(other, suite.path):
-            raise SuiteError(suite.path, "name", f"{suite.name!r} is also the name of {other}: "
+            raise Refused(suite.path, "name", f"{suite.name!r} is also the name of {other}: "
                              "two suites of one name would mix their runs; rename one (its file "
                              "and its name)")
         kept = held.get(suite.name)
         if kept is not None and not same_file(kept, suite.path):
-            raise SuiteError(suite.path, "name", f"the results folder holds the runs of {kept} "
+            raise Refused(suite.path, "name", f"the results folder holds the runs of {kept} "
                              f"under the name {suite.name!r}: they would mix; rename one (its "
                              "file and its name) or use another --results folder")
 

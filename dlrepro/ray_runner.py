@@ -42,7 +42,8 @@ from dlrepro.devices import DeviceChoice
 from dlrepro.data import ENV_VAR
 from dlrepro.energy import EnergyMeter
 from dlrepro.layout import Results
-from dlrepro.planning import (ClusterPlan, SchedulingError, ShapeLoad, cluster_eta,
+from dlrepro.errors import Refused
+from dlrepro.planning import (ClusterPlan, ShapeLoad, cluster_eta,
                               datasets_read, group_label, groups, unmet, waves)
 from dlrepro.schema import Resources
 from dlrepro.suite import RunSpec
@@ -79,13 +80,13 @@ class Worker:
         """Execute one group; ``archives`` holds the files of the ``producers`` it reads (tar
         archives, by run_id, in that order); each record carries the files its run wrote,
         likewise, and the node it ran on."""
-        from dlrepro.data import DataError, verify
+        from dlrepro.data import verify
 
         try:  # once per data set and actor: the data read is this node's, checked here
             needed = datasets_read(specs) - self.checked
             verify(needed, self.data_dir)
             self.checked |= needed
-        except DataError as err:
+        except Refused as err:
             return self._on_this_node(ex.failed_records(specs, f"on Ray node {self.node}: {err}"))
         scratch = Path(tempfile.mkdtemp(prefix="dlrepro-artifacts-"))
         try:
@@ -170,7 +171,7 @@ def plan_on_cluster(specs: list[RunSpec], expected: dict[str, float | None], *,
     notes: list[str] = []
     try:
         sized = sized_shapes(specs, nodes, notes.append)
-    except SchedulingError as err:
+    except Refused as err:
         return ClusterPlan(where, [], None, cost_file, has_cost, notes, str(err))
     count = {shape: sum(s.resources == shape for s in specs) for shape in sized}
     shapes = [ShapeLoad(given.cpus, given.gpus, count[shape], size)
@@ -187,7 +188,7 @@ def live_nodes() -> list[dict]:
 def sized_shapes(specs: list[RunSpec], nodes: list[dict],
                  note: Callable[[str], None]) -> dict[Resources, tuple[Resources, int]]:
     """Each resource shape the specs ask for: what the cluster gives of it, and how many of its
-    actors fit at once. SchedulingError: a shape no node can hold."""
+    actors fit at once. Refused: a shape no node can hold."""
     shapes: dict[Resources, list[list[RunSpec]]] = {}
     for group in groups(specs):
         shapes.setdefault(group[0].resources, []).append(group)
@@ -233,10 +234,10 @@ def pool_size(shape: Resources, suites: str, groups: int, nodes: list[dict]) -> 
         return min(groups, found)
     total = {kind: sum(n.get(kind, 0) for n in nodes) for kind in ("CPU", "GPU")}
     if total["GPU"] < shape.gpus:
-        raise SchedulingError(
+        raise Refused(
             f"{suites}: each run asks for {shape.gpus:g} GPU(s) and the Ray cluster has "
             f"{total['GPU']:g}; add GPU workers or ask for less")
-    raise SchedulingError(
+    raise Refused(
         f"{suites}: each run asks for {shape.cpus} CPU(s) and {shape.gpus:g} GPU(s), and no node "
         f"of the Ray cluster has that much ({total['CPU']:g} CPU(s), {total['GPU']:g} GPU(s) "
         "in all)")
@@ -357,7 +358,7 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[str]:
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, rex.AuthenticationError) as err:
-            raise SchedulingError(f"cannot connect to the Ray cluster at {address}: "
+            raise Refused(f"cannot connect to the Ray cluster at {address}: "
                                   f"{_first_line(err)} ({_token_hint()})") from None
         where = f"Ray cluster at {address}"
         temp_dir = None

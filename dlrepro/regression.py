@@ -35,7 +35,8 @@ import pandas as pd
 from dlrepro import devices, tables
 from dlrepro.files import atomic_write
 from dlrepro.formatting import assignments
-from dlrepro.layout import BaselineError, Results
+from dlrepro.errors import Refused
+from dlrepro.layout import Results
 from dlrepro.schema import Metric
 from dlrepro.suite import Suite
 from dlrepro.verdicts import MEASURED, GateVerdict
@@ -178,9 +179,9 @@ class Baselines:
         """A gate pointed at a folder that is not there must fail, not compare nothing and pass."""
         root = self.dir.parent
         if not root.is_dir():
-            raise BaselineError(f"{root}: no such baseline folder")
+            raise Refused(f"{root}: no such baseline folder")
         if not self.dir.is_dir():
-            raise BaselineError(f"{self.dir}: no baselines for profile {self.dir.name!r} "
+            raise Refused(f"{self.dir}: no baselines for profile {self.dir.name!r} "
                                 "(create them with `dlrepro baseline update --profile "
                                 f"{self.dir.name}`)")
 
@@ -208,7 +209,7 @@ class Baselines:
             bad = ~values.between(0, math.inf)  # NaN and text (coerced to NaN) fall outside too
             if bad.any():
                 row = bad.idxmax()
-                raise BaselineError(f"{path}: {column} of {table.at[row, 'suite']}: "
+                raise Refused(f"{path}: {column} of {table.at[row, 'suite']}: "
                                     f"'{table.at[row, column]}' is not a finite number >= 0")
             table[column] = values
         return table
@@ -266,10 +267,10 @@ def _read_csv(path: Path, columns: list[str], what: str, **options) -> pd.DataFr
     try:
         table = pd.read_csv(path, **options)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise BaselineError(f"{path}: not a readable CSV: {err}") from None
+        raise Refused(f"{path}: not a readable CSV: {err}") from None
     missing = set(columns) - set(table.columns)
     if missing:
-        raise BaselineError(f"{path}: not {what}: no column {', '.join(sorted(missing))}")
+        raise Refused(f"{path}: not {what}: no column {', '.join(sorted(missing))}")
     return table
 
 

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from dlrepro.console import RunProgress
 from dlrepro.devices import DeviceChoice
-from dlrepro.errors import SuiteError
+from dlrepro.errors import Refused
 from dlrepro.files import read_text
 from dlrepro.grid import RunSpec
 from dlrepro.layout import Results
@@ -35,18 +35,18 @@ def load_runner(name: str) -> LocalRunner | RayRunner:
     """Read ``runners/<name>.toml``; a name, not a path."""
     known = ", ".join(p.stem for p in sorted(runners_dir().glob("*.toml")))
     if not RUNNER_NAME.match(name):
-        raise SuiteError("--runner", "", f"{name!r} is not a runner name (a file of runners/ "
+        raise Refused("--runner", "", f"{name!r} is not a runner name (a file of runners/ "
                          f"without .toml: {known})")
     path = runners_dir() / f"{name}.toml"
     try:
         return TypeAdapter(RunnerConfig).validate_python(tomllib.loads(read_text(path)))
     except FileNotFoundError:
-        raise SuiteError(path, "", f"no runner named {name!r}; known runners: {known}") from None
+        raise Refused(path, "", f"no runner named {name!r}; known runners: {known}") from None
     except tomllib.TOMLDecodeError as err:
-        raise SuiteError(path, "", f"not valid TOML: {err}") from None
+        raise Refused(path, "", f"not valid TOML: {err}") from None
     except ValidationError as err:
         first = err.errors()[0]
-        raise SuiteError(path, ".".join(map(str, first["loc"])), first["msg"]) from None
+        raise Refused(path, ".".join(map(str, first["loc"])), first["msg"]) from None
 
 
 def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner, *,

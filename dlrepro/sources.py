@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
-from dlrepro.errors import ContractError
+from dlrepro.errors import Refused
 
 RUN, FIGURES = "run", "figures"  # the modules beside the declaration (they import torch)
 # What run.py defines (one of them), with the arguments the runner passes, in order.
@@ -41,7 +41,7 @@ def shown(path: Path | str) -> str:
 
 def import_module(name: str) -> ModuleType:
     """Import a module of an experiment; whatever stops it (a syntax error, a missing module, a
-    name error) is a ContractError naming the file and the line, in one line."""
+    name error) is a Refused naming the file and the line, in one line."""
     try:
         return importlib.import_module(name)
     except SyntaxError as err:  # no frame of the broken file: the error itself says where
@@ -49,7 +49,7 @@ def import_module(name: str) -> ModuleType:
     except Exception as err:
         frame = _culprit(traceback.extract_tb(err.__traceback__))
         first_line = _first_problem(err)
-        raise ContractError(f"{shown(frame.filename)}:{frame.lineno}: {type(err).__name__}: "
+        raise Refused(f"{shown(frame.filename)}:{frame.lineno}: {type(err).__name__}: "
                             f"{first_line}") from None
 
 
@@ -74,15 +74,15 @@ def _culprit(frames: traceback.StackSummary) -> traceback.FrameSummary:
 
 
 def parsed(path: Path) -> ast.Module:
-    """A module's syntax tree; ContractError naming the file and the line of a syntax error."""
+    """A module's syntax tree; Refused naming the file and the line of a syntax error."""
     try:
         return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except SyntaxError as err:
         raise _syntax_error(path, err) from None
 
 
-def _syntax_error(path: Path, err: SyntaxError) -> ContractError:
-    return ContractError(f"{shown(path)}:{err.lineno}: {type(err).__name__}: {err.msg}")
+def _syntax_error(path: Path, err: SyntaxError) -> Refused:
+    return Refused(f"{shown(path)}:{err.lineno}: {type(err).__name__}: {err.msg}")
 
 
 def hash_sources(start: list[Path]) -> str:
@@ -97,7 +97,7 @@ def check_signature(module: str, fn: Callable, arity: int) -> None:
     try:
         inspect.signature(fn).bind(*range(arity))
     except TypeError:
-        raise ContractError(f"{module}: {fn.__name__} must take {arity} positional arguments") \
+        raise Refused(f"{module}: {fn.__name__} must take {arity} positional arguments") \
             from None
 
 
@@ -157,7 +157,7 @@ def check_light(declaration: Path) -> None:
             here = [*steps, f"{shown(path)}:{node.lineno}"]
             for name in _imported_names(path, node):
                 if name.split(".")[0] in HEAVY:
-                    raise ContractError(
+                    raise Refused(
                         f"{shown(declaration)}: the declaration imports {name} (at "
                         f"{' → '.join(here)}); it is imported whenever a suite file loads, so it "
                         f"must not: import {name} in {RUN}.py, or inside the function that "
@@ -178,7 +178,7 @@ def check_argument_order(path: Path) -> None:
         first_two = [*node.args.posonlyargs, *node.args.args][:2]
         if len(first_two) == 2 and (_says_context(first_two[0]) or _says_params(first_two[1])):
             given, expected = ", ".join(a.arg for a in first_two), RUNNERS[node.name]
-            raise ContractError(f"{shown(path)}:{node.lineno}: {node.name}({given}) takes its "
+            raise Refused(f"{shown(path)}:{node.lineno}: {node.name}({given}) takes its "
                                 f"arguments in the wrong order: the runner calls "
                                 f"{node.name}({expected}); write def {node.name}({expected})")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from dlrepro import experiment as contract
-from dlrepro.errors import SuiteError, best_error, key_path, message
+from dlrepro.errors import Refused, best_error, key_path, message
 from dlrepro.files import read_text
 from dlrepro.grid import RunSpec, describe, expand_profile, keyed_grids, matches
 from dlrepro.overrides import Override, Verb, apply_override, named, sweeps
@@ -68,7 +68,7 @@ def with_producers(suites: list[Suite]) -> list[Suite]:
 
 
 def load(path: Path | str, overrides: list[Override] = (), only: list[Override] = ()) -> Suite:
-    """Parse and validate one suite file and the suites it needs; raise SuiteError naming the file
+    """Parse and validate one suite file and the suites it needs; raise Refused naming the file
     and key on any problem. ``overrides`` (``--set``) apply on top of every profile of the file, and
     to the suites it needs for the parameters those share with it (``needs.*.same``). ``only``
     (``--only``) then keeps this suite's runs with those values, at every profile."""
@@ -76,10 +76,10 @@ def load(path: Path | str, overrides: list[Override] = (), only: list[Override] 
     if overrides:
         try:  # the file itself is sound: whatever fails now is the overrides' doing
             suite = _load(Path(path), list(overrides))
-        except SuiteError as err:
+        except Refused as err:
             blamed = [key for key, _ in overrides if key in err.key.split(".")]
             keys = blamed or [key for key, _ in overrides]
-            raise SuiteError(path, named(Verb.SET, keys), err.reason) from None
+            raise Refused(path, named(Verb.SET, keys), err.reason) from None
         swept = [key for key, value in overrides if sweeps(suite.model.experiment, key, value)]
         suite = dataclasses.replace(suite, swept=tuple(swept))
     return _selected(suite, only) if only else suite
@@ -92,13 +92,13 @@ def _selected(suite: Suite, only: list[Override]) -> Suite:
     kept: dict[str, list] = {}
     for key, value in only:
         if key not in fields:
-            raise SuiteError(suite.path, named(Verb.ONLY, [key]), "unknown parameter of experiment "
+            raise Refused(suite.path, named(Verb.ONLY, [key]), "unknown parameter of experiment "
                              f"{suite.model.experiment!r}; known: {', '.join(sorted(fields))}")
         for one in value if isinstance(value, list) else [value]:
             try:
                 TypeAdapter(fields[key].annotation).validate_python(one)
             except ValidationError as err:
-                raise SuiteError(suite.path, named(Verb.ONLY, [key]),
+                raise Refused(suite.path, named(Verb.ONLY, [key]),
                                  message(best_error(err))) from None
             kept.setdefault(key, []).append(one)
     return dataclasses.replace(suite, only=kept)
@@ -115,7 +115,7 @@ def check_selected(suites: list[Suite], profile: str) -> None:
     for suite in suites:
         if suite.only and not suite.runs(profile):
             there = [f"{key}={'/'.join(_values(suite.specs[profile], key))}" for key in suite.only]
-            raise SuiteError(suite.path, named(Verb.ONLY, suite.only), "selects no "
+            raise Refused(suite.path, named(Verb.ONLY, suite.only), "selects no "
                              f"run at profile {profile}; its runs there have {', '.join(there)}")
 
 
@@ -137,7 +137,7 @@ def _load(path: Path, overrides: list[Override]) -> Suite:
         for name, need in model.needs.items():
             producer = current.parent / f"{need.suite}.toml"
             if not producer.is_file():
-                raise SuiteError(current, f"needs.{name}.suite", f"no suite file {producer}")
+                raise Refused(current, f"needs.{name}.suite", f"no suite file {producer}")
             graph[current.resolve()].append(producer.resolve())
             todo.append((producer, [(key, value) for key, value in applied if key in need.same]))
     try:
@@ -147,7 +147,7 @@ def _load(path: Path, overrides: list[Override]) -> Suite:
         first = cycle[-1]
         chain = " → ".join(p.stem for p in reversed(cycle))
         name = next(n for n, need in models[first].needs.items() if need.suite == cycle[-2].stem)
-        raise SuiteError(first, f"needs.{name}.suite", f"circular dependency: {chain}") from None
+        raise Refused(first, f"needs.{name}.suite", f"circular dependency: {chain}") from None
     loaded: dict[Path, Suite] = {}
     for file in order:  # producers first
         shown = path if file == path.resolve() else file
@@ -159,28 +159,28 @@ def _parse(path: Path, overrides: list[Override]) -> SuiteModel:
     try:
         text = read_text(path)
     except FileNotFoundError:
-        raise SuiteError(path, "", "no such suite file") from None
+        raise Refused(path, "", "no such suite file") from None
     except IsADirectoryError:
-        raise SuiteError(path, "", "is a directory, not a suite file") from None
+        raise Refused(path, "", "is a directory, not a suite file") from None
     except PermissionError:
-        raise SuiteError(path, "", "not readable (permission denied)") from None
+        raise Refused(path, "", "not readable (permission denied)") from None
     except UnicodeDecodeError as err:
-        raise SuiteError(path, "", f"not UTF-8 text: {err.reason} at byte {err.start}") from None
+        raise Refused(path, "", f"not UTF-8 text: {err.reason} at byte {err.start}") from None
     except OSError as err:
-        raise SuiteError(path, "", f"cannot be read: {err.strerror}") from None
+        raise Refused(path, "", f"cannot be read: {err.strerror}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise SuiteError(path, "", f"not valid TOML: {err}") from None
+        raise Refused(path, "", f"not valid TOML: {err}") from None
     for key, value in overrides:
         apply_override(path, data, key, value)
     try:
         model = SuiteModel.model_validate(data)
     except ValidationError as err:
         error = best_error(err)
-        raise SuiteError(path, ".".join(key_path(error)), message(error)) from None
+        raise Refused(path, ".".join(key_path(error)), message(error)) from None
     if model.name != path.stem:
-        raise SuiteError(path, "name", f"{model.name!r} differs from the file name {path.stem!r}")
+        raise Refused(path, "name", f"{model.name!r} differs from the file name {path.stem!r}")
     return model
 
 
@@ -192,10 +192,10 @@ def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite],
     try:
         experiment = contract.get(model.experiment)
     except KeyError:
-        raise SuiteError(path, "experiment", f"unknown experiment {model.experiment!r}; "
+        raise Refused(path, "experiment", f"unknown experiment {model.experiment!r}; "
                          f"available: {', '.join(contract.available())}") from None
-    except contract.ContractError as err:
-        raise SuiteError(path, "experiment", f"experiment {model.experiment!r} is broken: "
+    except Refused as err:
+        raise Refused(path, "experiment", f"experiment {model.experiment!r} is broken: "
                          f"{err}") from None
     producers = {name: loaded[(path.parent / f"{need.suite}.toml").resolve()]
                  for name, need in model.needs.items()}
@@ -220,7 +220,7 @@ def _check_names(suite: Suite) -> None:
     def unknown(key: str, name: str, of: str = f"experiment {m.experiment!r}",
                 names: set[str] = known) -> None:
         if name not in names:
-            raise SuiteError(suite.path, key, f"unknown parameter of {of}; known: "
+            raise Refused(suite.path, key, f"unknown parameter of {of}; known: "
                              f"{', '.join(sorted(names))}")
 
     for name in m.parameters:
@@ -236,13 +236,13 @@ def _check_names(suite: Suite) -> None:
             for where, name in tied or [(key, axis)]:
                 unknown(f"{where}.{name}" if tied else f"{key}.{axis}", name)
                 if setters.get(name, axis) != axis:
-                    raise SuiteError(suite.path, f"{key}.{axis}", f"parameter {name!r} is also set "
+                    raise Refused(suite.path, f"{key}.{axis}", f"parameter {name!r} is also set "
                                      f"by axis {setters[name]!r}: each parameter may be set by one "
                                      "axis of a grid")
                 setters[name] = axis
     for i, claim in enumerate(m.claims):
         if claim.metric not in suite.metrics:
-            raise SuiteError(suite.path, f"claims.{i}.metric", f"experiment {m.experiment!r} never "
+            raise Refused(suite.path, f"claims.{i}.metric", f"experiment {m.experiment!r} never "
                              f"logs metric {claim.metric!r}; it logs: "
                              f"{', '.join(sorted(suite.metrics))}")
         for key in ("where", "applies", "left", "right"):
@@ -272,7 +272,7 @@ def _check_claims(suite: Suite, profile: str) -> None:
         for key, selection in claim.selections().items():
             chosen = [c for c in configurations if matches(c, selection)]
             if not chosen:
-                raise SuiteError(suite.path, f"claims.{i}.{key}", f"selects no run at profile "
+                raise Refused(suite.path, f"claims.{i}.{key}", f"selects no run at profile "
                                  f"{profile} ({describe(selection)}): it could never give a "
                                  "verdict; fix the selection or limit the claim with "
                                  "profiles = [...]")
@@ -280,7 +280,7 @@ def _check_claims(suite: Suite, profile: str) -> None:
                 for name in names:
                     values = {json.dumps(c.get(name)) for c in chosen}
                     if len(values) < 2:
-                        raise SuiteError(suite.path, f"claims.{i}.{axis_key}", f"parameter "
+                        raise Refused(suite.path, f"claims.{i}.{axis_key}", f"parameter "
                                          f"{name!r} does not vary in the runs the claim selects at "
                                          f"profile {profile} (only {name}={chosen[0].get(name)}): "
                                          "it could never give a verdict")

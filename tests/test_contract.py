@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, logged
+from dlrepro.errors import Refused
 from dlrepro import experiment as contract
 from dlrepro import sources
 from dlrepro.schema import Metric
@@ -23,7 +24,7 @@ from dlrepro.schema import Metric
 def test_every_experiment_keeps_the_contract(name, tmp_path):
     experiment = contract.get(name)
     assert experiment.metrics and issubclass(experiment.params, contract.Params)
-    experiment.implementation  # noqa: B018 — raises ContractError if broken
+    experiment.implementation  # noqa: B018 — raises Refused if broken
     experiment.drawing  # noqa: B018
     empty = pd.DataFrame(columns=["run_id", "suite", "metric", "step", "value", "seed"])
     assert experiment.figures(empty, tmp_path / "figures", tmp_path / "artifacts") == []
@@ -44,10 +45,10 @@ def test_the_template_runs_and_draws(context, tmp_path):
 def test_a_declaration_without_params_or_metrics_is_refused():
     module = types.ModuleType("dlrepro.experiments.broken")
     module.__file__ = __file__
-    with pytest.raises(contract.ContractError, match="Params must be a subclass"):
+    with pytest.raises(Refused, match="Params must be a subclass"):
         contract.declared(module)
     module.Params = type("Params", (contract.Params,), {})
-    with pytest.raises(contract.ContractError, match="METRICS must map"):
+    with pytest.raises(Refused, match="METRICS must map"):
         contract.declared(module)
 
 
@@ -67,18 +68,18 @@ def _broken(tmp_path, monkeypatch, run_source: str, **figures) -> contract.Exper
 
 
 def test_an_experiment_without_figures_is_refused(monkeypatch, tmp_path):
-    with pytest.raises(contract.ContractError, match="broken.figures: no such module"):
+    with pytest.raises(Refused, match="broken.figures: no such module"):
         _broken(tmp_path, monkeypatch, "").implementation  # noqa: B018
     drawless = _broken(tmp_path, monkeypatch, "", draw=None)
     drawless.implementation  # noqa: B018 — the run half is sound
-    with pytest.raises(contract.ContractError, match="no figures"):
+    with pytest.raises(Refused, match="no figures"):
         drawless.drawing  # noqa: B018
 
 
 def test_a_run_module_that_imports_drawing_code_is_refused(monkeypatch, tmp_path):
     broken = _broken(tmp_path, monkeypatch, "from dlrepro.plotting import save\n",
                      figures=lambda table, out_dir, files, published: [])
-    with pytest.raises(contract.ContractError, match="imports dlrepro/plotting.py; a run module"):
+    with pytest.raises(Refused, match="imports dlrepro/plotting.py; a run module"):
         broken.implementation  # noqa: B018
 
 

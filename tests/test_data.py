@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlrepro.data import ENV_VAR, DataError, data_dir, images, verify
+from dlrepro.data import ENV_VAR, data_dir, images, verify
+from dlrepro.errors import Refused
 
 
 @pytest.mark.parametrize(
@@ -40,7 +41,7 @@ def test_a_corrupt_fashion_mnist_file_is_named_with_its_fix(mnist_dir, tmp_path)
     damage(raw / "t10k-labels-idx1-ubyte", "corrupt")
     verify({"mnist"}, mnist_dir)  # the other set is untouched
     with pytest.raises(
-        DataError,
+        Refused,
         match=r"FashionMNIST/raw/t10k-labels-idx1-ubyte: corrupt \(MD5 .*expected "
         r"15d484375f8d13e6eb1aabb0c3f46965\); put the published t10k-labels-idx1-ubyte there",
     ):
@@ -79,7 +80,7 @@ def damage(path, how):
 @pytest.mark.parametrize("how", ["missing", "empty", "truncated", "corrupt"])
 def test_each_kind_of_bad_file_is_named_with_the_fix(copy, how):
     damage(copy / "MNIST" / "raw" / "t10k-images-idx3-ubyte", how)
-    with pytest.raises(DataError) as err:
+    with pytest.raises(Refused) as err:
         verify({"mnist"}, copy)
     message = str(err.value)
     assert message.startswith(str(copy / "MNIST" / "raw" / "t10k-images-idx3-ubyte") + ": " + how)
@@ -87,7 +88,7 @@ def test_each_kind_of_bad_file_is_named_with_the_fix(copy, how):
 
 
 def test_missing_directory(tmp_path):
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(Refused, match="does not exist"):
         verify({"mnist"}, tmp_path / "nowhere")
 
 
@@ -151,7 +152,7 @@ def test_a_broken_gzip_is_one_line_and_leaves_no_file_behind(copy, how, said):
         packed.write_bytes(b"not a gzip file")
     else:
         packed.write_bytes(gzip.compress(b"0000"))
-    with pytest.raises(DataError, match=said) as err:
+    with pytest.raises(Refused, match=said) as err:
         verify({"mnist"}, copy)
     assert "\n" not in str(err.value)
     if how != "other content":  # unpacked whole, it is there, and its check names it

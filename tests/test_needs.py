@@ -14,7 +14,7 @@ from dlrepro import experiment as contract
 from dlrepro import runners
 from dlrepro.layout import Results
 from dlrepro.planning import plan, waves
-from dlrepro.errors import SuiteError
+from dlrepro.errors import Refused
 from dlrepro.project import suites_dir
 from dlrepro.suite import load
 
@@ -51,7 +51,7 @@ def test_bad_needs_name_the_file_and_key(needs_chain, edit, key, message):
     if edit[1] == "where = {}":  # against the whole grid, not the cut one
         producer = needs_chain / "mnist_cnn.toml"
         producer.write_text((suites_dir() / "mnist_cnn.toml").read_text())
-    with pytest.raises(SuiteError) as err:
+    with pytest.raises(Refused) as err:
         load(consumer)
     assert err.value.key == key and message in str(err.value)
 
@@ -61,7 +61,7 @@ def test_a_dependency_cycle_is_an_error(needs_chain):
     producer.write_text(producer.read_text().replace(
         "[grid]", '[needs]\nfeatures = { suite = "autoencoder" }\n\n[grid]'))
     cycle = "circular dependency: autoencoder → mnist_cnn → autoencoder"
-    with pytest.raises(SuiteError, match=cycle):
+    with pytest.raises(Refused, match=cycle):
         load(needs_chain / "autoencoder.toml")
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from dlrepro.cli import main
-from dlrepro.errors import SuiteError
+from dlrepro.errors import Refused
 from dlrepro.overrides import Verb, describe_overrides, parse_override
 from dlrepro.project import resolve
 from dlrepro.verdicts import ClaimStatus
@@ -285,7 +285,7 @@ def test_a_bare_word_is_a_string_and_toml_values_keep_their_type():
         True,
     )
     assert parse_override("d=[3, 5]") == ("d", [3, 5])
-    with pytest.raises(SuiteError):
+    with pytest.raises(Refused):
         parse_override("=3")
 
 
