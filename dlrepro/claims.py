@@ -104,7 +104,7 @@ def evaluate(suite: Suite, table: pd.DataFrame, profile: str) -> list[ClaimResul
     return [check(claim, table, suite.name, f"{claim.text} ({claim.source or source})",
                   suite.swept, planned)
             for claim in suite.model.claims
-            if claim.profiles is None or profile in claim.profiles]
+            if claim.at(profile)]
 
 
 def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | None = None,

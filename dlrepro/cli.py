@@ -328,7 +328,7 @@ def _listing(names: list[str], results: Path, profiles: Sequence[str]) -> list[d
 
 
 def _list_row(suite, profile: str, overrides: str, runs: int, cached: int) -> dict:
-    claims = [c for c in suite.model.claims if c.profiles is None or profile in c.profiles]
+    claims = [c for c in suite.model.claims if c.at(profile)]
     return {"suite": suite.name, "experiment": suite.model.experiment, "profile": profile,
             "overrides": overrides, "runs": runs, "cached": cached, "claims": len(claims)}
 

@@ -176,6 +176,10 @@ class ClaimBase(Strict):
                              "threshold")
         return self
 
+    def at(self, profile: str) -> bool:
+        """Whether the claim is about ``profile``'s settings (it is judged there)."""
+        return self.profiles is None or profile in self.profiles
+
     def selections(self) -> dict[str, dict[str, Any]]:
         """Each selection of runs the claim compares, by the key that names it in the file."""
         return {"where": {**self.where, **self.applies}}

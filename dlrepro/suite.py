@@ -267,7 +267,7 @@ def _check_claims(suite: Suite, profile: str) -> None:
     configurations = [json.loads(c) for c in dict.fromkeys(json.dumps(s.params, sort_keys=True)
                                                            for s in suite.runs(profile))]
     for i, claim in enumerate(suite.model.claims):
-        if claim.profiles is not None and profile not in claim.profiles:
+        if not claim.at(profile):
             continue
         for key, selection in claim.selections().items():
             chosen = [c for c in configurations if matches(c, selection)]
