@@ -1,57 +1,43 @@
 """The experiment contract: what a suite can name under ``experiment``.
 
 An experiment is a package ``dlrepro/experiments/<name>/`` of three modules (``_template`` is a
-commented one to copy):
+commented one to copy, docs/experiments.md the guide):
 
 - ``__init__.py``, the *declaration*, torch-free so that suite files are checked in a blink:
-  ``Params`` (a subclass of ``dlrepro.experiment.Params``: strict, finite, unknown keys refused),
-  ``METRICS``, every metric the experiment logs (name → ``Metric``; nothing else can be logged),
-  and, if its runs read a data set, ``datasets(params)``: the names of ``dlrepro.data.DATASETS``
-  they read, checked before any run starts.
-- ``run.py``, what a run executes: either ``run(params, ctx)`` (one seed) or
-  ``run_seeds(params, ctxs)`` (the seeds of one configuration at once, as a stacked model), and
-  everything they call. It imports neither a ``figures`` module nor ``dlrepro.plotting``.
-- ``figures.py``: ``figures(table, out_dir, files, published) -> list[Path]``, which draws the
-  slide's figures from the result table (metrics of successful runs joined with their parameters;
-  never empty), the runs' files (a ``RunFiles``: ``files.load(run_id, name)``) and the suite's
-  published numbers (its ``approx`` claims marked ``published``, for figures that draw one as a
-  reference: a number printed in a course lives in the suite file, not in code).
+  ``Params`` (a subclass of ``Params`` here), ``METRICS`` (name → ``Metric``; nothing else can be
+  logged) and, if its runs read a data set, ``datasets(params)``: the names they read.
+- ``run.py``: ``run(params, ctx)`` (one seed) or ``run_seeds(params, ctxs)`` (the seeds of one
+  configuration at once), and everything they call;
+- ``figures.py``: ``figures(table, out_dir, files, published) -> list[Path]``.
 
-A package that breaks the contract is refused in one line naming the file and the line: a
-module that does not import (when a suite names the experiment for the declaration and, from its
-source, for ``run.py``'s syntax; when first used for the others), a declaration that imports torch,
-pandas or Ray (even through a dlrepro module: read from the source, so that finding out imports
-nothing heavy), a runner whose arguments are swapped (``run(ctx, params)``).
+What the modules may import is import-linter's to police (``nox -s lint``): a declaration imports
+neither torch, pandas nor Ray, a run module no drawing code. A module that does not import is
+refused in one line naming the file and the line.
 
 A run's identity (``code_hash``, part of every run_id) is the source of the declaration, of
-``run.py`` and of the dlrepro modules they import, transitively; ``figures.py`` and what it alone
-imports are ``figures_hash``, which only decides when the report redraws. Editing a figure reruns
-nothing.
-
-A run gets a ``RunContext``: its seed (every RNG is seeded from it before the run starts), its
-device, the data folder, ``log`` for metrics, ``artifact`` for the files it writes and ``input``
-for the files of the runs its suite ``needs``.
+``run.py`` and of the dlrepro modules they import, transitively; ``figures_hash`` covers
+``figures.py`` and what it imports, and only decides when the report redraws.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
+import hashlib
+import importlib
 import math
 import pkgutil
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, model_serializer
+from pydantic import BaseModel, ConfigDict, ValidationError, model_serializer
 
 from dlrepro.errors import Refused
 from dlrepro.schema import Approx, Metric
-from dlrepro.sources import (
-    FIGURES, PACKAGE_ROOT, RUN, RUNNERS, check_argument_order, check_light, check_signature,
-    draws, hash_sources, import_module, imported_sources,
-)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -182,30 +168,23 @@ class Experiment:
 
     @functools.cached_property
     def implementation(self) -> ModuleType:
-        """``run.py``, checked against the contract: one runner, no drawing code imported."""
-        module = self._module(RUN)
-        runners = [n for n in RUNNERS if callable(getattr(module, n, None))]
+        """``run.py``, which defines exactly one of ``run`` and ``run_seeds``."""
+        module = self._module("run")
+        runners = [n for n in ("run", "run_seeds") if callable(getattr(module, n, None))]
         if len(runners) != 1:
-            raise Refused(f"{module.__name__}: define exactly one of "
-                                f"{' and '.join(f'{n}({a})' for n, a in RUNNERS.items())}")
-        check_signature(module.__name__, getattr(module, runners[0]), 2)
-        drawing = sorted(p.relative_to(PACKAGE_ROOT.parent).as_posix()
-                         for p in imported_sources([self._file(RUN)]) if draws(p))
-        if drawing:
-            raise Refused(f"{module.__name__}: imports {', '.join(drawing)}; a run module "
-                                f"must not import drawing code (it belongs in {FIGURES}.py)")
-        if not self._file(FIGURES).is_file():
-            raise Refused(f"{PACKAGE}.{self.name}.{FIGURES}: no such module; an "
-                                f"experiment's figures live in {FIGURES}.py beside its declaration")
+            raise Refused(f"{module.__name__}: define exactly one of run(params, ctx) and "
+                          "run_seeds(params, ctxs)")
+        if not self._file("figures").is_file():  # refused before a run, not once runs are done
+            raise Refused(f"{PACKAGE}.{self.name}.figures: no such module; an experiment's "
+                          "figures live in figures.py beside its declaration")
         return module
 
     @functools.cached_property
     def drawing(self) -> ModuleType:
-        """``figures.py``, checked against the contract."""
-        module = self._module(FIGURES)
+        """``figures.py``, which defines ``figures``."""
+        module = self._module("figures")
         if not callable(getattr(module, "figures", None)):
             raise Refused(f"{module.__name__}: no figures(table, out_dir, files, published)")
-        check_signature(module.__name__, module.figures, 4)
         return module
 
     @property
@@ -231,12 +210,12 @@ class Experiment:
         """What a run executes: the declaration, ``run.py`` and, transitively, the dlrepro modules
         they import (data loading, shared networks…). Part of every run_id, so that an edit to
         any of them reruns its runs, and an edit to drawing code does not."""
-        return hash_sources([self.folder / "__init__.py", self._file(RUN)])
+        return hash_sources([self.folder / "__init__.py", self._file("run")])
 
     @functools.cached_property
     def figures_hash(self) -> str:
         """What the figures are drawn by: ``figures.py`` and the dlrepro modules it imports."""
-        return hash_sources([self._file(FIGURES)])
+        return hash_sources([self._file("figures")])
 
     def _file(self, module: str) -> Path:
         return self.folder / f"{module}.py"
@@ -244,8 +223,8 @@ class Experiment:
     def _module(self, module: str) -> ModuleType:
         name = f"{PACKAGE}.{self.name}.{module}"
         if not self._file(module).is_file():
-            raise Refused(f"{name}: no such module; an experiment keeps it in "
-                                f"{module}.py beside its declaration")
+            raise Refused(f"{name}: no such module; an experiment keeps it in {module}.py beside "
+                          "its declaration")
         return import_module(name)
 
 
@@ -257,14 +236,11 @@ def available() -> list[str]:
 
 @functools.cache
 def get(name: str) -> Experiment:
-    """The experiment ``name``, its declaration checked, and what its run module's source shows;
-    KeyError if there is none, Refused naming the file and line if broken."""
+    """The experiment ``name``, its declaration checked and its run module parsed (a syntax error
+    there is named now, not at the first run); KeyError if there is none, Refused if broken."""
     if name not in available():
         raise KeyError(name)
-    check_light(PACKAGE_ROOT / "experiments" / name / "__init__.py")
     experiment = declared(import_module(f"{PACKAGE}.{name}"))
-    check_argument_order(experiment._file(RUN))
-    # Parses run.py and its imports: a syntax error there is named now, not at the first run.
     experiment.code_hash  # noqa: B018
     return experiment
 
@@ -285,3 +261,91 @@ def declared(module: ModuleType) -> Experiment:
         raise Refused(f"{name}: datasets must be a function of the parameters")
     return Experiment(name.rsplit(".", 1)[-1], params, dict(metrics), Path(module.__file__).parent,
                       *([datasets] if datasets else []))
+
+
+# ---- an experiment's source, read rather than run ----
+
+PACKAGE_ROOT = Path(__file__).resolve().parent  # dlrepro/
+
+
+def import_module(name: str) -> ModuleType:
+    """Import a module of an experiment; whatever stops it (a syntax error, a missing module, a
+    name error) is Refused naming the file and the line, in one line."""
+    try:
+        return importlib.import_module(name)
+    except SyntaxError as err:  # no frame of the broken file: the error itself says where
+        raise _syntax_error(Path(err.filename or name), err) from None
+    except Exception as err:
+        frames = traceback.extract_tb(err.__traceback__)
+        real = [f for f in frames if not f.filename.startswith("<")]  # not importlib's own
+        ours = [f for f in real if Path(f.filename).resolve().is_relative_to(PACKAGE_ROOT)]
+        frame = (ours or real or frames)[-1]
+        raise Refused(f"{shown(frame.filename)}:{frame.lineno}: {type(err).__name__}: "
+                      f"{_first_problem(err)}") from None
+
+
+def _first_problem(err: Exception) -> str:
+    """What went wrong in one line: for a pydantic model built at import (a ``Metric``), its
+    first error's field, message and the input it got, not the count of errors."""
+    if isinstance(err, ValidationError) and err.errors():
+        first = err.errors()[0]
+        where = ".".join(map(str, first["loc"])) or err.title
+        return f"{err.title}.{where}: {first['msg']} (got {first.get('input')!r})"
+    return next(iter(str(err).splitlines()), "")
+
+
+def shown(path: Path | str) -> str:
+    """A file as messages name it: from the project's root when it is in the project."""
+    path = Path(path).resolve()
+    return str(path.relative_to(PACKAGE_ROOT.parent) if path.is_relative_to(PACKAGE_ROOT.parent)
+               else path)
+
+
+def _syntax_error(path: Path, err: SyntaxError) -> Refused:
+    return Refused(f"{shown(path)}:{err.lineno}: {type(err).__name__}: {err.msg}")
+
+
+def hash_sources(start: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(imported_sources(start)):
+        name = path.relative_to(PACKAGE_ROOT.parent).as_posix()
+        digest.update(name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def imported_sources(start: list[Path]) -> set[Path]:
+    """The files of ``start`` and of every dlrepro module they import, transitively (read, not
+    run): a name imported from a package may be a module."""
+    seen: set[Path] = set()
+    todo = [p for p in start if p.exists()]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        except SyntaxError as err:
+            raise _syntax_error(path, err) from None
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                base = node.module if node.level == 0 else _relative(path, node)
+                names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            todo += [found for found in map(_module_file, names) if found and found not in seen]
+    return seen
+
+
+def _relative(path: Path, node: ast.ImportFrom) -> str:
+    package = path.parent.relative_to(PACKAGE_ROOT.parent).parts
+    return ".".join(package[: len(package) - node.level + 1] + tuple(node.module.split(".")))
+
+
+def _module_file(name: str) -> Path | None:
+    parts = name.split(".")
+    if parts[0] != "dlrepro":
+        return None
+    base = PACKAGE_ROOT.parent.joinpath(*parts)
+    return next((c for c in (base.with_suffix(".py"), base / "__init__.py") if c.is_file()), None)

@@ -1,7 +1,7 @@
 """TEMPLATE — the slide's figures, drawn from the result table and the runs' files. Editing this
 module redraws the suite's figures at the next report and reruns nothing: a run's identity covers
 the declaration and run.py only. Import what you need from run.py (a function to recompute a
-curve); run.py must never import this module or dlrepro.plotting."""
+curve); run.py must never import this module or dlrepro.experiments.plotting."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlrepro.experiment import RunFiles
-from dlrepro.plotting import save, select
+from dlrepro.experiments.plotting import save, select
 from dlrepro.schema import Approx
 
 

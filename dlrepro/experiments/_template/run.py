@@ -1,6 +1,6 @@
 """TEMPLATE — what a run executes. Imports torch freely; never a figures module or
-dlrepro.plotting (drawing code is figures.py's). This module, the declaration and every dlrepro
-module they import are the run's identity: editing any of them reruns the runs.
+dlrepro.experiments.plotting (drawing code is figures.py's). This module, the declaration and every
+dlrepro module they import are the run's identity: editing any of them reruns the runs.
 
 Define exactly one of ``run(params, ctx)`` (one seed per call) and ``run_seeds(params, ctxs)``
 (every seed of one configuration at once, e.g. as a stacked model: each ctx logs its own seed's
@@ -16,7 +16,7 @@ import torch
 
 from dlrepro.experiment import RunContext
 from . import Params  # the declaration of this package, whatever its name
-from dlrepro.nets import mlp
+from dlrepro.experiments.nets import mlp
 
 
 def run(params: Params, ctx: RunContext) -> None:

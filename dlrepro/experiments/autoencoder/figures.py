@@ -10,7 +10,7 @@ import pandas as pd
 from dlrepro.data import titles
 from dlrepro.experiment import RunFiles
 from dlrepro.experiments.autoencoder import PIXELS
-from dlrepro.plotting import mosaic, save, select
+from dlrepro.experiments.plotting import mosaic, save, select
 from dlrepro.schema import Approx
 
 

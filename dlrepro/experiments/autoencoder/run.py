@@ -27,7 +27,7 @@ from dlrepro.data import as_bytes, images
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.autoencoder import PAIRS_SHOWN, PIXELS, Params
 from dlrepro.experiments.mnist_classifier.trained import Trained
-from dlrepro.nets import EpochClock, in_batches
+from dlrepro.experiments.nets import EpochClock, in_batches
 
 SHOWN, ALPHAS = 36, 12  # the slides: 36 test digits; interpolations of 12 steps
 CURVE_POINTS = 10  # training-curve points per epoch

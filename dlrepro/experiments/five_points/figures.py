@@ -9,7 +9,7 @@ import torch
 
 from dlrepro.experiment import RunFiles
 from dlrepro.experiments.five_points.run import X, Y, poly_eval, poly_fit
-from dlrepro.plotting import save, select
+from dlrepro.experiments.plotting import save, select
 
 SHOWN_DEGREES = {1, 2, 20}  # the slide's: under-fitting, a good fit, over-fitting
 

@@ -11,7 +11,7 @@ import torch
 
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.five_points import Params
-from dlrepro.nets import mlp
+from dlrepro.experiments.nets import mlp
 
 X = [-3.1, 1.2, 4.3, 6.2, 9.1]
 Y = [23.7, 31.3, 79.9, 101.9, 205.5]

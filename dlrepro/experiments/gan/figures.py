@@ -9,7 +9,7 @@ import pandas as pd
 from dlrepro.data import titles
 from dlrepro.experiment import RunFiles
 from dlrepro.experiments.gan.run import LOSSES
-from dlrepro.plotting import mosaic, save, select
+from dlrepro.experiments.plotting import mosaic, save, select
 
 
 def figures(table: pd.DataFrame, out_dir: Path, files: RunFiles, published: list) -> list[Path]:

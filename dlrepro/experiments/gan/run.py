@@ -27,7 +27,7 @@ from dlrepro.data import as_bytes, images
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.gan import Params
 from dlrepro.experiments.mnist_classifier.trained import Trained
-from dlrepro.nets import EpochClock, in_batches
+from dlrepro.experiments.nets import EpochClock, in_batches
 
 NOISE = 100
 GRID = 64  # fixed-noise samples kept per recorded epoch

@@ -12,7 +12,7 @@ from torch.func import grad
 
 from dlrepro.experiment import RunFiles
 from dlrepro.experiments.gradient_descent.run import loss, valley
-from dlrepro.plotting import save, select
+from dlrepro.experiments.plotting import save, select
 from dlrepro.schema import Approx
 
 

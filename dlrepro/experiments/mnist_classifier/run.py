@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from dlrepro.data import images
 from dlrepro.experiment import WORK, RunContext
 from dlrepro.experiments.mnist_classifier import Params, trained
-from dlrepro.nets import EpochClock, in_batches, parameter_count
+from dlrepro.experiments.nets import EpochClock, in_batches, parameter_count
 
 EXAMPLES = 8  # adversarial digits kept for the figure
 

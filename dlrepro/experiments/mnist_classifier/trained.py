@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlrepro.experiments.mnist_classifier import Model
-from dlrepro.nets import HANDOUT_CNN_HIDDEN, in_batches, mlp, mnist_cnn
+from dlrepro.experiments.nets import HANDOUT_CNN_HIDDEN, in_batches, mlp, mnist_cnn
 
 CRM_CNN_HIDDEN = 256  # the CRM slide's Linear(256, 256)
 # 001: 26 × 26 inputs (the border cropped), 676 → 16 → 16 → 10

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlrepro.experiment import RunFiles
-from dlrepro.plotting import save, select
+from dlrepro.experiments.plotting import save, select
 
 
 def figures(table: pd.DataFrame, out_dir: Path, files: RunFiles, published: list) -> list[Path]:

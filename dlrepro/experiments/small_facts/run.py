@@ -7,7 +7,7 @@ import torch
 
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.small_facts import Params
-from dlrepro.nets import mlp, mnist_cnn, parameter_count
+from dlrepro.experiments.nets import mlp, mnist_cnn, parameter_count
 
 
 def run(p: Params, ctx: RunContext) -> None:

@@ -8,7 +8,7 @@ import pandas as pd
 
 from dlrepro.experiment import RunFiles
 from dlrepro.experiments.universal_approximation.run import TRANSECT_ROW, terrain
-from dlrepro.plotting import save, select
+from dlrepro.experiments.plotting import save, select
 
 
 def figures(table: pd.DataFrame, out_dir: Path, files: RunFiles, published: list) -> list[Path]:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from dlrepro.experiment import RunFiles
 from dlrepro.experiments.xor.run import xor_points
-from dlrepro.plotting import save, select
+from dlrepro.experiments.plotting import save, select
 
 CODINGS = {"pm1": "±1", "01": "0/1"}
 FEATURES = {"raw": "raw", "phi": "Φ"}
