@@ -58,7 +58,8 @@ def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[
     share, elapsed = 1 / len(specs), time.perf_counter() - clock
     if error is None:
         for ctx in ctxs:
-            ctx.log_energy_per_work(energy.kwh * share)
+            for then in ctx.with_energy:
+                then(energy.kwh * share)
     described = devices.describe(on.type, torch.get_num_threads())
     return [record(spec, error=error, started=started, wall_time_s=elapsed * share,
                    batch_size=len(specs), device=described, kwh=energy.kwh * share,

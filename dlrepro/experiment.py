@@ -67,10 +67,6 @@ class Params(BaseModel):
         return self.MODE is None or name not in self.USED_BY or mode in self.USED_BY[name]
 
 
-PFS_DAY = 1e15 * 86_400  # FLOP in a petaflop/s-day
-WORK, ENERGY_PER_WORK = "train_flops", "kwh_per_pfs_day"
-
-
 def file_in(run_dir: Path, name: str) -> Path:
     """Where a run keeps its file ``name``: one flat folder per run, whoever writes or reads it."""
     if not name or Path(name).name != name:
@@ -96,6 +92,8 @@ class RunContext:
     declared: frozenset[str]
     inputs: dict[str, Path] = field(default_factory=dict)  # ``needs``: name -> the producer's files
     metrics: list[dict] = field(default_factory=list)
+    # Called with the run's energy (kWh) once it is over and measured: a figure per kWh.
+    with_energy: list[Callable[[float], None]] = field(default_factory=list)
 
     def log(self, metric: str, value: float, step: int | None = None) -> None:
         """Record a metric; an undeclared name or a NaN / infinite value fails the run here."""
@@ -116,15 +114,6 @@ class RunContext:
     def input(self, need: str, name: str) -> Path:
         """A file written by the run this suite ``needs`` under the name ``need``."""
         return _written(self.inputs[need], name, f"the run needed as {need!r}")
-
-    def log_energy_per_work(self, kwh: float) -> None:
-        """002: "1 petaflop/s-day ≈ 100 GPUs for a day ≈ 500 kWh". A run that logs
-        ``train_flops`` and declares ``kwh_per_pfs_day`` gets that figure for itself, from the
-        energy measured around it (known only once the run is over, so the executor calls this)."""
-        work = [m["value"] for m in self.metrics if m["metric"] == WORK and m["step"] is None]
-        measured = math.isfinite(kwh) and kwh > 0
-        if ENERGY_PER_WORK in self.declared and work and work[0] > 0 and measured:
-            self.log(ENERGY_PER_WORK, kwh * PFS_DAY / work[0])
 
     def seed_everything(self) -> None:
         """Python's, numpy's and torch's global generators, from this run's seed."""

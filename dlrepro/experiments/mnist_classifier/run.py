@@ -10,6 +10,7 @@ digits attacked.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlrepro.data import images
-from dlrepro.experiment import WORK, RunContext
+from dlrepro.experiment import RunContext
 from dlrepro.experiments.mnist_classifier import Params, trained
 from dlrepro.experiments.nets import EpochClock, in_batches, parameter_count
 
@@ -67,7 +68,8 @@ def train(params: Params, ctx: RunContext) -> tuple[nn.Module, tuple]:
     ctx.log("parameters", parameter_count(model))
     batch = slice(0, params.batch_size)
     work = flops_per_image(model, inputs[batch], train_y[batch]) * len(inputs) * params.epochs
-    ctx.log(WORK, work)
+    ctx.log("train_flops", work)
+    ctx.with_energy.append(lambda kwh: _energy_per_work(ctx, kwh, work))
     optimizer = torch.optim.SGD(model.parameters(), lr=params.lr)
     clock = EpochClock(ctx)
     for epoch in range(1, params.epochs + 1):
@@ -94,6 +96,16 @@ def train(params: Params, ctx: RunContext) -> tuple[nn.Module, tuple]:
     clock.finish()
     ctx.log("test_error", test_error)
     return model, (test_x, test_y, mean, std)
+
+
+PFS_DAY = 1e15 * 86_400  # FLOP in a petaflop/s-day
+
+
+def _energy_per_work(ctx: RunContext, kwh: float, work: float) -> None:
+    """002: "1 petaflop/s-day ≈ 100 GPUs for a day ≈ 500 kWh", this run's own figure from the
+    energy measured around it (known once the run is over)."""
+    if math.isfinite(kwh) and kwh > 0 and work > 0:
+        ctx.log("kwh_per_pfs_day", kwh * PFS_DAY / work)
 
 
 def flops_per_image(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
