@@ -309,7 +309,7 @@ def _listing(names: list[str], results: Path, profiles: Sequence[str]) -> list[d
     """A row per suite and profile: its runs, how many are cached; then a row per suite run in an
     override folder of those profiles (``PROFILE+KEY=VALUE``), with the runs recorded there. No
     names: the suites of suites/ and those of one's own run in the folder."""
-    from dlrepro.coverage import with_own
+    from dlrepro.project import with_own
 
     rows, named = [], resolve(names)
     for profile in profiles:
@@ -318,7 +318,7 @@ def _listing(names: list[str], results: Path, profiles: Sequence[str]) -> list[d
             specs = suite.runs(profile)
             rows.append(_list_row(suite, profile, "", len(specs), sum(map(folder.done, specs))))
         for overridden in sorted(Path(results).glob(f"{glob.escape(profile)}+*/records")):
-            folder = Results(results, profile, overridden.parent.name.removeprefix(f"{profile}+"))
+            folder = Results.at(overridden.parent)
             for suite in named if names else with_own(named, folder):
                 statuses = _recorded_statuses(folder.records(suite.name))
                 if statuses:

@@ -9,9 +9,7 @@ second one wait.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -21,26 +19,25 @@ from pathlib import Path
 from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
 from dlrepro.grid import RunSpec
-
-
-def _folder_name(overrides: str) -> str:
-    """Overrides as a portable folder name: readable when short, with a hash when not;
-    ``epochs=7 --only model=cnn`` is ``epochs=7+only+model=cnn``."""
-    name = re.sub(r"^\+", "", re.sub(r"\s*--only\s+", "+only+", overrides))
-    name = re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)
-    if len(name) <= 80:
-        return name
-    return f"{name[:64]}-{hashlib.sha256(overrides.encode()).hexdigest()[:12]}"
+from dlrepro.overrides import Override, describe_overrides, folder_name
 
 
 class Results:
     """``<results>/<profile>/``, or ``<results>/<profile>+<overrides>/`` for runs with ``--set``
     overrides: their own records, tables, claims and report, which never mix with the profile's."""
 
-    def __init__(self, results: Path, profile: str, overrides: str = ""):
-        self.profile, self.overrides = profile, overrides
-        folder = f"{profile}+{_folder_name(overrides)}" if overrides else profile
-        self.root = Path(results) / folder
+    def __init__(self, results: Path, profile: str, overrides: list[Override] = (),
+                 only: list[Override] = ()):
+        self.profile = profile
+        self.overrides = describe_overrides(overrides, only)  # as the report names them
+        self.root = Path(results) / "+".join(filter(None, [profile, folder_name(overrides, only)]))
+
+    @classmethod
+    def at(cls, root: Path) -> Results:
+        """A folder found on disk, ``PROFILE`` or ``PROFILE+OVERRIDES``, named by its folder."""
+        folder = cls(root.parent, root.name.partition("+")[0])
+        folder.root, folder.overrides = root, root.name.partition("+")[2]
+        return folder
 
     # --- where things are
     def records(self, suite: str) -> Path:
@@ -105,27 +102,14 @@ class Results:
         except (FileNotFoundError, json.JSONDecodeError):
             return None  # unreadable: treat as never run, it will be run again and replaced
 
-    def expected_wall_times(self, specs: list[RunSpec]) -> dict[str, float | None]:
-        """Each spec's likely wall time: that of the latest earlier ok run of its configuration and
-        seed in this folder, whatever code it ran (records of older code stay until the folder is
-        cleaned)."""
-        def key(suite: str, params: dict, seed: int) -> str:
-            return json.dumps([suite, params, seed], sort_keys=True, default=str)
-
-        latest: dict[str, dict] = {}
-        suites = {spec.suite for spec in specs}
-        for path in (p for suite in suites for p in self.records(suite).glob("*.json")):
+    def read_records(self, suite: str) -> Iterator[dict]:
+        """Every readable record of a suite in this folder, whatever code it ran (an unreadable
+        one is run again, as if never run)."""
+        for path in self.records(suite).glob("*.json"):
             try:
-                record = json.loads(path.read_text())
-                found = key(record["suite"], record["params"], record["seed"])
-                newer = record["finished_at"] > latest.get(found, {}).get("finished_at", "")
-                if record["status"] == "ok" and newer:
-                    latest[found] = record
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # an unreadable record only costs its estimate
-        found = {spec.run_id: latest.get(key(spec.suite, spec.params, spec.seed), {})
-                 for spec in specs}
-        return {run_id: record.get("wall_time_s") for run_id, record in found.items()}
+                yield json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
 
     def done(self, spec: RunSpec) -> bool:
         record = self.get(spec)

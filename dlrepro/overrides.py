@@ -5,6 +5,7 @@ applied on top of a suite file's data; ``--only`` is applied to the expanded run
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 import typing
@@ -76,6 +77,17 @@ def _described(overrides: list[Override]) -> str:
 
     ordered = sorted(overrides, key=lambda o: o[0])
     return ",".join(f"{key}={toml(value)}" for key, value in ordered)
+
+
+def folder_name(overrides: list[Override], only: list[Override] = ()) -> str:
+    """The overrides as a portable folder name: readable when short, with a hash when not;
+    ``--set epochs=7 --only model=cnn`` is ``epochs=7+only+model=cnn``."""
+    name = "+".join(filter(None, [_described(overrides), only and f"only+{_described(only)}"]))
+    name = re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)
+    if len(name) <= 80:
+        return name
+    digest = hashlib.sha256(describe_overrides(overrides, only).encode()).hexdigest()
+    return f"{name[:64]}-{digest[:12]}"
 
 
 def flags(overrides: list[Override], only: list[Override] = ()) -> list[str]:

@@ -19,18 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlrepro import devices
-from dlrepro.coverage import covered, folder_with_results, given, rows_of, unrun
 from dlrepro.data import data_dir, folder_problem, verify
 from dlrepro.devices import DeviceChoice
 from dlrepro.errors import Refused
 from dlrepro.grid import RunSpec
 from dlrepro.layout import Results
-from dlrepro.overrides import Override, describe_overrides
-from dlrepro.planning import Plan, SuitePlan, datasets_read, plan
-from dlrepro.project import baselines_dir, remember, resolve
+from dlrepro.overrides import Override
+from dlrepro.planning import Plan, SuitePlan, datasets_read, expected_times, plan
+from dlrepro.project import (baselines_dir, covered, folder_with_results, given, remember,
+                             resolve, with_needed)
 from dlrepro.runners import load_runner
 from dlrepro.schema import LocalRunner, RayRunner
-from dlrepro.suite import Suite, check_selected, with_producers
+from dlrepro.suite import Suite, check_selected
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,7 +103,7 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
     Refused or Refused. With ``overrides`` (``--set``) or ``only`` (``--only``) the runs
     land in their own folder, ``<results>/<profile>+<overrides>``. A data directory that is not
     one is a Refused when a selected run reads data, else a warning."""
-    folder = Results(results, profile, describe_overrides(overrides, only))
+    folder = Results(results, profile, overrides, only)
     suites = given(names, folder, overrides, only)
     check_selected(suites, profile)
     problem = folder_problem(data_dir(data))
@@ -176,7 +176,7 @@ def run(request: Request, say: Say) -> Outcome:
     """Run what is not cached, keep every finished record whatever happens, merge, evaluate."""
     from dlrepro import runners, tables
 
-    results, specs, involved = request.results, request.specs, with_producers(request.suites)
+    results, specs, involved = request.results, request.specs, with_needed(request.suites)
     todo = plan(specs, results)
     _check_implementations(involved, todo)
     _check_data(todo, request.data_dir)
@@ -185,7 +185,7 @@ def run(request: Request, say: Say) -> Outcome:
     failed: list[dict] = []
     interrupted = None
     with results.lock(say):
-        remember(results.suites_file, request.suites)  # so that `dlrepro report` finds them
+        remember(results, request.suites)  # so that `dlrepro report` finds them
         todo = plan(specs, results)  # another dlrepro may have run some while this one waited
         foreseen = _plan_of(request, todo, typical)
         for line in foreseen.lines():
@@ -211,6 +211,15 @@ def run(request: Request, say: Say) -> Outcome:
                    interrupted)
 
 
+def unrun(suites: list[Suite], runs: pd.DataFrame) -> list[str]:
+    """The suites without a single run (ok or failed) in the tables."""
+    return [suite.name for suite in suites if suite.name not in set(runs["suite"])]
+
+
+def rows_of(table: pd.DataFrame, suites: list[str]) -> pd.DataFrame:
+    return table[table["suite"].isin(suites)].reset_index(drop=True)
+
+
 def _typical_run_times(results: Results, say: Say) -> dict[str, float]:
     """Each suite's mean run on the machine the profile's committed cost.csv was measured on. Only
     an estimate reads it, and an estimate never refuses a run: broken, the ETA goes without (the
@@ -227,19 +236,6 @@ def _typical_run_times(results: Results, say: Say) -> dict[str, float]:
 def _keep_failed(record: dict, failed: list[dict]) -> None:
     if record["status"] == "failed":
         failed.append(record)
-
-
-def _expected_times(todo: list[RunSpec], results: Results,
-                    typical: dict[str, float]) -> dict[str, float | None]:
-    """Each run's likely wall time, for the ETA: that of an earlier run of it in this folder, else
-    its suite's ``typical`` run (the ETA scales those by how this machine's runs compare). None:
-    nothing is known."""
-    earlier = results.expected_wall_times(todo)
-    expected = {}
-    for spec in todo:
-        known = earlier[spec.run_id]
-        expected[spec.run_id] = typical.get(spec.suite) if known is None else known
-    return expected
 
 
 def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
@@ -308,7 +304,7 @@ def _plan_of(request: Request, todo: list[RunSpec], typical: dict[str, float]) -
         suites.append(SuitePlan(suite.name, len(mine), len(mine) - len(pending), device))
     requested = {s.run_id for s in request.specs}
     first = [spec.label for spec in todo if spec.run_id not in requested]
-    expected = _expected_times(todo, request.results, typical)
+    expected = expected_times(todo, request.results, typical)
     unknown = sorted({spec.suite for spec in todo if expected[spec.run_id] is None})
     return Plan(request.profile, request.results.root / "records", suites, first, expected,
                 unknown)
@@ -362,7 +358,7 @@ def claims(names: list[str], results: Path, profile: str, say: Say,
 
     folder = folder_with_results(results, profile, overrides, only, names)
     runs, metrics = tables.load(folder)
-    suites, found = covered(names, folder, runs, overrides, only, say), []
+    suites, found = covered(names, folder, set(runs["suite"]), overrides, only, say), []
     for suite in suites:
         found += verdicts.evaluate(suite, tables.joined(runs, metrics, suite.name), profile)
     return Claims(verdicts.table(found), unrun(suites, runs))
@@ -382,8 +378,8 @@ def report(names: list[str], results: Path, profile: str, say: Say,
     full = None if profile == "full" else Baselines(baselines_dir(), "full").fidelity()
     with folder.lock(say):
         runs, metrics = tables.load(folder)
-        suites = covered(names, folder, runs, overrides, only, say)
-        remember(folder.suites_file, suites)
+        suites = covered(names, folder, set(runs["suite"]), overrides, only, say)
+        remember(folder, suites)
         mine = [suite.name for suite in suites]
         runs, metrics = rows_of(runs, mine), rows_of(metrics, mine)
         return pages.build(folder, suites, *evaluate(suites, runs, metrics, folder), runs, metrics,
@@ -447,7 +443,7 @@ def update_baselines(names: list[str], results: Path, profile: str, baseline_roo
         raise Refused(f"--set {changed[0]}: a baseline is of its profile's settings; only "
                          "--set seeds=[...] and --only select part of them")
     baselines = regression.Baselines(baseline_root, profile)
-    folder = Results(results, profile, describe_overrides(overrides, only))
+    folder = Results(results, profile, overrides, only)
     runs, metrics = tables.load(folder)
     suites = [s for s in given(names, folder, overrides, only)
               if names or (runs["suite"] == s.name).any()]

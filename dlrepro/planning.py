@@ -60,6 +60,29 @@ def waves(specs: list[RunSpec]) -> list[list[RunSpec]]:
     return ordered
 
 
+def expected_times(todo: list[RunSpec], results: Results,
+                   typical: dict[str, float]) -> dict[str, float | None]:
+    """Each run's likely wall time, for the ETA: that of the latest earlier ok run of its
+    configuration and seed in this folder, whatever code it ran, else its suite's ``typical`` run
+    (the mean of the committed cost.csv, measured on another machine). None: nothing is known."""
+    def key(suite: str, params: dict, seed: int) -> str:
+        return json.dumps([suite, params, seed], sort_keys=True, default=str)
+
+    latest: dict[str, dict] = {}
+    for record in (r for suite in {s.suite for s in todo} for r in results.read_records(suite)):
+        try:
+            found = key(record["suite"], record["params"], record["seed"])
+            if record["status"] == "ok" and record["finished_at"] > latest.get(
+                    found, {}).get("finished_at", ""):
+                latest[found] = record
+        except (KeyError, TypeError):
+            continue  # an unreadable record only costs its estimate
+    earlier = {s.run_id: latest.get(key(s.suite, s.params, s.seed), {}).get("wall_time_s")
+               for s in todo}
+    return {s.run_id: typical.get(s.suite) if earlier[s.run_id] is None else earlier[s.run_id]
+            for s in todo}
+
+
 def unmet(spec: RunSpec, results: Results) -> str | None:
     """Why a spec cannot run now: a run it needs has not finished ok."""
     for name, producer in spec.needs.items():

@@ -1,5 +1,5 @@
 """The project's folders — ``suites/``, ``runners/``, ``results/baselines/`` — and the suites a
-command line names.
+command covers.
 
 A suite file outside ``suites/`` (a suite of one's own) is as good as a shipped one: a results
 folder remembers in its ``suites.json`` which file each such suite's runs came from, so that a
@@ -10,12 +10,13 @@ one name would share a records folder and mix their runs, so they are refused.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
-from dlrepro.overrides import Override
+from dlrepro.layout import Results
+from dlrepro.overrides import Override, flags
 from dlrepro.suite import Suite, load
 
 
@@ -27,12 +28,10 @@ def suites_dir() -> Path:
 
 
 def runners_dir() -> Path:
-    """The project's runner files, ``runners/``."""
     return suites_dir().parent / "runners"
 
 
 def baselines_dir() -> Path:
-    """The project's committed baselines, ``results/baselines/``."""
     return suites_dir().parent / "results" / "baselines"
 
 
@@ -46,16 +45,23 @@ def resolve(names: list[str], overrides: list[Override] = (), only: list[Overrid
             held: Mapping[str, Path] | None = None) -> list[Suite]:
     """Suites named on the command line: a name in suites/, else one of ``own`` (suites of one's
     own, by name), or a path to a TOML file; none means all of suites/. ``overrides`` (``--set``)
-    and ``only`` (``--only``) apply to each of them. Two files of one name among them and the
-    suites they need, or a file whose name a results folder ``held`` by another file, are refused
-    (Refused naming both)."""
-    known = shipped()
-    if not names:
-        paths = list(known.values())
-    else:
-        paths = [_path(name, {**(own or {}), **known}) for name in names]
+    and ``only`` (``--only``) apply to each. Two files of one name among them and the suites they
+    need, or a file whose name a results folder ``held`` by another file, are refused."""
+    known = {**(own or {}), **shipped()}
+    paths = [_path(name, known) for name in names] if names else list(shipped().values())
     suites = [load(path, overrides, only) for path in paths]
-    _refuse_namesakes(suites, held or {})
+    first: dict[str, Path] = {}
+    for suite in with_needed(suites):
+        other = first.setdefault(suite.name, suite.path)
+        if other.resolve() != suite.path.resolve():
+            raise Refused(suite.path, "name", f"{suite.name!r} is also the name of {other}: two "
+                          "suites of one name would mix their runs; rename one (its file and its "
+                          "name)")
+        kept = (held or {}).get(suite.name)
+        if kept is not None and kept.resolve() != suite.path.resolve():
+            raise Refused(suite.path, "name", f"the results folder holds the runs of {kept} under "
+                          f"the name {suite.name!r}: they would mix; rename one (its file and its "
+                          "name) or use another --results folder")
     return suites
 
 
@@ -64,27 +70,12 @@ def _path(name: str, known: Mapping[str, Path]) -> Path:
         return Path(name)
     if name not in known:
         raise Refused(suites_dir() / f"{name}.toml", "", f"no suite named {name!r}; known "
-                         f"suites: {', '.join(sorted(known))}")
+                      f"suites: {', '.join(sorted(known))}")
     return known[name]
 
 
-def _refuse_namesakes(suites: list[Suite], held: Mapping[str, Path]) -> None:
-    first: dict[str, Path] = {}
-    for suite in with_needed(suites):
-        other = first.setdefault(suite.name, suite.path)
-        if not same_file(other, suite.path):
-            raise Refused(suite.path, "name", f"{suite.name!r} is also the name of {other}: "
-                             "two suites of one name would mix their runs; rename one (its file "
-                             "and its name)")
-        kept = held.get(suite.name)
-        if kept is not None and not same_file(kept, suite.path):
-            raise Refused(suite.path, "name", f"the results folder holds the runs of {kept} "
-                             f"under the name {suite.name!r}: they would mix; rename one (its "
-                             "file and its name) or use another --results folder")
-
-
 def with_needed(suites: Iterable[Suite]) -> list[Suite]:
-    """The suites and every suite they read from, each file once."""
+    """The suites and every suite they read from, directly or through another, each file once."""
     found: dict[Path, Suite] = {}
     todo = list(suites)
     while todo:
@@ -94,29 +85,79 @@ def with_needed(suites: Iterable[Suite]) -> list[Suite]:
     return list(found.values())
 
 
-def same_file(a: Path, b: Path | None) -> bool:
-    return b is not None and a.resolve() == b.resolve()
-
-
-def remembered(index: Path) -> dict[str, Path]:
-    """The suites of one's own whose runs a results folder holds, by name, from its
-    ``suites.json``; nothing when it is missing or unreadable (name their files again)."""
+def remembered(folder: Results) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The suites of one's own whose runs the folder holds, by name, from its ``suites.json``:
+    those whose file is there, and those whose file is gone. Nothing when it is unreadable."""
     try:
-        entries = json.loads(index.read_text(encoding="utf-8"))
-        return {str(name): Path(path) for name, path in entries.items()}
+        entries = json.loads(folder.suites_file.read_text(encoding="utf-8"))
+        paths = {str(name): Path(path) for name, path in entries.items()}
     except (OSError, ValueError, AttributeError):
-        return {}
+        paths = {}
+    found = {name: path for name, path in paths.items() if path.is_file()}
+    return found, {name: path for name, path in paths.items() if name not in found}
 
 
-def remember(index: Path, suites: list[Suite]) -> None:
+def remember(folder: Results, suites: list[Suite]) -> None:
     """Keep in ``suites.json`` the file of each of ``suites`` and of the suites they need that is
     not the shipped one of its name; a shipped suite takes its name back."""
-    known, entries = shipped(), remembered(index)
+    known, entries = shipped(), {**remembered(folder)[0], **remembered(folder)[1]}
     for suite in with_needed(suites):
-        if same_file(suite.path, known.get(suite.name)):
+        if suite.name in known and known[suite.name].resolve() == suite.path.resolve():
             entries.pop(suite.name, None)
         else:
             entries[suite.name] = suite.path.resolve()
     text = json.dumps({name: str(path) for name, path in sorted(entries.items())}, indent=1)
+    index = folder.suites_file
     if not index.is_file() or index.read_text(encoding="utf-8") != text:
         atomic_write(index, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def given(names: list[str], folder: Results, overrides: list[Override] = (),
+          only: list[Override] = ()) -> list[Suite]:
+    """The named suites (none: those of suites/), refused if one is not the file whose runs the
+    folder holds under its name."""
+    own, gone = remembered(folder)
+    held = {name: path for name, path in shipped().items()
+            if name not in gone and any(folder.records(name).glob("*.json"))}
+    return resolve(names, overrides, only, own=own, held={**held, **own})
+
+
+def with_own(suites: list[Suite], folder: Results) -> list[Suite]:
+    """``suites`` and the suites of one's own run in the folder whose file is there; one of those
+    stands for a shipped suite of its name."""
+    own = [load(path) for path in remembered(folder)[0].values()]
+    mine = {suite.name for suite in own}
+    return [suite for suite in suites if suite.name not in mine] + own
+
+
+def covered(names: list[str], folder: Results, ran: set[str], overrides: list[Override],
+            only: list[Override], say: Callable[[str], None]) -> list[Suite]:
+    """The suites a command on the folder covers: those named; else every suite of suites/ and
+    every suite of one's own run there, or with ``--set``/``--only`` those ``ran`` there. ``say``
+    warns of results it cannot cover, for want of their suite file."""
+    if names:
+        return given(names, folder, overrides, only)
+    own, gone = remembered(folder)
+    for name, path in gone.items():
+        say(f"warning: {name}: its suite file {path} is gone; its results are left out")
+    known = {**shipped(), **own}  # a suite of one's own run here stands for its name here
+    unknown = sorted(ran - set(known) - set(gone))
+    if unknown:
+        say(f"warning: {', '.join(unknown)}: results from suite files not known here; name those "
+            "files to cover them")
+    chosen = sorted(ran & set(known)) if overrides or only else sorted(known)
+    return resolve([str(known[name]) for name in chosen], overrides, only)
+
+
+def folder_with_results(results: Path, profile: str, overrides: list[Override],
+                        only: list[Override], names: list[str]) -> Results:
+    """The results folder of the profile (or of its overrides); Refused if nothing was run there,
+    with the command that would run it (naming the suites that take the overridden keys)."""
+    folder = Results(results, profile, overrides, only)
+    if not folder.table("runs").exists():
+        keys = {key for key, _ in [*overrides, *only]} - {"seeds"}
+        takes = [s.name for s in resolve([]) if keys <= set(s.experiment.params.model_fields)]
+        named = names or (takes if keys else [])
+        run = " ".join(["dlrepro run", *named, "--profile", profile, *flags(overrides, only)])
+        raise Refused(f"{folder.root}: no results: run `{run}` first")
+    return folder

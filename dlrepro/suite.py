@@ -54,19 +54,6 @@ class Suite:
         return [spec for spec in self.specs[profile] if _kept(spec.params, self.only)]
 
 
-def with_producers(suites: list[Suite]) -> list[Suite]:
-    """The suites, then every suite they read from, directly or through another, each once (by
-    name; one asked for is not repeated as a producer)."""
-    found: dict[str, Suite] = {}
-    todo = list(reversed(suites))
-    while todo:
-        suite = todo.pop()
-        if suite.name not in found:
-            found[suite.name] = suite
-            todo += reversed(list(suite.producers.values()))
-    return list(found.values())
-
-
 def load(path: Path | str, overrides: list[Override] = (), only: list[Override] = ()) -> Suite:
     """Parse and validate one suite file and the suites it needs; raise Refused naming the file
     and key on any problem. ``overrides`` (``--set``) apply on top of every profile of the file, and

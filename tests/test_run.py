@@ -14,6 +14,7 @@ import pytest
 from dlrepro.cli import main
 from dlrepro import runners
 from dlrepro.claims import COLUMNS
+from dlrepro.planning import expected_times
 from dlrepro.layout import Results
 from dlrepro.schema import Resources
 from dlrepro.grid import RunSpec
@@ -330,7 +331,7 @@ def test_the_eta_uses_earlier_runs_of_the_same_configuration(tmp_path):
             "wall_time_s": 1.0,
         }
     )
-    expected = store.expected_wall_times(specs)
+    expected = expected_times(specs, store, {})
     assert expected[specs[1].run_id] == 30.0
     assert [expected[s.run_id] for s in specs if s is not specs[1]] == [None] * (len(specs) - 1)
     progress = RunProgress({"a": None, "b": 30.0, "c": None})
