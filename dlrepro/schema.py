@@ -3,13 +3,12 @@
 Pure pydantic, strict: a number is a number (no "100" for 100, no true for 1), every float is
 finite, unknown keys are refused. Nothing here imports torch, pandas or Ray, so that a bad file is
 refused at once. What a key *means* against an experiment (its parameters, its metrics, the
-expanded grid) is checked by ``suite``.
+expanded grid) is checked by ``suite``; docs/suite-files.md documents every key.
 """
 
 from __future__ import annotations
 
 import math
-from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
@@ -55,10 +54,9 @@ def _axis(values: Any) -> Any:
     if any(tables) and not all(tables):
         raise ValueError("an axis mixes values and tables: give only values, or only tables of "
                          "tied parameters")
+    if all(tables) and not all(values):
+        raise ValueError("an empty table in a tied axis")
     if all(tables):
-        for table in values:
-            if not table:
-                raise ValueError("an empty table in a tied axis")
         return [{k: _param_value(v) for k, v in table.items()} for table in values]
     return [_param_value(v) for v in values]
 
@@ -76,16 +74,22 @@ def _grids(grid: Any) -> Any:
     return grid
 
 
+def _once(values: list, what: str) -> list:
+    twice = next((v for v in values if values.count(v) > 1), None)
+    if twice is not None:
+        raise ValueError(what.format(twice))
+    return values
+
+
 Scalar = Annotated[bool | int | float | str, BeforeValidator(_scalar)]
-# A claim's ``where``: a value, or a list of values of which a run has any.
-Choice = Annotated[Any, BeforeValidator(_choice)]
-
-
+Choice = Annotated[Any, BeforeValidator(_choice)]  # a value, or a list of which a run has any
 ParamValue = Annotated[Any, BeforeValidator(_param_value)]
-Axis = Annotated[list[Any], BeforeValidator(_axis)]
-Grid = dict[str, Axis]
+Grid = dict[str, Annotated[list[Any], BeforeValidator(_axis)]]
 Grids = Annotated[Grid | list[Grid], BeforeValidator(_grids)]
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+Seeds = Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(min_length=1),
+                  AfterValidator(lambda s: _once(s, "seed {} is listed twice: each seed is one "
+                                                    "run"))]
 
 
 class Strict(BaseModel):
@@ -93,57 +97,40 @@ class Strict(BaseModel):
 
 
 class Source(Strict):
-    seed: str = Field(description="the seed document, e.g. '002' for 002_*.txt in shared/seeds")
-    slide: str = Field(description="the slide or section title, as printed")
+    seed: str  # the seed document, e.g. '002' for 002_*.txt in shared/seeds
+    slide: str  # the slide or section title, as printed
     note: str = ""
 
 
 class Resources(Strict):
-    cpus: int = Field(1, ge=1, description="CPU cores, also the torch thread count of the run")
-    gpus: float = Field(0, ge=0, description="GPUs, fractions allowed (Ray packs runs on one GPU)")
+    cpus: int = Field(1, ge=1)  # also the torch thread count of the run
+    gpus: float = Field(0, ge=0)  # fractions allowed (Ray packs runs on one GPU)
 
 
 class Metric(Strict):
-    """What an experiment declares of each metric it logs."""
+    """What an experiment declares of each metric it logs: the regression check's tolerances
+    (absolute, relative); a ``timing`` metric is hardware-bound and never in a baseline."""
 
     better: Literal["higher", "lower", "two-sided"]
     description: str = ""
-    tolerance: float | None = Field(
-        None, ge=0, description="absolute tolerance for regression checks")
-    rel_tolerance: float | None = Field(
-        None, ge=0, description="relative tolerance for regression checks")
-    timing: bool = Field(
-        False, description="a speed measurement: hardware-bound, so never in regression baselines")
+    tolerance: float | None = Field(None, ge=0)
+    rel_tolerance: float | None = Field(None, ge=0)
+    timing: bool = False
 
 
 class Need(Strict):
-    suite: Name = Field(description="the suite, in the same folder, whose run's files are read")
-    where: dict[str, Scalar] = Field(
-        {}, description="parameters that pick one configuration of that suite")
-    same: list[Name] = Field(
-        [], description="parameters the producer run shares with each run that reads it "
-        "(dataset: the classifier trained on the run's own data)")
+    """Runs of another suite of the same folder whose files each run reads: ``where`` picks one
+    configuration, ``same`` the parameters the producer shares with each reader (its dataset)."""
 
-
-def _repeated(values: list) -> Any | None:
-    """The first of ``values`` that the list holds more than once, or None."""
-    return next((v for v in values if values.count(v) > 1), None)
-
-
-def _seeds(seeds: list[int]) -> list[int]:
-    twice = _repeated(seeds)
-    if twice is not None:
-        raise ValueError(f"seed {twice} is listed twice: each seed is one run")
-    return seeds
-
-
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+    suite: Name
+    where: dict[str, Scalar] = {}
+    same: list[Name] = []
 
 
 class ProfileSpec(Strict):
-    seeds: Annotated[list[Seed], Field(min_length=1), AfterValidator(_seeds)]
+    seeds: Seeds
     parameters: dict[str, ParamValue] = {}
-    grid: Grids | None = Field(None, description="replaces the suite's grid")
+    grid: Grids | None = None  # replaces the suite's grid
     resources: Resources | None = None
 
 
@@ -151,22 +138,14 @@ class ProfileSpec(Strict):
 
 class ClaimBase(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    text: str = Field(description="the slide's words")
-    source: str = Field("", description="where the words are, when not the suite's own source")
+    text: str  # the slide's words
+    source: str = ""  # where the words are, when not the suite's own source
     metric: str
-    where: dict[str, Choice] = Field(
-        {}, description="the runs the claim is about: a value, or a list of which a run has any")
-    step: int | Literal["last"] | None = Field(
-        None, description="None: the run's final value (no step)")
-    reduce: Literal["mean", "median", "min", "max", "worst"] = Field(
-        "mean",
-        description="over the selected runs; worst (approx only): the one farthest from the value")
-    profiles: list[Profile] | None = Field(
-        None, description="the profiles whose settings the claim is about (e.g. the paper's "
-        "epochs: full); default all")
-    applies: dict[str, Scalar] = Field(
-        {}, description="the parameter values the claim is about, e.g. dataset = 'mnist' for a "
-        "published MNIST number: on other runs it does not apply")
+    where: dict[str, Choice] = {}  # the runs the claim is about
+    step: int | Literal["last"] | None = None  # None: the run's final value
+    reduce: Literal["mean", "median", "min", "max", "worst"] = "mean"  # over the selected runs
+    profiles: list[Profile] | None = None  # whose settings the claim is about; None: all
+    applies: dict[str, Scalar] = {}  # e.g. dataset = 'mnist': on other runs it does not apply
 
     @model_validator(mode="after")
     def _worst_needs_a_value(self) -> ClaimBase:
@@ -186,7 +165,8 @@ class ClaimBase(Strict):
 
     def axes(self) -> dict[str, list[str]]:
         """Parameters the claim reads values along, by key: each must vary across its runs."""
-        return {}
+        over = getattr(self, "over", None)
+        return {"over": [over]} if over not in (None, "step") else {}
 
 
 class Threshold(ClaimBase):
@@ -199,11 +179,8 @@ class Published(Strict):
     """Marks an ``approx`` claim's ``value`` as a number printed in the course material (or the
     paper it cites): the claim becomes a row of the fidelity table."""
 
-    source: str = Field(
-        min_length=1, description="where it is printed: the seed and slide, the handout, the paper")
-    why: str = Field(
-        min_length=1, description="why this tolerance: the figure's rounding, the seed spread, a "
-        "shorter budget than the source's")
+    source: str = Field(min_length=1)  # where it is printed: the seed and slide, the paper
+    why: str = Field(min_length=1)  # why this tolerance: rounding, seed spread, a shorter budget
 
 
 class Approx(ClaimBase):
@@ -223,9 +200,6 @@ class Approx(ClaimBase):
                              "a list value")
         return self
 
-    def axes(self) -> dict[str, list[str]]:
-        return {"over": [self.over]} if self.over not in (None, "step") else {}
-
 
 class Monotone(ClaimBase):
     kind: Literal["monotone"]
@@ -233,17 +207,13 @@ class Monotone(ClaimBase):
     direction: Literal["increasing", "decreasing"]
     strict: bool = True
 
-    def axes(self) -> dict[str, list[str]]:
-        return {"over": [self.over]} if self.over != "step" else {}
-
 
 class Compare(ClaimBase):
     kind: Literal["compare"]
     left: dict[str, Scalar]
     right: dict[str, Scalar]
     op: Op
-    factor: float = Field(
-        1.0, gt=0, description="left op factor × right: 'at most a tenth of' is <= with 0.1")
+    factor: float = Field(1.0, gt=0)  # left op factor × right: 'at most a tenth of' is <= 0.1
     by: list[str] = []
 
     def selections(self) -> dict[str, dict[str, Any]]:
@@ -257,49 +227,6 @@ class Compare(ClaimBase):
 Claim = Annotated[Threshold | Approx | Monotone | Compare, Field(discriminator="kind")]
 
 
-class Level(StrEnum):
-    """Where a key of a suite file can be, in the words a message uses."""
-
-    TOP = "at the top level"
-    SOURCE = "in source = { ... }"
-    RESOURCES = "under [resources]"
-    PROFILE = "under [profiles.NAME]"
-    CLAIM = "in a [[claims]] table"
-    NEED = "under [needs.NAME]"
-
-
-def _level(keys: list[str]) -> Level | None:
-    """The level of the table that the key path ``keys`` leads to, if it is one of Level."""
-    match keys:
-        case []:
-            return Level.TOP
-        case ["source"]:
-            return Level.SOURCE
-        case ["resources"] | ["profiles", _, "resources"]:
-            return Level.RESOURCES
-        case ["profiles", _]:
-            return Level.PROFILE
-        case ["claims", _]:
-            return Level.CLAIM
-        case ["needs", _]:
-            return Level.NEED
-    return None
-
-
-def _misplaced(error: dict) -> PydanticCustomError | None:
-    """An unknown key that is a key of another level: the error that says where it belongs."""
-    if error["type"] != "extra_forbidden":
-        return None
-    *table, key = key_path(error)
-    here = _level(table)
-    places = [level for level in Level if level != here and key in _LEVEL_KEYS[level]]
-    if here is None or not places:
-        return None
-    belong = "belong" if key.endswith("s") else "belongs"  # a plural name: "seeds belong"
-    where = " or ".join(places)
-    return PydanticCustomError("misplaced_key", f"unknown key ({key} {belong} {where})")
-
-
 class SuiteModel(Strict):
     name: Name
     title: str
@@ -308,9 +235,7 @@ class SuiteModel(Strict):
     parameters: dict[str, ParamValue] = {}
     grid: Grids
     resources: Resources = Resources()
-    needs: dict[str, Need] = Field(
-        {}, description="runs of other suites whose files (e.g. a trained model) each run reads, "
-        "under the given name; they run first, at the same profile")
+    needs: dict[str, Need] = {}  # they run first, at the same profile
     profiles: dict[Profile, ProfileSpec]
     claims: list[Claim] = []
 
@@ -323,11 +248,11 @@ class SuiteModel(Strict):
             return handler(data)
         except ValidationError as err:
             for error in err.errors():
-                misplaced = _misplaced(error)
-                if misplaced is not None:
-                    raise ValidationError.from_exception_data(err.title, [
-                        {"type": misplaced, "loc": error["loc"], "input": error["input"]}
-                    ]) from None
+                belongs = _belongs(error) if error["type"] == "extra_forbidden" else None
+                if belongs:
+                    raise ValidationError.from_exception_data(err.title, [{
+                        "type": PydanticCustomError("misplaced_key", f"unknown key ({belongs})"),
+                        "loc": error["loc"], "input": error["input"]}]) from None
             raise
 
     @field_validator("profiles")
@@ -342,31 +267,45 @@ class SuiteModel(Strict):
     @field_validator("claims")
     @classmethod
     def _unique_ids(cls, claims: list) -> list:
-        twice = _repeated([c.id for c in claims])
-        if twice is not None:
-            raise ValueError(f"claim id {twice!r} is used twice: ids must be unique")
+        _once([c.id for c in claims], "claim id {!r} is used twice: ids must be unique")
         return claims
 
 
-_LEVEL_KEYS = {
-    Level.TOP: set(SuiteModel.model_fields), Level.SOURCE: set(Source.model_fields),
-    Level.RESOURCES: set(Resources.model_fields), Level.PROFILE: set(ProfileSpec.model_fields),
-    Level.CLAIM: set().union(*(kind.model_fields for kind in get_args(get_args(Claim)[0]))),
-    Level.NEED: set(Need.model_fields),
+# Where each key of a suite file can be, in the words a message uses, and the key paths of those
+# tables (a profile's or claim's name or index as "*").
+LEVELS = {
+    "at the top level": ((), SuiteModel),
+    "in source = { ... }": (("source",), Source),
+    "under [resources]": (("resources",), Resources),
+    "under [profiles.NAME]": (("profiles", "*"), ProfileSpec),
+    "in a [[claims]] table": (("claims", "*"), *get_args(get_args(Claim)[0])),
+    "under [needs.NAME]": (("needs", "*"), Need),
 }
+
+
+def _belongs(error: dict) -> str | None:
+    """Where an unknown key belongs, when it is a key of another level: ``seeds belong under
+    [profiles.NAME]``."""
+    *table, key = key_path(error)
+    generic = tuple("*" if i % 2 else part for i, part in enumerate(table))
+    if generic == ("profiles", "*", "resources"):
+        generic = ("resources",)
+    here = next((words for words, (path, *_) in LEVELS.items() if path == generic), None)
+    places = [words for words, (_, *models) in LEVELS.items()
+              if words != here and any(key in model.model_fields for model in models)]
+    if here is None or not places:
+        return None
+    return f"{key} {'belong' if key.endswith('s') else 'belongs'} {' or '.join(places)}"
 
 
 # ---- runners: where runs execute (runners/<name>.toml) ----
 
-# The courses are French; ISO 3166-1 alpha-3, sets the grid's carbon intensity.
-DEFAULT_COUNTRY = "FRA"
+DEFAULT_COUNTRY = "FRA"  # the courses are French; sets the grid's carbon intensity
 
 
 class _Runner(Strict):
     description: str = ""
-    energy_country: str = Field(
-        DEFAULT_COUNTRY, pattern=r"^[A-Z]{3}$",
-        description="ISO 3166-1 alpha-3 code for codecarbon's carbon intensity")
+    energy_country: str = Field(DEFAULT_COUNTRY, pattern=r"^[A-Z]{3}$")  # ISO 3166-1 alpha-3
 
 
 class LocalRunner(_Runner):
@@ -375,12 +314,9 @@ class LocalRunner(_Runner):
 
 class RayRunner(_Runner):
     kind: Literal["ray"]
-    address: str | None = Field(
-        None, description="a cluster's address; none: $RAY_ADDRESS, else an embedded instance")
-    num_cpus: int | None = Field(
-        None, ge=1, description="CPUs of the embedded instance (default: all cores)")
-    max_retries: int = Field(
-        2, ge=0, description="retries of a run group whose worker process died")
+    address: str | None = None  # a cluster's; none: $RAY_ADDRESS, else an embedded instance
+    num_cpus: int | None = Field(None, ge=1)  # the embedded instance's (default: all cores)
+    max_retries: int = Field(2, ge=0)  # retries of a run group whose worker process died
 
 
 RunnerConfig = Annotated[LocalRunner | RayRunner, Field(discriminator="kind")]
