@@ -1,30 +1,24 @@
-"""Where a run computes: a CUDA GPU for the runs that gain from one, the CPU for the rest.
-
-A run that reads a data set (the MNIST suites: tens of thousands of images through a CNN) goes on
-a visible CUDA GPU at every profile; the tiny models of the other suites, whose steps are a few
-microseconds of arithmetic, stay on the CPU, where a GPU's launch latency cannot slow them.
-``--device`` says otherwise for the local runner. A suite's ``resources`` only tells Ray what to
-reserve: on Ray, a run computes on the GPU its resources got it, by the same rule.
-
-Apple's MPS is not offered (``parse`` says why).
-Torch is imported only to look for a GPU, or to name one.
-"""
+"""Where a run computes: a run that reads a data set (the MNIST suites) on a visible CUDA GPU at
+every profile; the tiny models of the other suites, whose steps are microseconds of arithmetic, on
+the CPU, where a GPU's launch latency cannot slow them. ``--device`` says otherwise for the local
+runner; on Ray a run computes on the GPU its resources got it, by the same rule. Torch is imported
+only to look for a GPU, or to name one."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+
 class DeviceChoice(StrEnum):
-    AUTO = "auto"  # runs that read a data set on a visible CUDA GPU, the others on the CPU
+    AUTO = "auto"
     CPU = "cpu"
     CUDA = "cuda"
 
 
 def parse(text: str) -> DeviceChoice:
     """A ``--device`` value; ValueError with the reason otherwise."""
-    if text == "mps":
-        raise ValueError("mps is not offered: the GAN's Fréchet distance, the autoencoder's PCA, "
-                         "five_points and gradient_descent compute in float64, which MPS lacks")
+    if text == "mps":  # the GAN's Fréchet distance, the PCA, five_points, gradient_descent
+        raise ValueError("mps is not offered: some runs compute in float64, which MPS lacks")
     try:
         return DeviceChoice(text)
     except ValueError:
@@ -45,8 +39,7 @@ def unavailable(choice: DeviceChoice) -> str | None:
 
 
 def resolve(choice: DeviceChoice, reads_data: bool) -> str:
-    """``cuda`` or ``cpu``: the device of a run, ``reads_data`` when it reads a data set (see the
-    module's rule). Torch is imported only to look for a GPU."""
+    """``cuda`` or ``cpu``: the device of a run, ``reads_data`` when it reads a data set."""
     if choice is DeviceChoice.AUTO and reads_data:
         import torch
 
