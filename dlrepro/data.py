@@ -1,4 +1,5 @@
-"""Datasets: found, checked once before any run, then loaded as tensors on the run's device.
+"""Datasets: found and checked once before any run (the experiments load them:
+``experiments/image_sets.py``).
 
 MNIST and Fashion-MNIST come from a local directory in torchvision's layout
 (``<dir>/MNIST/raw/*-ubyte``, ``<dir>/FashionMNIST/raw/*-ubyte``), given by ``--data-dir`` or
@@ -8,7 +9,6 @@ published set, so that a missing, truncated or corrupt file stops everything at 
 to fix it, instead of failing every run on its own. A file present only gzipped (``*-ubyte.gz``,
 as published, a fifth of the size: what a copy sent to a machine without internet carries) is
 unpacked beside itself first, then checked like the others.
-Nothing here imports torch until a set is loaded.
 """
 
 from __future__ import annotations
@@ -18,16 +18,12 @@ import hashlib
 import os
 import shutil
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
-
-if TYPE_CHECKING:
-    import torch
 
 ENV_VAR = "DLREPRO_DATA_DIR"
 DOWNLOAD_DIR = Path.home() / ".cache" / "dlrepro" / "data"
@@ -39,11 +35,6 @@ class Dataset:
     folder: str  # torchvision's: <dir>/<folder>/raw
     files: dict[str, tuple[int, str]]  # raw file -> (bytes, MD5) of the published set
     title: str  # as figures name it
-
-
-def titles(names: Iterable[str]) -> str:
-    """How figures name the sets a table's runs read: ``MNIST``, ``Fashion-MNIST``."""
-    return " / ".join(DATASETS[name].title for name in sorted(set(names)))
 
 
 IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -152,22 +143,3 @@ def _download(dataset: Dataset) -> None:
         raise Refused(f"{dataset.folder} could not be downloaded into {DOWNLOAD_DIR} ({err}); "
                         f"point --data-dir or ${ENV_VAR} at a folder holding "
                         f"{dataset.folder}/raw/*-ubyte") from None
-
-
-def images(name: str, root: Path | None, train: bool,
-           device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """A 28 × 28 set (``mnist``, ``fashion_mnist``) as float images [N, 1, 28, 28] in [0, 1] and
-    int64 labels, on ``device``; the files were checked by ``verify`` before the run."""
-    from torchvision import datasets
-
-    loader = getattr(datasets, DATASETS[name].folder)
-    loaded = loader(root or DOWNLOAD_DIR, train=train, download=False)
-    return loaded.data.to(device).unsqueeze(1).float().div_(255), loaded.targets.to(device)
-
-
-def as_bytes(images: torch.Tensor):
-    """Images [..., 1, 28, 28] in [0, 1] as [..., 28, 28] bytes (a numpy array): what a run keeps
-    for its figures, the inverse of ``images``."""
-    import torch
-
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8).squeeze(-3).cpu().numpy()

@@ -7,7 +7,7 @@ import torch
 
 from dlrepro.experiments import autoencoder as declaration
 from dlrepro.experiments.autoencoder import run as ae
-from dlrepro.data import images
+from dlrepro.experiments.image_sets import images
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlrepro.data import ENV_VAR, data_dir, images, verify
+from dlrepro.data import ENV_VAR, data_dir, verify
+from dlrepro.experiments.image_sets import images
 from dlrepro.errors import Refused
 
 

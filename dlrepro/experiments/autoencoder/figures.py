@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlrepro.data import titles
+from dlrepro.experiments.image_sets import titles
 from dlrepro.experiment import RunFiles
 from dlrepro.experiments.autoencoder import PIXELS
 from dlrepro.experiments.plotting import mosaic, save, select

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlrepro.data import as_bytes, images
+from dlrepro.experiments.image_sets import as_bytes, images
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.autoencoder import PAIRS_SHOWN, PIXELS, Params
 from dlrepro.experiments.mnist_classifier.trained import Trained

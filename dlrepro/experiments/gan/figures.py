@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlrepro.data import titles
+from dlrepro.experiments.image_sets import titles
 from dlrepro.experiment import RunFiles
 from dlrepro.experiments.gan.run import LOSSES
 from dlrepro.experiments.plotting import mosaic, save, select

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlrepro.data import as_bytes, images
+from dlrepro.experiments.image_sets import as_bytes, images
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.gan import Params
 from dlrepro.experiments.mnist_classifier.trained import Trained

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlrepro.data import images
+from dlrepro.experiments.image_sets import images
 from dlrepro.experiment import RunContext
 from dlrepro.experiments.mnist_classifier import Params, trained
 from dlrepro.experiments.nets import EpochClock, in_batches, parameter_count
