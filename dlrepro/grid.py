@@ -1,6 +1,6 @@
-"""Grid expansion: a suite file's parameters, grid and seeds of one profile become run specs, each
-with its deterministic run_id and the producer runs it reads. A configuration the experiment
-refuses is reported at the key path in the file that set the offending value."""
+"""Grid expansion: a profile's parameters, grid and seeds become run specs, each with its
+deterministic run_id and the producer runs it reads; a configuration the experiment refuses is
+reported at the key path that set the offending value."""
 
 from __future__ import annotations
 

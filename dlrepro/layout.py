@@ -1,11 +1,6 @@
-"""The results folder of one profile, ``<results>/<profile>/``: where everything lands, spelled out
-here once, and its per-run records.
-
-The record (one JSON file per run, written atomically by the process that ran it) is the unit that
-is never lost: tables are rebuilt from records, so a crash or Ctrl-C between runs or while merging
-leaves every finished run on disk. One ``dlrepro`` at a time writes a folder: ``lock`` makes a
-second one wait.
-"""
+"""A results folder, ``<results>/<profile>[+<overrides>]/``: every path in it, spelled out once,
+and its per-run records, the unit that is never lost (written atomically; tables are rebuilt from
+them). One ``dlrepro`` at a time writes a folder (``lock``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""The command line's two verbs on a suite: ``--set KEY=VALUE`` sets a parameter on every run (a
-list sweeps it), ``--only KEY=VALUE`` keeps the runs whose KEY is that value (a list: any of
-them). VALUE is read as TOML. Parsed here, described as a canonical folder name, and ``--set``
-applied on top of a suite file's data; ``--only`` is applied to the expanded runs by ``suite``."""
+"""``--set KEY=VALUE`` (set a parameter on every run; a list sweeps it) and ``--only KEY=VALUE``
+(keep the runs with that value, or any of a list), VALUE read as TOML: parsed, named, and
+``--set`` applied to a suite file's data (``suite`` applies ``--only`` to the expanded runs)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""The project's folders — ``suites/``, ``runners/``, ``results/baselines/`` — and the suites a
-command covers.
-
-A suite file outside ``suites/`` (a suite of one's own) is as good as a shipped one: a results
-folder remembers in its ``suites.json`` which file each such suite's runs came from, so that a
-later ``claims`` or ``report`` there covers it unasked. A name stands for one file: two files of
-one name would share a records folder and mix their runs, so they are refused.
-"""
+"""The project's folders (``suites/``, ``runners/``, ``results/baselines/``) and the suites a
+command covers. A results folder's ``suites.json`` remembers the file of each suite of one's own
+run there; two files of one name would mix their runs, so they are refused."""
 
 from __future__ import annotations
 

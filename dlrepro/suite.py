@@ -1,14 +1,6 @@
-"""Suite files: parse a TOML file, validate it against the schema and its experiment, expand it
-into run specs.
-
-A suite says *what* runs: one experiment of ``dlrepro/experiments``, a parameter grid, seeds and
-resources per profile, and the slide's claims. Nothing in it is evaluated as code; every key is
-checked when the file loads — types, the experiment's parameters for every point of every
-profile's grid, the claims against the runs they would select — and a mistake is reported as
-``file: key.path: message``. Loading imports neither torch nor pandas. The ``--set`` and
-``--only`` language is in ``overrides``, grid expansion in ``grid``, finding the project's folders
-in ``project``.
-"""
+"""Suite files: parse a TOML file, validate it against the schema and its experiment (every
+profile's grid, the claims against the runs they select), expand it into run specs; a mistake is
+``file: key.path: message``. Loading imports neither torch nor pandas."""
 
 from __future__ import annotations
 
