@@ -141,5 +141,5 @@ def _download(dataset: Dataset) -> None:
             loader(DOWNLOAD_DIR, train=train, download=True)
     except Exception as err:  # no network, a mirror down: say so once, before any run
         raise Refused(f"{dataset.folder} could not be downloaded into {DOWNLOAD_DIR} ({err}); "
-                        f"point --data-dir or ${ENV_VAR} at a folder holding "
-                        f"{dataset.folder}/raw/*-ubyte") from None
+                      f"point --data-dir or ${ENV_VAR} at a folder holding "
+                      f"{dataset.folder}/raw/*-ubyte") from None

@@ -244,7 +244,7 @@ def declared(module: ModuleType) -> Experiment:
     if not (isinstance(metrics, dict) and metrics
             and all(isinstance(m, Metric) for m in metrics.values())):
         raise Refused(f"{name}: METRICS must map every metric it logs to a "
-                            "dlrepro.schema.Metric")
+                      "dlrepro.schema.Metric")
     datasets = getattr(module, "datasets", None)
     if datasets is not None and not callable(datasets):
         raise Refused(f"{name}: datasets must be a function of the parameters")

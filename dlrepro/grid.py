@@ -110,7 +110,7 @@ def expand_profile(path: Path, model: SuiteModel, experiment: contract.Experimen
     if len(ids) != len(set(ids)):
         twice = next(s for s in specs if ids.count(s.run_id) > 1)
         raise Refused(path, grid_key, f"profile {profile} lists the same run twice "
-                         f"({twice.label}): each configuration may appear once in its grids")
+                      f"({twice.label}): each configuration may appear once in its grids")
     return specs
 
 
@@ -163,8 +163,8 @@ def _producers(path: Path, model: SuiteModel, profile: str, params: dict,
         configurations = {json.dumps(s.params, sort_keys=True) for s in matching}
         if len(configurations) != 1:
             raise Refused(path, f"needs.{name}.where", f"picks {len(configurations)} "
-                             f"configurations of suite {need.suite!r} at profile {profile} "
-                             f"({describe(where)}); it must pick exactly one")
+                          f"configurations of suite {need.suite!r} at profile {profile} "
+                          f"({describe(where)}); it must pick exactly one")
         chosen[name] = min(matching, key=lambda s: s.seed)
     return chosen
 

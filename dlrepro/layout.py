@@ -128,7 +128,7 @@ class Results:
                 pass
         except OSError as err:
             raise Refused(f"{folder}: the results folder is not writable "
-                               f"({err.strerror})") from None
+                          f"({err.strerror})") from None
 
     @contextmanager
     def lock(self, on_wait: Callable[[str], None]) -> Iterator[None]:

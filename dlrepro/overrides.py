@@ -39,7 +39,7 @@ def parse_override(text: str, flag: Verb = Verb.SET) -> Override:
     key = key.strip()
     if not sep or not re.fullmatch(r"[a-z][a-z0-9_]*", key):
         raise Refused(flag, "", f"{text!r} is not KEY=VALUE with a parameter name as KEY "
-                         f"(e.g. {flag} epochs=7)")
+                      f"(e.g. {flag} epochs=7)")
     return key, _value(flag, key, value)
 
 
@@ -54,7 +54,7 @@ def _value(flag: Verb, key: str, value: str) -> Any:
         if listed:
             return [_value(flag, key, part) for part in listed[1].split(",")]
         raise Refused(flag, key, f"{value!r} is not a TOML value (a number, true/false, "
-                         "a \"string\", a [list])") from None
+                      "a \"string\", a [list])") from None
 
 
 def describe_overrides(overrides: list[Override], only: list[Override] = ()) -> str:

@@ -114,10 +114,10 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
     config = load_runner(runner)
     if address and isinstance(config, LocalRunner):
         raise Refused(f"--address: the {runner!r} runner runs in this process and takes no "
-                         "address; use --runner ray to run on a cluster")
+                      "address; use --runner ray to run on a cluster")
     if device is not DeviceChoice.AUTO and not isinstance(config, LocalRunner):
         raise Refused(f"--device is the local runner's; drop it for --runner {runner}, where a "
-                         "run that reads a data set computes on the GPU its resources reserve")
+                      "run that reads a data set computes on the GPU its resources reserve")
     problem = devices.unavailable(device)
     if problem:
         raise Refused(problem)
@@ -139,14 +139,14 @@ def _check_ray_use(given: str | None, configured: str | None, results: Path) -> 
                            ("$RAY_ADDRESS", os.environ.get("RAY_ADDRESS")))  # as ray.init reads
     if address and address.startswith(("http://", "https://")):
         raise Refused(f"{source} {address}: the runner takes the cluster's HOST:PORT, without "
-                         "a scheme (the head's port 6379); an http:// address is the job "
-                         "server's, for ray job submit")
+                      "a scheme (the head's port 6379); an http:// address is the job "
+                      "server's, for ray job submit")
     if address and address != "auto" and "://" not in address:  # auto, ray://: Ray's to read
         _answering(source, address)
     if IN_A_RAY_JOB in os.environ and not results.is_absolute():
         raise Refused(f"--results {results}: in a Ray job this is inside the job's temporary "
-                         "working directory, removed when the job ends; give an absolute path on "
-                         "the head")
+                      "working directory, removed when the job ends; give an absolute path on "
+                      "the head")
 
 
 def _answering(source: str, address: str) -> None:
@@ -165,11 +165,11 @@ def _answering(source: str, address: str) -> None:
         web = False  # it did not answer in HTTP/1
     except OSError as err:
         raise Refused(f"{source} {address}: no Ray cluster answers there "
-                         f"({err.strerror or err})") from None
+                      f"({err.strerror or err})") from None
     if web:
         raise Refused(f"{source} {address}: a web server answers there (the dashboard and job "
-                         "server's port, 8265 by default); the runner takes the cluster's GCS "
-                         "port, the head's 6379")
+                      "server's port, 8265 by default); the runner takes the cluster's GCS "
+                      "port, the head's 6379")
 
 
 def run(request: Request, say: Say) -> Outcome:
@@ -248,7 +248,7 @@ def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
             suite.experiment.implementation  # noqa: B018
         except Refused as err:
             raise Refused(suite.path, "experiment", f"experiment {suite.model.experiment!r} is "
-                             f"broken: {err}") from None
+                          f"broken: {err}") from None
 
 
 def _check_data(todo: list[RunSpec], root: Path | None) -> None:
@@ -441,7 +441,7 @@ def update_baselines(names: list[str], results: Path, profile: str, baseline_roo
     changed = sorted({key for key, _ in overrides} - {"seeds"})
     if changed:
         raise Refused(f"--set {changed[0]}: a baseline is of its profile's settings; only "
-                         "--set seeds=[...] and --only select part of them")
+                      "--set seeds=[...] and --only select part of them")
     baselines = regression.Baselines(baseline_root, profile)
     folder = Results(results, profile, overrides, only)
     runs, metrics = tables.load(folder)
@@ -456,7 +456,7 @@ def update_baselines(names: list[str], results: Path, profile: str, baseline_roo
         summary = regression.summarise(runs, metrics, profile_suite, profile)
         if summary.empty:
             raise Refused(f"{folder.root}: no successful runs of {suite.name}: nothing to "
-                            "baseline")
+                          "baseline")
         old = baselines.read(suite.name)
         if old is not None:
             summary = regression.updated(old, summary, profile_suite, profile)

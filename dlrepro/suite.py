@@ -72,13 +72,13 @@ def _selected(suite: Suite, only: list[Override]) -> Suite:
     for key, value in only:
         if key not in fields:
             raise Refused(suite.path, named(Verb.ONLY, [key]), "unknown parameter of experiment "
-                             f"{suite.model.experiment!r}; known: {', '.join(sorted(fields))}")
+                          f"{suite.model.experiment!r}; known: {', '.join(sorted(fields))}")
         for one in value if isinstance(value, list) else [value]:
             try:
                 TypeAdapter(fields[key].annotation).validate_python(one)
             except ValidationError as err:
                 raise Refused(suite.path, named(Verb.ONLY, [key]),
-                                 message(best_error(err))) from None
+                              message(best_error(err))) from None
             kept.setdefault(key, []).append(one)
     return dataclasses.replace(suite, only=kept)
 
@@ -95,7 +95,7 @@ def check_selected(suites: list[Suite], profile: str) -> None:
         if suite.only and not suite.runs(profile):
             there = [f"{key}={'/'.join(_values(suite.specs[profile], key))}" for key in suite.only]
             raise Refused(suite.path, named(Verb.ONLY, suite.only), "selects no "
-                             f"run at profile {profile}; its runs there have {', '.join(there)}")
+                          f"run at profile {profile}; its runs there have {', '.join(there)}")
 
 
 def _values(specs: list[RunSpec], key: str) -> list[str]:
@@ -172,10 +172,10 @@ def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite],
         experiment = contract.get(model.experiment)
     except KeyError:
         raise Refused(path, "experiment", f"unknown experiment {model.experiment!r}; "
-                         f"available: {', '.join(contract.available())}") from None
+                      f"available: {', '.join(contract.available())}") from None
     except Refused as err:
         raise Refused(path, "experiment", f"experiment {model.experiment!r} is broken: "
-                         f"{err}") from None
+                      f"{err}") from None
     producers = {name: loaded[(path.parent / f"{need.suite}.toml").resolve()]
                  for name, need in model.needs.items()}
     suite = Suite(path, model, experiment, producers)
@@ -200,7 +200,7 @@ def _check_names(suite: Suite) -> None:
                 names: set[str] = known) -> None:
         if name not in names:
             raise Refused(suite.path, key, f"unknown parameter of {of}; known: "
-                             f"{', '.join(sorted(names))}")
+                          f"{', '.join(sorted(names))}")
 
     for name in m.parameters:
         unknown(f"parameters.{name}", name)
@@ -216,14 +216,14 @@ def _check_names(suite: Suite) -> None:
                 unknown(f"{where}.{name}" if tied else f"{key}.{axis}", name)
                 if setters.get(name, axis) != axis:
                     raise Refused(suite.path, f"{key}.{axis}", f"parameter {name!r} is also set "
-                                     f"by axis {setters[name]!r}: each parameter may be set by one "
-                                     "axis of a grid")
+                                  f"by axis {setters[name]!r}: each parameter may be set by one "
+                                  "axis of a grid")
                 setters[name] = axis
     for i, claim in enumerate(m.claims):
         if claim.metric not in suite.metrics:
             raise Refused(suite.path, f"claims.{i}.metric", f"experiment {m.experiment!r} never "
-                             f"logs metric {claim.metric!r}; it logs: "
-                             f"{', '.join(sorted(suite.metrics))}")
+                          f"logs metric {claim.metric!r}; it logs: "
+                          f"{', '.join(sorted(suite.metrics))}")
         for key in ("where", "applies", "left", "right"):
             for name in getattr(claim, key, {}):
                 unknown(f"claims.{i}.{key}.{name}", name)
@@ -252,14 +252,14 @@ def _check_claims(suite: Suite, profile: str) -> None:
             chosen = [c for c in configurations if matches(c, selection)]
             if not chosen:
                 raise Refused(suite.path, f"claims.{i}.{key}", f"selects no run at profile "
-                                 f"{profile} ({describe(selection)}): it could never give a "
-                                 "verdict; fix the selection or limit the claim with "
-                                 "profiles = [...]")
+                              f"{profile} ({describe(selection)}): it could never give a "
+                              "verdict; fix the selection or limit the claim with "
+                              "profiles = [...]")
             for axis_key, names in claim.axes().items():
                 for name in names:
                     values = {json.dumps(c.get(name)) for c in chosen}
                     if len(values) < 2:
                         raise Refused(suite.path, f"claims.{i}.{axis_key}", f"parameter "
-                                         f"{name!r} does not vary in the runs the claim selects at "
-                                         f"profile {profile} (only {name}={chosen[0].get(name)}): "
-                                         "it could never give a verdict")
+                                      f"{name!r} does not vary in the runs the claim selects at "
+                                      f"profile {profile} (only {name}={chosen[0].get(name)}): "
+                                      "it could never give a verdict")
