@@ -1,15 +1,8 @@
-"""Datasets: found and checked once before any run (the experiments load them:
-``experiments/image_sets.py``).
-
-MNIST and Fashion-MNIST come from a local directory in torchvision's layout
-(``<dir>/MNIST/raw/*-ubyte``, ``<dir>/FashionMNIST/raw/*-ubyte``), given by ``--data-dir`` or
-``DLREPRO_DATA_DIR``; without one they are downloaded by torchvision into
-``~/.cache/dlrepro/data``. ``verify`` checks that every file is there with the size and MD5 of the
-published set, so that a missing, truncated or corrupt file stops everything at once with the way
-to fix it, instead of failing every run on its own. A file present only gzipped (``*-ubyte.gz``,
-as published, a fifth of the size: what a copy sent to a machine without internet carries) is
-unpacked beside itself first, then checked like the others.
-"""
+"""MNIST and Fashion-MNIST found and checked before any run: in torchvision's layout under
+``--data-dir`` or ``$DLREPRO_DATA_DIR`` (a published ``*-ubyte.gz`` unpacked beside itself), else
+downloaded into ``~/.cache/dlrepro/data``; every file's size and MD5 checked, so that a missing
+or corrupt one stops everything at once with the way to fix it. The experiments load them
+(``experiments/image_sets.py``)."""
 
 from __future__ import annotations
 

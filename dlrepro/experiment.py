@@ -1,23 +1,7 @@
-"""The experiment contract: what a suite can name under ``experiment``.
-
-An experiment is a package ``dlrepro/experiments/<name>/`` of three modules (``_template`` is a
-commented one to copy, docs/experiments.md the guide):
-
-- ``__init__.py``, the *declaration*, torch-free so that suite files are checked in a blink:
-  ``Params`` (a subclass of ``Params`` here), ``METRICS`` (name → ``Metric``; nothing else can be
-  logged) and, if its runs read a data set, ``datasets(params)``: the names they read.
-- ``run.py``: ``run(params, ctx)`` (one seed) or ``run_seeds(params, ctxs)`` (the seeds of one
-  configuration at once), and everything they call;
-- ``figures.py``: ``figures(table, out_dir, files, published) -> list[Path]``.
-
-What the modules may import is import-linter's to police (``nox -s lint``): a declaration imports
-neither torch, pandas nor Ray, a run module no drawing code. A module that does not import is
-refused in one line naming the file and the line.
-
-A run's identity (``code_hash``, part of every run_id) is the source of the declaration, of
-``run.py`` and of the dlrepro modules they import, transitively; ``figures_hash`` covers
-``figures.py`` and what it imports, and only decides when the report redraws.
-"""
+"""The experiment contract (docs/experiments.md): a package ``dlrepro/experiments/<name>/`` with a
+torch-free declaration (``Params``, ``METRICS``, optional ``datasets``), ``run.py`` (``run`` or
+``run_seeds``) and ``figures.py`` (``figures``); the context a run gets; a run's identity, the
+source it executes (``code_hash``); a module that does not import, refused in one line."""
 
 from __future__ import annotations
 
