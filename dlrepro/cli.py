@@ -57,6 +57,9 @@ def _terminate(signum: int, frame) -> None:
     raise pipeline.Interrupted(signum)
 
 
+INTERRUPTED = "Interrupted: finished runs are kept; run again to resume."
+
+
 def _run(args) -> int:
     request = pipeline.prepare(args.suites, args.profile, args.runner, results=args.results,
                                data=args.data_dir, address=args.address, overrides=args.overrides,
@@ -76,7 +79,7 @@ def _run(args) -> int:
         note("Overridden runs stay out of the profile's own tables and report; theirs: dlrepro "
              f"report --profile {args.profile} {' '.join(flags(args.overrides, args.only))}")
     if outcome.interrupted:
-        note("Interrupted: finished runs are kept; run again to resume.")
+        note(INTERRUPTED)
         return 128 + outcome.interrupted
     return 1 if outcome.failed else 0
 
@@ -97,7 +100,7 @@ def _generalise(args) -> int:
                                 device=args.device)
     interrupted = next((o.interrupted for o in found.outcomes if o.interrupted), None)
     if interrupted:
-        note("Interrupted: finished runs are kept; run again to resume.")
+        note(INTERRUPTED)
         return 128 + interrupted
     for line in generalisation.markdown(found.table, args.dataset):
         say(line)
