@@ -1,15 +1,17 @@
-"""What the user sees: results on stdout (``output``), so that a pipe gets them and nothing else;
-progress, warnings and errors on stderr (``diagnostics``). While work goes on, a progress bar in a
-terminal, and outside one (CI, nohup, ``| tee``) a line per finished run with done/total and an
-ETA, so that a log is never silent. Scripts get tables as CSV or JSON (``write_rows``)."""
+"""What the user sees: results on stdout (``say``), so that a pipe gets them and nothing else;
+progress, warnings and errors on stderr (``note``). Rows (``write_rows``) are a table for a person
+in a terminal, a whole line a row in a pipe or a log, CSV or JSON for a script. While runs go on,
+``RunProgress`` shows a bar in a terminal, and outside one (CI, nohup, ``| tee``) a line per
+finished run with done/total and an ETA, so that a log is never silent."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -17,8 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task,
                            TextColumn, TimeElapsedColumn)
-from rich.table import Column
-from rich.text import Text
+from rich.table import Column, Table
+from rich.text import Text, TextType
 
 
 class _ResultsConsole(Console):
@@ -30,24 +32,46 @@ class _ResultsConsole(Console):
 
 output = _ResultsConsole()
 diagnostics = Console(stderr=True)
+Part = TextType | tuple[str, str]  # text shown as written, or (text, style)
+
+
+def say(*parts: Part) -> None:
+    """A result on stdout, whole, whatever brackets it holds."""
+    output.print(Text.assemble(*parts), soft_wrap=True, highlight=False)
+
+
+def note(*parts: Part) -> None:
+    """Progress or a diagnostic on stderr, as ``say`` shows a result."""
+    diagnostics.print(Text.assemble(*parts), soft_wrap=True, highlight=False)
 
 
 class OutputFormat(StrEnum):
-    """How a command prints its table: for a person (rich in a terminal, a line a row in a pipe),
-    or for a script."""
-
     TABLE = "table"
     CSV = "csv"
     JSON = "json"
 
 
-def write_rows(columns: Sequence[str], rows: list[dict], form: OutputFormat) -> None:
-    """``rows`` as CSV (a header, then a line each) or a JSON list of objects on stdout: the given
-    columns, numbers as numbers, a missing number (NaN) empty in CSV and null in JSON."""
+def write_rows(columns: Sequence[str], rows: list[dict], form: OutputFormat, title: str = "",
+               line: Callable[[dict], Part] | None = None) -> None:
+    """``rows`` on stdout. For a person (``table``): a table titled ``title`` in a terminal, else
+    ``line(row)`` a row, never squeezed to a pipe's 80 columns; a cell is shown as written, or
+    styled as a Text. For a script: CSV (a header, then a line each) or a JSON list of objects,
+    of the given columns, numbers as numbers, a missing number (NaN) empty in CSV and null in
+    JSON."""
+    if form == OutputFormat.TABLE:  # a StrEnum: the plain string from argparse compares equal
+        if not output.is_terminal:
+            for row in rows:
+                say(line(row))
+            return
+        table = Table(*columns, title=escape(title))
+        for row in rows:
+            cells = (row[column] for column in columns)
+            table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in cells))
+        output.print(table)
+        return
     plain = [{column: _plain(row[column]) for column in columns} for row in rows]
-    if form == OutputFormat.JSON:  # a StrEnum: the plain string from argparse compares equal
-        json.dump(plain, sys.stdout, indent=1, ensure_ascii=False)
-        sys.stdout.write("\n")
+    if form == OutputFormat.JSON:
+        print(json.dumps(plain, indent=1, ensure_ascii=False))
         return
     writer = csv.DictWriter(sys.stdout, columns, lineterminator="\n")
     writer.writeheader()
@@ -64,36 +88,33 @@ class RunProgress:
     """Progress over runs: ``running`` names what has started, ``finished`` counts a record.
 
     ``expected`` holds each run's likely wall time (an earlier run of it, or its suite's mean run on
-    a reference machine), or None. The ETA is the expected time of the runs left, scaled by this
-    machine's pace (the finished runs' times over what was expected of them; the mean finished run
-    where nothing was expected), then by how elapsed time compares with the runs' own times so far
-    (two workers: about half): a long run left for last, or a first run much slower than the rest,
-    no longer makes it ten times too long or too short. In a terminal the bar counts it down."""
+    a reference machine), or None. The ETA (docs/eta.md) is the expected time of the runs left at
+    this machine's pace (the finished runs' times over what was expected of them; the mean finished
+    run where nothing was expected), scaled by how elapsed time compares with the runs' own times
+    so far (two workers: about half). In a terminal the bar counts it down."""
 
     def __init__(self, expected: dict[str, float | None]):
-        self.total, self.done, self.started = len(expected), 0, time.monotonic()
-        self.left, self.spent, self.first_start = dict(expected), 0.0, None
-        # the finished runs that had an expected time: expected, taken
-        self.foreseen = self.taken = 0.0
-        # a long run label gives way, not the numbers
-        label = Column(ratio=2, no_wrap=True, overflow="ellipsis")
+        self.left, self.total, self.done = dict(expected), len(expected), 0
+        self.spent = self.foreseen = self.taken = 0.0  # foreseen, taken: of the runs expected
+        self.started, self.first_start = time.monotonic(), None
         self.bar = None
-        if diagnostics.is_terminal:
+        if diagnostics.is_terminal:  # a long run label gives way, not the numbers
+            label = Column(ratio=2, no_wrap=True, overflow="ellipsis")
             self.bar = Progress(TextColumn("{task.description}", table_column=label),
                                 BarColumn(bar_width=None, table_column=Column(ratio=1)),
                                 MofNCompleteColumn(), TimeElapsedColumn(), _Countdown(),
                                 console=diagnostics, expand=True)
+            self.task = self.bar.add_task("starting", total=self.total, deadline=None)
 
     def __enter__(self) -> RunProgress:
         if self.bar:
-            self.bar.__enter__()
-            self.task = self.bar.add_task("starting", total=self.total, deadline=None)
+            self.bar.start()
         return self
 
     def __exit__(self, *exc) -> None:
         if self.bar:
             self.bar.update(self.task, description="done")
-            self.bar.__exit__(*exc)
+            self.bar.stop()
 
     def running(self, label: str) -> None:
         if self.bar:
@@ -101,38 +122,34 @@ class RunProgress:
 
     def finished(self, label: str, record: dict) -> None:
         self.done += 1
-        foreseen = self.left.pop(record["run_id"], None)
-        took = record.get("wall_time_s")
+        foreseen, took = self.left.pop(record["run_id"], None), record.get("wall_time_s")
         took = took if isinstance(took, float) and took == took else None
         self.spent += took or 0.0
         if foreseen is not None and took is not None:
             self.foreseen, self.taken = self.foreseen + foreseen, self.taken + took
-        started = _timestamp(record.get("started_at"))
-        self.first_start = min(filter(None, (self.first_start, started)), default=None)
+        with contextlib.suppress(ValueError):  # elapsed since the first run started, not Ray's
+            started = datetime.fromisoformat(str(record.get("started_at"))).timestamp()
+            self.first_start = min(self.first_start or started, started)
         elapsed = time.monotonic() - self.started
-        # since the first run started, not Ray's or torch's start-up
         eta = self.eta(time.time() - self.first_start if self.first_start else elapsed)
         if self.bar:
             self.bar.update(self.task, advance=1, deadline=time.monotonic() + eta)
-            return
-        took_text = f" in {took:.1f} s" if took is not None else ""
-        diagnostics.print(f"[{self.done}/{self.total}] {escape(label)}: {record['status']}"
-                          f"{took_text}; elapsed {duration(elapsed)}, ETA {duration(eta)}",
-                          soft_wrap=True, highlight=False)
+        else:
+            took_text = f" in {took:.1f} s" if took is not None else ""
+            note(f"[{self.done}/{self.total}] {label}: {record['status']}{took_text}; elapsed "
+                 f"{duration(elapsed)}, ETA {duration(eta)}")
 
     def eta(self, elapsed: float) -> float:
-        """Seconds left, from the expected times of the runs left (see the class); ``elapsed``
-        since the first run started."""
+        """Seconds left (see the class); ``elapsed`` since the first run started."""
         if not self.spent:
             return elapsed / self.done * len(self.left) if self.done else 0.0
-        mean = self.spent / self.done
         pace = self.taken / self.foreseen if self.foreseen else 1.0
         known = [t for t in self.left.values() if t is not None]
-        left = mean * (len(self.left) - len(known)) + pace * sum(known)
+        left = self.spent / self.done * (len(self.left) - len(known)) + pace * sum(known)
         return left * elapsed / self.spent
 
-    def note(self, text: str) -> None:
-        (self.bar.console if self.bar else diagnostics).print(text, soft_wrap=True, highlight=False)
+    def note(self, markup: str) -> None:
+        diagnostics.print(markup, soft_wrap=True, highlight=False)
 
 
 class _Countdown(ProgressColumn):
@@ -140,16 +157,9 @@ class _Countdown(ProgressColumn):
     ("-" before the first, and once it has run out: not known until the next run finishes)."""
 
     def render(self, task: Task) -> Text:
-        left = (task.fields.get("deadline") or 0.0) - time.monotonic()
-        left = duration(left) if left > 0 or task.finished else "-"
-        return Text(f"ETA {left}", style="progress.remaining")
-
-
-def _timestamp(iso: object) -> float | None:
-    try:
-        return datetime.fromisoformat(str(iso)).timestamp()
-    except ValueError:
-        return None
+        left = (task.fields["deadline"] or 0.0) - time.monotonic()
+        return Text(f"ETA {duration(left) if left > 0 or task.finished else '-'}",
+                    style="progress.remaining")
 
 
 def duration(seconds: float) -> str:

@@ -391,10 +391,10 @@ def test_the_progress_bar_counts_the_eta_down(tmp_path):
 
 
 def test_the_pipelines_text_is_shown_as_written_whatever_brackets_it_holds(capsys):
-    from dlrepro.cli import _note_text, _say_text
+    from dlrepro.console import note, say
 
-    _note_text("xor [model=logistic] seed 0: to run first [bold]")
-    _say_text("[red]not markup[/]")
+    note("xor [model=logistic] seed 0: to run first [bold]")
+    say("[red]not markup[/]")
     shown = capsys.readouterr()
     assert "xor [model=logistic] seed 0: to run first [bold]" in shown.err
     assert "[red]not markup[/]" in shown.out
