@@ -86,11 +86,8 @@ def updated(old: pd.DataFrame, summary: pd.DataFrame, suite: Suite,
     specs = suite.runs(profile)
     names = {assignments((n, s.params[n]) for n in specs[0].varied if n in s.params) or "all"
              for s in specs}
-    kept = old[~old["configuration"].isin(summary["configuration"])
-               & old["configuration"].isin(names)]
-    if kept.empty:
-        return summary
-    return pd.concat([kept, summary], ignore_index=True).sort_values(KEY, ignore_index=True)
+    found = tables.replaced(old[old["configuration"].isin(names)], summary, "configuration")
+    return found.sort_values(KEY, ignore_index=True)
 
 
 def empty_summary() -> pd.DataFrame:
@@ -223,13 +220,9 @@ class Baselines:
         path = self.dir / f"{suite}.csv"
         # repr-exact floats: a baseline read back compares equal to the summary it came from.
         atomic_write(path, lambda tmp: summary.to_csv(tmp, index=False, float_format=None))
-        costs = self.cost()
-        costs = pd.concat([costs[costs["suite"] != suite], pd.DataFrame([suite_cost])],
-                          ignore_index=True)
-        atomic_write(self.dir / COST_FILE,
-                     lambda tmp: costs.sort_values("suite").to_csv(tmp, index=False))
+        costs = tables.replaced(self.cost(), pd.DataFrame([suite_cost]))
+        tables.write_csv(self.dir / COST_FILE, costs.sort_values("suite"))
         return path
-
 
     def write_verdicts(self, verdicts: list, numbers: list[dict]) -> list[tuple[Path, int]]:
         """Replace the evaluated suites' claims and published numbers, but a claim measured
@@ -237,13 +230,13 @@ class Baselines:
         written."""
         from dlrepro import claims, fidelity
 
-        earlier = claims.read(self.dir / CLAIMS_FILE)
-        verdicts = claims.results(_keep_measured(claims.table(verdicts), earlier))
-        claims.write(self.dir / CLAIMS_FILE, verdicts)
-        earlier = fidelity.read(self.dir / FIDELITY_FILE)
-        numbers = _keep_measured(pd.DataFrame(numbers, columns=fidelity.COLUMNS), earlier)
-        fidelity.write(self.dir / FIDELITY_FILE, numbers.to_dict("records"))
-        return [(self.dir / CLAIMS_FILE, len(verdicts)), (self.dir / FIDELITY_FILE, len(numbers))]
+        to_claims, to_numbers = self.dir / CLAIMS_FILE, self.dir / FIDELITY_FILE
+        verdicts = _keep_measured(claims.table(verdicts), claims.read(to_claims))
+        claims.write(to_claims, claims.results(verdicts))
+        numbers = _keep_measured(pd.DataFrame(numbers, columns=fidelity.COLUMNS),
+                                 fidelity.read(to_numbers))
+        fidelity.write(to_numbers, numbers.to_dict("records"))
+        return [(to_claims, len(verdicts)), (to_numbers, len(numbers))]
 
     def fidelity(self) -> pd.DataFrame:
         """The published numbers as measured at this profile (empty: none kept)."""
