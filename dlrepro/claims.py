@@ -56,25 +56,15 @@ def _frozen(value: object) -> object:
     return tuple(map(_frozen, value)) if isinstance(value, list | tuple) else value
 
 
-def _decoded(value: object) -> object:
-    """A cell of claims.csv holds its list or selection as JSON."""
-    return _frozen(json.loads(value) if isinstance(value, str) else value)
-
-
 def empty_cell(value: object) -> bool:
     """Whether a table's cell is empty, as read from a CSV file or not."""
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
-def _blank_is_none(value: object) -> object:
-    """An empty cell: a number or op the claim's kind does not have."""
-    return None if empty_cell(value) else value
-
-
-Listed = Annotated[tuple, BeforeValidator(_decoded)]
-Numbers = Annotated[tuple[float, ...], BeforeValidator(_decoded)]
-Selection = Annotated[dict, BeforeValidator(_decoded)]
-Number = Annotated[float | None, BeforeValidator(_blank_is_none)]
+# claims.csv's cells: lists and selections as JSON; empty, a number or op the kind does not have.
+Json = BeforeValidator(lambda v: _frozen(json.loads(v) if isinstance(v, str) else v))
+Blank = BeforeValidator(lambda v: None if empty_cell(v) else v)
+Numbers, MaybeNumber = Annotated[tuple[float, ...], Json], Annotated[float | None, Blank]
 
 
 class ClaimResult(BaseModel):
@@ -90,18 +80,18 @@ class ClaimResult(BaseModel):
     status: ClaimStatus
     reduce: str = "mean"
     along: str = ""  # the parameter(s) of the elements: over, or by joined with ","
-    at: Listed = ()  # each element's value of `along`; does not apply: the values that ran
+    at: Annotated[tuple, Json] = ()  # each element's `along`; does not apply: the values run
     values: Numbers = ()  # each element reduced; compare: the left side
-    samples: Annotated[tuple[tuple[float, ...], ...], BeforeValidator(_decoded)] = ()  # per run
-    right_values: Numbers = ()  # compare: the right side reduced, at the same keys
-    op: Annotated[str | None, BeforeValidator(_blank_is_none)] = None  # monotone: value vs next
+    samples: Annotated[tuple[tuple[float, ...], ...], Json] = ()  # each element's, a run each
+    right_values: Numbers = ()  # compare: the right side reduced, at the same `at`
+    op: Annotated[str | None, Blank] = None  # threshold, compare; monotone: each value vs next
     target: Numbers = ()  # threshold, approx: the value, or one per element
-    tolerance: Number = None  # approx: absolute
-    rel_tolerance: Number = None  # approx: relative to each target
-    factor: Number = None  # compare: left op factor × right
-    left: Selection = {}  # compare: the two selections
-    right: Selection = {}
-    applies: Selection = {}  # the parameter values the claim is about
+    tolerance: MaybeNumber = None  # approx: absolute
+    rel_tolerance: MaybeNumber = None  # approx: relative to each target
+    factor: MaybeNumber = None  # compare: left op factor × right
+    left: Annotated[dict, Json] = {}  # compare: the two selections
+    right: Annotated[dict, Json] = {}
+    applies: Annotated[dict, Json] = {}  # the parameter values the claim is about
     reason: str = ""  # why it is not run when its runs are there (a sweep it does not fix)
 
     @property
