@@ -119,14 +119,12 @@ def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | No
     """One claim against a joined table; ``swept``: the parameters ``--set`` swept, which the
     claim must fix (or read along) to give a verdict; ``planned``: the parameters of the runs
     the profile has (a claim whose runs are among them but missing is waiting for them)."""
-    found, status, reason = {"along": _along(claim)}, ClaimStatus.NOT_RUN, ""
+    found, status = {"along": _along(claim)}, ClaimStatus.NOT_RUN
     ran = outside(claim, table)
-    spread = {} if ran else _spread(claim, table, swept)
+    reason = "" if ran else _spread(claim, table, swept)
     if ran:
         found, status = {"along": ran[0], "at": ran[1]}, ClaimStatus.DOES_NOT_APPLY
-    elif spread:
-        reason = _spread_reason(spread)
-    else:
+    elif not reason:
         holds, found = _measure(claim, table)
         status = {True: ClaimStatus.REPRODUCED, False: ClaimStatus.NOT_REPRODUCED,
                   None: ClaimStatus.NOT_RUN}[holds]
@@ -136,28 +134,22 @@ def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | No
                        **found, **_expectation(claim))
 
 
-def _of_metric(claim: ClaimBase, table: pd.DataFrame) -> pd.DataFrame:
-    return table[table["metric"] == claim.metric] if "metric" in table else table.iloc[0:0]
-
-
 def _values(rows: pd.DataFrame, key: str) -> list:
     """The values a parameter takes in ``rows``, in order, as plain Python."""
     return [_plain(value) for value in sorted(rows[key].dropna().unique())] if key in rows else []
 
 
-def _spread(claim: ClaimBase, table: pd.DataFrame, swept: Iterable[str]) -> dict[str, list]:
-    """The swept parameters that take several values in the runs the claim reduces together (not
-    along its ``over`` or ``by``), with those values in order."""
+def _spread(claim: ClaimBase, table: pd.DataFrame, swept: Iterable[str]) -> str:
+    """Why a claim gives no verdict when the runs it reduces together (not along its ``over`` or
+    ``by``) take several values of swept parameters, and the option that fixes it; else empty."""
     if not swept:
-        return {}
+        return ""
     read_along = {name for names in claim.axes().values() for name in names}
     rows = pd.concat([select(claim, table, where) for where in claim.selections().values()])
     spread = {name: _values(rows, name) for name in swept if name not in read_along}
-    return {name: values for name, values in spread.items() if len(values) > 1}
-
-
-def _spread_reason(spread: dict[str, list]) -> str:
-    """Why a claim over several swept values gives no verdict, and the option that fixes it."""
+    spread = {name: values for name, values in spread.items() if len(values) > 1}
+    if not spread:
+        return ""
     configurations = math.prod(map(len, spread.values()))
     shown = assignments((name, "/".join(map(str, values))) for name, values in spread.items())
     fix = " ".join(flags([], [(name, values[0]) for name, values in spread.items()]))
@@ -168,7 +160,7 @@ def _spread_reason(spread: dict[str, list]) -> str:
 def _unselected(claim: ClaimBase, table: pd.DataFrame, planned: list[dict]) -> str:
     """Why a claim whose metric was logged has no value: a value it selects that no run has (an
     override changed it); empty when its runs are simply missing (not finished yet)."""
-    rows = _of_metric(claim, table)
+    rows = table[table["metric"] == claim.metric]
     for selection in claim.selections().values():
         if rows.empty or any(matches(params, selection) for params in planned):
             continue  # runs the profile has: not finished, not changed by an override
@@ -183,7 +175,7 @@ def _unselected(claim: ClaimBase, table: pd.DataFrame, planned: list[dict]) -> s
 def outside(claim: ClaimBase, table: pd.DataFrame) -> tuple[str, tuple[str, ...]] | None:
     """The parameter and the values the claim's metric ran with, when none is the value the claim
     ``applies`` to (``dataset``: fashion_mnist); None when it applies or nothing ran."""
-    rows = _of_metric(claim, table)
+    rows = table[table["metric"] == claim.metric]
     for key, value in claim.applies.items():
         seen = sorted(map(str, _values(rows, key)))
         if seen and str(value) not in seen:
@@ -211,8 +203,8 @@ def _axis(claim: ClaimBase) -> str | list[str] | None:
 
 def _along(claim: ClaimBase) -> str:
     """The parameter(s) a claim's elements are along, as its result names them."""
-    axis = _axis(claim)
-    return ",".join(axis) if isinstance(axis, list) else axis or ""
+    axis = _axis(claim) or ""
+    return ",".join(axis) if isinstance(axis, list) else axis
 
 
 def _plain(key: object) -> object:
