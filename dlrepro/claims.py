@@ -26,14 +26,15 @@ from __future__ import annotations
 import json
 import math
 import operator
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterable
 from itertools import pairwise
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from dlrepro.files import atomic_write
+from dlrepro import tables
 from dlrepro.formatting import assignments, measured, number, published
 from dlrepro.grid import matches
 from dlrepro.overrides import flags
@@ -50,9 +51,27 @@ TRENDS = {op: f"{'strictly ' * strict}{direction}"
           for (direction, strict), op in MONOTONE_OPS.items()}
 
 
-@dataclass(frozen=True)
-class ClaimResult:
-    """One claim's status, the numbers it rests on, and what was expected, as numbers."""
+def _frozen(value: object) -> object:
+    """Lists, at any depth, as the tuples a result holds; objects stay dicts."""
+    return tuple(map(_frozen, value)) if isinstance(value, list | tuple) else value
+
+
+def empty_cell(value: object) -> bool:
+    """Whether a table's cell is empty, as read from a CSV file or not."""
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+# claims.csv's cells: lists and selections as JSON; empty, a number or op the kind does not have.
+Json = BeforeValidator(lambda v: _frozen(json.loads(v) if isinstance(v, str) else v))
+Blank = BeforeValidator(lambda v: None if empty_cell(v) else v)
+Numbers, MaybeNumber = Annotated[tuple[float, ...], Json], Annotated[float | None, Blank]
+
+
+class ClaimResult(BaseModel):
+    """One claim's status, the numbers it rests on, and what was expected, as numbers; read from
+    its own values or from the cells of claims.csv."""
+
+    model_config = ConfigDict(frozen=True)
 
     suite: str
     claim: str
@@ -61,18 +80,18 @@ class ClaimResult:
     status: ClaimStatus
     reduce: str = "mean"
     along: str = ""  # the parameter(s) of the elements: over, or by joined with ","
-    at: tuple = ()  # each element's value of `along`; does not apply: the values that ran
-    values: tuple[float, ...] = ()  # each element reduced; compare: the left side
-    samples: tuple[tuple[float, ...], ...] = ()  # each element's values, one per run
-    right_values: tuple[float, ...] = ()  # compare: the right side reduced, at the same keys
-    op: str | None = None  # threshold, compare; monotone: each value against the next
-    target: tuple[float, ...] = ()  # threshold, approx: the value, or one per element
-    tolerance: float | None = None  # approx: absolute
-    rel_tolerance: float | None = None  # approx: relative to each target
-    factor: float | None = None  # compare: left op factor × right
-    left: dict = field(default_factory=dict)  # compare: the two selections
-    right: dict = field(default_factory=dict)
-    applies: dict = field(default_factory=dict)  # the parameter values the claim is about
+    at: Annotated[tuple, Json] = ()  # each element's `along`; does not apply: the values run
+    values: Numbers = ()  # each element reduced; compare: the left side
+    samples: Annotated[tuple[tuple[float, ...], ...], Json] = ()  # each element's, a run each
+    right_values: Numbers = ()  # compare: the right side reduced, at the same `at`
+    op: Annotated[str | None, Blank] = None  # threshold, compare; monotone: each value vs next
+    target: Numbers = ()  # threshold, approx: the value, or one per element
+    tolerance: MaybeNumber = None  # approx: absolute
+    rel_tolerance: MaybeNumber = None  # approx: relative to each target
+    factor: MaybeNumber = None  # compare: left op factor × right
+    left: Annotated[dict, Json] = {}  # compare: the two selections
+    right: Annotated[dict, Json] = {}
+    applies: Annotated[dict, Json] = {}  # the parameter values the claim is about
     reason: str = ""  # why it is not run when its runs are there (a sweep it does not fix)
 
     @property
@@ -81,19 +100,7 @@ class ClaimResult:
         return sum(map(len, self.samples))
 
 
-COLUMNS = [f.name for f in fields(ClaimResult)]
-JSON_COLUMNS = ("at", "values", "samples", "right_values", "target", "left", "right", "applies")
-OPTIONAL_NUMBERS = ("tolerance", "rel_tolerance", "factor")
-
-
-@dataclass(frozen=True)
-class _Measured:
-    holds: bool | None  # None: cannot tell
-    along: str = ""
-    at: tuple = ()
-    values: tuple[float, ...] = ()
-    samples: tuple[tuple[float, ...], ...] = ()
-    right_values: tuple[float, ...] = ()
+COLUMNS = list(ClaimResult.model_fields)
 
 
 def evaluate(suite: Suite, table: pd.DataFrame, profile: str) -> list[ClaimResult]:
@@ -112,62 +119,37 @@ def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | No
     """One claim against a joined table; ``swept``: the parameters ``--set`` swept, which the
     claim must fix (or read along) to give a verdict; ``planned``: the parameters of the runs
     the profile has (a claim whose runs are among them but missing is waiting for them)."""
-    ran, spread, reason = outside(claim, table), _spread(claim, table, swept), ""
+    found, status = {"along": _along(claim)}, ClaimStatus.NOT_RUN
+    ran = outside(claim, table)
+    reason = "" if ran else _spread(claim, table, swept)
     if ran:
-        found, status = _Measured(None, along=ran[0], at=ran[1]), ClaimStatus.DOES_NOT_APPLY
-    elif spread:
-        found, status = _Measured(None, along=_along(claim)), ClaimStatus.NOT_RUN
-        reason = _spread_reason(spread)
-    else:
-        found = CHECKS[type(claim)](claim, table)
-        status = _status(found.holds)
-        reason = _unselected(claim, table, list(planned)) if status == ClaimStatus.NOT_RUN else ""
-    measurement = {name: value for name, value in asdict(found).items() if name != "holds"}
-    return ClaimResult(suite, claim.id, claim.text if text is None else text, claim.kind,
-                       status, claim.reduce, **measurement, **_expectation(claim), reason=reason)
+        found, status = {"along": ran[0], "at": ran[1]}, ClaimStatus.DOES_NOT_APPLY
+    elif not reason:
+        holds, found = _measure(claim, table)
+        status = {True: ClaimStatus.REPRODUCED, False: ClaimStatus.NOT_REPRODUCED,
+                  None: ClaimStatus.NOT_RUN}[holds]
+        reason = _unselected(claim, table, list(planned)) if holds is None else ""
+    return ClaimResult(suite=suite, claim=claim.id, text=claim.text if text is None else text,
+                       kind=claim.kind, status=status, reduce=claim.reduce, reason=reason,
+                       **found, **_expectation(claim))
 
 
-def _spread(claim: ClaimBase, table: pd.DataFrame, swept: Iterable[str]) -> dict[str, list]:
-    """The swept parameters that take several values in the runs the claim reduces together (not
-    along its ``over`` or ``by``), with those values in order."""
+def _values(rows: pd.DataFrame, key: str) -> list:
+    """The values a parameter takes in ``rows``, in order, as plain Python."""
+    return [_plain(value) for value in sorted(rows[key].dropna().unique())] if key in rows else []
+
+
+def _spread(claim: ClaimBase, table: pd.DataFrame, swept: Iterable[str]) -> str:
+    """Why a claim gives no verdict when the runs it reduces together (not along its ``over`` or
+    ``by``) take several values of swept parameters, and the option that fixes it; else empty."""
     if not swept:
-        return {}
+        return ""
     read_along = {name for names in claim.axes().values() for name in names}
     rows = pd.concat([select(claim, table, where) for where in claim.selections().values()])
-    spread = {}
-    for name in swept:
-        values = sorted(rows[name].dropna().unique()) if name in rows else []
-        if name not in read_along and len(values) > 1:
-            spread[name] = [_plain(value) for value in values]
-    return spread
-
-
-def _unselected(claim: ClaimBase, table: pd.DataFrame, planned: list[dict]) -> str:
-    """Why a claim whose metric was logged has no value: a value it selects that no run has (an
-    override changed it); empty when its runs are simply missing (not finished yet)."""
-    rows = table[table["metric"] == claim.metric] if "metric" in table else table.iloc[0:0]
-    if rows.empty:
+    spread = {name: _values(rows, name) for name in swept if name not in read_along}
+    spread = {name: values for name, values in spread.items() if len(values) > 1}
+    if not spread:
         return ""
-    for selection in claim.selections().values():
-        if any(matches(params, selection) for params in planned):
-            continue  # runs the profile has: not finished, not changed by an override
-        for key, value in selection.items():
-            seen = [_plain(v) for v in sorted(rows[key].dropna().unique())] if key in rows else []
-            if not set(seen) & set(choices(value)):
-                ran = "/".join(map(str, seen)) or "none"
-                return f"no run here has {key}={value} (its runs have {key}={ran})"
-    return ""
-
-
-def _along(claim: ClaimBase) -> str:
-    """The parameter(s) a claim's elements are along, as its result names them."""
-    if isinstance(claim, Compare):
-        return ",".join(claim.by)
-    return getattr(claim, "over", None) or ""
-
-
-def _spread_reason(spread: dict[str, list]) -> str:
-    """Why a claim over several swept values gives no verdict, and the option that fixes it."""
     configurations = math.prod(map(len, spread.values()))
     shown = assignments((name, "/".join(map(str, values))) for name, values in spread.items())
     fix = " ".join(flags([], [(name, values[0]) for name, values in spread.items()]))
@@ -175,43 +157,30 @@ def _spread_reason(spread: dict[str, list]) -> str:
             f"{'/'.join(spread)}: fix it with {fix}")
 
 
-def _status(holds: bool | None) -> ClaimStatus:
-    if holds is None:
-        return ClaimStatus.NOT_RUN
-    return ClaimStatus.REPRODUCED if holds else ClaimStatus.NOT_REPRODUCED
-
-
-def _expectation(claim: ClaimBase) -> dict:
-    """What the claim expects, as numbers (a comparison: with its two selections)."""
-    if isinstance(claim, Threshold):
-        kind = {"op": claim.op, "target": (claim.value,)}
-    elif isinstance(claim, Approx):
-        target = tuple(claim.value) if isinstance(claim.value, list) else (claim.value,)
-        kind = {"target": target, "tolerance": claim.tolerance,
-                "rel_tolerance": claim.rel_tolerance}
-    elif isinstance(claim, Monotone):
-        kind = {"op": MONOTONE_OPS[claim.direction, claim.strict]}
-    else:
-        kind = {"op": claim.op, "factor": claim.factor, "left": claim.left, "right": claim.right}
-    return {**kind, "applies": claim.applies}
+def _unselected(claim: ClaimBase, table: pd.DataFrame, planned: list[dict]) -> str:
+    """Why a claim whose metric was logged has no value: a value it selects that no run has (an
+    override changed it); empty when its runs are simply missing (not finished yet)."""
+    rows = table[table["metric"] == claim.metric]
+    for selection in claim.selections().values():
+        if rows.empty or any(matches(params, selection) for params in planned):
+            continue  # runs the profile has: not finished, not changed by an override
+        for key, value in selection.items():
+            seen = _values(rows, key)
+            if not set(seen) & set(choices(value)):
+                ran = "/".join(map(str, seen)) or "none"
+                return f"no run here has {key}={value} (its runs have {key}={ran})"
+    return ""
 
 
 def outside(claim: ClaimBase, table: pd.DataFrame) -> tuple[str, tuple[str, ...]] | None:
     """The parameter and the values the claim's metric ran with, when none is the value the claim
     ``applies`` to (``dataset``: fashion_mnist); None when it applies or nothing ran."""
-    rows = table[table["metric"] == claim.metric] if "metric" in table else table.iloc[0:0]
+    rows = table[table["metric"] == claim.metric]
     for key, value in claim.applies.items():
-        seen = sorted(map(str, rows[key].dropna().unique())) if key in rows else []
+        seen = sorted(map(str, _values(rows, key)))
         if seen and str(value) not in seen:
             return key, tuple(seen)
     return None
-
-
-def allowed(expectation: Approx | ClaimResult, target: float) -> float:
-    """The absolute gap an approx claim allows around ``target``."""
-    if expectation.tolerance is not None:
-        return expectation.tolerance
-    return expectation.rel_tolerance * abs(target)
 
 
 def select(claim: ClaimBase, table: pd.DataFrame, where: dict | None = None) -> pd.DataFrame:
@@ -227,13 +196,15 @@ def select(claim: ClaimBase, table: pd.DataFrame, where: dict | None = None) -> 
     return rows if claim.step is None else rows[rows["step"] == claim.step]
 
 
-def _groups(rows: pd.DataFrame, axis: str | list[str] | None) -> list[tuple[object, pd.Series]]:
-    """The selected values per element: one group, or one per value of ``axis`` in order."""
-    if rows.empty:  # nothing run: the parameter's column may not even exist
-        return []
-    if axis is None:
-        return [(None, rows["value"])]
-    return [(_plain(key), group["value"]) for key, group in rows.groupby(axis, sort=True)]
+def _axis(claim: ClaimBase) -> str | list[str] | None:
+    """What a claim's elements are along: ``over`` (a parameter or step), ``by``, or nothing."""
+    return (claim.by or None) if isinstance(claim, Compare) else getattr(claim, "over", None)
+
+
+def _along(claim: ClaimBase) -> str:
+    """The parameter(s) a claim's elements are along, as its result names them."""
+    axis = _axis(claim) or ""
+    return ",".join(axis) if isinstance(axis, list) else axis
 
 
 def _plain(key: object) -> object:
@@ -243,8 +214,13 @@ def _plain(key: object) -> object:
     return key.item() if hasattr(key, "item") else key
 
 
-def _floats(values: pd.Series) -> tuple[float, ...]:
-    return tuple(float(v) for v in values)
+def _elements(rows: pd.DataFrame, axis: str | list[str] | None) -> dict[object, pd.Series]:
+    """The selected values per element: one, or one per value of ``axis`` in order."""
+    if rows.empty:  # nothing run: the parameter's column may not even exist
+        return {}
+    if axis is None:
+        return {None: rows["value"]}
+    return {_plain(key): group["value"] for key, group in rows.groupby(axis, sort=True)}
 
 
 def reduced(reduce: str, values: pd.Series, target: float) -> float:
@@ -255,79 +231,111 @@ def reduced(reduce: str, values: pd.Series, target: float) -> float:
     return float(values.agg(reduce))
 
 
-def _threshold(claim: Threshold, table: pd.DataFrame) -> _Measured:
-    rows = select(claim, table)
-    if rows.empty:
-        return _Measured(None)
-    got = float(rows["value"].agg(claim.reduce))
-    return _Measured(bool(OPS[claim.op](got, claim.value)), values=(got,),
-                     samples=(_floats(rows["value"]),))
-
-
-def _approx(claim: Approx, table: pd.DataFrame) -> _Measured:
-    """Elementwise: the i-th published number against the i-th smallest ``over``."""
-    targets = claim.value if isinstance(claim.value, list) else [claim.value]
-    groups = _groups(select(claim, table), claim.over)
-    paired = list(zip(groups, targets))
-    if not paired:
-        return _Measured(None, along=_along(claim))
-    got = tuple(reduced(claim.reduce, values, target) for (_, values), target in paired)
-    holds = len(groups) == len(targets) and all(
-        abs(g - t) <= allowed(claim, t) for g, t in zip(got, targets))
-    keys = tuple(key for (key, _), _ in paired) if claim.over else ()
-    return _Measured(holds, _along(claim), keys, got,
-                     tuple(_floats(values) for (_, values), _ in paired))
-
-
-def _monotone(claim: Monotone, table: pd.DataFrame) -> _Measured:
-    groups = _groups(select(claim, table), claim.over)
-    got = tuple(float(values.agg(claim.reduce)) for _, values in groups)
-    holds = None
-    if len(got) >= 2:
-        holds = all(OPS[MONOTONE_OPS[claim.direction, claim.strict]](a, b)
-                    for a, b in pairwise(got))
-    return _Measured(holds, claim.over, tuple(key for key, _ in groups), got,
-                     tuple(_floats(values) for _, values in groups))
-
-
-def _as_tuple(key: object) -> tuple:
-    """A group key as a tuple, whether pandas grouped by one column or several."""
-    return key if isinstance(key, tuple) else (key,)
-
-
-def _compare(claim: Compare, table: pd.DataFrame) -> _Measured:
-    def side(where: dict) -> dict[tuple, pd.Series]:
-        groups = _groups(select(claim, table, where), claim.by or None)
-        return {_as_tuple(key): values for key, values in groups}
-
-    left, right = side(claim.left), side(claim.right)
+def _measure(claim: ClaimBase, table: pd.DataFrame) -> tuple[bool | None, dict]:
+    """Whether the claim holds (None: it cannot tell) and what it measured: each element's value
+    reduced, the values it was reduced from, and for a comparison the right side's, at the keys
+    both sides have. An approx claim's i-th number is about the i-th smallest ``over``."""
+    axis = _axis(claim)
+    sides = [_elements(select(claim, table, where), axis)
+             for where in claim.selections().values()]
+    left, right = sides[0], sides[-1]
     keys = [key for key in left if key in right]
-    along = _along(claim)
-    if not keys:
-        return _Measured(None, along)
-    got = tuple(float(left[key].agg(claim.reduce)) for key in keys)
-    against = tuple(float(right[key].agg(claim.reduce)) for key in keys)
-    holds = all(OPS[claim.op](a, claim.factor * b) for a, b in zip(got, against))
-    return _Measured(holds, along, tuple(keys) if claim.by else (), got,
-                     tuple(_floats(left[key]) for key in keys), against)
+    targets = choices(claim.value) if isinstance(claim, Approx) else [math.nan] * len(keys)
+    keys = keys[:len(targets)]
+    got = tuple(reduced(claim.reduce, left[key], target) for key, target in zip(keys, targets))
+    against = tuple(float(right[key].agg(claim.reduce)) for key in keys) if len(sides) > 1 else ()
+    found = {"along": _along(claim), "at": tuple(keys) if axis else (), "values": got,
+             "samples": tuple(tuple(map(float, left[key])) for key in keys),
+             "right_values": against}
+    return _holds(claim, got, against, len(left)) if keys else None, found
 
 
-CHECKS: dict[type, Callable[..., _Measured]] = {
-    Threshold: _threshold, Approx: _approx, Monotone: _monotone, Compare: _compare}
+def _holds(claim: ClaimBase, got: tuple[float, ...], against: tuple[float, ...],
+           elements: int) -> bool | None:
+    if isinstance(claim, Approx):
+        targets = choices(claim.value)
+        return elements == len(targets) and all(
+            abs(value - target) <= allowed(claim, target) for value, target in zip(got, targets))
+    if isinstance(claim, Monotone):
+        op = MONOTONE_OPS[claim.direction, claim.strict]
+        return all(OPS[op](a, b) for a, b in pairwise(got)) if len(got) >= 2 else None
+    if isinstance(claim, Compare):
+        return all(OPS[claim.op](a, claim.factor * b) for a, b in zip(got, against))
+    return OPS[claim.op](got[0], claim.value)
+
+
+def _expectation(claim: ClaimBase) -> dict:
+    """What the claim expects, as numbers (a comparison: with its two selections)."""
+    found = claim.model_dump(include={"op", "tolerance", "rel_tolerance", "factor", "left",
+                                      "right", "applies"})
+    if isinstance(claim, Monotone):
+        found["op"] = MONOTONE_OPS[claim.direction, claim.strict]
+    if isinstance(claim, Threshold | Approx):
+        found["target"] = choices(claim.value)
+    return found
+
+
+def allowed(expectation: Approx | ClaimResult, target: float) -> float:
+    """The absolute gap an approx claim allows around ``target``."""
+    if expectation.tolerance is not None:
+        return expectation.tolerance
+    return expectation.rel_tolerance * abs(target)
 
 
 # ---- the one place a result becomes text ----
 
+NOTHING_MEASURED = "nothing: none of its runs finished"
+
+
 def describe(result: ClaimResult) -> tuple[str, str]:
     """What was measured and what was expected, as the terminal and the report write them."""
-    if result.status is ClaimStatus.DOES_NOT_APPLY:
-        return (assignments([(result.along, "/".join(map(str, result.at)))]),
-                f"{assignments(result.applies.items())} only")
-    got, expected = DESCRIPTIONS[result.kind](result)
-    return result.reason or got or NOTHING_MEASURED, expected
+    r = result
+    if r.status is ClaimStatus.DOES_NOT_APPLY:
+        return (assignments([(r.along, "/".join(map(str, r.at)))]),
+                f"{assignments(r.applies.items())} only")
+    if r.kind == "threshold":
+        got = f"{number(r.values[0])} ({r.reduce} of {r.count})" if r.values else ""
+        expected = f"{r.op} {published(r.target[0])}"
+    elif r.kind == "approx":
+        got, expected = _describe_approx(r)
+    elif r.kind == "monotone":
+        got = ", ".join(f"{r.along}={key}: {number(v)}" for key, v in zip(r.at, r.values))
+        expected = f"{TRENDS[r.op]} along {r.along}"
+    else:
+        got, expected = _describe_compare(r)
+    return r.reason or got or NOTHING_MEASURED, expected
 
 
-NOTHING_MEASURED = "nothing: none of its runs finished"
+def _describe_approx(r: ClaimResult) -> tuple[str, str]:
+    shown = [measured(v, allowed(r, t)) for v, t in zip(r.values, r.target)]
+    tolerance = (f"± {published(r.tolerance)}" if r.tolerance is not None
+                 else f"± {number(100 * r.rel_tolerance)} %")
+    if not r.along:
+        got = f"{shown[0]} ({r.reduce} of {r.count})" if shown else ""
+        return got, f"{published(r.target[0])} {tolerance}"
+    expected = f"[{', '.join(map(published, r.target))}] {tolerance} along {r.along}"
+    if not shown:
+        return "", expected
+    gaps = [abs(v - t) for v, t in zip(r.values, r.target)]
+    worst = max(range(len(gaps)), key=gaps.__getitem__)
+    got = (f"[{', '.join(shown)}]; largest gap {measured(gaps[worst], allowed(r, r.target[worst]))}"
+           f" at {r.along} {r.at[worst]}")
+    if len(r.values) < len(r.target):
+        got += f"; {len(r.values)} of {len(r.target)} measured"
+    return got, expected
+
+
+def _describe_compare(r: ClaimResult) -> tuple[str, str]:
+    by = r.along.split(",") if r.along else []
+    scale = "" if r.factor == 1 else f"{published(r.factor)} × "
+    expected = (f"{assignments(r.left.items(), ',') or 'all'} {r.op} {scale}"
+                f"{assignments(r.right.items(), ',') or 'all'}")
+    if by:
+        expected += f" at every {', '.join(by)}"
+    keys = r.at or [()] * len(r.values)
+    pairs = [f"{assignments(zip(by, key), ',')}: " * bool(by) + f"{number(a)} vs {number(b)}"
+             for key, a, b in zip(keys, r.values, r.right_values)]
+    return "; ".join(pairs), expected
 
 
 def summary(statuses: pd.Series) -> str:
@@ -341,121 +349,34 @@ def summary(statuses: pd.Series) -> str:
     return line
 
 
-def _describe_threshold(r: ClaimResult) -> tuple[str, str]:
-    got = f"{number(r.values[0])} ({r.reduce} of {r.count})" if r.values else ""
-    return got, f"{r.op} {published(r.target[0])}"
-
-
-def _tolerance(r: ClaimResult) -> str:
-    if r.tolerance is not None:
-        return f"± {published(r.tolerance)}"
-    return f"± {number(100 * r.rel_tolerance)} %"
-
-
-def _describe_approx(r: ClaimResult) -> tuple[str, str]:
-    shown = [measured(v, allowed(r, t)) for v, t in zip(r.values, r.target)]
-    if not r.along:
-        got = f"{shown[0]} ({r.reduce} of {r.count})" if shown else ""
-        return got, f"{published(r.target[0])} {_tolerance(r)}"
-    expected = f"[{', '.join(map(published, r.target))}] {_tolerance(r)} along {r.along}"
-    if not shown:
-        return "", expected
-    gaps = [abs(v - t) for v, t in zip(r.values, r.target)]
-    worst = max(range(len(gaps)), key=gaps.__getitem__)
-    got = (f"[{', '.join(shown)}]; largest gap {measured(gaps[worst], allowed(r, r.target[worst]))}"
-           f" at {r.along} {r.at[worst]}")
-    if len(r.values) < len(r.target):
-        got += f"; {len(r.values)} of {len(r.target)} measured"
-    return got, expected
-
-
-def _describe_monotone(r: ClaimResult) -> tuple[str, str]:
-    got = ", ".join(f"{r.along}={key}: {number(v)}" for key, v in zip(r.at, r.values))
-    return got, f"{TRENDS[r.op]} along {r.along}"
-
-
-def _describe_compare(r: ClaimResult) -> tuple[str, str]:
-    by = r.along.split(",") if r.along else []
-    scale = "" if r.factor == 1 else f"{published(r.factor)} × "
-    expected = (f"{assignments(r.left.items(), ',') or 'all'} {r.op} {scale}"
-                f"{assignments(r.right.items(), ',') or 'all'}")
-    if by:
-        expected += f" at every {', '.join(by)}"
-
-    def at(key: tuple) -> str:
-        return f"{assignments(zip(by, key), ',')}: " if by else ""
-
-    keys = r.at or [()] * len(r.values)
-    pairs = [f"{at(key)}{number(a)} vs {number(b)}"
-             for key, a, b in zip(keys, r.values, r.right_values)]
-    return "; ".join(pairs), expected
-
-
-DESCRIPTIONS = {"threshold": _describe_threshold, "approx": _describe_approx,
-                "monotone": _describe_monotone, "compare": _describe_compare}
-
-
 # ---- claims.csv: one row per claim, numbers as numbers (lists as JSON) ----
 
 def table(results: list[ClaimResult]) -> pd.DataFrame:
     """Results as a table, one row a claim, its cells the results' own values."""
-    return pd.DataFrame([asdict(r) for r in results], columns=COLUMNS)
+    return pd.DataFrame([r.model_dump() for r in results], columns=COLUMNS)
 
 
 def results(claims: pd.DataFrame) -> list[ClaimResult]:
     """The rows of a claims table (read from claims.csv or not) as results."""
-    return [_result(record) for record in claims.to_dict("records")]
-
-
-def _result(record: dict) -> ClaimResult:
-    found = dict(record)
-    for name in JSON_COLUMNS:
-        value = found[name]
-        found[name] = _frozen(json.loads(value) if isinstance(value, str) else value)
-    for name in OPTIONAL_NUMBERS:
-        found[name] = None if _blank(found[name]) else float(found[name])
-    found["op"] = None if _blank(found["op"]) else found["op"]
-    found["status"] = ClaimStatus(found["status"])
-    return ClaimResult(**found)
-
-
-def _blank(value: object) -> bool:
-    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
-
-
-def _frozen(value: object) -> object:
-    """JSON's lists as the tuples a result holds; its objects stay dicts."""
-    return tuple(map(_frozen, value)) if isinstance(value, list | tuple) else value
+    return [ClaimResult.model_validate(record) for record in claims.to_dict("records")]
 
 
 def read(path: Path) -> pd.DataFrame:
     """claims.csv as a table of results' values; empty if missing or written by an older dlrepro
     (other columns): its claims are evaluated afresh."""
-    if not path.exists():
-        return table([])
-    found = pd.read_csv(path, keep_default_na=False, dtype=str)
-    return table(results(found)) if list(found.columns) == COLUMNS else table([])
+    found = pd.read_csv(path, keep_default_na=False, dtype=str) if path.exists() else None
+    current = found is not None and list(found.columns) == COLUMNS
+    return table(results(found) if current else [])
 
 
-def csv_cells(claims: pd.DataFrame, json_columns: Iterable[str] = JSON_COLUMNS) -> pd.DataFrame:
+def csv_cells(claims: pd.DataFrame) -> pd.DataFrame:
     """A table of results' values as claims.csv holds them: lists and selections as JSON."""
-    cells = claims.copy()
-    for name in json_columns:
-        cells[name] = cells[name].map(lambda value: json.dumps(value, ensure_ascii=False))
-    return cells
+    return claims.map(lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, tuple | dict)
+                      else v)
 
 
 def write(path: Path, evaluated: list[ClaimResult]) -> pd.DataFrame:
     """Replace the evaluated suites' rows of claims.csv, keep the other suites' rows."""
-    return replace_suites(path, table(evaluated), read, csv_cells)
-
-
-def replace_suites(path: Path, new: pd.DataFrame, read_old: Callable[[Path], pd.DataFrame],
-                   cells: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
-    """Write ``new`` over its suites' rows of a per-suite CSV (claims, fidelity), keeping the other
-    suites'; ``cells`` turns the table into what the CSV holds."""
-    old = read_old(path)
-    kept = old[~old["suite"].isin(new["suite"])]
-    table = pd.concat([kept, new], ignore_index=True) if len(kept) else new.reset_index(drop=True)
-    atomic_write(path, lambda tmp: cells(table).to_csv(tmp, index=False))
-    return table
+    found = tables.replaced(read(path), table(evaluated))
+    tables.write_csv(path, csv_cells(found))
+    return found

@@ -17,38 +17,34 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlrepro.claims import ClaimResult, allowed, replace_suites
+from dlrepro import tables
+from dlrepro.claims import ClaimResult, allowed, empty_cell
 from dlrepro.formatting import assignments, counted, measured, number, published
-from dlrepro.schema import Approx
+from dlrepro.schema import Approx, choices
 from dlrepro.suite import Suite
 from dlrepro.verdicts import MEASURED, ClaimStatus
 
 COLUMNS = ["suite", "claim", "profile", "at", "source", "published", "measured", "std", "runs",
            "reduce", "difference", "tolerance", "why", "status", "ran"]
+NOT_MEASURED = "not measured"
 
 
 def rows(suite: Suite, evaluated: list[ClaimResult], profile: str) -> list[dict]:
     """The fidelity rows of one suite's published claims, from their evaluation at ``profile``
     (a claim not evaluated there is about another profile)."""
     by_id = {r.claim: r for r in evaluated if r.suite == suite.name}
-    found = []
-    for claim in suite.model.claims:
-        if not isinstance(claim, Approx) or claim.published is None:
-            continue
-        targets = claim.value if isinstance(claim.value, list) else [claim.value]
-        found += [_row(suite.name, claim, by_id.get(claim.id), i, target, profile)
-                  for i, target in enumerate(targets)]
-    return found
+    return [_row(suite.name, claim, by_id.get(claim.id), i, target, profile)
+            for claim in suite.model.claims if isinstance(claim, Approx) and claim.published
+            for i, target in enumerate(choices(claim.value))]
 
 
 def _row(suite: str, claim: Approx, result: ClaimResult | None, i: int, target: float,
          profile: str) -> dict:
-    row = {"suite": suite, "claim": claim.id, "profile": profile, "at": "",
+    row = {"suite": suite, "claim": claim.id, "profile": profile,
+           "at": "" if claim.over is None else f"{claim.over} #{i + 1}",
            "source": claim.published.source, "published": target, "measured": None, "std": None,
            "runs": 0, "reduce": claim.reduce, "difference": None,
            "tolerance": allowed(claim, target), "why": claim.published.why, "ran": ""}
-    if claim.over is not None:
-        row["at"] = f"{claim.over} #{i + 1}"
     if result is None:
         return {**row, "profile": "/".join(claim.profiles), "status": ClaimStatus.OTHER_PROFILE}
     if result.status is ClaimStatus.DOES_NOT_APPLY:
@@ -78,53 +74,46 @@ def read(path: Path) -> pd.DataFrame:
 
 def write(path: Path, found: list[dict]) -> pd.DataFrame:
     """Replace the evaluated suites' rows of fidelity.csv, keep the other suites' rows."""
-    return replace_suites(path, pd.DataFrame(found, columns=COLUMNS), read, lambda t: t)
+    table = tables.replaced(read(path), pd.DataFrame(found, columns=COLUMNS))
+    tables.write_csv(path, table)
+    return table
 
 
 def display(table: pd.DataFrame, full: pd.DataFrame | None = None) -> list[dict]:
     """The table's rows as the report shows them: published numbers with their own digits,
     measured ones (mean ± sd (runs), or the claim's max, min… (of runs; mean ± sd)) one decimal
-    finer than the tolerance. With ``full`` (the
-    rows measured at the full profile), each row also says what full measured, or "not
-    measured"."""
+    finer than the tolerance. With ``full`` (the rows measured at the full profile), each row also
+    says what full measured, or "not measured"."""
     shown = [_shown(r) for r in table.itertuples()]
-    if full is None:
-        return shown
-    at_full = {_position(r): _shown(r) for r in _numbered(full).itertuples()}
-    for row, key in zip(shown, map(_position, _numbered(table).itertuples())):
-        there = at_full.get(key)
-        measured_there = there and there["verdict"] in MEASURED
-        row["full"] = f"{there['status']}: {there['measured']}" if measured_there else NOT_MEASURED
+    if full is not None:
+        at_full = dict(zip(_positions(full), map(_shown, full.itertuples())))
+        for row, key in zip(shown, _positions(table)):
+            there = at_full.get(key)
+            row["full"] = (f"{there['status']}: {there['measured']}"
+                           if there and there["verdict"] in MEASURED else NOT_MEASURED)
     return shown
 
 
-NOT_MEASURED = "not measured"
-
-
-def _numbered(table: pd.DataFrame) -> pd.DataFrame:
-    """Each row with its place among its claim's numbers (a curve has several)."""
-    return table.assign(number=table.groupby(["suite", "claim"]).cumcount())
-
-
-def _position(r) -> tuple[str, str, int]:
-    return r.suite, r.claim, r.number
+def _positions(table: pd.DataFrame) -> list[tuple[str, str, int]]:
+    """Each row's suite, claim and place among its claim's numbers (a curve has several)."""
+    return list(zip(table["suite"], table["claim"], table.groupby(["suite", "claim"]).cumcount()))
 
 
 def _shown(r) -> dict:
     tolerance, status = float(r.tolerance), ClaimStatus(r.status)
     shown = {"suite": r.suite, "claim": r.claim, "profile": r.profile, "source": r.source,
-             "at": "" if _missing(r.at) else r.at, "published": published(r.published),
+             "at": "" if empty_cell(r.at) else r.at, "published": published(r.published),
              "measured": "—", "difference": "—", "tolerance": f"± {number(tolerance, 3)}",
              "why": r.why, "verdict": status, "status": str(status)}
-    if not _missing(r.measured):
-        spread = "" if _missing(r.std) else f" ± {number(float(r.std), 2)}"
+    if not empty_cell(r.measured):
+        spread = "" if empty_cell(r.std) else f" ± {number(float(r.std), 2)}"
         mean = f"{measured(float(r.measured), tolerance)}{spread}"
         runs = counted(int(r.runs), "run")
         shown["measured"] = f"{mean} ({runs})"
         if r.reduce != "mean":  # the value the verdict is on, then the mean
             reduced = measured(float(r.published) + float(r.difference), tolerance)
             shown["measured"] = f"{reduced} ({r.reduce} of {runs}; mean {mean})"
-    if not _missing(r.difference):
+    if not empty_cell(r.difference):
         difference = measured(float(r.difference), tolerance)
         shown["difference"] = difference if difference.startswith("-") else f"+{difference}"
     if status is ClaimStatus.OTHER_PROFILE:
@@ -132,7 +121,3 @@ def _shown(r) -> dict:
     elif status is ClaimStatus.DOES_NOT_APPLY:
         shown["status"] = f"{status} ({r.ran})"
     return shown
-
-
-def _missing(value: object) -> bool:
-    return value is None or value == "" or (isinstance(value, float) and pd.isna(value))

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlrepro import claims
-from dlrepro.files import atomic_write
+from dlrepro import claims, tables
 from dlrepro.formatting import table_cell
 from dlrepro.verdicts import ClaimStatus
 
@@ -24,42 +23,36 @@ MEASURED = ["status", "along", "at", "values", "samples", "right_values"]  # per
 EXPECTED = [name for name in claims.COLUMNS if name not in MEASURED]  # the claim's, once
 COLUMNS = [*EXPECTED, "mnist", "other", "changed",
            *(f"{name}{suffix}" for suffix in SIDES.values() for name in MEASURED[1:])]
-JSON_COLUMNS = [name for name in COLUMNS
-                if name.removesuffix(SIDES["mnist"]).removesuffix(SIDES["other"])
-                in claims.JSON_COLUMNS]
 ICONS = {ClaimStatus.REPRODUCED: "✅", ClaimStatus.NOT_REPRODUCED: "❌",
          ClaimStatus.NOT_RUN: "⚪"}
 
 
 def compare(mnist: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim of ``other``'s suites: its status and measurement on both sets."""
-    measured = other[KEY + MEASURED].merge(_with_not_run(mnist, other)[KEY + MEASURED], on=KEY,
-                                           how="left", suffixes=(SIDES["other"], SIDES["mnist"]))
-    both = other[EXPECTED].merge(measured, on=KEY)
+    """One row per claim of ``other``'s suites: its status and measurement on both sets; a claim
+    MNIST has no result of is not run there."""
+    absent = other[~other.set_index(KEY).index.isin(mnist.set_index(KEY).index)]
+    not_run = claims.table([claims.ClaimResult(suite=suite, claim=claim, text="", kind="",
+                                               status=ClaimStatus.NOT_RUN)
+                            for suite, claim in zip(absent["suite"], absent["claim"])])
+    mnist = pd.concat([mnist, not_run], ignore_index=True) if len(not_run) else mnist
+    both = other.merge(mnist[KEY + MEASURED], on=KEY, how="left",
+                       suffixes=(SIDES["other"], SIDES["mnist"]))
     both = both.rename(columns={f"status{suffix}": side for side, suffix in SIDES.items()})
     both["changed"] = (both["other"] != ClaimStatus.DOES_NOT_APPLY) & (
         both["mnist"] != both["other"])
     return both[COLUMNS]
 
 
-def _with_not_run(mnist: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
-    """MNIST's results, plus one not run for each of ``other``'s claims it has no result of."""
-    absent = other.loc[~other.set_index(KEY).index.isin(mnist.set_index(KEY).index), KEY]
-    not_run = [claims.ClaimResult(suite, claim, "", "", ClaimStatus.NOT_RUN)
-               for suite, claim in zip(absent["suite"], absent["claim"])]
-    return pd.concat([mnist, claims.table(not_run)], ignore_index=True) if not_run else mnist
-
-
 def side(row: dict, name: str) -> claims.ClaimResult:
     """One set's result of a row of the comparison."""
     suffix = SIDES[name]
-    return claims.results(pd.DataFrame([{
+    return claims.ClaimResult.model_validate({
         **{column: row[column] for column in EXPECTED}, "status": row[name],
-        **{column: row[f"{column}{suffix}"] for column in MEASURED[1:]}}]))[0]
+        **{column: row[f"{column}{suffix}"] for column in MEASURED[1:]}})
 
 
 def write(path: Path, table: pd.DataFrame) -> None:
-    atomic_write(path, lambda tmp: claims.csv_cells(table, JSON_COLUMNS).to_csv(tmp, index=False))
+    tables.write_csv(path, claims.csv_cells(table))
 
 
 def markdown(table: pd.DataFrame, dataset: str) -> list[str]:

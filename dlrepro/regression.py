@@ -33,7 +33,6 @@ from pathlib import Path
 import pandas as pd
 
 from dlrepro import devices, tables
-from dlrepro.files import atomic_write
 from dlrepro.formatting import assignments
 from dlrepro.errors import Refused
 from dlrepro.layout import Results
@@ -86,11 +85,8 @@ def updated(old: pd.DataFrame, summary: pd.DataFrame, suite: Suite,
     specs = suite.runs(profile)
     names = {assignments((n, s.params[n]) for n in specs[0].varied if n in s.params) or "all"
              for s in specs}
-    kept = old[~old["configuration"].isin(summary["configuration"])
-               & old["configuration"].isin(names)]
-    if kept.empty:
-        return summary
-    return pd.concat([kept, summary], ignore_index=True).sort_values(KEY, ignore_index=True)
+    found = tables.replaced(old[old["configuration"].isin(names)], summary, "configuration")
+    return found.sort_values(KEY, ignore_index=True)
 
 
 def empty_summary() -> pd.DataFrame:
@@ -106,13 +102,10 @@ def cost(runs: pd.DataFrame, suite: str) -> dict:
     """Total run time and energy of one suite, with the hardware they were measured on."""
     mine = runs[(runs["suite"] == suite) & (runs["status"] == "ok")]
     return {"suite": suite, "hardware": " + ".join(sorted(set(mine["device"].dropna()))),
-            "runs": len(mine), "wall_time_s": _sig(mine["wall_time_s"].sum()),
-            "energy_kwh": _sig(mine["energy_kwh"].sum()),
+            "runs": len(mine), # 4 digits, a readable diff: the rest is noise
+            "wall_time_s": float(f"{mine['wall_time_s'].sum():.4g}"),
+            "energy_kwh": float(f"{mine['energy_kwh'].sum():.4g}"),
             "energy_method": " + ".join(sorted(set(mine["energy_method"].dropna())))}
-
-
-def _sig(value: float) -> float:
-    return float(f"{value:.4g}")  # a readable diff: the rest is noise
 
 
 def compare(baseline: pd.DataFrame, current: pd.DataFrame, declared: dict[str, Metric],
@@ -123,9 +116,8 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, declared: dict[str, M
     joined["delta"] = joined["mean"] - joined["mean_base"]
     verdicts = [_verdict(row, declared.get(row.metric), other_device)
                 for row in joined.itertuples()]
-    joined["allowed"] = [v[1] for v in verdicts]
-    joined["p_value"] = [v[2] for v in verdicts]
-    joined["verdict"] = [v[0] for v in verdicts]
+    for i, name in enumerate(("verdict", "allowed", "p_value")):
+        joined[name] = [found[i] for found in verdicts]
     columns = KEY + ["verdict", "mean_base", "mean", "delta", "allowed", "p_value", "n_base", "n",
                      "std_base", "std"]
     return joined[columns].sort_values(KEY, ignore_index=True)
@@ -181,9 +173,8 @@ class Baselines:
         if not root.is_dir():
             raise Refused(f"{root}: no such baseline folder")
         if not self.dir.is_dir():
-            raise Refused(f"{self.dir}: no baselines for profile {self.dir.name!r} "
-                                "(create them with `dlrepro baseline update --profile "
-                                f"{self.dir.name}`)")
+            raise Refused(f"{self.dir}: no baselines for profile {self.dir.name!r} (create them "
+                          f"with `dlrepro baseline update --profile {self.dir.name}`)")
 
     def suites(self) -> list[str]:
         kept = {COST_FILE, CLAIMS_FILE, FIDELITY_FILE}
@@ -210,26 +201,22 @@ class Baselines:
             if bad.any():
                 row = bad.idxmax()
                 raise Refused(f"{path}: {column} of {table.at[row, 'suite']}: "
-                                    f"'{table.at[row, column]}' is not a finite number >= 0")
+                              f"'{table.at[row, column]}' is not a finite number >= 0")
             table[column] = values
         return table
 
     def mean_run_times(self) -> dict[str, float]:
         """Each suite's mean run time in seconds on the machine its cost was measured on."""
-        costs = self.cost()
-        return {row.suite: row.wall_time_s / row.runs for row in costs.itertuples() if row.runs > 0}
+        return {row.suite: row.wall_time_s / row.runs for row in self.cost().itertuples()
+                if row.runs > 0}
 
     def write(self, suite: str, summary: pd.DataFrame, suite_cost: dict) -> Path:
         path = self.dir / f"{suite}.csv"
-        # repr-exact floats: a baseline read back compares equal to the summary it came from.
-        atomic_write(path, lambda tmp: summary.to_csv(tmp, index=False, float_format=None))
-        costs = self.cost()
-        costs = pd.concat([costs[costs["suite"] != suite], pd.DataFrame([suite_cost])],
-                          ignore_index=True)
-        atomic_write(self.dir / COST_FILE,
-                     lambda tmp: costs.sort_values("suite").to_csv(tmp, index=False))
+        # repr-exact floats (no float_format): read back, it compares equal to its summary.
+        tables.write_csv(path, summary)
+        costs = tables.replaced(self.cost(), pd.DataFrame([suite_cost]))
+        tables.write_csv(self.dir / COST_FILE, costs.sort_values("suite"))
         return path
-
 
     def write_verdicts(self, verdicts: list, numbers: list[dict]) -> list[tuple[Path, int]]:
         """Replace the evaluated suites' claims and published numbers, but a claim measured
@@ -237,13 +224,13 @@ class Baselines:
         written."""
         from dlrepro import claims, fidelity
 
-        earlier = claims.read(self.dir / CLAIMS_FILE)
-        verdicts = claims.results(_keep_measured(claims.table(verdicts), earlier))
-        claims.write(self.dir / CLAIMS_FILE, verdicts)
-        earlier = fidelity.read(self.dir / FIDELITY_FILE)
-        numbers = _keep_measured(pd.DataFrame(numbers, columns=fidelity.COLUMNS), earlier)
-        fidelity.write(self.dir / FIDELITY_FILE, numbers.to_dict("records"))
-        return [(self.dir / CLAIMS_FILE, len(verdicts)), (self.dir / FIDELITY_FILE, len(numbers))]
+        to_claims, to_numbers = self.dir / CLAIMS_FILE, self.dir / FIDELITY_FILE
+        verdicts = _keep_measured(claims.table(verdicts), claims.read(to_claims))
+        claims.write(to_claims, claims.results(verdicts))
+        numbers = _keep_measured(pd.DataFrame(numbers, columns=fidelity.COLUMNS),
+                                 fidelity.read(to_numbers))
+        fidelity.write(to_numbers, numbers.to_dict("records"))
+        return [(to_claims, len(verdicts)), (to_numbers, len(numbers))]
 
     def fidelity(self) -> pd.DataFrame:
         """The published numbers as measured at this profile (empty: none kept)."""
@@ -279,7 +266,7 @@ def check(suites: list[Suite], baselines: Baselines,
     """Compare every suite's current tables with its baseline; return the verdicts, notes on cost,
     and the suites that have no baseline."""
     runs, metrics = tables.load(results)
-    baseline_costs = baselines.cost()
+    costs = {row["suite"]: row for row in baselines.cost().to_dict("records")}
     verdicts, notes, unbaselined = [], [], []
     for suite in suites:
         baseline = baselines.read(suite.name)
@@ -287,21 +274,11 @@ def check(suites: list[Suite], baselines: Baselines,
         if baseline is None:
             unbaselined.append(suite.name)
             baseline = empty_summary()
-        now = cost(runs, suite.name)
-        before = baseline_costs[baseline_costs["suite"] == suite.name]
-        measured_on = before.iloc[0]["hardware"] if len(before) else ""
-        other_device = bool(measured_on and now["runs"]) and (
-            _kinds(measured_on) != _kinds(now["hardware"]))
-        suite_verdicts = compare(baseline, current, suite.metrics, other_device)
-        verdicts.append(suite_verdicts)
-        notes += _cost_note(baseline_costs, now)
-        if len(baseline) and len(current):
-            notes += _coverage_notes(suite.name, baseline, current, suite_verdicts)
-        if other_device:
-            unsure = int((suite_verdicts["verdict"] == GateVerdict.INCONCLUSIVE).sum())
-            notes.append(f"{suite.name}: baseline on {measured_on}, runs on {now['hardware']}: "
-                         "beyond its tolerance a value regresses only if ≥ 3 seeds a side show "
-                         f"it; {unsure} value(s) inconclusive")
+        before, now = costs.get(suite.name), cost(runs, suite.name)
+        other_device = bool(before and before["hardware"] and now["runs"]) and (
+            _kinds(before["hardware"]) != _kinds(now["hardware"]))
+        verdicts.append(compare(baseline, current, suite.metrics, other_device))
+        notes += _notes(baseline, current, verdicts[-1], before, now, other_device)
     if not verdicts:
         return compare(empty_summary(), empty_summary(), {}), notes, unbaselined
     return pd.concat(verdicts, ignore_index=True), notes, unbaselined
@@ -332,27 +309,9 @@ def _kinds(hardware: str) -> set[str]:
     return {devices.kind(part) for part in hardware.split(" + ")}
 
 
-def _coverage_notes(suite: str, baseline: pd.DataFrame, current: pd.DataFrame,
-                    verdicts: pd.DataFrame) -> list[str]:
-    """What the baseline lacks, and seeds that differ from the runs'."""
-    notes = []
-    new = int((verdicts["verdict"] == GateVerdict.NEW).sum())
-    if new:
-        covered = baseline["configuration"].nunique()
-        notes.append(f"{suite}: {new} value(s) have no baseline: it covers {covered} of "
-                     f"{current['configuration'].nunique()} configuration(s)")
-    seeds_base, seeds_now = int(baseline["n"].max()), int(current["n"].max())
-    if seeds_base != seeds_now:
-        notes.append(f"{suite}: the baseline has {seeds_base} seed(s) a value, the runs "
-                     f"{seeds_now}")
-    return notes
-
-
-def _cost_note(baseline_costs: pd.DataFrame, now: dict) -> list[str]:
-    before = baseline_costs[baseline_costs["suite"] == now["suite"]]
-    if before.empty or not now["runs"]:
+def _cost_note(before: dict | None, now: dict) -> list[str]:
+    if before is None or not now["runs"]:
         return []
-    before = before.iloc[0]
     if before["hardware"] != now["hardware"]:
         return [f"{now['suite']}: time and energy not compared (baseline on "
                 f"{before['hardware']}, now on {now['hardware']})"]
@@ -364,3 +323,25 @@ def _cost_note(baseline_costs: pd.DataFrame, now: dict) -> list[str]:
     return [f"{now['suite']}: run time ×{ratio:.2f} ({now['wall_time_s']:.1f} s), "
             f"energy ×{energy:.2f} vs the baseline on the same hardware (informative, never "
             "blocks)"]
+
+
+def _notes(baseline: pd.DataFrame, current: pd.DataFrame, verdicts: pd.DataFrame,
+           before: dict | None, now: dict, other_device: bool) -> list[str]:
+    """Time and energy against the baseline's (``_cost_note``), what the baseline lacks, seeds
+    that differ from the runs', and a baseline from another kind of device."""
+    suite, notes = now["suite"], _cost_note(before, now)
+    new = int((verdicts["verdict"] == GateVerdict.NEW).sum())
+    if len(baseline) and len(current) and new:
+        notes.append(f"{suite}: {new} value(s) have no baseline: it covers "
+                     f"{baseline['configuration'].nunique()} of "
+                     f"{current['configuration'].nunique()} configuration(s)")
+    seeds_base, seeds_now = baseline["n"].max(), current["n"].max()
+    if len(baseline) and len(current) and seeds_base != seeds_now:
+        notes.append(f"{suite}: the baseline has {int(seeds_base)} seed(s) a value, the runs "
+                     f"{int(seeds_now)}")
+    if other_device:
+        unsure = int((verdicts["verdict"] == GateVerdict.INCONCLUSIVE).sum())
+        notes.append(f"{suite}: baseline on {before['hardware']}, runs on {now['hardware']}: "
+                     "beyond its tolerance a value regresses only if ≥ 3 seeds a side show "
+                     f"it; {unsure} value(s) inconclusive")
+    return notes

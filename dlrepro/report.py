@@ -174,15 +174,9 @@ def _templates():
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["cell"] = table_cell
-    env.filters["badge"] = _badge
     env.globals["Status"] = ClaimStatus
     env.filters["data_uri"] = _data_uri
     return env
-
-
-def _badge(status: ClaimStatus) -> str:
-    """A status's CSS class: its words joined by hyphens."""
-    return str(status).replace(" ", "-")
 
 
 def _data_uri(path: Path) -> str:

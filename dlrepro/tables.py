@@ -2,12 +2,15 @@
 
 Both are written as parquet and as CSV, each file atomically. A table holds the records of the
 runs the current suites define; rows of suites that were not part of this merge are kept as they
-were, so running one suite never drops another's results.
+were, so running one suite never drops another's results. Every table kept per suite (claims,
+published numbers, baselines and their cost) is updated so, by ``replaced``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from pathlib import Path
 
 import pandas as pd
 
@@ -32,12 +35,14 @@ def merge(results: Results, specs: list[RunSpec]) -> tuple[pd.DataFrame, pd.Data
         record = results.get(spec)
         if record is None:
             continue
-        run_rows.append({**{k: record.get(k) for k in RUN_COLUMNS}, **_flat(record["params"])})
+        # A list becomes JSON text so that each parameter stays one scalar column.
+        params = {k: json.dumps(v) if isinstance(v, list) else v
+                  for k, v in record["params"].items()}
+        run_rows.append({**{k: record.get(k) for k in RUN_COLUMNS}, **params})
         ids = {"run_id": record["run_id"], "suite": record["suite"]}
         metric_rows += [{**ids, **m} for m in record["metrics"]]
-    runs = _concat(runs[~runs["suite"].isin(suites)], pd.DataFrame(run_rows), RUN_COLUMNS)
-    metrics = _concat(metrics[~metrics["suite"].isin(suites)], pd.DataFrame(metric_rows),
-                      METRIC_COLUMNS)
+    runs = _storable(replaced(runs, pd.DataFrame(run_rows), keys=suites), RUN_COLUMNS)
+    metrics = _storable(replaced(metrics, pd.DataFrame(metric_rows), keys=suites), METRIC_COLUMNS)
     metrics["step"] = metrics["step"].astype("Int64")
     metrics["value"] = metrics["value"].astype(float)
     write(results, runs, metrics)
@@ -66,24 +71,28 @@ def joined(runs: pd.DataFrame, metrics: pd.DataFrame, suite: str) -> pd.DataFram
     return metrics[metrics["suite"] == suite].merge(ok, on="run_id")
 
 
+def replaced(old: pd.DataFrame, new: pd.DataFrame, on: str = "suite",
+             keys: Iterable[object] | None = None) -> pd.DataFrame:
+    """``old`` with its rows of ``keys`` in column ``on`` (default: the values ``new`` has there)
+    replaced by ``new``'s rows, after the rows it keeps."""
+    kept = old[~old[on].isin(new[on] if keys is None else keys)]
+    frames = [frame for frame in (kept, new) if len(frame)]
+    return pd.concat(frames, ignore_index=True) if frames else new.reset_index(drop=True)
+
+
 def write(results: Results, runs: pd.DataFrame, metrics: pd.DataFrame) -> None:
     for name, table in (("runs", runs), ("metrics", metrics)):
         atomic_write(results.table(name), lambda tmp, t=table: t.to_parquet(tmp, index=False))
-        atomic_write(results.table(name, "csv"), lambda tmp, t=table: t.to_csv(tmp, index=False))
+        write_csv(results.table(name, "csv"), table)
 
 
-def _flat(params: dict) -> dict:
-    return {k: _scalar_cell(v) for k, v in params.items()}
+def write_csv(path: Path, table: pd.DataFrame) -> None:
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
-def _scalar_cell(value: object) -> object:
-    # A list becomes JSON text so that each parameter stays one scalar column.
-    return json.dumps(value) if isinstance(value, list) else value
-
-
-def _concat(kept: pd.DataFrame, new: pd.DataFrame, first: list[str]) -> pd.DataFrame:
-    frames = [f for f in (kept, new) if len(f)]
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=first)
+def _storable(table: pd.DataFrame, first: list[str]) -> pd.DataFrame:
+    if table.columns.empty:  # no rows, kept or new
+        return pd.DataFrame(columns=first)
     for column in table.columns:
         # A parameter name shared by suites with different types breaks parquet: keep it as text.
         kinds = {type(v) for v in table[column].dropna()}
