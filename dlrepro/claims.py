@@ -35,20 +35,19 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from dlrepro import tables
-from dlrepro.formatting import assignments, measured, number, published
+from dlrepro.formatting import assignments
 from dlrepro.grid import matches
 from dlrepro.overrides import flags
 from dlrepro.schema import Approx, ClaimBase, Compare, Monotone, Threshold, choices
 from dlrepro.suite import Suite
-from dlrepro.verdicts import ClaimStatus
+from dlrepro.formatting import ClaimStatus, allowed
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
        "==": operator.eq}
 # A monotone claim as the relation every value has with the next one along its axis.
 MONOTONE_OPS = {("increasing", True): "<", ("increasing", False): "<=",
                 ("decreasing", True): ">", ("decreasing", False): ">="}
-TRENDS = {op: f"{'strictly ' * strict}{direction}"
-          for (direction, strict), op in MONOTONE_OPS.items()}
+
 
 
 def _frozen(value: object) -> object:
@@ -273,80 +272,6 @@ def _expectation(claim: ClaimBase) -> dict:
     if isinstance(claim, Threshold | Approx):
         found["target"] = choices(claim.value)
     return found
-
-
-def allowed(expectation: Approx | ClaimResult, target: float) -> float:
-    """The absolute gap an approx claim allows around ``target``."""
-    if expectation.tolerance is not None:
-        return expectation.tolerance
-    return expectation.rel_tolerance * abs(target)
-
-
-# ---- the one place a result becomes text ----
-
-NOTHING_MEASURED = "nothing: none of its runs finished"
-
-
-def describe(result: ClaimResult) -> tuple[str, str]:
-    """What was measured and what was expected, as the terminal and the report write them."""
-    r = result
-    if r.status is ClaimStatus.DOES_NOT_APPLY:
-        return (assignments([(r.along, "/".join(map(str, r.at)))]),
-                f"{assignments(r.applies.items())} only")
-    if r.kind == "threshold":
-        got = f"{number(r.values[0])} ({r.reduce} of {r.count})" if r.values else ""
-        expected = f"{r.op} {published(r.target[0])}"
-    elif r.kind == "approx":
-        got, expected = _describe_approx(r)
-    elif r.kind == "monotone":
-        got = ", ".join(f"{r.along}={key}: {number(v)}" for key, v in zip(r.at, r.values))
-        expected = f"{TRENDS[r.op]} along {r.along}"
-    else:
-        got, expected = _describe_compare(r)
-    return r.reason or got or NOTHING_MEASURED, expected
-
-
-def _describe_approx(r: ClaimResult) -> tuple[str, str]:
-    shown = [measured(v, allowed(r, t)) for v, t in zip(r.values, r.target)]
-    tolerance = (f"± {published(r.tolerance)}" if r.tolerance is not None
-                 else f"± {number(100 * r.rel_tolerance)} %")
-    if not r.along:
-        got = f"{shown[0]} ({r.reduce} of {r.count})" if shown else ""
-        return got, f"{published(r.target[0])} {tolerance}"
-    expected = f"[{', '.join(map(published, r.target))}] {tolerance} along {r.along}"
-    if not shown:
-        return "", expected
-    gaps = [abs(v - t) for v, t in zip(r.values, r.target)]
-    worst = max(range(len(gaps)), key=gaps.__getitem__)
-    got = (f"[{', '.join(shown)}]; largest gap {measured(gaps[worst], allowed(r, r.target[worst]))}"
-           f" at {r.along} {r.at[worst]}")
-    if len(r.values) < len(r.target):
-        got += f"; {len(r.values)} of {len(r.target)} measured"
-    return got, expected
-
-
-def _describe_compare(r: ClaimResult) -> tuple[str, str]:
-    by = r.along.split(",") if r.along else []
-    scale = "" if r.factor == 1 else f"{published(r.factor)} × "
-    expected = (f"{assignments(r.left.items(), ',') or 'all'} {r.op} {scale}"
-                f"{assignments(r.right.items(), ',') or 'all'}")
-    if by:
-        expected += f" at every {', '.join(by)}"
-    keys = r.at or [()] * len(r.values)
-    pairs = [f"{assignments(zip(by, key), ',')}: " * bool(by) + f"{number(a)} vs {number(b)}"
-             for key, a, b in zip(keys, r.values, r.right_values)]
-    return "; ".join(pairs), expected
-
-
-def summary(statuses: pd.Series) -> str:
-    """Claims' statuses counted, as the terminal and the report say them."""
-    counts = statuses.value_counts()
-    line = (f"{counts.get(ClaimStatus.REPRODUCED, 0)} of {len(statuses)} reproduced, "
-            f"{counts.get(ClaimStatus.NOT_REPRODUCED, 0)} not reproduced, "
-            f"{counts.get(ClaimStatus.NOT_RUN, 0)} not run")
-    if counts.get(ClaimStatus.DOES_NOT_APPLY):
-        line += f", {counts[ClaimStatus.DOES_NOT_APPLY]} do not apply (about other data)"
-    return line
 
 
 # ---- claims.csv: one row per claim, numbers as numbers (lists as JSON) ----

@@ -24,12 +24,12 @@ from dlrepro.console import OutputFormat, note, say, write_rows
 from dlrepro.data import ENV_VAR
 from dlrepro.devices import DeviceChoice
 from dlrepro.errors import Refused
-from dlrepro.formatting import counted, no_results
 from dlrepro.layout import Results
 from dlrepro.overrides import Verb, flags, parse_override
 from dlrepro.project import baselines_dir, resolve
 from dlrepro.schema import PROFILES
-from dlrepro.verdicts import ClaimStatus, GateVerdict
+from dlrepro import formatting
+from dlrepro.formatting import ClaimStatus, GateVerdict, counted, no_results
 
 
 class _Parser(argparse.ArgumentParser):
@@ -253,14 +253,14 @@ def _print_claims(found: pipeline.Claims, form: OutputFormat) -> None:
         return
     rows = [dict(zip(SHOWN_CLAIM_COLUMNS, (result.suite, result.claim,
                                            Text(result.status, CLAIM_COLOURS[result.status]),
-                                           *claims.describe(result))))
+                                           *formatting.describe(result))))
             for result in claims.results(found.table[~found.table["suite"].isin(found.unrun)])]
     write_rows(SHOWN_CLAIM_COLUMNS, rows, form, "claims", lambda row: Text.assemble(
         row["status"], f" {row['suite']}/{row['claim']}: measured {row['measured']}; expected "
         f"{row['expected']}"))
     if found.unrun:
         say(no_results(found.unrun))
-    say(f"claims: {claims.summary(found.table['status'])}")
+    say(f"claims: {formatting.summary(found.table['status'])}")
 
 
 def _device(text: str) -> DeviceChoice:

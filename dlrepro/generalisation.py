@@ -14,8 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlrepro import claims, tables
-from dlrepro.formatting import table_cell
-from dlrepro.verdicts import ClaimStatus
+from dlrepro.formatting import ClaimStatus, describe, table_cell
 
 KEY = ["suite", "claim"]
 SIDES = {"mnist": "_mnist", "other": "_other"}  # each side's columns end so
@@ -62,7 +61,7 @@ def markdown(table: pd.DataFrame, dataset: str) -> list[str]:
     transferable = table[applying].sort_values("changed", ascending=False, kind="stable")
     lines = [f"| suite | claim | MNIST | {dataset} | changed |", "|---|---|---|---|---|"]
     for row in transferable.to_dict("records"):
-        cells = [f"{ICONS.get(row[name], '')} {table_cell(claims.describe(side(row, name))[0])}"
+        cells = [f"{ICONS.get(row[name], '')} {table_cell(describe(side(row, name))[0])}"
                  for name in SIDES]
         lines.append(f"| {row['suite']} | {row['claim']} | {' | '.join(cells)} | "
                      f"{'**yes**' if row['changed'] else ''} |")

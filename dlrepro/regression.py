@@ -38,7 +38,7 @@ from dlrepro.errors import Refused
 from dlrepro.layout import Results
 from dlrepro.schema import Metric
 from dlrepro.suite import Suite
-from dlrepro.verdicts import MEASURED, GateVerdict
+from dlrepro.formatting import MEASURED, GateVerdict
 
 KEY = ["suite", "configuration", "metric", "step"]
 STATS = ["n", "mean", "std"]

@@ -25,12 +25,11 @@ import pandas as pd
 from dlrepro import claims as claim_results
 from dlrepro import fidelity, tables
 from dlrepro.files import atomic_write
-from dlrepro.formatting import no_results, number, table_cell
 from dlrepro.layout import Results
 from dlrepro.machine import cpu_model
 from dlrepro.schema import Approx
 from dlrepro.suite import Suite
-from dlrepro.verdicts import ClaimStatus
+from dlrepro.formatting import ClaimStatus, describe, no_results, number, summary, table_cell
 
 # In each suite's figures folder: what the figures were drawn from, and their files.
 FIGURE_INDEX = "figures.json"
@@ -72,7 +71,7 @@ def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published:
         # "does not apply" only where some claim says it (runs on other data)
         "statuses": [status for status in CLAIM_STATUSES
                      if counts.get(status) or status is not ClaimStatus.DOES_NOT_APPLY],
-        "summary": claim_results.summary(claims["status"]),
+        "summary": summary(claims["status"]),
         "total": len(claims),
         "claims": [_claim(result) for result in claim_results.results(listed)],
         "not_run": no_results(unrun) if unrun else "",
@@ -89,7 +88,7 @@ def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published:
 
 
 def _claim(result: claim_results.ClaimResult) -> dict:
-    measured, expected = claim_results.describe(result)
+    measured, expected = describe(result)
     return {"suite": result.suite, "claim": result.claim, "text": result.text,
             "status": result.status, "measured": measured, "expected": expected}
 

@@ -11,10 +11,10 @@ from pydantic import TypeAdapter
 
 from dlrepro import claims
 from dlrepro.claims import check as check_claim
-from dlrepro.claims import describe
+from dlrepro.formatting import describe
 from dlrepro.formatting import measured, published
 from dlrepro.schema import Claim
-from dlrepro.verdicts import ClaimStatus, GateVerdict
+from dlrepro.formatting import ClaimStatus, GateVerdict
 
 claim = TypeAdapter(Claim).validate_python
 HOLDS = {ClaimStatus.REPRODUCED: True, ClaimStatus.NOT_REPRODUCED: False, ClaimStatus.NOT_RUN: None}
@@ -195,9 +195,9 @@ def test_statuses_are_written_only_in_their_enum():
     package = Path(claims.__file__).parent
     found = []
     for path in sorted([*package.rglob("*.py"), *package.rglob("*.j2")]):
-        if path.name == "verdicts.py":
-            continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.match(r"\s+[A-Z_]+ = ", line):
+                continue  # an enum's member: where the word is defined
             code = line.split("#")[0] if path.suffix == ".py" else line
             found += [(path.name, number, word) for word in QUOTED.findall(code)
                       if word in STATUS_WORDS and (path.name, word) not in NOT_STATUSES]

@@ -18,7 +18,7 @@ from dlrepro.cli import LIST_COLUMNS, main
 from dlrepro.console import OutputFormat, write_rows
 from dlrepro.formatting import no_results
 from dlrepro.project import shipped, suites_dir
-from dlrepro.verdicts import ClaimStatus
+from dlrepro.formatting import ClaimStatus
 
 STATUSES = tuple(ClaimStatus)
 

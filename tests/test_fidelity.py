@@ -10,7 +10,7 @@ from dlrepro import claims, fidelity
 from dlrepro.schema import Approx
 from dlrepro.project import suites_dir
 from dlrepro.suite import load
-from dlrepro.verdicts import ClaimStatus
+from dlrepro.formatting import ClaimStatus
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "shared" / "EXPERIMENTS.md"
 

@@ -13,7 +13,7 @@ from dlrepro.cli import main
 from dlrepro.errors import Refused
 from dlrepro.overrides import Verb, describe_overrides, parse_override
 from dlrepro.project import resolve
-from dlrepro.verdicts import ClaimStatus
+from dlrepro.formatting import ClaimStatus
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from dlrepro.cli import main
 from dlrepro.regression import KEY, compare
 from dlrepro.schema import Metric
 from dlrepro.project import suites_dir
-from dlrepro.verdicts import GateVerdict
+from dlrepro.formatting import GateVerdict
 
 
 def summary(values_by_metric: dict[str, list[float]]) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from dlrepro.schema import Resources
 from dlrepro.grid import RunSpec
 from dlrepro.project import resolve, suites_dir
 from dlrepro.suite import load
-from dlrepro.verdicts import ClaimStatus
+from dlrepro.formatting import ClaimStatus
 
 
 def test_tables_have_one_row_per_run_and_tidy_metrics(smoke):
