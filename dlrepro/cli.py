@@ -83,6 +83,10 @@ def _run(args) -> int:
     return 1 if outcome.failed else 0
 
 
+def _metric_steps(metric: str, steps: int) -> str:
+    return f"{metric} ({steps} steps)" if steps else metric
+
+
 def _failure(error: str) -> str:
     """A failed run's traceback in one line: the error, and the innermost line of an experiment's
     code that raised it (the whole traceback is in runs.csv's ``error``)."""
@@ -228,7 +232,7 @@ def _print_verdicts(verdicts, limit: int = 40) -> None:
     by_configuration = absent.groupby(["verdict", "suite", "configuration"], sort=False)
     for (verdict, suite, configuration), rows in by_configuration:
         steps = rows.groupby("metric", sort=False)["step"].count()
-        names = ", ".join(f"{metric} ({n} steps)" if n else metric for metric, n in steps.items())
+        names = ", ".join(map(_metric_steps, steps.index, steps))
         lines.append((verdict, f"{suite} [{configuration}]: {names}"))
     for verdict, text in lines[:limit]:
         say((verdict, VERDICT_COLOURS[verdict]), f" {text}")

@@ -66,7 +66,7 @@ def write_rows(columns: Sequence[str], rows: list[dict], form: OutputFormat, tit
         table = Table(*columns, title=escape(title))
         for row in rows:
             cells = (row[column] for column in columns)
-            table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in cells))
+            table.add_row(*map(_as_text, cells))
         output.print(table)
         return
     plain = [{column: _plain(row[column]) for column in columns} for row in rows]
@@ -76,6 +76,10 @@ def write_rows(columns: Sequence[str], rows: list[dict], form: OutputFormat, tit
     writer = csv.DictWriter(sys.stdout, columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(plain)
+
+
+def _as_text(cell: object) -> Text:
+    return cell if isinstance(cell, Text) else Text(str(cell))
 
 
 def _plain(value: object) -> object:

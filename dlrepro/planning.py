@@ -77,10 +77,11 @@ def expected_times(todo: list[RunSpec], results: Results,
                 latest[found] = record
         except (KeyError, TypeError):
             continue  # an unreadable record only costs its estimate
-    earlier = {s.run_id: latest.get(key(s.suite, s.params, s.seed), {}).get("wall_time_s")
-               for s in todo}
-    return {s.run_id: typical.get(s.suite) if earlier[s.run_id] is None else earlier[s.run_id]
-            for s in todo}
+    times = {}
+    for spec in todo:
+        earlier = latest.get(key(spec.suite, spec.params, spec.seed), {}).get("wall_time_s")
+        times[spec.run_id] = typical.get(spec.suite) if earlier is None else earlier
+    return times
 
 
 def unmet(spec: RunSpec, results: Results) -> str | None:

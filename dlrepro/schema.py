@@ -287,7 +287,8 @@ def _belongs(error: dict) -> str | None:
     """Where an unknown key belongs, when it is a key of another level: ``seeds belong under
     [profiles.NAME]``."""
     *table, key = key_path(error)
-    generic = tuple("*" if i % 2 else part for i, part in enumerate(table))
+    table[1::2] = ["*"] * len(table[1::2])  # profiles.quick -> profiles.*
+    generic = tuple(table)
     if generic == ("profiles", "*", "resources"):
         generic = ("resources",)
     here = next((words for words, (path, *_) in LEVELS.items() if path == generic), None)

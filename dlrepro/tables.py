@@ -35,9 +35,7 @@ def merge(results: Results, specs: list[RunSpec]) -> tuple[pd.DataFrame, pd.Data
         record = results.get(spec)
         if record is None:
             continue
-        # A list becomes JSON text so that each parameter stays one scalar column.
-        params = {k: json.dumps(v) if isinstance(v, list) else v
-                  for k, v in record["params"].items()}
+        params = {k: _scalar(v) for k, v in record["params"].items()}
         run_rows.append({**{k: record.get(k) for k in RUN_COLUMNS}, **params})
         ids = {"run_id": record["run_id"], "suite": record["suite"]}
         metric_rows += [{**ids, **m} for m in record["metrics"]]
@@ -88,6 +86,11 @@ def write(results: Results, runs: pd.DataFrame, metrics: pd.DataFrame) -> None:
 
 def write_csv(path: Path, table: pd.DataFrame) -> None:
     atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+
+
+def _scalar(value: object) -> object:
+    """A list becomes JSON text so that each parameter stays one scalar column."""
+    return json.dumps(value) if isinstance(value, list) else value
 
 
 def _storable(table: pd.DataFrame, first: list[str]) -> pd.DataFrame:
