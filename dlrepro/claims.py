@@ -1,25 +1,7 @@
-"""The slides' claims (``dlrepro.schema``) evaluated against the result tables.
-
-Every claim selects rows of one metric (``where`` fixes parameters, ``step`` picks final values,
-the last step or one step), reduces them over seeds with ``reduce``, and tests them. The kinds:
-
-- ``threshold``: the reduced value compared with a number (``op``: <, <=, >, >=, ==).
-- ``approx``: the reduced value within ``tolerance`` (absolute) or ``rel_tolerance`` of ``value``;
-  with a list ``value`` and ``over`` (a parameter or ``step``), elementwise along that axis.
-- ``monotone``: the reduced value ordered along ``over`` (``direction`` increasing or decreasing,
-  ``strict`` by default).
-- ``compare``: the ``left`` selection against ``factor`` (default 1) times the ``right`` one with
-  ``op``, at every value of the parameters in ``by`` (e.g. the CNN beats PCA at every d).
-
-A claim whose runs are missing (failed, not run) is ``not run``, never ``not reproduced``. A claim
-about some parameter values only (``applies``: a published MNIST number) does not apply on runs
-with others (the same suite on Fashion-MNIST). A claim whose selection spans several values of a
-parameter that ``--set`` swept is ``not run`` too, with the reason: it would average over them.
-
-A result (``ClaimResult``) holds numbers: the reduced value of each element with the values it was
-reduced from, and the expectation (target, op, tolerance). ``describe`` writes them out, for the
-terminal and the report alike; claims.csv holds them as numbers (lists as JSON).
-"""
+"""The slides' claims (``dlrepro.schema``) evaluated against the result tables, into
+``ClaimResult``s: numbers, which ``formatting.describe`` writes out and claims.csv keeps (lists as
+JSON). The kinds and their keys are docs/suite-files.md's. A claim whose runs are missing is ``not
+run``, never ``not reproduced``; so is one whose selection spans values that ``--set`` swept."""
 
 from __future__ import annotations
 

@@ -98,9 +98,9 @@ def _failure(error: str) -> str:
 def _generalise(args) -> int:
     from dlrepro import generalisation
 
-    found = pipeline.generalise(args.profile, args.runner, note, dataset=args.dataset,
-                                results=args.results, data=args.data_dir, address=args.address,
-                                device=args.device)
+    found = generalisation.generalise(args.profile, args.runner, note, dataset=args.dataset,
+                                      results=args.results, data=args.data_dir,
+                                      address=args.address, device=args.device)
     interrupted = next((o.interrupted for o in found.outcomes if o.interrupted), None)
     if interrupted:
         note(INTERRUPTED)
@@ -169,16 +169,19 @@ def _report(args) -> int:
 
 
 def _check(args) -> int:
-    outcome = pipeline.check(args.suites, args.results, args.profile, args.baseline, note)
+    from dlrepro import regression
+
+    outcome = regression.check(args.suites, args.results, args.profile, args.baseline, note)
     _print_verdicts(outcome.verdicts)
     for line in outcome.notes:
         note(line)
     counts = outcome.verdicts["verdict"].value_counts()
     uncompared = "".join(f", {counts[verdict]} {verdict}" for verdict in
                          (GateVerdict.MISSING, GateVerdict.NEW) if counts.get(verdict))
-    say(f"{outcome.compared} value(s) compared with {args.baseline / args.profile}{uncompared}; "
-        f"every verdict in {outcome.path}")
-    reasons = outcome.blocking(args.allow_new)
+    say(f"{regression.compared(outcome.verdicts)} value(s) compared with "
+        f"{args.baseline / args.profile}{uncompared}; every verdict in {outcome.path}")
+    reasons = regression.failures(outcome.verdicts, outcome.unbaselined, outcome.gone,
+                                  args.allow_new)
     for reason in reasons:
         say(("gate fails:", "red"), f" {reason}")
     if reasons:
@@ -196,8 +199,10 @@ def _update(args) -> int:
         if changes is not None:
             _print_verdicts(changes)
 
-    written = pipeline.update_baselines(args.suites, args.results, args.profile, args.baseline,
-                                        show, args.overrides, args.only)
+    from dlrepro import regression
+
+    written = regression.update_baselines(args.suites, args.results, args.profile,
+                                          args.baseline, show, args.overrides, args.only)
     for path, values in written:
         say(f"wrote {path} ({values} values)")
     return 0

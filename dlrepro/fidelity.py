@@ -1,15 +1,6 @@
 """The fidelity table: every published number (an ``approx`` claim with ``published``) beside what
-was measured.
-
-A published claim is a claim that yields extra rows: built from its evaluation by ``claims``,
-one row per number — a list value (a curve: the loss per epoch, 12 iterates) gives one row per
-element.
-Measured is the mean ± standard deviation over the runs the claim selects (one per seed, or more
-when it spans configurations), and the verdict uses the claim's own ``reduce``: the report shows
-that value first (a max, a min…), the mean after it. A claim about another profile's settings
-(the paper's epochs: full) still gets its rows, marked with that profile and not measured here,
-so the table lists every published number whatever profile was run.
-"""
+was measured, a row per number (a curve: a row per element); docs/fidelity.md says how to read
+it."""
 
 from __future__ import annotations
 
@@ -17,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlrepro import tables
+from dlrepro import claims, tables
 from dlrepro.claims import ClaimResult, allowed, empty_cell
 from dlrepro.formatting import assignments, counted, measured, number, published
 from dlrepro.schema import Approx, choices
@@ -59,6 +50,17 @@ def _row(suite: str, claim: Approx, result: ClaimResult | None, i: int, target: 
     return {**row, "measured": float(values.mean()), "runs": len(values),
             "std": float(values.std()) if len(values) > 1 else None, "difference": difference,
             "status": ClaimStatus.REPRODUCED if holds else ClaimStatus.NOT_REPRODUCED}
+
+
+def evaluated(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
+               profile: str) -> tuple[list, list[dict]]:
+    """The claims of ``suites`` at ``profile``, and the fidelity rows of their published numbers."""
+    verdicts, numbers = [], []
+    for suite in suites:
+        evaluated = claims.evaluate(suite, tables.joined(runs, metrics, suite.name), profile)
+        verdicts += evaluated
+        numbers += rows(suite, evaluated, profile)
+    return verdicts, numbers
 
 
 def read(path: Path) -> pd.DataFrame:

@@ -1,19 +1,19 @@
 """Does the lesson hold on other data? Each claim's verdict on MNIST beside its verdict on the same
-suites run with ``--set dataset=…`` (Fashion-MNIST).
-
-The claims anchored to a published MNIST number do not apply on the other set; the orderings and
-trends (the autoencoder beats PCA, errors fall with d, accuracy falls with ε, samples improve
-with epochs) are the question, and a verdict that differs is marked ``changed``. Both sides'
-measured numbers stay numbers (as in claims.csv), written out only for the Markdown table.
+suites run with ``--set dataset=…``; a verdict that differs is ``changed`` (docs/generalisation.md).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from dlrepro import claims, tables
+from dlrepro.devices import DeviceChoice
+from dlrepro.layout import Results
+from dlrepro.pipeline import Outcome, Say, prepare, run
+from dlrepro.project import resolve
 from dlrepro.formatting import ClaimStatus, describe, table_cell
 
 KEY = ["suite", "claim"]
@@ -70,3 +70,37 @@ def markdown(table: pd.DataFrame, dataset: str) -> list[str]:
         lines += ["", f"Do not apply on {dataset} (published MNIST numbers): "
                   + ", ".join(f"{r.suite}/{r.claim}" for r in anchored.itertuples()) + "."]
     return lines
+
+
+@dataclass
+class Generalisation:
+    table: pd.DataFrame  # COLUMNS
+    folder: Results  # the other set's runs, claims, report and the comparison
+    outcomes: list[Outcome]
+
+
+def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_mnist",
+               results: Path = Path("results"), data: str | Path | None = None,
+               address: str | None = None,
+               device: DeviceChoice = DeviceChoice.AUTO) -> Generalisation:
+    """The suites that read a dataset, run on MNIST (the profile's own runs, cached) and again with
+    ``--set dataset=DATASET``; each claim's verdicts side by side in ``generalisation.csv`` beside
+    the other set's results. Every input is checked for both before anything runs."""
+    names = [s.name for s in resolve([]) if "dataset" in s.experiment.params.model_fields]
+    requests = [prepare(names, profile, runner, results=results, data=data, address=address,
+                        overrides=overrides, device=device, say=say)
+                for overrides in ([], [("dataset", dataset)])]
+    outcomes = []
+    for request in requests:
+        on = dataset if request.results.overrides else "MNIST"
+        say(f"{on}: {', '.join(names)} at profile {profile}")
+        outcomes.append(run(request, say))
+        if outcomes[-1].interrupted:
+            break
+    mine = [o.claims.table[o.claims.table["suite"].isin(names)] for o in outcomes]
+    table, folder = pd.DataFrame(columns=COLUMNS), requests[1].results
+    if len(mine) == 2:
+        table = compare(*mine)
+        with folder.lock(say):
+            write(folder.generalisation, table)
+    return Generalisation(table, folder, outcomes)

@@ -1,57 +1,33 @@
-"""Regression checks of result tables against committed baselines.
-
-A baseline is, per suite, one CSV people can read in a diff: for every configuration (the
-parameters that vary across the suite's runs), metric and step, the mean, standard deviation and
-number of seeds. ``compare`` gives each row a verdict:
-
-- ``unchanged``: the means differ by no more than the metric's tolerance from its suite
-  (``tolerance`` absolute, ``rel_tolerance`` relative to the baseline; the larger one wins; a
-  metric that declares neither must match to ``DEFAULT_REL_TOLERANCE``);
-- ``inconclusive``: beyond tolerance, but both sides have ≥ 3 seeds and Welch's t-test cannot
-  tell the difference from seed noise (p ≥ ``ALPHA``);
-- ``improved`` / ``regressed``: beyond tolerance in the metric's better / worse direction (any
-  change of a two-sided metric is a regression);
-- ``missing``: in the baseline, not in the results (a failed run, a changed parameter);
-- ``new``: in the results, not in the baseline.
-
-Only ``regressed`` and ``missing`` block, and a gate that compared no value fails (``failures``:
-the gate's whole policy). Time and energy are compared only when the hardware
-matches, and never block; metrics declared ``timing = true`` (speeds) stay out of baselines.
-
-A baseline measured on another kind of device (a CPU's, checked on a CUDA machine) holds its
-metrics to the same declared tolerances, but kernels round differently there and training paths
-part as they would from another seed: beyond tolerance, a value regresses only when Welch's
-t-test on ≥ 3 seeds a side says so, and is ``inconclusive`` otherwise. The notes say so, and
-when the baseline's seeds or hardware differ from the runs', or it covers part of the suite.
-"""
+"""The regression gate: result tables summarised per configuration, metric and step, compared
+with the committed baselines; the verdicts and the gate's policy are docs/gate.md's."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from dlrepro import devices, tables
+from dlrepro import claims, devices, fidelity, tables
+from dlrepro.tables import CLAIMS_FILE, FIDELITY_FILE, KEY, STATS, Baselines
 from dlrepro.formatting import assignments
 from dlrepro.errors import Refused
+from dlrepro.files import atomic_write
 from dlrepro.layout import Results
+from dlrepro.overrides import Override
+from dlrepro.project import given, resolve
 from dlrepro.schema import Metric
 from dlrepro.suite import Suite
 from dlrepro.formatting import MEASURED, GateVerdict
 
-KEY = ["suite", "configuration", "metric", "step"]
-STATS = ["n", "mean", "std"]
 BLOCKING = frozenset({GateVerdict.REGRESSED, GateVerdict.MISSING})
 # The verdicts of values found on both sides: a gate that has none of them compared nothing.
 COMPARED = frozenset({GateVerdict.UNCHANGED, GateVerdict.INCONCLUSIVE, GateVerdict.IMPROVED,
                       GateVerdict.REGRESSED})
 ALPHA = 0.01
 DEFAULT_REL_TOLERANCE = 1e-9
-COST_FILE = "cost.csv"
-# Beside the value baselines: the claims and published numbers measured when they were written.
-CLAIMS_FILE, FIDELITY_FILE = "claims.csv", "fidelity.csv"
-COST_COLUMNS = ["suite", "hardware", "runs", "wall_time_s", "energy_kwh", "energy_method"]
 
 
 def summarise(runs: pd.DataFrame, metrics: pd.DataFrame, suite: Suite,
@@ -160,83 +136,18 @@ def _allowed(metric: Metric | None, reference: float) -> float:
     return max(metric.tolerance or 0.0, (metric.rel_tolerance or 0.0) * abs(reference))
 
 
-class Baselines:
-    """``<root>/<profile>/<suite>.csv``, the profile's ``cost.csv``, and the ``claims.csv`` and
-    ``fidelity.csv`` of the runs the baselines were made from."""
-
-    def __init__(self, root: Path, profile: str):
-        self.dir = Path(root) / profile
-
-    def ensure_exists(self) -> None:
-        """A gate pointed at a folder that is not there must fail, not compare nothing and pass."""
-        root = self.dir.parent
-        if not root.is_dir():
-            raise Refused(f"{root}: no such baseline folder")
-        if not self.dir.is_dir():
-            raise Refused(f"{self.dir}: no baselines for profile {self.dir.name!r} (create them "
-                          f"with `dlrepro baseline update --profile {self.dir.name}`)")
-
-    def suites(self) -> list[str]:
-        kept = {COST_FILE, CLAIMS_FILE, FIDELITY_FILE}
-        return sorted(p.stem for p in self.dir.glob("*.csv") if p.name not in kept)
-
-    def read(self, suite: str) -> pd.DataFrame | None:
-        path = self.dir / f"{suite}.csv"
-        if not path.exists():
-            return None
-        table = _read_csv(path, KEY + STATS, "a baseline",
-                          dtype={"configuration": str, "metric": str})
-        table["step"] = table["step"].astype("Int64")
-        return table[KEY + STATS]
-
-    def cost(self) -> pd.DataFrame:
-        """The profile's cost.csv, every run count, time and energy a finite number ≥ 0."""
-        path = self.dir / COST_FILE
-        if not path.exists():
-            return pd.DataFrame(columns=COST_COLUMNS)
-        table = _read_csv(path, COST_COLUMNS, "a cost table")
-        for column in ("runs", "wall_time_s", "energy_kwh"):
-            values = pd.to_numeric(table[column], errors="coerce")
-            bad = ~values.between(0, math.inf)  # NaN and text (coerced to NaN) fall outside too
-            if bad.any():
-                row = bad.idxmax()
-                raise Refused(f"{path}: {column} of {table.at[row, 'suite']}: "
-                              f"'{table.at[row, column]}' is not a finite number >= 0")
-            table[column] = values
-        return table
-
-    def mean_run_times(self) -> dict[str, float]:
-        """Each suite's mean run time in seconds on the machine its cost was measured on."""
-        return {row.suite: row.wall_time_s / row.runs for row in self.cost().itertuples()
-                if row.runs > 0}
-
-    def write(self, suite: str, summary: pd.DataFrame, suite_cost: dict) -> Path:
-        path = self.dir / f"{suite}.csv"
-        # repr-exact floats (no float_format): read back, it compares equal to its summary.
-        tables.write_csv(path, summary)
-        costs = tables.replaced(self.cost(), pd.DataFrame([suite_cost]))
-        tables.write_csv(self.dir / COST_FILE, costs.sort_values("suite"))
-        return path
-
-    def write_verdicts(self, verdicts: list, numbers: list[dict]) -> list[tuple[Path, int]]:
-        """Replace the evaluated suites' claims and published numbers, but a claim measured
-        earlier and not now (its runs are in another folder) keeps its verdict; the files
-        written."""
-        from dlrepro import claims, fidelity
-
-        to_claims, to_numbers = self.dir / CLAIMS_FILE, self.dir / FIDELITY_FILE
-        verdicts = _keep_measured(claims.table(verdicts), claims.read(to_claims))
-        claims.write(to_claims, claims.results(verdicts))
-        numbers = _keep_measured(pd.DataFrame(numbers, columns=fidelity.COLUMNS),
-                                 fidelity.read(to_numbers))
-        fidelity.write(to_numbers, numbers.to_dict("records"))
-        return [(to_claims, len(verdicts)), (to_numbers, len(numbers))]
-
-    def fidelity(self) -> pd.DataFrame:
-        """The published numbers as measured at this profile (empty: none kept)."""
-        from dlrepro import fidelity
-
-        return fidelity.read(self.dir / FIDELITY_FILE)
+def write_verdicts(baselines: Baselines, verdicts: list,
+                   numbers: list[dict]) -> list[tuple[Path, int]]:
+    """Replace the evaluated suites' claims and published numbers, but a claim measured
+    earlier and not now (its runs are in another folder) keeps its verdict; the files
+    written."""
+    to_claims, to_numbers = baselines.dir / CLAIMS_FILE, baselines.dir / FIDELITY_FILE
+    verdicts = _keep_measured(claims.table(verdicts), claims.read(to_claims))
+    claims.write(to_claims, claims.results(verdicts))
+    numbers = _keep_measured(pd.DataFrame(numbers, columns=fidelity.COLUMNS),
+                             fidelity.read(to_numbers))
+    fidelity.write(to_numbers, numbers.to_dict("records"))
+    return [(to_claims, len(verdicts)), (to_numbers, len(numbers))]
 
 
 def _keep_measured(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
@@ -250,19 +161,8 @@ def _keep_measured(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else new
 
 
-def _read_csv(path: Path, columns: list[str], what: str, **options) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(path, **options)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise Refused(f"{path}: not a readable CSV: {err}") from None
-    missing = set(columns) - set(table.columns)
-    if missing:
-        raise Refused(f"{path}: not {what}: no column {', '.join(sorted(missing))}")
-    return table
-
-
-def check(suites: list[Suite], baselines: Baselines,
-          results: Results) -> tuple[pd.DataFrame, list[str], list[str]]:
+def _verdicts(suites: list[Suite], baselines: Baselines,
+              results: Results) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Compare every suite's current tables with its baseline; return the verdicts, notes on cost,
     and the suites that have no baseline."""
     runs, metrics = tables.load(results)
@@ -345,3 +245,66 @@ def _notes(baseline: pd.DataFrame, current: pd.DataFrame, verdicts: pd.DataFrame
                      "beyond its tolerance a value regresses only if ≥ 3 seeds a side show "
                      f"it; {unsure} value(s) inconclusive")
     return notes
+
+
+@dataclass
+class CheckOutcome:
+    verdicts: pd.DataFrame
+    notes: list[str]
+    unbaselined: list[str]  # suites with no baseline
+    gone: list[str]  # baselines whose suite file is gone
+    path: Path  # where every verdict was written
+
+
+def check(names: list[str], results: Path, profile: str, baseline_root: Path,
+          say: Callable[[str], None]) -> CheckOutcome:
+    baselines = Baselines(baseline_root, profile)
+    baselines.ensure_exists()
+    suites = given(names, Results(results, profile), [])
+    known = {s.name for s in suites}
+    gone = [] if names else [name for name in baselines.suites() if name not in known]
+    folder = Results(results, profile)
+    verdicts, notes, unbaselined = _verdicts(suites, baselines, folder)
+    with folder.lock(say):
+        atomic_write(folder.check, lambda tmp: verdicts.to_csv(tmp, index=False))
+    return CheckOutcome(verdicts, notes, unbaselined, gone, folder.check)
+
+
+def update_baselines(names: list[str], results: Path, profile: str, baseline_root: Path,
+                     show: Callable[[str, pd.DataFrame | None], None],
+                     overrides: list[Override] = (),
+                     only: list[Override] = ()) -> list[tuple[Path, int]]:
+    """Refresh the named suites' baselines (default: every suite with results); ``show`` gets each
+    suite's changes from its old baseline (None: a new one). Returns the files written.
+
+    From the folder of ``--set seeds=...`` and ``--only`` a baseline covers part of the profile
+    (fewer seeds, some configurations), named as the profile's own runs are; a parameter set
+    otherwise would not be the profile's settings, and is refused. The configurations measured
+    replace their old rows, the profile's others keep theirs (``updated``)."""
+    changed = sorted({key for key, _ in overrides} - {"seeds"})
+    if changed:
+        raise Refused(f"--set {changed[0]}: a baseline is of its profile's settings; only "
+                      "--set seeds=[...] and --only select part of them")
+    baselines = Baselines(baseline_root, profile)
+    folder = Results(results, profile, overrides, only)
+    runs, metrics = tables.load(folder)
+    suites = [s for s in given(names, folder, overrides, only)
+              if names or (runs["suite"] == s.name).any()]
+    if not suites:
+        raise Refused(f"{folder.root}: no results: run `dlrepro run --profile {profile}` first")
+    written = []
+    for suite in suites:
+        # named by what the profile varies, so that the profile's own runs meet these rows
+        profile_suite = resolve([str(suite.path)])[0]
+        summary = summarise(runs, metrics, profile_suite, profile)
+        if summary.empty:
+            raise Refused(f"{folder.root}: no successful runs of {suite.name}: nothing to "
+                          "baseline")
+        old = baselines.read(suite.name)
+        if old is not None:
+            summary = updated(old, summary, profile_suite, profile)
+        show(suite.name, None if old is None else compare(old, summary, suite.metrics))
+        path = baselines.write(suite.name, summary, cost(runs, suite.name))
+        written.append((path, len(summary)))
+    written += write_verdicts(baselines, *fidelity.evaluated(suites, runs, metrics, profile))
+    return written

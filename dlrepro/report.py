@@ -1,14 +1,6 @@
-"""The report of one profile, as ``report.md`` and a self-contained ``report.html``: the verdicts,
-the published numbers, cost and energy, provenance, and each suite's figures and failures.
-
-Both files are rendered from one page model (``page``) by the Jinja2 templates in ``templates/``, so
-they cannot disagree. The HTML page embeds its figures and its few lines of style and script: one
-file that opens offline and can be mailed or put on any static host as it is.
-
-A suite's figures are redrawn only when what they are drawn from changed (its rows of the tables,
-its published numbers, or its experiment's drawing code): a cached report costs a second, not a
-minute.
-"""
+"""The report of one profile: ``report.md`` and a self-contained ``report.html``, rendered from one
+page model (``page``) by the templates in ``templates/``, so that they cannot disagree. A suite's
+figures are redrawn only when what they are drawn from changed."""
 
 from __future__ import annotations
 

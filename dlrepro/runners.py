@@ -11,7 +11,9 @@ only once runs start, so that choosing a runner costs nothing.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +49,51 @@ def load_runner(name: str) -> LocalRunner | RayRunner:
     except ValidationError as err:
         first = err.errors()[0]
         raise Refused(path, ".".join(map(str, first["loc"])), first["msg"]) from None
+
+
+# Set by Ray for the driver of a job (`ray job submit`), whose working directory is temporary.
+IN_A_RAY_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def check_ray_use(given: str | None, configured: str | None, results: Path) -> None:
+    """Refuse what would send the Ray runner astray: the job server's address for the cluster's,
+    results written into a job's temporary copy of the checkout."""
+    sources = [("--address", given), ("address in runners/ray.toml", configured)]
+    source, address = next(((s, a) for s, a in sources if a and a != "auto"),
+                           ("$RAY_ADDRESS", os.environ.get("RAY_ADDRESS")))  # as ray.init reads
+    if address and address.startswith(("http://", "https://")):
+        raise Refused(f"{source} {address}: the runner takes the cluster's HOST:PORT, without "
+                      "a scheme (the head's port 6379); an http:// address is the job "
+                      "server's, for ray job submit")
+    if address and address != "auto" and "://" not in address:  # auto, ray://: Ray's to read
+        _answering(source, address)
+    if IN_A_RAY_JOB in os.environ and not results.is_absolute():
+        raise Refused(f"--results {results}: in a Ray job this is inside the job's temporary "
+                      "working directory, removed when the job ends; give an absolute path on "
+                      "the head")
+
+
+def _answering(source: str, address: str) -> None:
+    """Refuse a HOST:PORT where no Ray cluster listens: nothing, or a web server (the dashboard's
+    port); ray.init would retry either for minutes. The cluster's GCS speaks HTTP/2 (gRPC), so
+    an HTTP/1 request gets no HTTP/1 answer there."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise Refused(f"{source} {address}: not HOST:PORT (the head's port is 6379)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=10) as peer:  # [::1]
+            peer.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            peer.settimeout(3)
+            web = peer.recv(5) == b"HTTP/"
+    except TimeoutError:
+        web = False  # it did not answer in HTTP/1
+    except OSError as err:
+        raise Refused(f"{source} {address}: no Ray cluster answers there "
+                      f"({err.strerror or err})") from None
+    if web:
+        raise Refused(f"{source} {address}: a web server answers there (the dashboard and job "
+                      "server's port, 8265 by default); the runner takes the cluster's GCS "
+                      "port, the head's 6379")
 
 
 def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner, *,

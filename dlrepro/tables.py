@@ -1,19 +1,17 @@
-"""Result tables, merged from per-run records: ``runs`` (one row per run) and ``metrics`` (tidy).
-
-Both are written as parquet and as CSV, each file atomically. A table holds the records of the
-runs the current suites define; rows of suites that were not part of this merge are kept as they
-were, so running one suite never drops another's results. Every table kept per suite (claims,
-published numbers, baselines and their cost) is updated so, by ``replaced``.
-"""
+"""Result tables merged from per-run records: ``runs`` (a row per run) and ``metrics`` (tidy), as
+parquet and CSV, each file written atomically. Tables kept per suite are updated by ``replaced``:
+running one suite never drops another's rows."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
 from dlrepro.layout import Results
 from dlrepro.suite import RunSpec
@@ -23,6 +21,13 @@ RUN_COLUMNS = ["run_id", "suite", "experiment", "seed", "status", "error", "star
                "energy_kwh", "co2_kg", "energy_method", "dlrepro_version", "torch_version",
                "python_version", "git_commit"]
 METRIC_COLUMNS = ["run_id", "suite", "metric", "step", "value"]
+# A baseline: a row per configuration, metric and step of a suite's runs, with its statistics.
+KEY = ["suite", "configuration", "metric", "step"]
+STATS = ["n", "mean", "std"]
+COST_FILE = "cost.csv"
+# Beside the value baselines: the claims and published numbers measured when they were written.
+CLAIMS_FILE, FIDELITY_FILE = "claims.csv", "fidelity.csv"
+COST_COLUMNS = ["suite", "hardware", "runs", "wall_time_s", "energy_kwh", "energy_method"]
 
 
 def merge(results: Results, specs: list[RunSpec]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -102,3 +107,73 @@ def _storable(table: pd.DataFrame, first: list[str]) -> pd.DataFrame:
         if len(kinds) > 1 and str in kinds:
             table[column] = table[column].map(lambda v: v if pd.isna(v) else str(v))
     return table[first + [c for c in table.columns if c not in first]]
+
+
+class Baselines:
+    """``<root>/<profile>/<suite>.csv``, the profile's ``cost.csv``, and the ``claims.csv`` and
+    ``fidelity.csv`` of the runs the baselines were made from."""
+
+    def __init__(self, root: Path, profile: str):
+        self.dir = Path(root) / profile
+
+    def ensure_exists(self) -> None:
+        """A gate pointed at a folder that is not there must fail, not compare nothing and pass."""
+        root = self.dir.parent
+        if not root.is_dir():
+            raise Refused(f"{root}: no such baseline folder")
+        if not self.dir.is_dir():
+            raise Refused(f"{self.dir}: no baselines for profile {self.dir.name!r} (create them "
+                          f"with `dlrepro baseline update --profile {self.dir.name}`)")
+
+    def suites(self) -> list[str]:
+        kept = {COST_FILE, CLAIMS_FILE, FIDELITY_FILE}
+        return sorted(p.stem for p in self.dir.glob("*.csv") if p.name not in kept)
+
+    def read(self, suite: str) -> pd.DataFrame | None:
+        path = self.dir / f"{suite}.csv"
+        if not path.exists():
+            return None
+        table = _read_csv(path, KEY + STATS, "a baseline",
+                          dtype={"configuration": str, "metric": str})
+        table["step"] = table["step"].astype("Int64")
+        return table[KEY + STATS]
+
+    def cost(self) -> pd.DataFrame:
+        """The profile's cost.csv, every run count, time and energy a finite number ≥ 0."""
+        path = self.dir / COST_FILE
+        if not path.exists():
+            return pd.DataFrame(columns=COST_COLUMNS)
+        table = _read_csv(path, COST_COLUMNS, "a cost table")
+        for column in ("runs", "wall_time_s", "energy_kwh"):
+            values = pd.to_numeric(table[column], errors="coerce")
+            bad = ~values.between(0, math.inf)  # NaN and text (coerced to NaN) fall outside too
+            if bad.any():
+                row = bad.idxmax()
+                raise Refused(f"{path}: {column} of {table.at[row, 'suite']}: "
+                              f"'{table.at[row, column]}' is not a finite number >= 0")
+            table[column] = values
+        return table
+
+    def mean_run_times(self) -> dict[str, float]:
+        """Each suite's mean run time in seconds on the machine its cost was measured on."""
+        return {row.suite: row.wall_time_s / row.runs for row in self.cost().itertuples()
+                if row.runs > 0}
+
+    def write(self, suite: str, summary: pd.DataFrame, suite_cost: dict) -> Path:
+        path = self.dir / f"{suite}.csv"
+        # repr-exact floats (no float_format): read back, it compares equal to its summary.
+        write_csv(path, summary)
+        costs = replaced(self.cost(), pd.DataFrame([suite_cost]))
+        write_csv(self.dir / COST_FILE, costs.sort_values("suite"))
+        return path
+
+
+def _read_csv(path: Path, columns: list[str], what: str, **options) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, **options)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise Refused(f"{path}: not a readable CSV: {err}") from None
+    missing = set(columns) - set(table.columns)
+    if missing:
+        raise Refused(f"{path}: not {what}: no column {', '.join(sorted(missing))}")
+    return table
