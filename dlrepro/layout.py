@@ -13,8 +13,8 @@ from pathlib import Path
 
 from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
-from dlrepro.grid import RunSpec
 from dlrepro.overrides import Override, describe_overrides, folder_name
+from dlrepro.suite import RunSpec
 
 
 class Results:
