@@ -111,11 +111,11 @@ class RunContext:
         torch.manual_seed(self.seed)
 
 
+@dataclass(frozen=True)
 class RunFiles:
     """The files a suite's runs wrote, as its figures read them: ``<folder>/<run_id>/<name>``."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    folder: Path
 
     def path(self, run_id: str, name: str) -> Path:
         """The file ``name`` of run ``run_id``; FileNotFoundError naming the run if it left none."""
@@ -154,7 +154,6 @@ class Experiment:
 
     @functools.cached_property
     def drawing(self) -> ModuleType:
-        """``figures.py``, which defines ``figures``."""
         module = self._module("figures")
         if not callable(getattr(module, "figures", None)):
             raise Refused(f"{module.__name__}: no figures(table, out_dir, files, published)")
@@ -173,7 +172,7 @@ class Experiment:
 
     def figures(self, table, out_dir: Path, artifacts: Path,
                 published: Sequence[Approx] = ()) -> list[Path]:
-        """The figures of the runs under ``artifacts``; none from a table with no successful run."""
+        """The figures of the runs under ``artifacts``; none from a table with no run."""
         if not len(table):
             return []
         return self.drawing.figures(table, out_dir, RunFiles(artifacts), list(published))
@@ -219,7 +218,6 @@ def get(name: str) -> Experiment:
 
 
 def declared(module: ModuleType) -> Experiment:
-    """Check a declaration module (``Params``, ``METRICS``) and wrap it."""
     name = module.__name__
     params: Any = getattr(module, "Params", None)
     if not (isinstance(params, type) and issubclass(params, Params)):
@@ -268,7 +266,7 @@ def _first_problem(err: Exception) -> str:
 
 
 def shown(path: Path | str) -> str:
-    """A file as messages name it: from the project's root when it is in the project."""
+    """A file as messages name it: from the project's root when it is in it."""
     path = Path(path).resolve()
     return str(path.relative_to(PACKAGE_ROOT.parent) if path.is_relative_to(PACKAGE_ROOT.parent)
                else path)
@@ -305,15 +303,13 @@ def imported_sources(start: list[Path]) -> set[Path]:
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
-                base = node.module if node.level == 0 else _relative(path, node)
+                base = node.module
+                if node.level:  # relative to the package of ``path``
+                    package = path.parent.relative_to(PACKAGE_ROOT.parent).parts
+                    base = ".".join([*package[: len(package) - node.level + 1], node.module])
                 names = [base] + [f"{base}.{alias.name}" for alias in node.names]
             todo += [found for found in map(_module_file, names) if found and found not in seen]
     return seen
-
-
-def _relative(path: Path, node: ast.ImportFrom) -> str:
-    package = path.parent.relative_to(PACKAGE_ROOT.parent).parts
-    return ".".join(package[: len(package) - node.level + 1] + tuple(node.module.split(".")))
 
 
 def _module_file(name: str) -> Path | None:

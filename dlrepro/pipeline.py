@@ -484,7 +484,7 @@ def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_m
 
     from dlrepro import generalisation
 
-    names = [s.name for s in resolve([]) if "dataset" in s.experiment.params.model_fields]
+    names = [s.name for s in resolve([]) if "dataset" in s.parameters]
     requests = [prepare(names, profile, runner, results=results, data=data, address=address,
                         overrides=overrides, device=device, say=say)
                 for overrides in ([], [("dataset", dataset)])]

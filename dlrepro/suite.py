@@ -1,7 +1,6 @@
 """Suite files: a TOML file parsed, validated against the schema and its experiment (every
-profile's grid, the claims against the runs they select) and expanded into run specs, each with
-its deterministic run_id; a mistake is ``file: key.path: message``, at the key path that set the
-offending value. Loading imports neither torch nor pandas."""
+profile's grid, the claims against the runs they select) and expanded into run specs; a mistake is
+``file: key.path: message``, at the key that set the value. Loads without torch or pandas."""
 
 from __future__ import annotations
 
@@ -29,9 +28,9 @@ UNREADABLE = {FileNotFoundError: "no such suite file",
               IsADirectoryError: "is a directory, not a suite file",
               PermissionError: "not readable (permission denied)"}
 
-# A point of a grid: the key path of its grid, its values, the key path that set each parameter,
-# and the tied-axis entries it took (key path, the axis's entries).
-Point = tuple[str, dict[str, Any], dict[str, str], list[tuple[str, list]]]
+# A point of a grid: the key path of its grid, its values, and the key path to blame for each
+# parameter it sets or, in a tied axis, should have set (as the axis's other entries do).
+Point = tuple[str, dict[str, Any], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -98,20 +97,16 @@ class Suite:
         return self.experiment.metrics
 
     @property
-    def parameters(self) -> dict[str, Any]:
-        """The experiment's parameters, by name (pydantic's fields)."""
+    def parameters(self) -> dict[str, Any]:  # pydantic's fields, by name
         return self.experiment.params.model_fields
 
     def runs(self, profile: str) -> list[RunSpec]:
-        """Grid × seeds of one profile, in a stable order; with ``--only``, those that have, for
-        each of its keys, one of its values."""
-        return [spec for spec in self.specs[profile]
-                if all(any(matches(spec.params, {key: v}) for v in values)
-                       for key, values in self.only.items())]
+        """Grid × seeds of one profile, in a stable order; with ``--only``, those it keeps."""
+        return [spec for spec in self.specs[profile] if matches(spec.params, self.only)]
 
     def refuse_unknown(self, key: str, name: str, of: Suite | None = None) -> None:
-        """Refuse, at ``key`` of this file, a parameter name the experiment of ``of`` (this
-        suite's, or a suite it needs) lacks."""
+        """Refuse, at ``key`` of this file, a parameter name unknown to the experiment of ``of``
+        (this suite, or a suite it needs)."""
         of = of or self
         if name not in of.parameters:
             whose = f"experiment {of.model.experiment!r}"
@@ -190,11 +185,9 @@ def _parse(path: Path, overrides: list[Override]) -> SuiteModel:
     return model
 
 
-def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite],
-           check_claims: bool = True) -> Suite:
-    """The suite with its run specs per profile; an overridden one (``check_claims`` false) skips
-    the checks that catch mistakes in a file but not in an override: repeated runs, claims left
-    without runs (they say "not run" when evaluated)."""
+def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite], check_claims: bool) -> Suite:
+    """An overridden suite (``check_claims`` false) skips the checks that catch mistakes in a file
+    but not in an override: repeated runs, claims left without runs (they say "not run")."""
     try:
         experiment = contract.get(model.experiment)
     except KeyError:
@@ -272,18 +265,20 @@ def _expand(suite: Suite, profile: str, check_repeats: bool) -> list[RunSpec]:
         grid, grid_key = prof.grid, f"profiles.{profile}.grid"
     fixed = {**{k: f"parameters.{k}" for k in model.parameters},
              **{k: f"profiles.{profile}.parameters.{k}" for k in prof.parameters}}
-    resolved, points = [], _points(grid, grid_key)
-    for where, point, origin, ties in points:
+    resolved, points = [], _points(grid, grid_key, fixed)
+    for where, point, blame in points:
         try:
             values = {**model.parameters, **prof.parameters, **point}
             resolved.append(suite.experiment.params.model_validate(values).model_dump())
         except ValidationError as err:
             keys, reason = explain(err)
-            key = _source(keys, where, {**fixed, **origin}, ties)
+            key = where  # a rule across parameters: the grid point that combined them
+            if keys:
+                key = ".".join([blame.get(keys[0], f"parameters.{keys[0]}"), *keys[1:]])
             raise Refused(suite.path, key, reason) from None
     # In the grid's order of axes: how labels and baselines name a configuration.
-    varied = tuple(dict.fromkeys(k for _, point, _, _ in points for k in point
-                                 if len({json.dumps(q.get(k)) for q in resolved}) > 1))
+    varied = tuple(dict.fromkeys(k for _, point, _ in points for k in point
+                                 if _varies(resolved, k)))
     specs, code = [], suite.experiment.code_hash
     for params in resolved:
         needs = _producers(suite, profile, params)
@@ -303,7 +298,7 @@ def _expand(suite: Suite, profile: str, check_repeats: bool) -> list[RunSpec]:
     return specs
 
 
-def _points(grid: Grids, key: str) -> list[Point]:
+def _points(grid: Grids, key: str, fixed: dict[str, str]) -> list[Point]:
     """Cartesian product of each grid's axes; a list of grids is their union, in order."""
     points = []
     for where, one in _each_grid(grid, key):
@@ -311,9 +306,11 @@ def _points(grid: Grids, key: str) -> list[Point]:
                 for name, values in one.items()]
         for combo in itertools.product(*axes):
             point = {k: v for part, _, _ in combo for k, v in part.items()}
+            # A tied entry is to blame for a parameter the axis's other entries set and it forgot.
+            forgot = {k: entry for _, entry, values in reversed(combo) if entry
+                      for other in values for k in other}
             origin = {k: f"{entry or where}.{k}" for part, entry, _ in combo for k in part}
-            ties = [(entry, values) for _, entry, values in combo if entry]
-            points.append((where, point, origin, ties))
+            points.append((where, point, {**forgot, **fixed, **origin}))
     return points
 
 
@@ -325,18 +322,8 @@ def _axis_value(value: Any, entry: str, name: str, values: list) -> tuple[dict, 
     return {name: value}, None, values
 
 
-def _source(keys: list[str], grid_key: str, origin: dict[str, str],
-            ties: list[tuple[str, list]]) -> str:
-    """The key path in the file that supplied, or should have supplied, the offending parameter."""
-    if not keys:  # a rule across parameters: the grid point that combined them
-        return grid_key
-    name = keys[0]
-    if name in origin:
-        return ".".join([origin[name], *keys[1:]])
-    for entry, entries in ties:  # a tied entry that forgot what the axis's other entries set
-        if any(name in e for e in entries):
-            return entry
-    return f"parameters.{name}"
+def _varies(configurations: list[dict], name: str) -> bool:
+    return len({json.dumps(c.get(name)) for c in configurations}) > 1
 
 
 def _producers(suite: Suite, profile: str, params: dict) -> dict[str, RunSpec]:
@@ -357,13 +344,9 @@ def _producers(suite: Suite, profile: str, params: dict) -> dict[str, RunSpec]:
 
 def _check_claims(suite: Suite, profile: str) -> None:
     """A claim that applies at ``profile`` must select runs there, and vary what it reads along."""
-    configurations = [json.loads(c) for c in dict.fromkeys(json.dumps(s.params, sort_keys=True)
-                                                           for s in suite.runs(profile))]
     for i, claim in enumerate(suite.model.claims):
-        if not claim.at(profile):
-            continue
-        for key, selection in claim.selections().items():
-            chosen = [c for c in configurations if matches(c, selection)]
+        for key, selection in claim.selections().items() if claim.at(profile) else ():
+            chosen = [s.params for s in suite.runs(profile) if matches(s.params, selection)]
             if not chosen:
                 raise Refused(suite.path, f"claims.{i}.{key}", f"selects no run at profile "
                               f"{profile} ({describe(selection)}): it could never give a "
@@ -371,8 +354,7 @@ def _check_claims(suite: Suite, profile: str) -> None:
                               "profiles = [...]")
             for axis_key, names in claim.axes().items():
                 for name in names:
-                    values = {json.dumps(c.get(name)) for c in chosen}
-                    if len(values) < 2:
+                    if not _varies(chosen, name):
                         raise Refused(suite.path, f"claims.{i}.{axis_key}", f"parameter "
                                       f"{name!r} does not vary in the runs the claim selects at "
                                       f"profile {profile} (only {name}={chosen[0].get(name)}): "
