@@ -63,12 +63,9 @@ def _value(flag: Verb, key: str, value: str) -> Any:
 
 
 def describe_overrides(overrides: list[Override], only: list[Override] = ()) -> str:
-    """As written on a command line, each verb in a canonical order:
-    ``dataset=fashion_mnist,epochs=7``, then ``--only model=cnn`` when runs are selected."""
-    sets = _described(overrides)
-    if not only:
-        return sets
-    return " ".join(filter(None, [sets, Verb.ONLY, _described(only)]))
+    """In a canonical order: ``dataset=fashion_mnist,epochs=7 --only model=cnn``."""
+    selected = only and f"{Verb.ONLY} {_described(only)}"
+    return " ".join(filter(None, [_described(overrides), selected]))
 
 
 def _described(overrides: list[Override]) -> str:
@@ -95,7 +92,7 @@ def folder_name(overrides: list[Override], only: list[Override] = ()) -> str:
 
 
 def flags(overrides: list[Override], only: list[Override] = ()) -> list[str]:
-    """The command-line options that give these overrides, one ``--set``/``--only`` each."""
+    """The command-line options that give these overrides."""
     return ([f"{Verb.SET} {_described([o])}" for o in overrides]
             + [f"{Verb.ONLY} {_described([o])}" for o in only])
 
@@ -113,11 +110,10 @@ def sweeps(experiment: object, key: str, value: Any) -> bool:
 
 
 def apply_override(data: dict, key: str, value: Any) -> None:
-    """Apply ``--set key=value`` to a suite file's data, in place, for every profile (whatever it
-    sets is then validated like the file). A grid axis of that parameter takes the value; a tied
-    axis whose entries set it (or named by it) has the value in each entry, and a list makes each
-    entry once per value. Elsewhere the parameter is fixed, or swept by a new axis of every grid.
-    The file was loaded without overrides first: its data has the shape the schema wants."""
+    """``--set key=value`` on a suite file's data (sound: it was loaded without overrides first),
+    in place, for every profile. A grid axis of that parameter takes the value; a tied axis whose
+    entries set it (or named by it) has it in each entry, a list making each entry once per value.
+    Elsewhere the parameter is fixed, or swept by a new axis of every grid."""
     profiles = list(data["profiles"].values())
     if key == SEEDS:
         for profile in profiles:
@@ -137,7 +133,7 @@ def _set_on_axes(grid: dict, key: str, setting: list) -> bool:
     """Give the axes of ``grid`` that set ``key`` each of its values; whether one does."""
     found = False
     for axis, entries in grid.items():
-        tied = isinstance(entries[0], dict)  # an axis is all values or all tables
+        tied = isinstance(entries[0], dict)  # an axis is all values or all tables: it was checked
         if axis == key and not tied:
             grid[axis], found = list(setting), True
         elif tied and (axis == key or any(key in entry for entry in entries)):

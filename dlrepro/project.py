@@ -37,9 +37,9 @@ def resolve(names: list[str], overrides: list[Override] = (), only: list[Overrid
             own: Mapping[str, Path] | None = None,
             held: Mapping[str, Path] | None = None) -> list[Suite]:
     """Suites named on the command line: a name in suites/, else one of ``own`` (suites of one's
-    own, by name), or a path to a TOML file; none means all of suites/. ``overrides`` (``--set``)
-    and ``only`` (``--only``) apply to each. Two files of one name among them and the suites they
-    need, or a file whose name a results folder ``held`` by another file, are refused."""
+    own, by name), or a path to a TOML file; none means all of suites/. Two files of one name
+    among them and the suites they need, or a file whose name a results folder ``held`` by
+    another file, are refused."""
     known = {**(own or {}), **shipped()}
     paths = [_path(name, known) for name in names] if names else list(shipped().values())
     suites = [load(path, overrides, only) for path in paths]
@@ -91,8 +91,8 @@ def remembered(folder: Results) -> tuple[dict[str, Path], dict[str, Path]]:
 
 
 def remember(folder: Results, suites: list[Suite]) -> None:
-    """Keep in ``suites.json`` the file of each of ``suites`` and of the suites they need that is
-    not the shipped one of its name; a shipped suite takes its name back."""
+    """Keep in ``suites.json`` the file of each suite (and of those it needs) that is not the
+    shipped one of its name; a shipped suite takes its name back."""
     found, gone = remembered(folder)
     known, entries = shipped(), {**found, **gone}
     for suite in with_needed(suites):
@@ -127,8 +127,8 @@ def with_own(suites: list[Suite], folder: Results) -> list[Suite]:
 def covered(names: list[str], folder: Results, ran: set[str], overrides: list[Override],
             only: list[Override], say: Callable[[str], None]) -> list[Suite]:
     """The suites a command on the folder covers: those named; else every suite of suites/ and
-    every suite of one's own run there, or with ``--set``/``--only`` those ``ran`` there. ``say``
-    warns of results it cannot cover, for want of their suite file."""
+    of one's own run there, or with ``--set``/``--only`` those ``ran`` there. ``say`` warns of
+    results it cannot cover, for want of their suite file."""
     if names:
         return given(names, folder, overrides, only)
     own, gone = remembered(folder)

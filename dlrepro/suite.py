@@ -23,14 +23,9 @@ from dlrepro.formatting import assignments
 from dlrepro.overrides import Override, Verb, apply_override, named, select, sweeps
 from dlrepro.schema import PROFILES, Grids, Metric, Resources, SuiteModel, choices, explain
 
-_ABSENT = object()
 UNREADABLE = {FileNotFoundError: "no such suite file",
               IsADirectoryError: "is a directory, not a suite file",
               PermissionError: "not readable (permission denied)"}
-
-# A point of a grid: the key path of its grid, its values, and the key path to blame for each
-# parameter it sets or, in a tied axis, should have set (as the axis's other entries do).
-Point = tuple[str, dict[str, Any], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -68,8 +63,8 @@ def run_id(suite: str, experiment: str, code: str, params: dict, seed: int,
 def matches(params: dict, where: dict) -> bool:
     """Whether a configuration has every value of ``where``, or one of a list of them (a boolean is
     not a number here)."""
-    return all(any(params.get(k, _ABSENT) == v
-                   and isinstance(params.get(k), bool) == isinstance(v, bool) for v in choices(vs))
+    return all(any(k in params and params[k] == v
+                   and isinstance(params[k], bool) == isinstance(v, bool) for v in choices(vs))
                for k, vs in where.items())
 
 
@@ -298,15 +293,16 @@ def _expand(suite: Suite, profile: str, check_repeats: bool) -> list[RunSpec]:
     return specs
 
 
-def _points(grid: Grids, key: str, fixed: dict[str, str]) -> list[Point]:
-    """Cartesian product of each grid's axes; a list of grids is their union, in order."""
+def _points(grid: Grids, key: str, fixed: dict[str, str]) -> list[tuple[str, dict, dict]]:
+    """Cartesian product of each grid's axes (a list of grids: their union, in order), each point
+    with the key path of its grid and the key path to blame for each parameter, that set it or,
+    in a tied axis, should have set it (as the axis's other entries do)."""
     points = []
     for where, one in _each_grid(grid, key):
         axes = [[_axis_value(v, f"{where}.{name}.{j}", name, values) for j, v in enumerate(values)]
                 for name, values in one.items()]
         for combo in itertools.product(*axes):
             point = {k: v for part, _, _ in combo for k, v in part.items()}
-            # A tied entry is to blame for a parameter the axis's other entries set and it forgot.
             forgot = {k: entry for _, entry, values in reversed(combo) if entry
                       for other in values for k in other}
             origin = {k: f"{entry or where}.{k}" for part, entry, _ in combo for k in part}
