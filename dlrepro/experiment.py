@@ -136,19 +136,17 @@ class Experiment:
 
     @functools.cached_property
     def implementation(self) -> ModuleType:
-        module = self._module("run")
+        module = import_module(self._module("run"))
         runners = [n for n in ("run", "run_seeds") if callable(getattr(module, n, None))]
         if len(runners) != 1:
             raise Refused(f"{module.__name__}: define exactly one of run(params, ctx) and "
                           "run_seeds(params, ctxs)")
-        if not self._file("figures").is_file():  # refused before a run, not once runs are done
-            raise Refused(f"{PACKAGE}.{self.name}.figures: no such module; an experiment's "
-                          "figures live in figures.py beside its declaration")
+        self._module("figures")  # refused before a run, not once runs are done
         return module
 
     @functools.cached_property
     def drawing(self) -> ModuleType:
-        module = self._module("figures")
+        module = import_module(self._module("figures"))
         if not callable(getattr(module, "figures", None)):
             raise Refused(f"{module.__name__}: no figures(table, out_dir, files, published)")
         return module
@@ -185,12 +183,13 @@ class Experiment:
     def _file(self, module: str) -> Path:
         return self.folder / f"{module}.py"
 
-    def _module(self, module: str) -> ModuleType:
+    def _module(self, module: str) -> str:
+        """The name of one of the package's modules; Refused if its file is missing."""
         name = f"{PACKAGE}.{self.name}.{module}"
         if not self._file(module).is_file():
             raise Refused(f"{name}: no such module; an experiment keeps it in {module}.py beside "
                           "its declaration")
-        return import_module(name)
+        return name
 
 
 def available() -> list[str]:

@@ -1,8 +1,7 @@
-"""The declarative files' schema: suites (with their claims and metric declarations) and runners,
-and a validation error said in a file's words. Pure pydantic, strict: a number is a number (no
-"100" for 100, no true for 1), every float is finite, unknown keys are refused. Nothing here
-imports torch, pandas or Ray, so that a bad file is refused at once. What a key *means* against
-an experiment is checked by ``suite``; docs/suite-files.md documents every key.
+"""The declarative files' schema (docs/suite-files.md): suites, their claims and metrics, runners;
+a validation error in a file's words. Pure pydantic, strict: a number is a number (no "100" for
+100, no true for 1), every float is finite, unknown keys are refused; no torch, pandas or Ray, so
+that a bad file is refused at once. What a key *means* for an experiment is ``suite``'s to check.
 """
 
 from __future__ import annotations
@@ -280,8 +279,8 @@ def key_path(error: dict) -> list[str]:
 
 def explain(err: ValidationError) -> tuple[list[str], str]:
     """The key path and message of the error that says what is wrong: an unknown key that belongs
-    at another level, or that is a misspelling of a key missing beside it (not what its absence
-    makes required); else the deepest error (of a union, the branch that got furthest)."""
+    at another level or misspells a key missing beside it (not what its absence makes required);
+    else the deepest error (of a union, the branch that got furthest)."""
     errors = err.errors()
     unknown = [key_path(e) for e in errors if e["type"] == "extra_forbidden" and key_path(e)]
     missing = [key_path(e) for e in errors if e["type"] == "missing"]

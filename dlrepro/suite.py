@@ -100,8 +100,7 @@ class Suite:
         return [spec for spec in self.specs[profile] if matches(spec.params, self.only)]
 
     def refuse_unknown(self, key: str, name: str, of: Suite | None = None) -> None:
-        """Refuse, at ``key`` of this file, a parameter name unknown to the experiment of ``of``
-        (this suite, or a suite it needs)."""
+        """Refuse, at ``key``, a parameter unknown to ``of`` (this suite, or one it needs)."""
         of = of or self
         if name not in of.parameters:
             whose = f"experiment {of.model.experiment!r}"
@@ -111,10 +110,9 @@ class Suite:
 
 
 def load(path: Path | str, overrides: list[Override] = (), only: list[Override] = ()) -> Suite:
-    """Parse and validate one suite file and the suites it needs; raise Refused naming the file
-    and key on any problem. ``overrides`` (``--set``) apply on top of every profile of the file, and
-    to the suites it needs for the parameters those share with it (``needs.*.same``). ``only``
-    (``--only``) then keeps this suite's runs with those values, at every profile."""
+    """One suite file and the suites it needs, validated. ``overrides`` (``--set``) apply to every
+    profile of the file, and of the suites it needs for the parameters they share with it
+    (``needs.*.same``); ``only`` (``--only``) then keeps the runs with those values."""
     suite = _load(Path(path), [])
     if overrides:
         try:  # the file itself is sound: whatever fails now is the overrides' doing
@@ -134,15 +132,15 @@ def _load(path: Path, overrides: list[Override]) -> Suite:
     todo = [(path, overrides)]
     while todo:
         current, applied = todo.pop()
-        if current.resolve() in graph:
+        file = current.resolve()
+        if file in graph:
             continue
-        model = models[current.resolve()] = _parse(current, applied)
-        graph[current.resolve()] = []
-        for name, need in model.needs.items():
+        models[file], graph[file] = _parse(current, applied), []
+        for name, need in models[file].needs.items():
             producer = current.parent / f"{need.suite}.toml"
             if not producer.is_file():
                 raise Refused(current, f"needs.{name}.suite", f"no suite file {producer}")
-            graph[current.resolve()].append(producer.resolve())
+            graph[file].append(producer.resolve())
             todo.append((producer, [(key, value) for key, value in applied if key in need.same]))
     try:
         order = list(graphlib.TopologicalSorter(graph).static_order())
@@ -210,8 +208,7 @@ def _each_grid(grid: Grids, key: str) -> list[tuple[str, dict]]:
 
 
 def _check_names(suite: Suite) -> None:
-    """Parameter names wherever the file sets or selects one; each parameter set by one axis per
-    grid."""
+    """Parameter names wherever the file sets or selects one; one axis per parameter per grid."""
     m, unknown = suite.model, suite.refuse_unknown
     for name in m.parameters:
         unknown(f"parameters.{name}", name)
@@ -299,8 +296,12 @@ def _points(grid: Grids, key: str, fixed: dict[str, str]) -> list[tuple[str, dic
     in a tied axis, should have set it (as the axis's other entries do)."""
     points = []
     for where, one in _each_grid(grid, key):
-        axes = [[_axis_value(v, f"{where}.{name}.{j}", name, values) for j, v in enumerate(values)]
-                for name, values in one.items()]
+        axes = []  # each value as the parameters it sets, its key path if tied, the axis's values
+        for name, values in one.items():
+            tied = isinstance(values[0], dict)  # an axis is all values or all tables (checked)
+            entries = values if tied else [{name: v} for v in values]
+            axes.append([(entry, tied and f"{where}.{name}.{j}", values)
+                         for j, entry in enumerate(entries)])
         for combo in itertools.product(*axes):
             point = {k: v for part, _, _ in combo for k, v in part.items()}
             forgot = {k: entry for _, entry, values in reversed(combo) if entry
@@ -308,14 +309,6 @@ def _points(grid: Grids, key: str, fixed: dict[str, str]) -> list[tuple[str, dic
             origin = {k: f"{entry or where}.{k}" for part, entry, _ in combo for k in part}
             points.append((where, point, {**forgot, **fixed, **origin}))
     return points
-
-
-def _axis_value(value: Any, entry: str, name: str, values: list) -> tuple[dict, str | None, list]:
-    """One value of an axis as the parameters it sets, the key path of its tied entry (None for a
-    plain value) and the axis's values."""
-    if isinstance(value, dict):
-        return value, entry, values
-    return {name: value}, None, values
 
 
 def _varies(configurations: list[dict], name: str) -> bool:
