@@ -180,7 +180,7 @@ def _parse(path: Path, overrides: list[Override]) -> SuiteModel:
 
 def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite], check_claims: bool) -> Suite:
     """An overridden suite (``check_claims`` false) skips the checks that catch mistakes in a file
-    but not in an override: repeated runs, claims left without runs (they say "not run")."""
+    but not in an override: repeated runs, claims left without runs (evaluated as not run)."""
     try:
         experiment = contract.get(model.experiment)
     except KeyError:
