@@ -28,13 +28,14 @@ def naive(suites: list[str], profile: str, results: Path) -> None:
     from dlrepro.layout import Results
     from dlrepro.planning import groups
     from dlrepro.project import resolve
+    from dlrepro.schema import DEFAULT_COUNTRY
 
     store = Results(results, profile)
 
     @ray.remote(num_cpus=1, max_calls=1)
     def run(group):
         warm_up()
-        with EnergyMeter(store.energy) as meter:
+        with EnergyMeter(store.energy, DEFAULT_COUNTRY) as meter:
             return execute(group, meter=meter, artifact_dir=store.artifact_dir, data_dir=None)
 
     specs = [spec for suite in resolve(suites) for spec in suite.runs(profile)]

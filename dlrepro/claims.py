@@ -18,10 +18,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from dlrepro import tables
 from dlrepro.formatting import assignments
-from dlrepro.grid import matches
 from dlrepro.overrides import flags
 from dlrepro.schema import Approx, ClaimBase, Compare, Monotone, Threshold, choices
-from dlrepro.suite import Suite
+from dlrepro.suite import Suite, matches
 from dlrepro.formatting import ClaimStatus, allowed
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,

@@ -1,8 +1,7 @@
 """MNIST and Fashion-MNIST found and checked before any run: in torchvision's layout under
 ``--data-dir`` or ``$DLREPRO_DATA_DIR`` (a published ``*-ubyte.gz`` unpacked beside itself), else
-downloaded into ``~/.cache/dlrepro/data``; every file's size and MD5 checked, so that a missing
-or corrupt one stops everything at once with the way to fix it. The experiments load them
-(``experiments/image_sets.py``)."""
+downloaded into ``~/.cache/dlrepro/data``; a missing or corrupt file (size, MD5) stops everything
+at once with the way to fix it. ``experiments/image_sets.py`` loads them."""
 
 from __future__ import annotations
 
@@ -37,7 +36,6 @@ SIZES = (47_040_016, 60_008, 7_840_016, 10_008)
 
 
 def _published(name: str, folder: str, md5s: tuple[str, ...], title: str) -> Dataset:
-    """A set in MNIST's four files (IDX, of SIZES), each with its published MD5."""
     return Dataset(name, folder, dict(zip(IDX, zip(SIZES, md5s))), title)
 
 
@@ -50,19 +48,18 @@ DATASETS = {
         "f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
         "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"), "Fashion-MNIST"),
 }
-# The ``dataset`` parameter of the experiments that read one of these
-# (checked against DATASETS by the tests).
+# The ``dataset`` parameter of the experiments that read one (the tests check it against DATASETS).
 DatasetName = Literal["mnist", "fashion_mnist"]
 
 
 def data_dir(flag: str | Path | None = None) -> Path | None:
-    """The data directory the user chose (flag first, then the environment), or None to download."""
+    """The data directory chosen (the flag, else the environment); None: download."""
     chosen = flag or os.environ.get(ENV_VAR)
     return Path(chosen).expanduser().resolve() if chosen else None
 
 
 def folder_problem(root: Path | None) -> str | None:
-    """What is wrong with the chosen data directory itself (none chosen: nothing), or None."""
+    """What is wrong with the chosen data directory itself, if anything."""
     if root is None or root.is_dir():
         return None
     state = "is a file, not a directory" if root.exists() else "does not exist"
@@ -70,8 +67,8 @@ def folder_problem(root: Path | None) -> str | None:
 
 
 def verify(names: set[str], root: Path | None) -> None:
-    """Every file of the named datasets present, of the right size and checksum; Refused
-    otherwise. Without a data directory, a set not yet downloaded is downloaded first."""
+    """Refuse a named set's missing or corrupt file; without a data directory, download a set
+    first."""
     problem = folder_problem(root)
     if problem:
         raise Refused(problem)
@@ -87,8 +84,7 @@ def verify(names: set[str], root: Path | None) -> None:
 
 
 def _unpack(packed: Path) -> None:
-    """``X.gz`` into ``X`` beside it, in place only once whole (an interrupted unpacking leaves
-    nothing behind to be taken for the file)."""
+    """``X.gz`` into ``X``, atomically: an interrupted unpacking leaves nothing taken for X."""
     def unpack(tmp: Path) -> None:
         with gzip.open(packed) as source, tmp.open("wb") as target:
             shutil.copyfileobj(source, target, 1 << 20)
@@ -114,11 +110,9 @@ def _check(path: Path, size: int, md5: str, root: Path | None) -> None:
     if actual != size:
         state = "empty" if actual == 0 else "truncated" if actual < size else "too long"
         raise Refused(f"{path}: {state} ({actual:,} bytes, expected {size:,}); {fix}")
-    digest = hashlib.md5(usedforsecurity=False)
     try:
         with path.open("rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
+            digest = hashlib.file_digest(file, lambda: hashlib.md5(usedforsecurity=False))
     except OSError as err:
         raise Refused(f"{path}: unreadable ({err.strerror}); {fix}") from None
     if digest.hexdigest() != md5:

@@ -1,8 +1,8 @@
-"""Where a run computes: a run that reads a data set (the MNIST suites) on a visible CUDA GPU at
-every profile; the tiny models of the other suites, whose steps are microseconds of arithmetic, on
-the CPU, where a GPU's launch latency cannot slow them. ``--device`` says otherwise for the local
-runner; on Ray a run computes on the GPU its resources got it, by the same rule. Torch is imported
-only to look for a GPU, or to name one."""
+"""Where a run computes: a run that reads a data set (the MNIST suites) on a visible CUDA GPU; the
+tiny models of the other suites, whose steps are microseconds of arithmetic, on the CPU, where a
+GPU's launch latency cannot slow them. ``--device`` says otherwise for the local runner; on Ray a
+run computes on the GPU its resources got it, by the same rule. Torch is imported only to look for
+a GPU, or to name one."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class DeviceChoice(StrEnum):
 
 
 def parse(text: str) -> DeviceChoice:
-    """A ``--device`` value; ValueError with the reason otherwise."""
+    """A ``--device`` value, or ValueError saying why not."""
     if text == "mps":  # the GAN's Fréchet distance, the PCA, five_points, gradient_descent
         raise ValueError("mps is not offered: some runs compute in float64, which MPS lacks")
     try:
@@ -39,7 +39,7 @@ def unavailable(choice: DeviceChoice) -> str | None:
 
 
 def resolve(choice: DeviceChoice, reads_data: bool) -> str:
-    """``cuda`` or ``cpu``: the device of a run, ``reads_data`` when it reads a data set."""
+    """``cuda`` or ``cpu``."""
     if choice is DeviceChoice.AUTO and reads_data:
         import torch
 

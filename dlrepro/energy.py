@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlrepro.schema import DEFAULT_COUNTRY
-
 MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "apple_powermetrics"}
 NOT_INSTALLED = "not measured: codecarbon is not installed"
 
@@ -29,7 +27,7 @@ class Energy:
 class EnergyMeter:
     """Starts codecarbon once; ``measure(run_id)`` wraps one run. Failing to start is not fatal."""
 
-    def __init__(self, output_dir: Path, country: str = DEFAULT_COUNTRY):
+    def __init__(self, output_dir: Path, country: str):  # ISO 3166-1 alpha-3, as runners set it
         self.output_dir, self.country = Path(output_dir), country
         self._tracker = None
         self.method = "not measured"

@@ -18,7 +18,7 @@ from dlrepro import experiment as contract
 from dlrepro.devices import DeviceChoice
 from dlrepro.energy import EnergyMeter
 from dlrepro.experiment import RunContext
-from dlrepro.grid import RunSpec
+from dlrepro.suite import RunSpec
 from dlrepro.machine import host_info
 
 WORKER_NAME: str | None = None

@@ -1,7 +1,6 @@
 """The experiment contract (docs/experiments.md): a package ``dlrepro/experiments/<name>/`` with a
-torch-free declaration (``Params``, ``METRICS``, optional ``datasets``), ``run.py`` (``run`` or
-``run_seeds``) and ``figures.py`` (``figures``); the context a run gets; a run's identity, the
-source it executes (``code_hash``); a module that does not import, refused in one line."""
+torch-free declaration (``Params``, ``METRICS``, optional ``datasets``), ``run.py`` and
+``figures.py``; the context a run gets; the source a run executes (``code_hash``)."""
 
 from __future__ import annotations
 
@@ -44,11 +43,10 @@ class Params(BaseModel):
     @model_serializer(mode="wrap")
     def _only_what_is_used(self, handler) -> dict[str, Any]:
         values = handler(self)
-        mode = getattr(self, self.MODE) if self.MODE else None
-        return {name: value for name, value in values.items() if self._used(name, mode)}
-
-    def _used(self, name: str, mode: Any) -> bool:
-        return self.MODE is None or name not in self.USED_BY or mode in self.USED_BY[name]
+        if self.MODE is None:
+            return values
+        mode, used_by = getattr(self, self.MODE), self.USED_BY
+        return {n: v for n, v in values.items() if n not in used_by or mode in used_by[n]}
 
 
 def file_in(run_dir: Path, name: str) -> Path:
@@ -80,7 +78,7 @@ class RunContext:
     with_energy: list[Callable[[float], None]] = field(default_factory=list)
 
     def log(self, metric: str, value: float, step: int | None = None) -> None:
-        """Record a metric; an undeclared name or a NaN / infinite value fails the run here."""
+        """An undeclared name or a NaN / infinite value fails the run here."""
         if metric not in self.declared:
             raise ValueError(f"metric {metric!r} is not declared in the experiment's METRICS")
         value = float(value)
@@ -91,7 +89,7 @@ class RunContext:
         self.metrics.append({"metric": metric, "step": step, "value": value})
 
     def artifact(self, name: str) -> Path:
-        """Where this run writes its file ``name`` (the folder is created)."""
+        """Where this run writes its file ``name``."""
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
         return file_in(self.artifact_dir, name)
 
@@ -100,7 +98,6 @@ class RunContext:
         return _written(self.inputs[need], name, f"the run needed as {need!r}")
 
     def seed_everything(self) -> None:
-        """Python's, numpy's and torch's global generators, from this run's seed."""
         import random
 
         import numpy as np
@@ -111,18 +108,17 @@ class RunContext:
         torch.manual_seed(self.seed)
 
 
+@dataclass(frozen=True)
 class RunFiles:
     """The files a suite's runs wrote, as its figures read them: ``<folder>/<run_id>/<name>``."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    folder: Path
 
     def path(self, run_id: str, name: str) -> Path:
-        """The file ``name`` of run ``run_id``; FileNotFoundError naming the run if it left none."""
         return _written(self.folder / run_id, name, f"run {run_id}")
 
     def load(self, run_id: str, name: str) -> np.ndarray | Any:
-        """A ``.npy`` array or an ``.npz`` archive (its arrays by key), through numpy."""
+        """A ``.npy`` array or an ``.npz`` archive (its arrays by key)."""
         import numpy as np
 
         return np.load(self.path(run_id, name))
@@ -136,26 +132,21 @@ class Experiment:
     params: type[Params]
     metrics: dict[str, Metric]
     folder: Path
-    # The data sets a run with these params reads.
-    datasets: Callable[[Params], set[str]] = lambda params: set()
+    datasets: Callable[[Params], set[str]] = lambda params: set()  # those a run reads
 
     @functools.cached_property
     def implementation(self) -> ModuleType:
-        """``run.py``, which defines exactly one of ``run`` and ``run_seeds``."""
-        module = self._module("run")
+        module = import_module(self._module("run"))
         runners = [n for n in ("run", "run_seeds") if callable(getattr(module, n, None))]
         if len(runners) != 1:
             raise Refused(f"{module.__name__}: define exactly one of run(params, ctx) and "
                           "run_seeds(params, ctxs)")
-        if not self._file("figures").is_file():  # refused before a run, not once runs are done
-            raise Refused(f"{PACKAGE}.{self.name}.figures: no such module; an experiment's "
-                          "figures live in figures.py beside its declaration")
+        self._module("figures")  # refused before a run, not once runs are done
         return module
 
     @functools.cached_property
     def drawing(self) -> ModuleType:
-        """``figures.py``, which defines ``figures``."""
-        module = self._module("figures")
+        module = import_module(self._module("figures"))
         if not callable(getattr(module, "figures", None)):
             raise Refused(f"{module.__name__}: no figures(table, out_dir, files, published)")
         return module
@@ -173,7 +164,7 @@ class Experiment:
 
     def figures(self, table, out_dir: Path, artifacts: Path,
                 published: Sequence[Approx] = ()) -> list[Path]:
-        """The figures of the runs under ``artifacts``; none from a table with no successful run."""
+        """The figures of the runs under ``artifacts``; none from a table with no run."""
         if not len(table):
             return []
         return self.drawing.figures(table, out_dir, RunFiles(artifacts), list(published))
@@ -187,18 +178,18 @@ class Experiment:
 
     @functools.cached_property
     def figures_hash(self) -> str:
-        """What the figures are drawn by: ``figures.py`` and the dlrepro modules it imports."""
         return hash_sources([self._file("figures")])
 
     def _file(self, module: str) -> Path:
         return self.folder / f"{module}.py"
 
-    def _module(self, module: str) -> ModuleType:
+    def _module(self, module: str) -> str:
+        """The name of one of the package's modules; Refused if its file is missing."""
         name = f"{PACKAGE}.{self.name}.{module}"
         if not self._file(module).is_file():
             raise Refused(f"{name}: no such module; an experiment keeps it in {module}.py beside "
                           "its declaration")
-        return import_module(name)
+        return name
 
 
 def available() -> list[str]:
@@ -219,7 +210,6 @@ def get(name: str) -> Experiment:
 
 
 def declared(module: ModuleType) -> Experiment:
-    """Check a declaration module (``Params``, ``METRICS``) and wrap it."""
     name = module.__name__
     params: Any = getattr(module, "Params", None)
     if not (isinstance(params, type) and issubclass(params, Params)):
@@ -242,8 +232,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent  # dlrepro/
 
 
 def import_module(name: str) -> ModuleType:
-    """Import a module of an experiment; whatever stops it (a syntax error, a missing module, a
-    name error) is Refused naming the file and the line, in one line."""
+    """Whatever stops an experiment's module importing is Refused naming the file and line."""
     try:
         return importlib.import_module(name)
     except SyntaxError as err:  # no frame of the broken file: the error itself says where
@@ -268,7 +257,7 @@ def _first_problem(err: Exception) -> str:
 
 
 def shown(path: Path | str) -> str:
-    """A file as messages name it: from the project's root when it is in the project."""
+    """A file as messages name it: from the project's root when it is in it."""
     path = Path(path).resolve()
     return str(path.relative_to(PACKAGE_ROOT.parent) if path.is_relative_to(PACKAGE_ROOT.parent)
                else path)
@@ -287,8 +276,8 @@ def hash_sources(start: list[Path]) -> str:
 
 
 def imported_sources(start: list[Path]) -> set[Path]:
-    """The files of ``start`` and of every dlrepro module they import, transitively (read, not
-    run): a name imported from a package may be a module."""
+    """The files of ``start`` and of every dlrepro module they import, transitively, read rather
+    than run (a name imported from a package may be a module)."""
     seen: set[Path] = set()
     todo = [p for p in start if p.exists()]
     while todo:
@@ -305,15 +294,13 @@ def imported_sources(start: list[Path]) -> set[Path]:
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
-                base = node.module if node.level == 0 else _relative(path, node)
+                base = node.module
+                if node.level:  # relative to the package of ``path``
+                    package = path.parent.relative_to(PACKAGE_ROOT.parent).parts
+                    base = ".".join([*package[: len(package) - node.level + 1], node.module])
                 names = [base] + [f"{base}.{alias.name}" for alias in node.names]
             todo += [found for found in map(_module_file, names) if found and found not in seen]
     return seen
-
-
-def _relative(path: Path, node: ast.ImportFrom) -> str:
-    package = path.parent.relative_to(PACKAGE_ROOT.parent).parts
-    return ".".join(package[: len(package) - node.level + 1] + tuple(node.module.split(".")))
 
 
 def _module_file(name: str) -> Path | None:

@@ -86,7 +86,7 @@ def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_m
     """The suites that read a dataset, run on MNIST (the profile's own runs, cached) and again with
     ``--set dataset=DATASET``; each claim's verdicts side by side in ``generalisation.csv`` beside
     the other set's results. Every input is checked for both before anything runs."""
-    names = [s.name for s in resolve([]) if "dataset" in s.experiment.params.model_fields]
+    names = [s.name for s in resolve([]) if "dataset" in s.parameters]
     requests = [prepare(names, profile, runner, results=results, data=data, address=address,
                         overrides=overrides, device=device, say=say)
                 for overrides in ([], [("dataset", dataset)])]

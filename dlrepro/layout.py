@@ -13,8 +13,12 @@ from pathlib import Path
 
 from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
-from dlrepro.grid import RunSpec
 from dlrepro.overrides import Override, describe_overrides, folder_name
+from dlrepro.suite import RunSpec
+
+
+def _file(name: str) -> property:
+    return property(lambda folder: folder.root / name)
 
 
 class Results:
@@ -57,38 +61,14 @@ class Results:
     def table(self, name: str, kind: str = "parquet") -> Path:
         return self.root / f"{name}.{kind}"
 
-    @property
-    def claims(self) -> Path:
-        return self.root / "claims.csv"
-
-    @property
-    def fidelity(self) -> Path:
-        return self.root / "fidelity.csv"
-
-    @property
-    def suites_file(self) -> Path:
-        """Which file each suite of one's own run here came from (``project.remember``)."""
-        return self.root / "suites.json"
-
-    @property
-    def generalisation(self) -> Path:
-        return self.root / "generalisation.csv"
-
-    @property
-    def check(self) -> Path:
-        return self.root / "check.csv"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report.md"
-
-    @property
-    def report_html(self) -> Path:
-        return self.root / "report.html"
-
-    @property
-    def energy(self) -> Path:
-        return self.root / "energy"
+    claims = _file("claims.csv")
+    fidelity = _file("fidelity.csv")
+    suites_file = _file("suites.json")  # which file each suite of one's own run here came from
+    generalisation = _file("generalisation.csv")
+    check = _file("check.csv")
+    report = _file("report.md")
+    report_html = _file("report.html")
+    energy = _file("energy")
 
     # --- records
     def get(self, spec: RunSpec) -> dict | None:

@@ -1,22 +1,29 @@
 """``--set KEY=VALUE`` (set a parameter on every run; a list sweeps it) and ``--only KEY=VALUE``
-(keep the runs with that value, or any of a list), VALUE read as TOML: parsed, named, and
-``--set`` applied to a suite file's data (``suite`` applies ``--only`` to the expanded runs)."""
+(keep the runs with that value, or any of a list), VALUE read as TOML: parsed, named, ``--set``
+applied to a suite file's data and ``--only`` to a loaded suite's runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import tomllib
 import typing
-from enum import StrEnum
-from pathlib import Path
 from collections.abc import Iterable
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from dlrepro import experiment as contract
 from dlrepro.errors import Refused
+from dlrepro.schema import choices, explain
+
+if TYPE_CHECKING:
+    from dlrepro.suite import RunSpec, Suite
 
 Override = tuple[str, Any]
+SEEDS = "seeds"  # not a parameter: ``--set seeds=…`` replaces every profile's seeds
 
 
 class Verb(StrEnum):
@@ -33,8 +40,7 @@ def named(verb: Verb, keys: Iterable[str]) -> str:
 
 def parse_override(text: str, flag: Verb = Verb.SET) -> Override:
     """``KEY=VALUE`` with VALUE as TOML (``7``, ``1e-3``, ``[3, 5, 7]``, ``true``, ``"pca"``); a
-    bare word is a string, in a list too (``[pca, cnn]``). ``flag`` names the option in errors
-    (``--set``, ``--only``)."""
+    bare word is a string, in a list too (``[pca, cnn]``)."""
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not re.fullmatch(r"[a-z][a-z0-9_]*", key):
@@ -44,7 +50,6 @@ def parse_override(text: str, flag: Verb = Verb.SET) -> Override:
 
 
 def _value(flag: Verb, key: str, value: str) -> Any:
-    """One VALUE: TOML, else a bare word as a string, else a list of such values."""
     try:
         return tomllib.loads(f"value = {value}")["value"]
     except tomllib.TOMLDecodeError:
@@ -58,12 +63,9 @@ def _value(flag: Verb, key: str, value: str) -> Any:
 
 
 def describe_overrides(overrides: list[Override], only: list[Override] = ()) -> str:
-    """The overrides as written on a command line, each verb in a canonical order:
-    ``dataset=fashion_mnist,epochs=7``, then ``--only model=cnn`` when runs are selected."""
-    sets = _described(overrides)
-    if not only:
-        return sets
-    return " ".join(filter(None, [sets, Verb.ONLY, _described(only)]))
+    """In a canonical order: ``dataset=fashion_mnist,epochs=7 --only model=cnn``."""
+    selected = only and f"{Verb.ONLY} {_described(only)}"
+    return " ".join(filter(None, [_described(overrides), selected]))
 
 
 def _described(overrides: list[Override]) -> str:
@@ -79,8 +81,8 @@ def _described(overrides: list[Override]) -> str:
 
 
 def folder_name(overrides: list[Override], only: list[Override] = ()) -> str:
-    """The overrides as a portable folder name: readable when short, with a hash when not;
-    ``--set epochs=7 --only model=cnn`` is ``epochs=7+only+model=cnn``."""
+    """A portable folder name: readable when short, with a hash when not; ``--set epochs=7 --only
+    model=cnn`` is ``epochs=7+only+model=cnn``."""
     name = "+".join(filter(None, [_described(overrides), only and f"only+{_described(only)}"]))
     name = re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)
     if len(name) <= 80:
@@ -90,38 +92,40 @@ def folder_name(overrides: list[Override], only: list[Override] = ()) -> str:
 
 
 def flags(overrides: list[Override], only: list[Override] = ()) -> list[str]:
-    """The command-line options that give these overrides, one ``--set``/``--only`` each."""
+    """The command-line options that give these overrides."""
     return ([f"{Verb.SET} {_described([o])}" for o in overrides]
             + [f"{Verb.ONLY} {_described([o])}" for o in only])
 
 
 def sweeps(experiment: object, key: str, value: Any) -> bool:
-    """Whether ``--set key=value`` sweeps the parameter: a list, for a parameter that is not
-    itself a list."""
-    return isinstance(value, list) and key != "seeds" and not _takes_a_list(experiment, key)
+    """Whether ``--set key=value`` sweeps the parameter: a list, for a key that does not take a
+    list itself (the seeds, a parameter that is a list)."""
+    if not isinstance(value, list) or key == SEEDS:
+        return False
+    try:
+        field = contract.get(str(experiment)).params.model_fields.get(key)
+    except (KeyError, Refused):
+        return True  # reported when the suite is built
+    return field is None or typing.get_origin(field.annotation) not in (list, tuple)
 
 
-def apply_override(path: Path, data: dict, key: str, value: Any) -> None:
-    """Apply ``--set key=value`` to a suite file's data, in place, for every profile: every run
-    then has that value (a list: one run per value).
-
-    ``seeds`` replaces every profile's seeds. A grid axis of that parameter takes the value; a
-    tied axis whose entries set it (or named by it) has the value in each entry, and a list makes
-    each entry once per value. Elsewhere the parameter is fixed, or swept by a new axis of every
-    grid. Whatever it sets is then validated like the file (``path`` is kept for that)."""
-    profiles = [p for p in data.get("profiles", {}).values() if isinstance(p, dict)]
-    if key == "seeds":
+def apply_override(data: dict, key: str, value: Any) -> None:
+    """``--set key=value`` on a suite file's data (sound: it was loaded without overrides first),
+    in place, for every profile. A grid axis of that parameter takes the value; a tied axis whose
+    entries set it (or named by it) has it in each entry, a list making each entry once per value.
+    Elsewhere the parameter is fixed, or swept by a new axis of every grid."""
+    profiles = list(data["profiles"].values())
+    if key == SEEDS:
         for profile in profiles:
-            profile["seeds"] = value if isinstance(value, list) else [value]
+            profile[SEEDS] = choices(value)
         return
-    swept = sweeps(data.get("experiment"), key, value)
+    swept = sweeps(data["experiment"], key, value)
     setting = value if swept else [value]
-    grids = [grid for owner in [data, *profiles] for grid in _grids_of(owner)]
-    for grid in grids:
-        if not _set_on_axes(grid, key, setting) and swept:
-            grid[key] = setting
-    if not swept:
-        for owner in [data, *profiles]:
+    for owner in [data, *profiles]:
+        for grid in choices(owner.get("grid", [])):
+            if not _set_on_axes(grid, key, setting) and swept:
+                grid[key] = setting
+        if not swept:
             owner.setdefault("parameters", {})[key] = value
 
 
@@ -129,35 +133,39 @@ def _set_on_axes(grid: dict, key: str, setting: list) -> bool:
     """Give the axes of ``grid`` that set ``key`` each of its values; whether one does."""
     found = False
     for axis, entries in grid.items():
-        if not isinstance(entries, list):
-            continue  # reported when the file is validated
-        tied = [entry for entry in entries if isinstance(entry, dict)]
+        tied = isinstance(entries[0], dict)  # an axis is all values or all tables: it was checked
         if axis == key and not tied:
             grid[axis], found = list(setting), True
-        elif tied and (axis == key or any(key in entry for entry in tied)):
-            grid[axis] = [{**_entry(axis, entry), key: v} for entry in entries for v in setting]
-            found = True
+        elif tied and (axis == key or any(key in entry for entry in entries)):
+            grid[axis], found = [{**entry, key: v} for entry in entries for v in setting], True
     return found
 
 
-def _entry(axis: str, value: Any) -> dict:
-    """A value of a tied axis as the parameters it sets."""
-    return value if isinstance(value, dict) else {axis: value}
+def select(suite: Suite, only: list[Override]) -> Suite:
+    """The suite with its ``--only`` values (a key given twice: any of both), each value checked
+    like the file's."""
+    kept: dict[str, list] = {}
+    for key, value in only:
+        suite.refuse_unknown(named(Verb.ONLY, [key]), key)
+        for one in choices(value):
+            try:
+                TypeAdapter(suite.parameters[key].annotation).validate_python(one)
+            except ValidationError as err:
+                raise Refused(suite.path, named(Verb.ONLY, [key]), explain(err)[1]) from None
+            kept.setdefault(key, []).append(one)
+    return dataclasses.replace(suite, only=kept)
 
 
-def _grids_of(owner: dict) -> list[dict]:
-    """The grids a file's top level or one of its profiles holds (one, or a list of them)."""
-    if "grid" not in owner:
-        return []
-    grids = owner["grid"] if isinstance(owner["grid"], list) else [owner["grid"]]
-    return [grid for grid in grids if isinstance(grid, dict)]
+def check_selected(suites: list[Suite], profile: str) -> None:
+    """Refuse a ``--only`` that keeps none of a suite's runs at ``profile``, naming the values its
+    runs there have."""
+    for suite in suites:
+        if suite.only and not suite.runs(profile):
+            there = [f"{key}={'/'.join(_values(suite.specs[profile], key))}" for key in suite.only]
+            raise Refused(suite.path, named(Verb.ONLY, suite.only), "selects no "
+                          f"run at profile {profile}; its runs there have {', '.join(there)}")
 
 
-def _takes_a_list(experiment: object, key: str) -> bool:
-    """Whether the experiment's parameter ``key`` is itself a list (so a list value sets it, not
-    sweeps it)."""
-    try:
-        field = contract.get(str(experiment)).params.model_fields.get(key)
-    except (KeyError, Refused):
-        return False  # reported when the suite is built
-    return field is not None and typing.get_origin(field.annotation) in (list, tuple)
+def _values(specs: list[RunSpec], key: str) -> list[str]:
+    """The values a parameter takes in the runs that set it, each once, as text."""
+    return list(dict.fromkeys(str(spec.params[key]) for spec in specs if key in spec.params))

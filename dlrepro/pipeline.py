@@ -20,15 +20,14 @@ from dlrepro import devices
 from dlrepro.data import data_dir, folder_problem, verify
 from dlrepro.devices import DeviceChoice
 from dlrepro.errors import Refused
-from dlrepro.grid import RunSpec
 from dlrepro.layout import Results
-from dlrepro.overrides import Override
+from dlrepro.overrides import Override, check_selected
 from dlrepro.planning import Plan, SuitePlan, datasets_read, expected_times, plan
 from dlrepro.project import (baselines_dir, covered, folder_with_results, given, remember,
                              with_needed)
 from dlrepro.runners import check_ray_use, load_runner
 from dlrepro.schema import LocalRunner, RayRunner
-from dlrepro.suite import Suite, check_selected
+from dlrepro.suite import RunSpec, Suite
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlrepro import experiment as contract
-from dlrepro.grid import RunSpec
 from dlrepro.layout import Results
 from dlrepro.schema import Resources
+from dlrepro.suite import RunSpec
 
 
 def plan(specs: list[RunSpec], results: Results) -> list[RunSpec]:

@@ -11,13 +11,12 @@ from pathlib import Path
 from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
 from dlrepro.layout import Results
-from dlrepro.overrides import Override, flags
+from dlrepro.overrides import SEEDS, Override, flags
 from dlrepro.suite import Suite, load
 
 
 def suites_dir() -> Path:
-    """The project's suites/ folder: beside the package in a checkout, else in the working
-    directory."""
+    """Beside the package in a checkout, else in the working directory."""
     beside = Path(__file__).resolve().parents[1] / "suites"
     return beside if beside.is_dir() else Path.cwd() / "suites"
 
@@ -31,7 +30,6 @@ def baselines_dir() -> Path:
 
 
 def shipped() -> dict[str, Path]:
-    """The project's suites by name: the files of suites/."""
     return {path.stem: path for path in sorted(suites_dir().glob("*.toml"))}
 
 
@@ -39,9 +37,9 @@ def resolve(names: list[str], overrides: list[Override] = (), only: list[Overrid
             own: Mapping[str, Path] | None = None,
             held: Mapping[str, Path] | None = None) -> list[Suite]:
     """Suites named on the command line: a name in suites/, else one of ``own`` (suites of one's
-    own, by name), or a path to a TOML file; none means all of suites/. ``overrides`` (``--set``)
-    and ``only`` (``--only``) apply to each. Two files of one name among them and the suites they
-    need, or a file whose name a results folder ``held`` by another file, are refused."""
+    own, by name), or a path to a TOML file; none means all of suites/. Two files of one name
+    among them and the suites they need, or a file whose name a results folder ``held`` by
+    another file, are refused."""
     known = {**(own or {}), **shipped()}
     paths = [_path(name, known) for name in names] if names else list(shipped().values())
     suites = [load(path, overrides, only) for path in paths]
@@ -70,7 +68,7 @@ def _path(name: str, known: Mapping[str, Path]) -> Path:
 
 
 def with_needed(suites: Iterable[Suite]) -> list[Suite]:
-    """The suites and every suite they read from, directly or through another, each file once."""
+    """The suites and every suite they read from, transitively, each file once."""
     found: dict[Path, Suite] = {}
     todo = list(suites)
     while todo:
@@ -93,9 +91,10 @@ def remembered(folder: Results) -> tuple[dict[str, Path], dict[str, Path]]:
 
 
 def remember(folder: Results, suites: list[Suite]) -> None:
-    """Keep in ``suites.json`` the file of each of ``suites`` and of the suites they need that is
-    not the shipped one of its name; a shipped suite takes its name back."""
-    known, entries = shipped(), {**remembered(folder)[0], **remembered(folder)[1]}
+    """Keep in ``suites.json`` the file of each suite (and of those it needs) that is not the
+    shipped one of its name; a shipped suite takes its name back."""
+    found, gone = remembered(folder)
+    known, entries = shipped(), {**found, **gone}
     for suite in with_needed(suites):
         if suite.name in known and known[suite.name].resolve() == suite.path.resolve():
             entries.pop(suite.name, None)
@@ -128,8 +127,8 @@ def with_own(suites: list[Suite], folder: Results) -> list[Suite]:
 def covered(names: list[str], folder: Results, ran: set[str], overrides: list[Override],
             only: list[Override], say: Callable[[str], None]) -> list[Suite]:
     """The suites a command on the folder covers: those named; else every suite of suites/ and
-    every suite of one's own run there, or with ``--set``/``--only`` those ``ran`` there. ``say``
-    warns of results it cannot cover, for want of their suite file."""
+    of one's own run there, or with ``--set``/``--only`` those ``ran`` there. ``say`` warns of
+    results it cannot cover, for want of their suite file."""
     if names:
         return given(names, folder, overrides, only)
     own, gone = remembered(folder)
@@ -150,8 +149,8 @@ def folder_with_results(results: Path, profile: str, overrides: list[Override],
     with the command that would run it (naming the suites that take the overridden keys)."""
     folder = Results(results, profile, overrides, only)
     if not folder.table("runs").exists():
-        keys = {key for key, _ in [*overrides, *only]} - {"seeds"}
-        takes = [s.name for s in resolve([]) if keys <= set(s.experiment.params.model_fields)]
+        keys = {key for key, _ in [*overrides, *only]} - {SEEDS}
+        takes = [s.name for s in resolve([]) if keys <= set(s.parameters)]
         named = names or (takes if keys else [])
         run = " ".join(["dlrepro run", *named, "--profile", profile, *flags(overrides, only)])
         raise Refused(f"{folder.root}: no results: run `{run}` first")

@@ -24,11 +24,11 @@ from dlrepro.console import RunProgress
 from dlrepro.devices import DeviceChoice
 from dlrepro.errors import Refused
 from dlrepro.files import read_text
-from dlrepro.grid import RunSpec
 from dlrepro.layout import Results
 from dlrepro.planning import group_label, groups, unmet, waves
 from dlrepro.project import runners_dir
 from dlrepro.schema import LocalRunner, RayRunner, RunnerConfig
+from dlrepro.suite import RunSpec
 
 RUNNER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 

@@ -1,21 +1,17 @@
-"""The declarative files' schema: suites (with their claims and metric declarations) and runners.
-
-Pure pydantic, strict: a number is a number (no "100" for 100, no true for 1), every float is
-finite, unknown keys are refused. Nothing here imports torch, pandas or Ray, so that a bad file is
-refused at once. What a key *means* against an experiment (its parameters, its metrics, the
-expanded grid) is checked by ``suite``; docs/suite-files.md documents every key.
+"""The declarative files' schema (docs/suite-files.md): suites, their claims and metrics, runners;
+a validation error in a file's words. Pure pydantic, strict: a number is a number (no "100" for
+100, no true for 1), every float is finite, unknown keys are refused; no torch, pandas or Ray, so
+that a bad file is refused at once. What a key *means* for an experiment is ``suite``'s to check.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
                       ValidationError, field_validator, model_validator)
-from pydantic_core import PydanticCustomError
-
-from dlrepro.errors import key_path
 
 Profile = Literal["smoke", "quick", "full"]
 PROFILES: tuple[Profile, ...] = get_args(Profile)
@@ -42,12 +38,12 @@ def _choice(value: Any) -> Any:
 
 
 def choices(value: Any) -> list:
-    """The values a ``where`` entry accepts: its list, or the one value."""
+    """The values a ``where`` entry (or ``--only``, ``--set seeds``) accepts: its list, or one."""
     return value if isinstance(value, list) else [value]
 
 
 def _axis(values: Any) -> Any:
-    """A grid axis: values of one parameter, or tables of parameters that move together (a tie)."""
+    """Values of one parameter, or tables of parameters that move together (a tie)."""
     if not isinstance(values, list) or not values:
         raise ValueError("an axis is a non-empty list of values, or of tables of tied parameters")
     tables = [isinstance(v, dict) for v in values]
@@ -63,7 +59,7 @@ def _axis(values: Any) -> Any:
 
 def _grids(grid: Any) -> Any:
     """A grid is a table of axes; a list of grids is their union. Neither may be empty."""
-    grids = grid if isinstance(grid, list) else [grid]
+    grids = choices(grid)
     if not grids:
         raise ValueError("an empty list of grids: give at least one grid")
     for one in grids:
@@ -108,8 +104,8 @@ class Resources(Strict):
 
 
 class Metric(Strict):
-    """What an experiment declares of each metric it logs: the regression check's tolerances
-    (absolute, relative); a ``timing`` metric is hardware-bound and never in a baseline."""
+    """A metric an experiment logs: the regression check's tolerances (absolute, relative); a
+    ``timing`` metric is hardware-bound and never in a baseline."""
 
     better: Literal["higher", "lower", "two-sided"]
     description: str = ""
@@ -156,7 +152,7 @@ class ClaimBase(Strict):
         return self
 
     def at(self, profile: str) -> bool:
-        """Whether the claim is about ``profile``'s settings (it is judged there)."""
+        """Whether the claim is judged at ``profile``."""
         return self.profiles is None or profile in self.profiles
 
     def selections(self) -> dict[str, dict[str, Any]]:
@@ -239,22 +235,6 @@ class SuiteModel(Strict):
     profiles: dict[Profile, ProfileSpec]
     claims: list[Claim] = []
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _misplaced_key_first(cls, data: Any, handler) -> SuiteModel:
-        """A key at the wrong level is the mistake to name, not what its absence where it belongs
-        makes required."""
-        try:
-            return handler(data)
-        except ValidationError as err:
-            for error in err.errors():
-                belongs = _belongs(error) if error["type"] == "extra_forbidden" else None
-                if belongs:
-                    raise ValidationError.from_exception_data(err.title, [{
-                        "type": PydanticCustomError("misplaced_key", f"unknown key ({belongs})"),
-                        "loc": error["loc"], "input": error["input"]}]) from None
-            raise
-
     @field_validator("profiles")
     @classmethod
     def _every_profile(cls, profiles: dict) -> dict:
@@ -271,6 +251,12 @@ class SuiteModel(Strict):
         return claims
 
 
+# ---- a validation error in the words of a suite file ----
+
+# pydantic puts a union's member type or a validator's name in the location; it is not a key.
+UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "function-after", "function-before",
+              "tagged-union"}
+MESSAGES = {"extra_forbidden": "unknown key", "missing": "required, and given nowhere"}
 # Where each key of a suite file can be, in the words a message uses, and the key paths of those
 # tables (a profile's or claim's name or index as "*").
 LEVELS = {
@@ -283,10 +269,38 @@ LEVELS = {
 }
 
 
-def _belongs(error: dict) -> str | None:
+def key_path(error: dict) -> list[str]:
+    """The keys of the file that lead to a pydantic error."""
+    loc = list(error["loc"])
+    if len(loc) >= 3 and loc[0] == "claims" and isinstance(loc[1], int):
+        del loc[2]  # the claim's kind, which pydantic's tagged union puts in the location
+    return [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in UNION_TAGS))]
+
+
+def explain(err: ValidationError) -> tuple[list[str], str]:
+    """The key path and message of the error that says what is wrong: an unknown key that belongs
+    at another level or misspells a key missing beside it (not what its absence makes required);
+    else the deepest error (of a union, the branch that got furthest)."""
+    errors = err.errors()
+    unknown = [key_path(e) for e in errors if e["type"] == "extra_forbidden" and key_path(e)]
+    missing = [key_path(e) for e in errors if e["type"] == "missing"]
+    for keys in unknown:
+        belongs = _belongs(keys)
+        if belongs:
+            return keys, f"unknown key ({belongs})"
+    for *table, key in unknown:
+        meant = [path[-1] for path in missing if path[:-1] == table]
+        close = difflib.get_close_matches(key, meant, n=1) or meant[:1]
+        if close:
+            return [*table, key], f"unknown key (did you mean {close[0]!r}, which is required?)"
+    error = max(errors, key=lambda e: len(key_path(e)))
+    return key_path(error), MESSAGES.get(error["type"], error["msg"].removeprefix("Value error, "))
+
+
+def _belongs(keys: list[str]) -> str | None:
     """Where an unknown key belongs, when it is a key of another level: ``seeds belong under
     [profiles.NAME]``."""
-    *table, key = key_path(error)
+    *table, key = keys
     table[1::2] = ["*"] * len(table[1::2])  # profiles.quick -> profiles.*
     generic = tuple(table)
     if generic == ("profiles", "*", "resources"):

@@ -1,24 +1,76 @@
-"""Suite files: parse a TOML file, validate it against the schema and its experiment (every
-profile's grid, the claims against the runs they select), expand it into run specs; a mistake is
-``file: key.path: message``. Loading imports neither torch nor pandas."""
+"""Suite files: a TOML file parsed, validated against the schema and its experiment (every
+profile's grid, the claims against the runs they select) and expanded into run specs; a mistake is
+``file: key.path: message``, at the key that set the value. Loads without torch or pandas."""
 
 from __future__ import annotations
 
 import dataclasses
 import graphlib
+import hashlib
+import itertools
 import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from dlrepro import experiment as contract
-from dlrepro.errors import Refused, best_error, key_path, message
+from dlrepro.errors import Refused
 from dlrepro.files import read_text
-from dlrepro.grid import RunSpec, describe, expand_profile, keyed_grids, matches
-from dlrepro.overrides import Override, Verb, apply_override, named, sweeps
-from dlrepro.schema import PROFILES, Metric, SuiteModel
+from dlrepro.formatting import assignments
+from dlrepro.overrides import Override, Verb, apply_override, named, select, sweeps
+from dlrepro.schema import PROFILES, Grids, Metric, Resources, SuiteModel, choices, explain
+
+UNREADABLE = {FileNotFoundError: "no such suite file",
+              IsADirectoryError: "is a directory, not a suite file",
+              PermissionError: "not readable (permission denied)"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: a resolved configuration of one suite at one profile and seed."""
+
+    suite: str
+    experiment: str
+    profile: str
+    params: dict[str, Any]
+    seed: int
+    resources: Resources
+    run_id: str
+    varied: tuple[str, ...] = ()  # parameters that differ across the suite's grid, for labels
+    needs: dict[str, RunSpec] = field(default_factory=dict)  # need name -> the run it reads
+
+    @property
+    def label(self) -> str:
+        shown = assignments((k, v) for k, v in self.params.items() if k in self.varied)
+        shown = f" [{shown}]" if shown else ""
+        return f"{self.suite}{shown} seed {self.seed}"
+
+
+def run_id(suite: str, experiment: str, code: str, params: dict, seed: int,
+           needs: dict[str, str]) -> str:
+    """Hash of what determines a run's result: the resolved configuration, the code it executes
+    (``Experiment.code_hash``) and the run_ids of the runs whose files it reads. Two profiles that
+    resolve to the same configuration share the run, in their own results folders."""
+    fields = {"suite": suite, "experiment": experiment, "code": code, "params": params,
+              "seed": seed}
+    key = json.dumps({**fields, "needs": needs} if needs else fields, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def matches(params: dict, where: dict) -> bool:
+    """Whether a configuration has every value of ``where``, or one of a list of them (a boolean is
+    not a number here)."""
+    return all(any(k in params and params[k] == v
+                   and isinstance(params[k], bool) == isinstance(v, bool) for v in choices(vs))
+               for k, vs in where.items())
+
+
+def describe(selection: dict) -> str:
+    """A selection of runs in words, for messages."""
+    return assignments(selection.items()) or "every run"
 
 
 @dataclass(frozen=True)
@@ -27,8 +79,7 @@ class Suite:
     model: SuiteModel
     experiment: contract.Experiment
     producers: dict[str, Suite]  # by need name: the suites whose runs this one reads
-    # by profile, filled when the file loads
-    specs: dict[str, list[RunSpec]] = field(default_factory=dict)
+    specs: dict[str, list[RunSpec]] = field(default_factory=dict)  # by profile, filled on load
     only: dict[str, list] = field(default_factory=dict)  # ``--only``: the values kept, by key
     swept: tuple[str, ...] = ()  # parameters a ``--set`` list sweeps (claims must fix them)
 
@@ -40,17 +91,28 @@ class Suite:
     def metrics(self) -> dict[str, Metric]:
         return self.experiment.metrics
 
+    @property
+    def parameters(self) -> dict[str, Any]:  # pydantic's fields, by name
+        return self.experiment.params.model_fields
+
     def runs(self, profile: str) -> list[RunSpec]:
-        """Grid × seeds of one profile, in a stable order, each with its deterministic run_id; with
-        ``--only``, those with its values."""
-        return [spec for spec in self.specs[profile] if _kept(spec.params, self.only)]
+        """Grid × seeds of one profile, in a stable order; with ``--only``, those it keeps."""
+        return [spec for spec in self.specs[profile] if matches(spec.params, self.only)]
+
+    def refuse_unknown(self, key: str, name: str, of: Suite | None = None) -> None:
+        """Refuse, at ``key``, a parameter unknown to ``of`` (this suite, or one it needs)."""
+        of = of or self
+        if name not in of.parameters:
+            whose = f"experiment {of.model.experiment!r}"
+            whose = f"suite {of.name!r} ({whose})" if of is not self else whose
+            raise Refused(self.path, key, f"unknown parameter of {whose}; known: "
+                          f"{', '.join(sorted(of.parameters))}")
 
 
 def load(path: Path | str, overrides: list[Override] = (), only: list[Override] = ()) -> Suite:
-    """Parse and validate one suite file and the suites it needs; raise Refused naming the file
-    and key on any problem. ``overrides`` (``--set``) apply on top of every profile of the file, and
-    to the suites it needs for the parameters those share with it (``needs.*.same``). ``only``
-    (``--only``) then keeps this suite's runs with those values, at every profile."""
+    """One suite file and the suites it needs, validated. ``overrides`` (``--set``) apply to every
+    profile of the file, and of the suites it needs for the parameters they share with it
+    (``needs.*.same``); ``only`` (``--only``) then keeps the runs with those values."""
     suite = _load(Path(path), [])
     if overrides:
         try:  # the file itself is sound: whatever fails now is the overrides' doing
@@ -61,46 +123,7 @@ def load(path: Path | str, overrides: list[Override] = (), only: list[Override] 
             raise Refused(path, named(Verb.SET, keys), err.reason) from None
         swept = [key for key, value in overrides if sweeps(suite.model.experiment, key, value)]
         suite = dataclasses.replace(suite, swept=tuple(swept))
-    return _selected(suite, only) if only else suite
-
-
-def _selected(suite: Suite, only: list[Override]) -> Suite:
-    """The suite with the runs whose parameters have the ``--only`` values (each key: any of its
-    values; a key given twice: any of both), each value checked like the file's."""
-    fields = suite.experiment.params.model_fields
-    kept: dict[str, list] = {}
-    for key, value in only:
-        if key not in fields:
-            raise Refused(suite.path, named(Verb.ONLY, [key]), "unknown parameter of experiment "
-                          f"{suite.model.experiment!r}; known: {', '.join(sorted(fields))}")
-        for one in value if isinstance(value, list) else [value]:
-            try:
-                TypeAdapter(fields[key].annotation).validate_python(one)
-            except ValidationError as err:
-                raise Refused(suite.path, named(Verb.ONLY, [key]),
-                              message(best_error(err))) from None
-            kept.setdefault(key, []).append(one)
-    return dataclasses.replace(suite, only=kept)
-
-
-def _kept(params: dict, kept: dict[str, list]) -> bool:
-    """Whether a configuration has, for each ``--only`` key, one of its values."""
-    return all(any(matches(params, {key: v}) for v in values) for key, values in kept.items())
-
-
-def check_selected(suites: list[Suite], profile: str) -> None:
-    """Refuse a ``--only`` that keeps none of a suite's runs at ``profile``, naming the values its
-    runs there have."""
-    for suite in suites:
-        if suite.only and not suite.runs(profile):
-            there = [f"{key}={'/'.join(_values(suite.specs[profile], key))}" for key in suite.only]
-            raise Refused(suite.path, named(Verb.ONLY, suite.only), "selects no "
-                          f"run at profile {profile}; its runs there have {', '.join(there)}")
-
-
-def _values(specs: list[RunSpec], key: str) -> list[str]:
-    """The values a parameter takes in the runs that set it, each once, as text."""
-    return list(dict.fromkeys(str(spec.params[key]) for spec in specs if key in spec.params))
+    return select(suite, only) if only else suite
 
 
 def _load(path: Path, overrides: list[Override]) -> Suite:
@@ -109,22 +132,21 @@ def _load(path: Path, overrides: list[Override]) -> Suite:
     todo = [(path, overrides)]
     while todo:
         current, applied = todo.pop()
-        if current.resolve() in graph:
+        file = current.resolve()
+        if file in graph:
             continue
-        model = models[current.resolve()] = _parse(current, applied)
-        graph[current.resolve()] = []
-        for name, need in model.needs.items():
+        models[file], graph[file] = _parse(current, applied), []
+        for name, need in models[file].needs.items():
             producer = current.parent / f"{need.suite}.toml"
             if not producer.is_file():
                 raise Refused(current, f"needs.{name}.suite", f"no suite file {producer}")
-            graph[current.resolve()].append(producer.resolve())
+            graph[file].append(producer.resolve())
             todo.append((producer, [(key, value) for key, value in applied if key in need.same]))
     try:
         order = list(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as err:
         cycle = err.args[1]  # [a, b, …, a]: a needs … needs a
-        first = cycle[-1]
-        chain = " → ".join(p.stem for p in reversed(cycle))
+        first, chain = cycle[-1], " → ".join(p.stem for p in reversed(cycle))
         name = next(n for n, need in models[first].needs.items() if need.suite == cycle[-2].stem)
         raise Refused(first, f"needs.{name}.suite", f"circular dependency: {chain}") from None
     loaded: dict[Path, Suite] = {}
@@ -136,38 +158,29 @@ def _load(path: Path, overrides: list[Override]) -> Suite:
 
 def _parse(path: Path, overrides: list[Override]) -> SuiteModel:
     try:
-        text = read_text(path)
-    except FileNotFoundError:
-        raise Refused(path, "", "no such suite file") from None
-    except IsADirectoryError:
-        raise Refused(path, "", "is a directory, not a suite file") from None
-    except PermissionError:
-        raise Refused(path, "", "not readable (permission denied)") from None
+        data = tomllib.loads(read_text(path))
     except UnicodeDecodeError as err:
         raise Refused(path, "", f"not UTF-8 text: {err.reason} at byte {err.start}") from None
     except OSError as err:
-        raise Refused(path, "", f"cannot be read: {err.strerror}") from None
-    try:
-        data = tomllib.loads(text)
+        reason = UNREADABLE.get(type(err), f"cannot be read: {err.strerror}")
+        raise Refused(path, "", reason) from None
     except tomllib.TOMLDecodeError as err:
         raise Refused(path, "", f"not valid TOML: {err}") from None
     for key, value in overrides:
-        apply_override(path, data, key, value)
+        apply_override(data, key, value)
     try:
         model = SuiteModel.model_validate(data)
     except ValidationError as err:
-        error = best_error(err)
-        raise Refused(path, ".".join(key_path(error)), message(error)) from None
+        keys, reason = explain(err)
+        raise Refused(path, ".".join(keys), reason) from None
     if model.name != path.stem:
         raise Refused(path, "name", f"{model.name!r} differs from the file name {path.stem!r}")
     return model
 
 
-def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite],
-           check_claims: bool = True) -> Suite:
-    """The suite with its run specs per profile; an overridden one (``check_claims`` false) skips
-    the checks that catch mistakes in a file but not in an override: repeated runs, claims left
-    without runs."""
+def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite], check_claims: bool) -> Suite:
+    """An overridden suite (``check_claims`` false) skips the checks that catch mistakes in a file
+    but not in an override: repeated runs, claims left without runs (evaluated as not run)."""
     try:
         experiment = contract.get(model.experiment)
     except KeyError:
@@ -181,39 +194,36 @@ def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite],
     suite = Suite(path, model, experiment, producers)
     _check_names(suite)
     for profile in PROFILES:
-        producer_runs = {name: producer.runs(profile) for name, producer in producers.items()}
-        suite.specs[profile] = expand_profile(path, model, experiment, profile, producer_runs,
-                                              check_repeats=check_claims)
-    # A claim that selects no run is a mistake in a file, but an override may remove its runs on
-    # purpose: then it says "not run" when evaluated.
+        suite.specs[profile] = _expand(suite, profile, check_repeats=check_claims)
     for profile in PROFILES if check_claims else ():
         _check_claims(suite, profile)
     return suite
 
 
+def _each_grid(grid: Grids, key: str) -> list[tuple[str, dict]]:
+    """A grid with its key path, or each grid of a list of them."""
+    if isinstance(grid, list):
+        return [(f"{key}.{i}", one) for i, one in enumerate(grid)]
+    return [(key, grid)]
+
+
 def _check_names(suite: Suite) -> None:
-    """Parameter names wherever the file sets or selects one; each parameter set by one axis per
-    grid."""
-    m, known = suite.model, set(suite.experiment.params.model_fields)
-
-    def unknown(key: str, name: str, of: str = f"experiment {m.experiment!r}",
-                names: set[str] = known) -> None:
-        if name not in names:
-            raise Refused(suite.path, key, f"unknown parameter of {of}; known: "
-                          f"{', '.join(sorted(names))}")
-
+    """Parameter names wherever the file sets or selects one; one axis per parameter per grid."""
+    m, unknown = suite.model, suite.refuse_unknown
     for name in m.parameters:
         unknown(f"parameters.{name}", name)
+    grids = _each_grid(m.grid, "grid")
     for profile, spec in m.profiles.items():
         for name in spec.parameters:
             unknown(f"profiles.{profile}.parameters.{name}", name)
-    for key, grid in keyed_grids(m):
+        grids += _each_grid(spec.grid, f"profiles.{profile}.grid") if spec.grid else []
+    for key, grid in grids:
         setters: dict[str, str] = {}
         for axis, values in grid.items():
             tied = [(f"{key}.{axis}.{i}", name) for i, v in enumerate(values)
                     if isinstance(v, dict) for name in v]
             for where, name in tied or [(key, axis)]:
-                unknown(f"{where}.{name}" if tied else f"{key}.{axis}", name)
+                unknown(f"{where}.{name}", name)
                 if setters.get(name, axis) != axis:
                     raise Refused(suite.path, f"{key}.{axis}", f"parameter {name!r} is also set "
                                   f"by axis {setters[name]!r}: each parameter may be set by one "
@@ -231,25 +241,101 @@ def _check_names(suite: Suite) -> None:
             for name in names:
                 unknown(f"claims.{i}.{key}", name)
     for name, need in m.needs.items():
-        producer = suite.producers[name]
-        of_producer = f"suite {need.suite!r} (experiment {producer.model.experiment!r})"
-        producer_names = set(producer.experiment.params.model_fields)
         for param in need.where:
-            unknown(f"needs.{name}.where.{param}", param, of_producer, producer_names)
+            unknown(f"needs.{name}.where.{param}", param, suite.producers[name])
         for i, param in enumerate(need.same):
             unknown(f"needs.{name}.same.{i}", param)
-            unknown(f"needs.{name}.same.{i}", param, of_producer, producer_names)
+            unknown(f"needs.{name}.same.{i}", param, suite.producers[name])
+
+
+def _expand(suite: Suite, profile: str, check_repeats: bool) -> list[RunSpec]:
+    """The run specs of one profile, in a stable order. Without ``check_repeats`` (overrides may
+    make two grids' runs the same) a repeated run is kept once instead of refused."""
+    model, prof = suite.model, suite.model.profiles[profile]
+    grid, grid_key = model.grid, "grid"
+    if prof.grid is not None:
+        grid, grid_key = prof.grid, f"profiles.{profile}.grid"
+    fixed = {**{k: f"parameters.{k}" for k in model.parameters},
+             **{k: f"profiles.{profile}.parameters.{k}" for k in prof.parameters}}
+    resolved, points = [], _points(grid, grid_key, fixed)
+    for where, point, blame in points:
+        try:
+            values = {**model.parameters, **prof.parameters, **point}
+            resolved.append(suite.experiment.params.model_validate(values).model_dump())
+        except ValidationError as err:
+            keys, reason = explain(err)
+            key = where  # a rule across parameters: the grid point that combined them
+            if keys:
+                key = ".".join([blame.get(keys[0], f"parameters.{keys[0]}"), *keys[1:]])
+            raise Refused(suite.path, key, reason) from None
+    # In the grid's order of axes: how labels and baselines name a configuration.
+    varied = tuple(dict.fromkeys(k for _, point, _ in points for k in point
+                                 if _varies(resolved, k)))
+    specs, code = [], suite.experiment.code_hash
+    for params in resolved:
+        needs = _producers(suite, profile, params)
+        need_ids = {name: spec.run_id for name, spec in needs.items()}
+        specs += [RunSpec(suite=model.name, experiment=model.experiment, profile=profile,
+                          params=params, seed=seed, resources=prof.resources or model.resources,
+                          varied=varied, needs=needs,
+                          run_id=run_id(model.name, model.experiment, code, params, seed, need_ids))
+                  for seed in prof.seeds]
+    if not check_repeats:
+        specs = list({s.run_id: s for s in specs}.values())
+    ids = [s.run_id for s in specs]
+    if len(ids) != len(set(ids)):
+        twice = next(s for s in specs if ids.count(s.run_id) > 1)
+        raise Refused(suite.path, grid_key, f"profile {profile} lists the same run twice "
+                      f"({twice.label}): each configuration may appear once in its grids")
+    return specs
+
+
+def _points(grid: Grids, key: str, fixed: dict[str, str]) -> list[tuple[str, dict, dict]]:
+    """Cartesian product of each grid's axes (a list of grids: their union, in order), each point
+    with the key path of its grid and the key path to blame for each parameter, that set it or,
+    in a tied axis, should have set it (as the axis's other entries do)."""
+    points = []
+    for where, one in _each_grid(grid, key):
+        axes = []  # each value as the parameters it sets, its key path if tied, the axis's values
+        for name, values in one.items():
+            tied = isinstance(values[0], dict)  # an axis is all values or all tables (checked)
+            entries = values if tied else [{name: v} for v in values]
+            axes.append([(entry, tied and f"{where}.{name}.{j}", values)
+                         for j, entry in enumerate(entries)])
+        for combo in itertools.product(*axes):
+            point = {k: v for part, _, _ in combo for k, v in part.items()}
+            forgot = {k: entry for _, entry, values in reversed(combo) if entry
+                      for other in values for k in other}
+            origin = {k: f"{entry or where}.{k}" for part, entry, _ in combo for k in part}
+            points.append((where, point, {**forgot, **fixed, **origin}))
+    return points
+
+
+def _varies(configurations: list[dict], name: str) -> bool:
+    return len({json.dumps(c.get(name)) for c in configurations}) > 1
+
+
+def _producers(suite: Suite, profile: str, params: dict) -> dict[str, RunSpec]:
+    """The one producer run per need of a configuration: the one ``where`` picks, with the
+    configuration's own values of the ``same`` parameters, at its first seed."""
+    chosen = {}
+    for name, need in suite.model.needs.items():
+        where = {**need.where, **{key: params[key] for key in need.same}}
+        matching = [s for s in suite.producers[name].runs(profile) if matches(s.params, where)]
+        configurations = {json.dumps(s.params, sort_keys=True) for s in matching}
+        if len(configurations) != 1:
+            raise Refused(suite.path, f"needs.{name}.where", f"picks {len(configurations)} "
+                          f"configurations of suite {need.suite!r} at profile {profile} "
+                          f"({describe(where)}); it must pick exactly one")
+        chosen[name] = min(matching, key=lambda s: s.seed)
+    return chosen
 
 
 def _check_claims(suite: Suite, profile: str) -> None:
     """A claim that applies at ``profile`` must select runs there, and vary what it reads along."""
-    configurations = [json.loads(c) for c in dict.fromkeys(json.dumps(s.params, sort_keys=True)
-                                                           for s in suite.runs(profile))]
     for i, claim in enumerate(suite.model.claims):
-        if not claim.at(profile):
-            continue
-        for key, selection in claim.selections().items():
-            chosen = [c for c in configurations if matches(c, selection)]
+        for key, selection in claim.selections().items() if claim.at(profile) else ():
+            chosen = [s.params for s in suite.runs(profile) if matches(s.params, selection)]
             if not chosen:
                 raise Refused(suite.path, f"claims.{i}.{key}", f"selects no run at profile "
                               f"{profile} ({describe(selection)}): it could never give a "
@@ -257,8 +343,7 @@ def _check_claims(suite: Suite, profile: str) -> None:
                               "profiles = [...]")
             for axis_key, names in claim.axes().items():
                 for name in names:
-                    values = {json.dumps(c.get(name)) for c in chosen}
-                    if len(values) < 2:
+                    if not _varies(chosen, name):
                         raise Refused(suite.path, f"claims.{i}.{axis_key}", f"parameter "
                                       f"{name!r} does not vary in the runs the claim selects at "
                                       f"profile {profile} (only {name}={chosen[0].get(name)}): "

@@ -17,9 +17,8 @@ from dlrepro.claims import COLUMNS
 from dlrepro.planning import expected_times
 from dlrepro.layout import Results
 from dlrepro.schema import Resources
-from dlrepro.grid import RunSpec
 from dlrepro.project import resolve, suites_dir
-from dlrepro.suite import load
+from dlrepro.suite import RunSpec, load
 from dlrepro.formatting import ClaimStatus
 
 

@@ -7,9 +7,8 @@ import pytest
 
 from dlrepro.cli import main
 from dlrepro.schema import PROFILES
-from dlrepro.grid import run_id
 from dlrepro.project import resolve, suites_dir
-from dlrepro.suite import load
+from dlrepro.suite import load, run_id
 
 VALID = textwrap.dedent("""
     name = "NAME"
