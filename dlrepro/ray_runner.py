@@ -46,6 +46,8 @@ from dlrepro.suite import RunSpec
 # Ray narrows a GPU task's CUDA_VISIBLE_DEVICES to its GPUs, but a kept process's CUDA stays on
 # the GPUs it saw first: GPU tasks see every GPU of their node and pick theirs (_device).
 SEE_EVERY_GPU = {"env_vars": {"RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES": "1"}}
+# With nothing back for this long, the driver checks that no run waits for nodes that are gone.
+STRANDED_AFTER_S = 10
 
 
 class _Process:
@@ -126,7 +128,10 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
     each finished record after it is stored."""
     logs: dict[str, int] = {}  # each worker's codecarbon log, as the driver has it: groups run
 
+    tried: dict[str, int] = {}  # by group: the times it ran before it was placed anew
+
     def keep(group: list[RunSpec], records: list[dict], attempt: int = 0, log: tuple = ()):
+        attempt += tried.get(group[0].run_id, 0)
         if attempt:
             progress.note(escape(f"its worker died running {group_label(group)}; "
                                  f"retry {attempt}/{max_retries} ran it"))
@@ -144,6 +149,16 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
         shapes = fitted_shapes(specs, live_nodes(), progress.note)  # one Ray cannot run: now
         sweep = (energy_country, data_dir and str(data_dir), os.environ.get(ENV_VAR))
         shipped: dict[str, ray.ObjectRef] = {}
+
+        def submit(group: list[RunSpec]) -> ray.ObjectRef:
+            producers = {p.run_id: p for p in group[0].needs.values()}
+            for run_id, producer in producers.items():
+                if run_id not in shipped:
+                    shipped[run_id] = ray.put(_pack(results.artifact_dir(producer)))
+            task = run_group.options(max_retries=max_retries - tried.get(group[0].run_id, 0),
+                                     **shapes[group[0].resources][0])
+            return task.remote(group, sweep, list(producers), *[shipped[r] for r in producers])
+
         for wave in waves(specs):
             running: dict[ray.ObjectRef, list[RunSpec]] = {}
             for group in groups(wave):
@@ -151,25 +166,51 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
                 if blocked:
                     keep(group, ex.failed_records(group, blocked))
                     continue
-                producers = {p.run_id: p for p in group[0].needs.values()}
-                for run_id, producer in producers.items():
-                    if run_id not in shipped:
-                        shipped[run_id] = ray.put(_pack(results.artifact_dir(producer)))
-                task = run_group.options(max_retries=max_retries, **shapes[group[0].resources][0])
-                running[task.remote(group, sweep, list(producers),
-                                    *[shipped[run_id] for run_id in producers])] = group
+                running[submit(group)] = group
                 progress.running(group_label(group))
             while running:
-                [ref], _ = ray.wait(list(running))
-                group = running.pop(ref)
+                ready, _ = ray.wait(list(running), timeout=STRANDED_AFTER_S)
+                if not ready:
+                    stranded = _stranded(specs, shapes)
+                    for ref in [ref for ref in running if running[ref][0].resources in stranded]:
+                        group = running.pop(ref)
+                        tried[group[0].run_id] = tried.get(group[0].run_id, 0) + _failed_tries(ref)
+                        ray.cancel(ref)  # waiting for nodes that are gone: placed anew
+                        running[submit(group)] = group
+                    continue
+                group = running.pop(ready[0])
                 try:
-                    outcome = ray.get(ref)
+                    outcome = ray.get(ready[0])
                 except rex.RayTaskError as err:  # dlrepro itself, not a run (execute records those)
                     outcome = ex.failed_records(group, str(err)),
                 except rex.RayError as err:  # its worker or node died once more than Ray retries
                     outcome = ex.failed_records(group, f"its worker died {max_retries + 1} times; "
                                                 f"last: {type(err).__name__}: {_first_line(err)}"),
                 keep(group, *outcome)
+
+
+def _failed_tries(ref: ray.ObjectRef) -> int:
+    """How many times the task of ``ref`` failed, from Ray's state API (a cluster's dashboard);
+    without it, 0."""
+    from ray.util import state
+
+    try:
+        return sum(attempt.state == "FAILED" for attempt in state.get_task(ref, timeout=10) or [])
+    except Exception:  # no dashboard: the retry goes unsaid, and Ray may retry it once more
+        return 0
+
+
+def _stranded(specs: list[RunSpec], shapes: dict[Resources, tuple[dict, int]]) -> set[Resources]:
+    """The shapes kept off the GPU nodes that the other nodes, lost, can no longer hold: from now
+    on they go on any node (``shapes`` updated)."""
+    try:
+        now = fitted_shapes(specs, live_nodes(), lambda _: None)
+    except Refused:  # some shape no node holds any more: its runs wait for a node to join
+        return set()
+    stranded = {shape for shape, (options, _) in shapes.items()
+                if "label_selector" in options and "label_selector" not in now[shape][0]}
+    shapes.update({shape: now[shape] for shape in stranded})
+    return stranded
 
 
 def fitted_shapes(specs: list[RunSpec], nodes: dict[str, dict],
