@@ -1,7 +1,8 @@
 """Benchmark: the same runs executed serially (the local runner), on dlrepro's Ray runner (a task
 per run group on kept worker processes) and on Ray the naive way (one task per run, each in a fresh
-worker process that imports torch and starts codecarbon). Each variant is timed end to end, as a user sees it — a new
-process, Ray's start included — and reported as a ratio to serial, side by side.
+worker process that imports torch and starts codecarbon). Each variant is timed end to end, as a
+user sees it — a new process, Ray's start included — and reported as a ratio to serial, side by
+side.
 
     python benchmarks/ray_overhead.py               # the tiny suites at quick (xor, descent, facts)
     python benchmarks/ray_overhead.py --suites all  # every suite at quick: which should nox use?

@@ -25,8 +25,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import ray
+import torch
 from ray import exceptions as rex
 from rich.markup import escape
 
@@ -44,28 +46,22 @@ from dlrepro.schema import Resources
 from dlrepro.suite import RunSpec
 
 # Ray narrows a GPU task's CUDA_VISIBLE_DEVICES to its GPUs, but a kept process's CUDA stays on
-# the GPUs it saw first: GPU tasks see every GPU of their node and pick theirs (_device).
+# the GPUs it saw first: GPU tasks see every GPU of their node and pick theirs. A task Ray gave no
+# GPU stays off the node's GPUs, whatever torch sees there.
 SEE_EVERY_GPU = {"env_vars": {"RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES": "1"}}
 # With nothing back for this long, the driver checks that no run waits for nodes that are gone.
 STRANDED_AFTER_S = 10
 
 
-class _Process:
-    """What a worker process keeps from group to group: torch warmed up, codecarbon running with
-    a log folder of its own, the data sets it checked, how many groups it ran."""
-
-    def __init__(self, country: str):
-        ex.warm_up()
-        self.energy_dir = Path(tempfile.mkdtemp(prefix="dlrepro-energy-"))
-        atexit.register(shutil.rmtree, self.energy_dir, ignore_errors=True)
-        self.meter = EnergyMeter(self.energy_dir, country).__enter__()
-        self.checked: set[str] = set()
-        self.groups = 0
-
-
 @functools.cache
-def _this_process(country: str) -> _Process:
-    return _Process(country)  # made by the first group a process runs
+def _this_process(country: str) -> SimpleNamespace:
+    """What a worker process keeps from group to group, made by its first: torch warmed up,
+    codecarbon running with a log folder of its own, the data sets checked, the groups run."""
+    ex.warm_up()
+    energy = Path(tempfile.mkdtemp(prefix="dlrepro-energy-"))
+    atexit.register(shutil.rmtree, energy, ignore_errors=True)
+    return SimpleNamespace(energy=energy, meter=EnergyMeter(energy, country).__enter__(),
+                           checked=set(), groups=0)
 
 
 @ray.remote(max_calls=0, retry_exceptions=False)
@@ -78,6 +74,9 @@ def run_group(specs: list[RunSpec], sweep: tuple[str, str | None, str | None],
     process = _this_process(country)
     node, pid, gpus = ray.get_runtime_context().get_node_id(), os.getpid(), ray.get_gpu_ids()
     on_gpus = f" GPU {','.join(map(str, gpus))}" if gpus else ""
+    if gpus and torch.cuda.is_available():  # on the GPU Ray gave it (a fake GPU: none there)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        torch.cuda.set_device(visible.split(",").index(str(gpus[0])) if visible else int(gpus[0]))
     ex.WORKER_NAME = f"ray {ray.util.get_node_ip_address()} pid {pid}{on_gpus}"
     # The driver's data directory, unless this node was given its own: a $DLREPRO_DATA_DIR other
     # than the driver's (the same one: a worker of the driver's machine inherits it).
@@ -92,7 +91,7 @@ def run_group(specs: list[RunSpec], sweep: tuple[str, str | None, str | None],
             _unpack(archive, scratch / "inputs" / producer)
         records = ex.execute(specs, meter=process.meter, artifact_dir=lambda s: scratch / s.run_id,
                              input_dir=lambda s: scratch / "inputs" / s.run_id, data_dir=data,
-                             device=_device(gpus))
+                             device=DeviceChoice.AUTO if gpus else DeviceChoice.CPU)
         for record in records:
             record["artifacts"] = _pack(scratch / record["run_id"])
     except Refused as err:
@@ -106,19 +105,7 @@ def run_group(specs: list[RunSpec], sweep: tuple[str, str | None, str | None],
     process.groups += 1
     # Ray 2.60 has no public call for it.
     attempt = ray._private.worker.global_worker.core_worker.get_current_task_attempt_number()
-    return records, attempt, (f"ray-{node[:12]}-{pid}", process.groups, _pack(process.energy_dir))
-
-
-def _device(gpus: list) -> DeviceChoice:
-    """A task Ray gave no GPU stays off the node's GPUs, whatever torch sees there."""
-    if not gpus:
-        return DeviceChoice.CPU
-    import torch
-
-    if torch.cuda.is_available():  # not with Ray's fake GPUs
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        torch.cuda.set_device(visible.split(",").index(str(gpus[0])) if visible else int(gpus[0]))
-    return DeviceChoice.AUTO
+    return records, attempt, (f"ray-{node[:12]}-{pid}", process.groups, _pack(process.energy))
 
 
 def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_cpus: int | None,
@@ -127,7 +114,6 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
     """Run every spec on Ray, wave after wave (a run after the runs it needs); ``on_record`` gets
     each finished record after it is stored."""
     logs: dict[str, int] = {}  # each worker's codecarbon log, as the driver has it: groups run
-
     tried: dict[str, int] = {}  # by group: the times it ran before it was placed anew
 
     def keep(group: list[RunSpec], records: list[dict], attempt: int = 0, log: tuple = ()):
