@@ -1,7 +1,8 @@
-"""Benchmark: the same runs executed serially (the local runner), on dlrepro's Ray runner (a pool
-of warm actors) and on Ray the naive way (one task per run, each in a fresh worker process that
-imports torch and starts codecarbon). Each variant is timed end to end, as a user sees it — a new
-process, Ray's start included — and reported as a ratio to serial, side by side.
+"""Benchmark: the same runs executed serially (the local runner), on dlrepro's Ray runner (a task
+per run group on kept worker processes) and on Ray the naive way (one task per run, each in a fresh
+worker process that imports torch and starts codecarbon). Each variant is timed end to end, as a
+user sees it — a new process, Ray's start included — and reported as a ratio to serial, side by
+side.
 
     python benchmarks/ray_overhead.py               # the tiny suites at quick (xor, descent, facts)
     python benchmarks/ray_overhead.py --suites all  # every suite at quick: which should nox use?
@@ -74,12 +75,12 @@ def main() -> None:
     naive_run = [sys.executable, __file__, "--suites", *args.suites, "--profile", args.profile]
     variants = {
         "serial (local runner)": lambda out: run + ["--results", str(out)],
-        "Ray, warm actors (--runner ray)":
+        "Ray, warm workers (--runner ray)":
             lambda out: run + ["--runner", "ray", "--results", str(out)],
         "Ray, one fresh process per run": lambda out: naive_run + ["--naive", str(out)],
     }
     if args.address:
-        variants["Ray, warm actors, --address"] = lambda out: run + [
+        variants["Ray, warm workers, --address"] = lambda out: run + [
             "--runner", "ray", "--address", args.address, "--results", str(out)]
     print(f"{runs} runs of {', '.join(args.suites)} at profile {args.profile}, "
           f"{os.cpu_count()} cores; each variant a new process, from start to tables")

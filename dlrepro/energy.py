@@ -61,6 +61,11 @@ class EnergyMeter:
             except Exception:
                 pass
 
+    def flush(self) -> None:
+        """Write codecarbon's log as it stands, the tracker running on."""
+        if self._tracker is not None:
+            self._tracker.flush()
+
     def _describe(self) -> str:
         """How power was obtained: measured (RAPL and the like, NVML for GPUs) or estimated."""
         parts = []

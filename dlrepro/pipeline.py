@@ -212,7 +212,7 @@ def _check_data(todo: list[RunSpec], root: Path | None) -> None:
 def _warn_resources(todo: list[RunSpec], runner: LocalRunner | RayRunner, say: Say) -> None:
     """What this machine cannot honour, said once per suite, and what happens instead."""
     if not isinstance(runner, LocalRunner):
-        return  # a cluster's resources are the cluster's: the Ray runner sizes its pools by them
+        return  # a cluster's resources are the cluster's: the Ray runner fits runs to them
     cores = os.cpu_count() or 1
     gpu_suites = sorted({s.suite for s in todo if s.resources.gpus > 0})
     if gpu_suites:
@@ -241,8 +241,8 @@ def dry_run(request: Request, say: Say) -> Plan:
         if cost_file.is_relative_to(Path.cwd()):
             cost_file = cost_file.relative_to(Path.cwd())
         foreseen.cluster = plan_on_cluster(
-            todo, foreseen.expected, address=request.cluster,
-            num_cpus=request.runner.num_cpus, cost_file=cost_file, has_cost=bool(typical))
+            todo, foreseen.expected, address=request.cluster, num_cpus=request.runner.num_cpus,
+            source=f"the committed {cost_file}" if typical else f"no committed {cost_file}")
     return foreseen
 
 

@@ -164,56 +164,36 @@ class Plan:
         guessed = (f"; {unknown_runs} of them ({', '.join(self.unknown)}) counted at the others' "
                    "mean" if unknown_runs else "")
         if self.cluster:
-            return [*lines, *self.cluster.lines(to_do, guessed)]
+            return [*lines, *self.cluster.lines, f"{to_do}; {self.cluster.outlook(guessed)}"]
         if self.eta_s is None:
             return [*lines, f"{to_do}; ETA not known (no earlier run, no cost baseline)"]
         return [*lines, f"{to_do}; ETA about {duration(self.eta_s)}, run after run{guessed}"]
 
 
 @dataclass
-class ShapeLoad:
-    """The runs to do that ask for one resource shape, and how many of them a cluster runs at
-    once."""
-
-    cpus: int
-    gpus: float
-    runs: int
-    at_once: int
-
-
-@dataclass
 class ClusterPlan:
-    """What the runs to do would take on the Ray cluster a dry run sees: wave after wave, every
-    shape's pool at once, each pool as many runs at a time as fit."""
+    """What the runs to do would take on the Ray cluster a dry run sees."""
 
-    where: str  # the cluster, in words
-    shapes: list[ShapeLoad]
-    eta_s: float | None
-    cost_file: Path  # the profile's committed cost.csv, the typical run times
-    has_cost: bool
-    notes: list[str]  # what the cluster cannot honour of a shape, and what it does instead
+    lines: list[str]  # what it cannot honour, the cluster, each shape's runs and how many at once
+    eta_s: float | None  # see cluster_eta
+    source: str  # of the typical run times: the profile's committed cost.csv, or that it has none
     problem: str | None = None  # why the cluster cannot run them
 
-    def lines(self, to_do: str, guessed: str) -> list[str]:
+    def outlook(self, guessed: str) -> str:
+        """The ETA on this cluster, or why it cannot run the runs."""
         from dlrepro.console import duration
-        from dlrepro.formatting import counted
 
-        lines = [*self.notes, f"On {self.where}:"]
-        lines += [f"  {s.cpus} CPU(s) and {s.gpus:g} GPU(s) a run: {counted(s.runs, 'run')} to do, "
-                  f"{s.at_once} at once" for s in self.shapes]
         if self.problem:
-            return [*lines, f"{to_do}; this cluster cannot run them: {self.problem}"]
-        source = (f"the committed {self.cost_file}" if self.has_cost
-                  else f"no committed {self.cost_file}")
+            return f"this cluster cannot run them: {self.problem}"
         if self.eta_s is None:
-            return [*lines, f"{to_do}; ETA not known: no earlier run here and {source}"]
-        return [*lines, f"{to_do}; ETA about {duration(self.eta_s)} on this cluster (earlier runs "
-                        f"here, else {source}){guessed}"]
+            return f"ETA not known: no earlier run here and {self.source}"
+        return (f"ETA about {duration(self.eta_s)} on this cluster (earlier runs here, else "
+                f"{self.source}){guessed}")
 
 
 def cluster_eta(todo: list[RunSpec], expected: dict[str, float | None],
                 at_once: dict[Resources, int]) -> float | None:
-    """Wave after wave, the slowest shape's pool: its runs' expected times shared by the runs it
+    """Wave after wave, the slowest shape: its runs' expected times shared by the runs the cluster
     holds at once. An unknown run counts as the known mean; none known: None."""
     known = [t for t in expected.values() if t is not None]
     if not known:

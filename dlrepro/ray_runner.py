@@ -1,24 +1,19 @@
-"""The Ray runner: run groups execute on pools of long-lived Ray actors, on one node or many.
+"""The Ray runner: each run group is one Ray task, on an embedded instance or a cluster.
 
-An actor is a worker process that imports torch, starts codecarbon and pays torch's warm-up
-once, then executes run groups one after another with the same ``execute`` the local runner
-calls — so tiny runs do not each pay a process start. Actors are sized by the suite's
-``resources`` (CPUs, fractional GPUs); the pools of a wave's shapes run at the same time, each
-actor given the next group of its shape as soon as it is free. The driver writes every record as
-it comes back and retries, a bounded number of times, a group whose worker or node died. A run
-that raises is recorded as failed by ``execute`` and not retried.
-
-Nodes share no disk with the driver: a run's files come back inside its record, a producer's
-files go to the object store once (``ray.put``) for every run that reads them, the data is found
-and checked on the worker's own node, and codecarbon's log is written there and shipped back when
-the actor closes.
-
-With no address, an embedded Ray instance is started on this machine (no dashboard, token
-authentication, its own temp dir) and shut down afterwards.
+Ray places a task by its suite's ``resources`` (CPUs, fractions of a GPU) and retries one whose
+worker process or node died, up to ``max_retries`` times (a run that raises is recorded as failed
+by ``execute``, not retried). Worker processes are kept (``max_calls=0``): each imports torch,
+warms it up and starts codecarbon once, then runs group after group with the local runner's
+``execute``. Nodes share no disk with the driver: a run's files come back in its record, a
+producer's go to the object store once for every run that reads them, the data is the node's
+own, and each group brings back its worker's codecarbon log as it stands. With no address, an
+embedded instance is started here (no dashboard, token authentication, its own temp dir).
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import io
 import math
 import os
@@ -27,93 +22,90 @@ import signal
 import tarfile
 import tempfile
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import ray
+import torch
 from ray import exceptions as rex
 from rich.markup import escape
 
 from dlrepro import execute as ex
 from dlrepro.console import RunProgress
+from dlrepro.data import ENV_VAR, verify
 from dlrepro.devices import DeviceChoice
-from dlrepro.data import ENV_VAR
 from dlrepro.energy import EnergyMeter
-from dlrepro.layout import Results
 from dlrepro.errors import Refused
-from dlrepro.planning import (ClusterPlan, ShapeLoad, cluster_eta,
-                              datasets_read, group_label, groups, unmet, waves)
+from dlrepro.formatting import counted
+from dlrepro.layout import Results
+from dlrepro.planning import (ClusterPlan, cluster_eta, datasets_read, group_label, groups,
+                              unmet, waves)
 from dlrepro.schema import Resources
 from dlrepro.suite import RunSpec
 
-# A worker process that vanished (kill -9, out of memory, a lost node): the run is fine to retry.
-WORKER_DEATHS = (rex.RayActorError, rex.WorkerCrashedError, rex.OutOfMemoryError,
-                 rex.NodeDiedError)
+# Ray narrows a GPU task's CUDA_VISIBLE_DEVICES to its GPUs, but a kept process's CUDA stays on
+# the GPUs it saw first: GPU tasks see every GPU of their node and pick theirs. A task Ray gave no
+# GPU stays off the node's GPUs, whatever torch sees there.
+SEE_EVERY_GPU = {"env_vars": {"RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES": "1"}}
+# With nothing back for this long, the driver checks that no run waits for nodes that are gone.
+STRANDED_AFTER_S = 10
 
 
-@ray.remote
-class Worker:
-    """One worker process: warmed up once, then runs groups of specs."""
+@functools.cache
+def _this_process(country: str) -> SimpleNamespace:
+    """What a worker process keeps from group to group, made by its first: torch warmed up,
+    codecarbon running with a log folder of its own, the data sets checked, the groups run."""
+    ex.warm_up()
+    energy = Path(tempfile.mkdtemp(prefix="dlrepro-energy-"))
+    atexit.register(shutil.rmtree, energy, ignore_errors=True)
+    return SimpleNamespace(energy=energy, meter=EnergyMeter(energy, country).__enter__(),
+                           checked=set(), groups=0)
 
-    def __init__(self, country: str, data_dir: str | None, drivers_env: str | None):
-        ex.warm_up()
-        self.node = ray.get_runtime_context().get_node_id()
-        gpus = ",".join(map(str, ray.get_gpu_ids()))
-        on_gpus = f" GPU {gpus}" if gpus else ""
-        # A worker Ray gave no GPU stays off the node's GPUs, whatever torch can see there.
-        self.device = DeviceChoice.AUTO if gpus else DeviceChoice.CPU
-        ex.WORKER_NAME = f"ray {ray.util.get_node_ip_address()} pid {os.getpid()}{on_gpus}"
-        # The data directory the driver chose, unless this node was given its own: a
-        # $DLREPRO_DATA_DIR other than the driver's (the same one: a worker of the driver's
-        # machine, which inherits its environment). A folder of its own for codecarbon's log.
-        own = os.environ.get(ENV_VAR)
-        chosen = own if own and own != drivers_env else data_dir
-        self.data_dir = Path(chosen) if chosen else None
-        self.checked: set[str] = set()
-        self.energy_dir = Path(tempfile.mkdtemp(prefix="dlrepro-energy-"))
-        self.meter = EnergyMeter(self.energy_dir, country).__enter__()
-        self.energy_where = f"; on Ray node {self.node}, in worker process {os.getpid()}"
 
-    def run(self, specs: list[RunSpec], producers: list[str], *archives: bytes) -> list[dict]:
-        """Execute one group; ``archives`` holds the files of the ``producers`` it reads (tar
-        archives, by run_id, in that order); each record carries the files its run wrote,
-        likewise, and the node it ran on."""
-        from dlrepro.data import verify
-
-        try:  # once per data set and actor: the data read is this node's, checked here
-            needed = datasets_read(specs) - self.checked
-            verify(needed, self.data_dir)
-            self.checked |= needed
-        except Refused as err:
-            return self._on_this_node(ex.failed_records(specs, f"on Ray node {self.node}: {err}"))
-        scratch = Path(tempfile.mkdtemp(prefix="dlrepro-artifacts-"))
-        try:
-            for producer, archive in zip(producers, archives):
-                _unpack(archive, scratch / "inputs" / producer)
-            records = ex.execute(specs, meter=self.meter,
-                                 artifact_dir=lambda s: scratch / s.run_id,
-                                 input_dir=lambda s: scratch / "inputs" / s.run_id,
-                                 data_dir=self.data_dir, device=self.device)
-            for record in records:
-                record["artifacts"] = _pack(scratch / record["run_id"])
-                record["energy_method"] += self.energy_where
-            return self._on_this_node(records)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-
-    def _on_this_node(self, records: list[dict]) -> list[dict]:
+@ray.remote(max_calls=0, retry_exceptions=False)
+def run_group(specs: list[RunSpec], sweep: tuple[str, str | None, str | None],
+              producers: list[str], *archives: bytes) -> tuple[list[dict], int, tuple]:
+    """Execute one group; ``archives`` hold the files of the ``producers`` it reads (tar, by
+    run_id, in that order). Its records, each with its run's files and its node; which try of the
+    task this was; this process's codecarbon log (its name, groups run so far, a tar)."""
+    country, data_dir, drivers_env = sweep
+    process = _this_process(country)
+    node, pid, gpus = ray.get_runtime_context().get_node_id(), os.getpid(), ray.get_gpu_ids()
+    on_gpus = f" GPU {','.join(map(str, gpus))}" if gpus else ""
+    if gpus and torch.cuda.is_available():  # on the GPU Ray gave it (a fake GPU: none there)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        torch.cuda.set_device(visible.split(",").index(str(gpus[0])) if visible else int(gpus[0]))
+    ex.WORKER_NAME = f"ray {ray.util.get_node_ip_address()} pid {pid}{on_gpus}"
+    # The driver's data directory, unless this node was given its own: a $DLREPRO_DATA_DIR other
+    # than the driver's (the same one: a worker of the driver's machine inherits it).
+    own = os.environ.get(ENV_VAR)
+    data = Path(own) if own and own != drivers_env else data_dir and Path(data_dir)
+    scratch = Path(tempfile.mkdtemp(prefix="dlrepro-artifacts-"))
+    try:
+        needed = datasets_read(specs) - process.checked
+        verify(needed, data)  # on this node, once a process
+        process.checked |= needed
+        for producer, archive in zip(producers, archives):
+            _unpack(archive, scratch / "inputs" / producer)
+        records = ex.execute(specs, meter=process.meter, artifact_dir=lambda s: scratch / s.run_id,
+                             input_dir=lambda s: scratch / "inputs" / s.run_id, data_dir=data,
+                             device=DeviceChoice.AUTO if gpus else DeviceChoice.CPU)
         for record in records:
-            record["node"] = self.node
-        return records
-
-    def close(self) -> tuple[str, bytes | None]:
-        """Stop codecarbon; its log, and under which name the driver keeps it."""
-        self.meter.__exit__(None, None, None)
-        log = _pack(self.energy_dir)
-        shutil.rmtree(self.energy_dir, ignore_errors=True)
-        return f"ray-{self.node[:12]}-{os.getpid()}", log
+            record["artifacts"] = _pack(scratch / record["run_id"])
+    except Refused as err:
+        records = ex.failed_records(specs, f"on Ray node {node}: {err}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    for record in records:
+        record["node"] = node
+        record["energy_method"] += f"; on Ray node {node}, in worker process {pid}"
+    process.meter.flush()
+    process.groups += 1
+    # Ray 2.60 has no public call for it.
+    attempt = ray._private.worker.global_worker.core_worker.get_current_task_attempt_number()
+    return records, attempt, (f"ray-{node[:12]}-{pid}", process.groups, _pack(process.energy))
 
 
 def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_cpus: int | None,
@@ -121,7 +113,17 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
             on_record: Callable[[dict], None], progress: RunProgress) -> None:
     """Run every spec on Ray, wave after wave (a run after the runs it needs); ``on_record`` gets
     each finished record after it is stored."""
-    def keep(group: list[RunSpec], records: list[dict]) -> None:
+    logs: dict[str, int] = {}  # each worker's codecarbon log, as the driver has it: groups run
+    tried: dict[str, int] = {}  # by group: the times it ran before it was placed anew
+
+    def keep(group: list[RunSpec], records: list[dict], attempt: int = 0, log: tuple = ()):
+        attempt += tried.get(group[0].run_id, 0)
+        if attempt:
+            progress.note(escape(f"its worker died running {group_label(group)}; "
+                                 f"retry {attempt}/{max_retries} ran it"))
+        if log and log[1] > logs.get(log[0], 0):  # the newest: groups come back in any order
+            logs[log[0]] = log[1]
+            _unpack(log[2], results.energy / log[0])
         for spec, record in zip(group, records):
             _unpack(record.pop("artifacts", None), results.artifact_dir(spec))
             results.put(record)  # after its files: a stored record always has them
@@ -130,33 +132,125 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
 
     with _connected(address, num_cpus) as where:
         progress.note(where)
-        # Every shape is fitted to the cluster and sized before anything runs: one it cannot run
-        # fails at once.
-        sized = sized_shapes(specs, live_nodes(), progress.note)
-        shipped = _Shipped(results)
+        shapes = fitted_shapes(specs, live_nodes(), progress.note)  # one Ray cannot run: now
+        sweep = (energy_country, data_dir and str(data_dir), os.environ.get(ENV_VAR))
+        shipped: dict[str, ray.ObjectRef] = {}
+
+        def submit(group: list[RunSpec]) -> ray.ObjectRef:
+            producers = {p.run_id: p for p in group[0].needs.values()}
+            for run_id, producer in producers.items():
+                if run_id not in shipped:
+                    shipped[run_id] = ray.put(_pack(results.artifact_dir(producer)))
+            task = run_group.options(max_retries=max_retries - tried.get(group[0].run_id, 0),
+                                     **shapes[group[0].resources][0])
+            return task.remote(group, sweep, list(producers), *[shipped[r] for r in producers])
+
         for wave in waves(specs):
-            runnable: dict[Resources, list[list[RunSpec]]] = {}
+            running: dict[ray.ObjectRef, list[RunSpec]] = {}
             for group in groups(wave):
                 blocked = unmet(group[0], results)
                 if blocked:
                     keep(group, ex.failed_records(group, blocked))
-                else:
-                    runnable.setdefault(group[0].resources, []).append(group)
-            # The scarcest shapes' actors first, so that they get the GPU nodes' CPUs.
-            order = sorted(runnable, key=lambda shape: (-shape.gpus, -shape.cpus))
-            pools = [_Pool(*sized[shape], runnable[shape], energy_country, data_dir,
-                           results.energy) for shape in order]
-            try:
-                for group, records in _run_wave(pools, shipped, max_retries, progress):
-                    keep(group, records)
-            finally:
-                for pool in pools:
-                    pool.close()
+                    continue
+                running[submit(group)] = group
+                progress.running(group_label(group))
+            while running:
+                ready, _ = ray.wait(list(running), timeout=STRANDED_AFTER_S)
+                if not ready:
+                    stranded = _stranded(specs, shapes)
+                    for ref in [ref for ref in running if running[ref][0].resources in stranded]:
+                        group = running.pop(ref)
+                        tried[group[0].run_id] = tried.get(group[0].run_id, 0) + _failed_tries(ref)
+                        ray.cancel(ref)  # waiting for nodes that are gone: placed anew
+                        running[submit(group)] = group
+                    continue
+                group = running.pop(ready[0])
+                try:
+                    outcome = ray.get(ready[0])
+                except rex.RayTaskError as err:  # dlrepro itself, not a run (execute records those)
+                    outcome = ex.failed_records(group, str(err)),
+                except rex.RayError as err:  # its worker or node died once more than Ray retries
+                    outcome = ex.failed_records(group, f"its worker died {max_retries + 1} times; "
+                                                f"last: {type(err).__name__}: {_first_line(err)}"),
+                keep(group, *outcome)
+
+
+def _failed_tries(ref: ray.ObjectRef) -> int:
+    """How many times the task of ``ref`` failed, from Ray's state API (a cluster's dashboard);
+    without it, 0."""
+    from ray.util import state
+
+    try:
+        return sum(attempt.state == "FAILED" for attempt in state.get_task(ref, timeout=10) or [])
+    except Exception:  # no dashboard: the retry goes unsaid, and Ray may retry it once more
+        return 0
+
+
+def _stranded(specs: list[RunSpec], shapes: dict[Resources, tuple[dict, int]]) -> set[Resources]:
+    """The shapes kept off the GPU nodes that the other nodes, lost, can no longer hold: from now
+    on they go on any node (``shapes`` updated)."""
+    try:
+        now = fitted_shapes(specs, live_nodes(), lambda _: None)
+    except Refused:  # some shape no node holds any more: its runs wait for a node to join
+        return set()
+    stranded = {shape for shape, (options, _) in shapes.items()
+                if "label_selector" in options and "label_selector" not in now[shape][0]}
+    shapes.update({shape: now[shape] for shape in stranded})
+    return stranded
+
+
+def fitted_shapes(specs: list[RunSpec], nodes: dict[str, dict],
+                  note: Callable[[str], None]) -> dict[Resources, tuple[dict, int]]:
+    """Each resource shape the specs ask for, fitted to the ``nodes`` (resources by node id): Ray's
+    options for its runs, how many run at once. What the cluster cannot honour is said once: GPU
+    runs without any GPU go on the CPU, a run asking for more CPUs than the cluster has gets them
+    all. Refused: a shape no node can hold (not a wait forever)."""
+    total = _total(nodes)
+    gpu_nodes = [node for node, has in nodes.items() if has.get("GPU")]
+    others = [has for node, has in nodes.items() if node not in gpu_nodes]
+    together, shapes = groups(specs), {}
+    for shape in dict.fromkeys(spec.resources for spec in specs):
+        suites = ", ".join(sorted({spec.suite for spec in specs if spec.resources == shape}))
+        cpus, gpus = shape.cpus, shape.gpus
+        if gpus and not total["GPU"]:
+            note(f"warning: {suites} ask(s) for a GPU and the Ray cluster has none: "
+                 "the runs go on the CPU")
+            gpus = 0
+        if cpus > math.floor(total["CPU"]) >= 1:
+            cpus = math.floor(total["CPU"])
+            note(f"warning: {suites} ask(s) for {shape.cpus} CPUs and the Ray cluster has {cpus}: "
+                 f"each run uses {cpus}")
+        options = {"num_cpus": cpus, "num_gpus": gpus}
+        at_once = _holds(cpus, gpus, nodes.values())
+        if gpus:
+            options["runtime_env"] = SEE_EVERY_GPU
+        elif gpu_nodes and _holds(cpus, gpus, others):
+            # Runs without a GPU leave the GPU nodes' CPUs to the runs that need their GPUs.
+            options["label_selector"] = {"ray.io/node-id": f"!in({','.join(gpu_nodes)})"}
+            at_once = _holds(cpus, gpus, others)
+        if not at_once:
+            raise Refused(f"{suites}: each run asks for {cpus} CPU(s) and {gpus:g} GPU(s), and no "
+                          f"node of the Ray cluster has that much ({total['CPU']:g} CPU(s), "
+                          f"{total['GPU']:g} GPU(s) in all)")
+        shapes[shape] = options, min(at_once, sum(g[0].resources == shape for g in together))
+    return shapes
+
+
+def _holds(cpus: int, gpus: float, nodes) -> int:
+    """How many runs of this shape the nodes hold at once."""
+    count = 0
+    for node in nodes:
+        by_cpu = math.floor(node.get("CPU", 0) / cpus + 1e-9)
+        count += min(by_cpu, math.floor(node.get("GPU", 0) / gpus + 1e-9)) if gpus else by_cpu
+    return count
+
+
+def _total(nodes: dict[str, dict]) -> dict[str, float]:
+    return {kind: sum(has.get(kind, 0) for has in nodes.values()) for kind in ("CPU", "GPU")}
 
 
 def plan_on_cluster(specs: list[RunSpec], expected: dict[str, float | None], *,
-                    address: str | None, num_cpus: int | None, cost_file: Path,
-                    has_cost: bool) -> ClusterPlan:
+                    address: str | None, num_cpus: int | None, source: str) -> ClusterPlan:
     """What the specs would take on the cluster at ``address`` (connected to, nothing run), or
     on an embedded instance of this machine's CPUs (not started)."""
     address = address or os.environ.get("RAY_ADDRESS")
@@ -164,187 +258,26 @@ def plan_on_cluster(specs: list[RunSpec], expected: dict[str, float | None], *,
         with _connected(address, None):
             nodes = live_nodes()
     else:
-        nodes = [{"CPU": num_cpus or os.cpu_count() or 1}]
-    total = {kind: sum(n.get(kind, 0) for n in nodes) for kind in ("CPU", "GPU")}
-    where = (f"the Ray cluster at {address}" if address else "an embedded Ray instance")
-    where += (f": {len(nodes)} node(s), {total['CPU']:g} CPU(s), {total['GPU']:g} GPU(s)")
-    notes: list[str] = []
+        nodes = {"this machine": {"CPU": num_cpus or os.cpu_count() or 1}}
+    total, notes = _total(nodes), []
+    where = f"the Ray cluster at {address}" if address else "an embedded Ray instance"
+    where = f"On {where}: {len(nodes)} node(s), {total['CPU']:g} CPU(s), {total['GPU']:g} GPU(s):"
     try:
-        sized = sized_shapes(specs, nodes, notes.append)
+        shapes = fitted_shapes(specs, nodes, notes.append)
     except Refused as err:
-        return ClusterPlan(where, [], None, cost_file, has_cost, notes, str(err))
-    count = {shape: sum(s.resources == shape for s in specs) for shape in sized}
-    shapes = [ShapeLoad(given.cpus, given.gpus, count[shape], size)
-              for shape, (given, size) in sized.items()]
-    eta = cluster_eta(specs, expected, {shape: size for shape, (_, size) in sized.items()})
-    return ClusterPlan(where, shapes, eta, cost_file, has_cost, notes)
+        return ClusterPlan([*notes, where], None, source, str(err))
+    lines = [*notes, where]
+    for shape, (options, at_once) in shapes.items():
+        runs = counted(sum(spec.resources == shape for spec in specs), "run")
+        lines.append(f"  {options['num_cpus']} CPU(s) and {options['num_gpus']:g} GPU(s) a run: "
+                     f"{runs} to do, {at_once} at once")
+    eta = cluster_eta(specs, expected, {shape: at_once for shape, (_, at_once) in shapes.items()})
+    return ClusterPlan(lines, eta, source)
 
 
-def live_nodes() -> list[dict]:
-    """The resources of each live node of the connected cluster."""
-    return [node["Resources"] for node in ray.nodes() if node["Alive"]]
-
-
-def sized_shapes(specs: list[RunSpec], nodes: list[dict],
-                 note: Callable[[str], None]) -> dict[Resources, tuple[Resources, int]]:
-    """Each resource shape the specs ask for: what the cluster gives of it, and how many of its
-    actors fit at once. Refused: a shape no node can hold."""
-    shapes: dict[Resources, list[list[RunSpec]]] = {}
-    for group in groups(specs):
-        shapes.setdefault(group[0].resources, []).append(group)
-    cluster = {kind: sum(n.get(kind, 0) for n in nodes) for kind in ("CPU", "GPU")}
-    sized = {}
-    for shape, members in shapes.items():
-        fitted = _fit(shape, members, cluster, note)
-        sized[shape] = fitted, pool_size(fitted, _suite_names(members), len(members), nodes)
-    return sized
-
-
-def _fit(shape: Resources, groups: list[list[RunSpec]], cluster: dict, note) -> Resources:
-    """What the cluster can honour of a shape, said once: GPU runs on a cluster without any GPU go
-    on the CPU; a run asking for more CPUs than the cluster has gets them all."""
-    suites = _suite_names(groups)
-    if shape.gpus > 0 and not cluster.get("GPU", 0):
-        note(f"warning: {suites} ask(s) for a GPU and the Ray cluster has none: "
-             "the runs go on the CPU")
-        shape = shape.model_copy(update={"gpus": 0})
-    cpus = math.floor(cluster.get("CPU", 0))
-    if shape.cpus > cpus >= 1:
-        note(f"warning: {suites} ask(s) for {shape.cpus} CPUs and the Ray cluster has {cpus}: "
-             f"each run uses {cpus}")
-        shape = shape.model_copy(update={"cpus": cpus})
-    return shape
-
-
-def pool_size(shape: Resources, suites: str, groups: int, nodes: list[dict]) -> int:
-    """How many actors of this shape fit at once, node by node; none is an error now, not a wait
-    forever. Runs without a GPU count only the nodes without one where those can hold them: the
-    GPU nodes' CPUs are left to the runs that need their GPUs."""
-    def fits(on: list[dict]) -> int:
-        count = 0
-        for node in on:
-            by_cpu = math.floor(node.get("CPU", 0) / shape.cpus + 1e-9)
-            by_gpu = math.floor(node.get("GPU", 0) / shape.gpus + 1e-9) if shape.gpus else by_cpu
-            count += min(by_cpu, by_gpu)
-        return count
-
-    found = fits([n for n in nodes if not n.get("GPU")]) if shape.gpus == 0 else 0
-    found = found or fits(nodes)
-    if found:
-        return min(groups, found)
-    total = {kind: sum(n.get(kind, 0) for n in nodes) for kind in ("CPU", "GPU")}
-    if total["GPU"] < shape.gpus:
-        raise Refused(
-            f"{suites}: each run asks for {shape.gpus:g} GPU(s) and the Ray cluster has "
-            f"{total['GPU']:g}; add GPU workers or ask for less")
-    raise Refused(
-        f"{suites}: each run asks for {shape.cpus} CPU(s) and {shape.gpus:g} GPU(s), and no node "
-        f"of the Ray cluster has that much ({total['CPU']:g} CPU(s), {total['GPU']:g} GPU(s) "
-        "in all)")
-
-
-def _suite_names(groups: list[list[RunSpec]]) -> str:
-    """The suites of the groups, as a message names them."""
-    return ", ".join(sorted({g[0].suite for g in groups}))
-
-
-class _Shipped:
-    """Each producer's files, put in the object store once for every run that reads them; put
-    again from the driver's copy when Ray lost them."""
-
-    def __init__(self, results: Results):
-        self.results = results
-        self.refs: dict[str, ray.ObjectRef] = {}
-
-    def inputs(self, group: list[RunSpec]) -> tuple[list[str], list[ray.ObjectRef]]:
-        producers = {p.run_id: p for p in group[0].needs.values()}
-        for run_id, producer in producers.items():
-            if run_id not in self.refs:
-                self.refs[run_id] = ray.put(_pack(self.results.artifact_dir(producer)))
-        return list(producers), [self.refs[run_id] for run_id in producers]
-
-    def lost(self, group: list[RunSpec]) -> None:
-        for producer in group[0].needs.values():
-            self.refs.pop(producer.run_id, None)
-
-
-class _Pool:
-    """Actors of one resource shape and the groups they are to run."""
-
-    def __init__(self, shape: Resources, size: int, groups: list[list[RunSpec]], country: str,
-                 data_dir: Path | None, energy_dir: Path):
-        options = {"num_cpus": shape.cpus, "num_gpus": shape.gpus, "max_restarts": 0}
-        self.make = lambda: Worker.options(**options).remote(
-            country, str(data_dir) if data_dir else None, os.environ.get(ENV_VAR))
-        self.queue = deque((group, 0) for group in groups)
-        self.idle = [self.make() for _ in range(min(size, len(groups)))]
-        self.used: set = set()  # actors that ran a group: they have an energy log
-        self.energy_dir = energy_dir
-
-    def release_idle(self) -> None:
-        """With nothing left to give them, idle actors go at once: their CPUs and GPUs can take
-        another shape's actors, which Ray holds until there is room."""
-        if not self.queue:
-            self.close()
-
-    def close(self) -> None:
-        """Stop the idle actors; codecarbon's logs come back into the energy folder."""
-        closing = [actor.close.remote() for actor in self.idle if actor in self.used]
-        # All at once, so one slow actor costs one wait; one on a lost node only loses its log.
-        ready, _ = ray.wait(closing, num_returns=len(closing), timeout=30) if closing else ([], [])
-        for ref in ready:
-            try:
-                name, log = ray.get(ref)
-            except rex.RayError:
-                continue
-            _unpack(log, self.energy_dir / name)
-        for actor in self.idle:
-            ray.kill(actor, no_restart=True)
-        self.idle = []
-
-
-def _run_wave(pools: list[_Pool], shipped: _Shipped, max_retries: int,
-              progress: RunProgress) -> Iterator[tuple[list[RunSpec], list[dict]]]:
-    """Every pool's groups, all pools at once; each group's records as they come back."""
-    busy: dict[ray.ObjectRef, tuple[_Pool, object, list[RunSpec], int]] = {}
-    while busy or any(pool.queue for pool in pools):
-        for pool in pools:
-            while pool.idle and pool.queue:
-                actor, (group, attempt) = pool.idle.pop(), pool.queue.popleft()
-                pool.used.add(actor)
-                producers, archives = shipped.inputs(group)
-                busy[actor.run.remote(group, producers, *archives)] = (pool, actor, group,
-                                                                       attempt)
-                progress.running(group_label(group))
-            pool.release_idle()
-        [ref], _ = ray.wait(list(busy), num_returns=1)
-        pool, actor, group, attempt = busy.pop(ref)
-        try:
-            records = ray.get(ref)
-        except (*WORKER_DEATHS, rex.ObjectLostError) as err:
-            if isinstance(err, rex.ObjectLostError):  # the files of a run it reads: put again
-                shipped.lost(group)
-                pool.idle.append(actor)
-                what = "the files of a run it needs were lost"
-            else:
-                ray.kill(actor, no_restart=True)
-                pool.idle.append(pool.make())
-                what = "its worker died"
-            reason = f"{type(err).__name__}: {_first_line(err)}"
-            if attempt < max_retries:
-                progress.note(escape(f"{what} running {group_label(group)} ({reason}); "
-                                     f"retry {attempt + 1}/{max_retries}"))
-                pool.queue.appendleft((group, attempt + 1))
-                continue
-            records = ex.failed_records(
-                group, f"{what} {attempt + 1} times; last: {reason}")
-        except rex.RayTaskError as err:
-            # Not the run (execute records those) but dlrepro itself: do not retry.
-            pool.idle.append(actor)
-            records = ex.failed_records(group, str(err))
-        else:
-            pool.idle.append(actor)
-        yield group, records
+def live_nodes() -> dict[str, dict]:
+    """The resources of each live node of the connected cluster, by node id."""
+    return {node["NodeID"]: node["Resources"] for node in ray.nodes() if node["Alive"]}
 
 
 @contextmanager
@@ -354,14 +287,14 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[str]:
     # ray.init makes SIGTERM a bare sys.exit; the command's own handler, put back, stops the
     # sweep as Ctrl-C does (`ray job stop` sends SIGTERM, and SIGKILL 3 s later).
     on_sigterm = signal.getsignal(signal.SIGTERM)
+    temp_dir = None
     if address:
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, rex.AuthenticationError) as err:
             raise Refused(f"cannot connect to the Ray cluster at {address}: "
-                                  f"{_first_line(err)} ({_token_hint()})") from None
+                          f"{_first_line(err)} ({_token_hint()})") from None
         where = f"Ray cluster at {address}"
-        temp_dir = None
     else:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         temp_dir = tempfile.mkdtemp(prefix="dlrepro-ray-")

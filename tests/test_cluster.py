@@ -96,7 +96,7 @@ class SimulatedCluster:
 
 def _running(process: psutil.Process) -> bool:
     try:
-        return (process.cmdline() or [""])[0].startswith("ray::Worker.run")
+        return (process.cmdline() or [""])[0].startswith("ray::run_group")
     except psutil.Error:  # it ended meanwhile
         return False
 

@@ -171,7 +171,7 @@ def test_fake_gpus_are_given_to_the_runs_that_ask(head, tmp_path):
 
 def _running_a_group(process: psutil.Process) -> bool:
     try:
-        return (process.cmdline() or [""])[0].startswith("ray::Worker.run")
+        return (process.cmdline() or [""])[0].startswith("ray::run_group")
     except psutil.Error:  # it ended meanwhile
         return False
 
