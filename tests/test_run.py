@@ -237,6 +237,7 @@ def test_progress_is_a_line_per_run_outside_a_terminal(tmp_path):
     assert "ETA" not in out.stdout and "claims: " not in out.stderr  # results out, progress err
 
 
+@pytest.mark.slow  # two processes, each paying torch's and codecarbon's start
 def test_two_runs_on_one_results_folder_take_turns(tmp_path):
     """The second waits for the first, then finds everything cached: no run twice, no row lost."""
     args = ("run", "small_facts", "--profile", "smoke", "--results", tmp_path)

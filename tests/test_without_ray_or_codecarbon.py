@@ -3,8 +3,12 @@ runs, and its records say energy was not measured and why."""
 
 import json
 
+import pytest
+
 from conftest import probe
 from dlrepro.energy import NOT_INSTALLED
+
+pytestmark = pytest.mark.slow  # a process of its own, paying torch's start
 
 
 def test_a_local_run_needs_neither_ray_nor_codecarbon(tmp_path):
