@@ -4,6 +4,8 @@ copy and edit a suite file, and the runs that many tests read, made once per tes
 Two tiers: the fast one by default, the tests marked ``slow`` (Ray clusters, MNIST training,
 signals, the browser) with ``pytest -m slow``."""
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -11,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -221,13 +224,38 @@ def interrupted_run(tmp_path):
     return run
 
 
-@pytest.fixture
-def needs_chain(tmp_path) -> Path:
+def cut_needs_chain(folder: Path) -> Path:
     """A copy of the autoencoder suite and the classifier suite it needs, cut at smoke to one run
-    each (PCA at d = 2; the handout CNN), in a suites folder of their own."""
-    suites = tmp_path / "suites"
+    each (PCA at d = 2; the handout CNN), in the suites folder ``folder/suites``."""
+    suites = folder / "suites"
     copy_suite("mnist_cnn", suites, claims=False, smoke='grid = { version = [{ model = '
                '"cnn_handout", lr = 0.1, batch_size = 100 }] }\n')
     copy_suite("autoencoder", suites, ('grid = { d = [2, 32], model = ["pca", "linear", "cnn"] }',
                                        'grid = { d = [2], model = ["pca"] }'), claims=False)
     return suites
+
+
+@pytest.fixture
+def needs_chain(tmp_path) -> Path:
+    """The cut needs chain, for a test to edit."""
+    return cut_needs_chain(tmp_path)
+
+
+@dataclass
+class ChainRun:
+    suites: Path  # the cut needs chain: not to be edited
+    results: Path  # its run at smoke, on the local runner: not to be run into
+    said: str  # what the run wrote on stderr
+
+
+@pytest.fixture(scope="session")
+def needs_chain_run(tmp_path_factory, mnist_dir) -> ChainRun:
+    """The cut needs chain run once per test session at smoke: the classifier trained first."""
+    from dlrepro.cli import main
+
+    folder = tmp_path_factory.mktemp("needs")
+    suites, results, said = cut_needs_chain(folder), folder / "results", io.StringIO()
+    with contextlib.redirect_stderr(said):
+        assert main(["run", str(suites / "autoencoder.toml"), "--profile", "smoke",
+                     "--results", str(results), "--data-dir", str(mnist_dir)]) == 0
+    return ChainRun(suites, results, said.getvalue())

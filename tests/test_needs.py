@@ -9,7 +9,7 @@ import types
 import pandas as pd
 import pytest
 
-from conftest import copy_suite, edit
+from conftest import copy_suite, edit, write_suite
 from dlrepro.cli import main
 from dlrepro import experiment as contract
 from dlrepro import runners
@@ -63,14 +63,11 @@ def test_a_dependency_cycle_is_an_error(needs_chain):
 
 
 @pytest.mark.slow  # MNIST training
-def test_the_producer_runs_first_then_is_reused(needs_chain, mnist_dir, tmp_path, capsys):
-    consumer = str(needs_chain / "autoencoder.toml")
-    results = tmp_path / "results"
-    assert main(["run", consumer, "--profile", "smoke", "--results", str(results),
-                 "--data-dir", str(mnist_dir)]) == 0
-    assert "to run first, another suite reads its files" in capsys.readouterr().err
+def test_the_producer_runs_first_then_is_reused(needs_chain_run, tmp_path):
+    assert "to run first, another suite reads its files" in needs_chain_run.said
+    results = shutil.copytree(needs_chain_run.results, tmp_path / "results")  # edited below
     store = Results(results, "smoke")
-    [spec] = load(consumer).runs("smoke")
+    [spec] = load(needs_chain_run.suites / "autoencoder.toml").runs("smoke")
     assert store.done(spec.needs["classifier"]) and store.done(spec)
     record = store.get(spec)
     assert {m["metric"] for m in record["metrics"]} >= {"test_mse", "midpoint_confidence"}
@@ -109,9 +106,9 @@ def _chain(folder, experiment_of_c: dict[str, str]):
         ("c", None, *experiment_of_c),
     ]:
         need = f'\n[needs]\nupstream = {{ suite = "{needs}" }}\n' if needs else ""
-        (folder / f"{name}.toml").write_text(
-            f'name = "{name}"\ntitle = "link {name} of a chain"\nexperiment = "{experiment}"\n'
-            f'source = {{ seed = "002", slide = "chain" }}\n{need}\n[grid]\n{grid}\n{profiles}')
+        write_suite(folder, f'name = "{name}"\ntitle = "link {name} of a chain"\n'
+                    f'experiment = "{experiment}"\nsource = {{ seed = "002", slide = "chain" }}\n'
+                    f"{need}\n[grid]\n{grid}\n{profiles}", name)
     return folder / "a.toml"
 
 
