@@ -23,7 +23,6 @@ def test_parameter_counts(model, count):
     assert sum(p.numel() for p in trained.build(model).parameters()) == count
 
 
-@pytest.mark.slow  # MNIST training
 def test_resident_loop_matches_a_dataloader_loop(mnist_dir, context):
     params = Params(model="cnn_handout", lr=0.1, epochs=1, train_size=500, test_size=100)
     torch.manual_seed(0)
@@ -68,7 +67,6 @@ def test_gradient_signs_are_fgsm_by_hand():
     assert torch.equal(signs, by_hand.grad.sign())
 
 
-@pytest.mark.slow  # MNIST training
 def test_a_run_logs_its_curves_keeps_the_model_and_draws_the_figures(mnist_dir, tmp_path, context):
     params = Params(
         model="mlp", lr=0.1, epochs=2, train_size=2000, test_size=500, fgsm_eps=[0.0, 0.1]

@@ -240,7 +240,7 @@ def test_progress_is_a_line_per_run_outside_a_terminal(tmp_path):
 @pytest.mark.slow  # two processes, each paying torch's and codecarbon's start
 def test_two_runs_on_one_results_folder_take_turns(tmp_path):
     """The second waits for the first, then finds everything cached: no run twice, no row lost."""
-    args = ("run", "small_facts", "--profile", "smoke", "--results", tmp_path)
+    args = ("run", "five_points", "--profile", "smoke", "--results", tmp_path)
     first = start_dlrepro(*args)
     lock = tmp_path / "smoke" / ".lock"
     deadline = time.time() + 60
@@ -250,7 +250,7 @@ def test_two_runs_on_one_results_folder_take_turns(tmp_path):
     assert first.wait(timeout=300) == 0 and second.returncode == 0, second.stderr[-2000:]
     assert "waiting for another dlrepro" in second.stderr and "Nothing to run" in second.stderr
     runs = pd.read_parquet(tmp_path / "smoke" / "runs.parquet")
-    specs = load(suites_dir() / "small_facts.toml").runs("smoke")
+    specs = load(suites_dir() / "five_points.toml").runs("smoke")
     assert len(runs) == runs["run_id"].nunique() == len(specs)
     measured = (tmp_path / "smoke" / "energy").glob("emissions_base_*.csv")
     energy = pd.concat(pd.read_csv(f) for f in measured)
