@@ -30,16 +30,21 @@ HEAVY = ("torch", "torchvision", "pandas", "ray")
 
 # ---- the command line in a process of its own, as a shell runs it ----
 
-def _child(*args: str | Path, project: Path | None, columns: int | None) -> dict:
-    """Popen's arguments for ``python -m dlrepro ARGS``: ``project``'s copy of dlrepro, if given,
-    and a terminal ``columns`` wide, if given."""
+def _env(project: Path | None, columns: int | None = None) -> dict:
+    """A child's environment: ``project``'s copy of dlrepro, if given, and a terminal ``columns``
+    wide, if given."""
     env = dict(os.environ)
     if project is not None:
         env["PYTHONPATH"] = str(project)
     if columns is not None:
         env["COLUMNS"] = str(columns)
-    return {"args": [sys.executable, "-m", "dlrepro", *map(str, args)], "env": env, "text": True,
-            "preexec_fn": restore_default_signals}
+    return env
+
+
+def _child(*args: str | Path, project: Path | None, columns: int | None) -> dict:
+    """Popen's arguments for ``python -m dlrepro ARGS``."""
+    return {"args": [sys.executable, "-m", "dlrepro", *map(str, args)], "text": True,
+            "env": _env(project, columns), "preexec_fn": restore_default_signals}
 
 
 def dlrepro(*args: str | Path, project: Path | None = None, cwd: Path | None = None,
@@ -68,11 +73,8 @@ def probe(*args: str | Path, without: tuple[str, ...] = (), project: Path | None
           cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, str]:
     """``dlrepro ARGS`` in a child without the packages ``without``: what it did, and the HEAVY
     modules it imported (its last line of stdout)."""
-    env = dict(os.environ)
-    if project is not None:
-        env["PYTHONPATH"] = str(project)
     done = subprocess.run([sys.executable, "-c", PROBE, " ".join(without), *map(str, args)],
-                          env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+                          env=_env(project), cwd=cwd, capture_output=True, text=True, timeout=300)
     return done, (done.stdout.splitlines() or ["(nothing)"])[-1]
 
 

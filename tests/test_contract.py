@@ -11,7 +11,7 @@ import types
 import pandas as pd
 import pytest
 
-from conftest import copy_project, logged, probe, write_suite
+from conftest import HEAVY, copy_project, logged, probe, write_suite
 from dlrepro.errors import Refused
 from dlrepro import experiment as contract
 from dlrepro.schema import Metric
@@ -175,11 +175,10 @@ def test_a_declaration_that_does_not_import_is_one_line(source, words, tmp_path)
 def test_no_declaration_imports_torch_pandas_or_ray():
     """A suite file loads, and a bad one is refused, in well under a second: every experiment's
     declaration, and the contract itself, import nothing heavy."""
-    probe = ("import sys; from dlrepro import experiment as contract; "
-             "[contract.get(name) for name in contract.available()]; "
-             "print(sorted(m for m in ('torch', 'torchvision', 'pandas', 'ray') "
-             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    declarations = ("import sys; from dlrepro import experiment as contract; "
+                    "[contract.get(name) for name in contract.available()]; "
+                    f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", declarations], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
