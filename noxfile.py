@@ -1,4 +1,5 @@
-"""Sessions: `nox -s lint` (import layering, ruff), `nox -s tests` (the test suite),
+"""Sessions: `nox -s lint` (import layering, ruff), `nox -s tests` (the fast tier of the tests;
+`nox -s tests -- -m slow` the slow one: Ray, MNIST training, signals, the browser),
 `nox -s reproduce` (every suite at the quick profile, then the report), `nox -s generalise` (the
 MNIST suites on Fashion-MNIST too, verdicts side by side), `nox -s regression` (the smoke profile,
 then the check against the committed baselines), `nox -s sweep -- --address ADDR` (the full profile
@@ -47,6 +48,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
+    """The fast tier (pyproject.toml's addopts); `-- -m slow` the slow one, `-- -m ""` both."""
     session.install("-e", ".[dev]")
     session.run("pytest", *session.posargs, env=_env())
 

@@ -1,9 +1,19 @@
+"""What the tests share: one way to run the command line in a process of its own, one way to
+copy and edit a suite file, and the runs that many tests read, made once per test session.
+
+Two tiers: the fast one by default, the tests marked ``slow`` (Ray clusters, MNIST training,
+signals, the browser) with ``pytest -m slow``."""
+
+import contextlib
+import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +23,108 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+SUITES = ROOT / "suites"
+# What a bad suite file, a declaration or a refusal must be read without.
+HEAVY = ("torch", "torchvision", "pandas", "ray")
+
+
+# ---- the command line in a process of its own, as a shell runs it ----
+
+def _env(project: Path | None, columns: int | None = None) -> dict:
+    """A child's environment: ``project``'s copy of dlrepro, if given, and a terminal ``columns``
+    wide, if given."""
+    env = dict(os.environ)
+    if project is not None:
+        env["PYTHONPATH"] = str(project)
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
+    return env
+
+
+def _child(*args: str | Path, project: Path | None, columns: int | None) -> dict:
+    """Popen's arguments for ``python -m dlrepro ARGS``."""
+    return {"args": [sys.executable, "-m", "dlrepro", *map(str, args)], "text": True,
+            "env": _env(project, columns), "preexec_fn": restore_default_signals}
+
+
+def dlrepro(*args: str | Path, project: Path | None = None, cwd: Path | None = None,
+            columns: int | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``dlrepro ARGS`` run to its end; its stdout and stderr as text."""
+    return subprocess.run(**_child(*args, project=project, columns=columns), cwd=cwd,
+                          capture_output=True, timeout=timeout)
+
+
+def start_dlrepro(*args: str | Path, columns: int | None = None, stdout=None) -> subprocess.Popen:
+    """``dlrepro ARGS`` started in the background, its stderr a pipe (stdout one if asked)."""
+    return subprocess.Popen(**_child(*args, project=None, columns=columns), stdout=stdout,
+                            stderr=subprocess.PIPE)
+
+
+PROBE = """import sys
+sys.modules.update(dict.fromkeys(sys.argv[1].split(), None))  # as if not installed
+from dlrepro.cli import main
+code = main(sys.argv[2:])
+print(sorted(m for m in %r if m in sys.modules))
+sys.exit(code)
+""" % (HEAVY,)
+
+
+def probe(*args: str | Path, without: tuple[str, ...] = (), project: Path | None = None,
+          cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, str]:
+    """``dlrepro ARGS`` in a child without the packages ``without``: what it did, and the HEAVY
+    modules it imported (its last line of stdout)."""
+    done = subprocess.run([sys.executable, "-c", PROBE, " ".join(without), *map(str, args)],
+                          env=_env(project), cwd=cwd, capture_output=True, text=True, timeout=300)
+    return done, (done.stdout.splitlines() or ["(nothing)"])[-1]
+
+
+def copy_project(folder: Path, suites: Path = SUITES) -> Path:
+    """dlrepro/, runners/ and ``suites`` copied into ``folder/project``, for a test that edits the
+    source: the real one is never edited."""
+    project = folder / "project"
+    for source, copied in ((ROOT / "dlrepro", "dlrepro"), (ROOT / "runners", "runners"),
+                           (suites, "suites")):
+        shutil.copytree(source, project / copied, ignore=shutil.ignore_patterns("__pycache__"))
+    return project
+
+
+# ---- suite files: written, copied, edited ----
+
+def write_suite(folder: Path, text: str, name: str = "bad") -> Path:
+    """``text`` as the suite file ``folder/NAME.toml``, every NAME in it made ``name``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.toml"
+    path.write_text(text.replace("NAME", name), encoding="utf-8")
+    return path
+
+
+def edited(text: str, *changes: tuple[str, str]) -> str:
+    """``text`` with each (old, new) change made; each old text must be in it."""
+    for old, new in changes:
+        assert old in text, f"no longer there: {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+def edit(path: Path, *changes: tuple[str, str]) -> Path:
+    """The file ``path`` with each (old, new) change made in place."""
+    path.write_text(edited(path.read_text(encoding="utf-8"), *changes), encoding="utf-8")
+    return path
+
+
+def copy_suite(name: str, folder: Path, *changes: tuple[str, str], smoke: str = "",
+               rename: str | None = None, claims: bool = True) -> Path:
+    """suites/NAME.toml copied into ``folder``: as the suite ``rename`` if given, ``smoke`` lines
+    added to its smoke profile, each (old, new) change made, and its claims left out if
+    ``claims`` is false (a cut grid leaves them selecting nothing)."""
+    text = (SUITES / f"{name}.toml").read_text(encoding="utf-8")
+    if not claims:
+        text = text[:text.index("[[claims]]")]
+    if rename:
+        changes = ((f'name = "{name}"', f'name = "{rename}"'), *changes)
+    if smoke:
+        changes = (("[profiles.smoke]\n", f"[profiles.smoke]\n{smoke}"), *changes)
+    return write_suite(folder, edited(text, *changes), rename or name)
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +134,18 @@ def mnist_dir() -> Path:
     if not (path / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
         pytest.skip(f"MNIST not found under {path} (set DLREPRO_DATA_DIR)")
     return path
+
+
+@pytest.fixture(scope="session")
+def xor_smoke(tmp_path_factory) -> Path:
+    """xor run at smoke, and again with --set epochs=7, into one results root: a profile folder
+    and an override folder. Tests may add reports to it, never runs."""
+    from dlrepro.cli import main
+
+    root = tmp_path_factory.mktemp("xor")
+    for extra in ([], ["--set", "epochs=7"]):
+        assert main(["run", "xor", "--profile", "smoke", "--results", str(root), *extra]) == 0
+    return root
 
 
 @pytest.fixture(scope="session")
@@ -83,11 +207,8 @@ def interrupted_run(tmp_path):
 
     def run(suite: str, profile: str, at_least: int, *args: str,
             sig: int = signal.SIGINT) -> set[str]:
-        cmd = [sys.executable, "-m", "dlrepro", "run", suite, "--profile", profile, *args,
-               "--results", str(tmp_path)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "COLUMNS": "120"},
-                                preexec_fn=restore_default_signals)
+        proc = start_dlrepro("run", suite, "--profile", profile, *args, "--results", tmp_path,
+                             columns=120, stdout=subprocess.PIPE)
         records = tmp_path / profile / "records" / suite
         deadline = time.time() + 120
         while time.time() < deadline and len(list(records.glob("*.json"))) < at_least:
@@ -105,20 +226,38 @@ def interrupted_run(tmp_path):
     return run
 
 
+def cut_needs_chain(folder: Path) -> Path:
+    """A copy of the autoencoder suite and the classifier suite it needs, cut at smoke to one run
+    each (PCA at d = 2; the handout CNN), in the suites folder ``folder/suites``."""
+    suites = folder / "suites"
+    copy_suite("mnist_cnn", suites, claims=False, smoke='grid = { version = [{ model = '
+               '"cnn_handout", lr = 0.1, batch_size = 100 }] }\n')
+    copy_suite("autoencoder", suites, ('grid = { d = [2, 32], model = ["pca", "linear", "cnn"] }',
+                                       'grid = { d = [2], model = ["pca"] }'), claims=False)
+    return suites
+
+
 @pytest.fixture
 def needs_chain(tmp_path) -> Path:
-    """A copy of the autoencoder suite and the classifier suite it needs, cut at smoke to one run
-    each (PCA at d = 2; the handout CNN), in a suites folder of their own."""
-    suites = tmp_path / "suites"
-    suites.mkdir()
-    smoke_grid = 'grid = { version = [{ model = "cnn_handout", lr = 0.1, batch_size = 100 }] }\n'
-    producer = (ROOT / "suites" / "mnist_cnn.toml").read_text().replace(
-        "[profiles.smoke]\n", "[profiles.smoke]\n" + smoke_grid)
-    producer = producer[:producer.index("[[claims]]")]  # they select what the cut removed
-    consumer = (ROOT / "suites" / "autoencoder.toml").read_text().replace(
-        'grid = { d = [2, 32], model = ["pca", "linear", "cnn"] }',
-        'grid = { d = [2], model = ["pca"] }')
-    consumer = consumer[:consumer.index("[[claims]]")]
-    (suites / "mnist_cnn.toml").write_text(producer)
-    (suites / "autoencoder.toml").write_text(consumer)
-    return suites
+    """The cut needs chain, for a test to edit."""
+    return cut_needs_chain(tmp_path)
+
+
+@dataclass
+class ChainRun:
+    suites: Path  # the cut needs chain: not to be edited
+    results: Path  # its run at smoke, on the local runner: not to be run into
+    said: str  # what the run wrote on stderr
+
+
+@pytest.fixture(scope="session")
+def needs_chain_run(tmp_path_factory, mnist_dir) -> ChainRun:
+    """The cut needs chain run once per test session at smoke: the classifier trained first."""
+    from dlrepro.cli import main
+
+    folder = tmp_path_factory.mktemp("needs")
+    suites, results, said = cut_needs_chain(folder), folder / "results", io.StringIO()
+    with contextlib.redirect_stderr(said):
+        assert main(["run", str(suites / "autoencoder.toml"), "--profile", "smoke",
+                     "--results", str(results), "--data-dir", str(mnist_dir)]) == 0
+    return ChainRun(suites, results, said.getvalue())

@@ -50,6 +50,7 @@ def test_interpolation_ends_are_the_reconstructions(digits):
     assert torch.allclose(frames[:, -1], codec.reconstruct(test[3:6]), atol=1e-5)
 
 
+@pytest.mark.slow  # MNIST training
 def test_a_linear_run_approaches_pca_and_keeps_its_figures(mnist_dir, tmp_path, context):
     """The slide's "two linear models give PCA", small: d = 4, 20,000 images, 3 epochs."""
     from dlrepro.experiments import mnist_classifier

@@ -5,24 +5,22 @@ import http.server
 import os
 import socket
 import socketserver
-import subprocess
-import sys
 import threading
 
 from pathlib import Path
 
 import pytest
 
+from conftest import edited, probe, write_suite
 from dlrepro.cli import main
-from test_suite_files import VALID, write_suite
+from test_suite_files import VALID
 
 CLAIM = '[[claims]]\nid = "c"\ntext = "t"\n'
 GRID = '[[grid]]\nmodel = ["perceptron"]\nfeatures = ["raw", "phi"]\ncoding = ["pm1"]\n'
 
 
 def edit(old: str, new: str) -> str:
-    assert old in VALID, old
-    return VALID.replace(old, new)
+    return edited(VALID, (old, new))
 
 
 BROKEN = {  # class: (suite text, the key path the message must name)
@@ -347,18 +345,8 @@ def test_an_empty_data_folder_is_refused(tmp_path, capsys):
 
 def test_refusing_a_broken_file_imports_neither_torch_nor_pandas_nor_ray(tmp_path):
     path = write_suite(tmp_path, BROKEN["nan grid value"][0])
-    probe = (
-        "import sys; from dlrepro.cli import main; "
-        "code = main(['run', sys.argv[1], '--results', sys.argv[2]]); "
-        "heavy = sorted(m for m in ('torch', 'pandas', 'ray') if m in sys.modules); "
-        "print(code, heavy)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", probe, str(path), str(tmp_path / "r")],
-        capture_output=True,
-        text=True,
-    )
-    assert out.stdout.strip() == "2 []", out.stdout + out.stderr
+    done, imported = probe("run", path, "--results", tmp_path / "r")
+    assert (done.returncode, imported) == (2, "[]"), done.stdout + done.stderr
 
 
 def _seeds_at_the_top() -> str:

@@ -3,39 +3,20 @@ title reruns nothing and redraws that suite's figures; editing a computing funct
 runs and the runs that read their files."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import ROOT
+import pytest
 
+from conftest import copy_project, dlrepro, edit
 
-def _project(tmp_path: Path, needs_chain: Path) -> Path:
-    """dlrepro/, its runners and the cheapest suite chain with a ``needs`` (the handout CNN, then
-    PCA at d = 2 reading it), copied: the real source is never edited."""
-    project = tmp_path / "project"
-    for folder in ("dlrepro", "runners"):
-        shutil.copytree(ROOT / folder, project / folder,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(needs_chain, project / "suites")
-    return project
+pytestmark = pytest.mark.slow  # MNIST training, twice, in processes of their own
 
 
 def _dlrepro(project: Path, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(project), "COLUMNS": "200"}
-    done = subprocess.run([sys.executable, "-m", "dlrepro", *args, "--profile", "smoke",
-                           "--results", str(project / "results")], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = dlrepro(*args, "--profile", "smoke", "--results", project / "results", project=project,
+                   cwd=project, columns=200)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return done.stdout + done.stderr
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{path} no longer has {old!r}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
 
 
 def _run_ids(project: Path, suite: str) -> set[str]:
@@ -49,7 +30,8 @@ def _fingerprint(project: Path, suite: str) -> str:
 
 def test_a_figure_edit_redraws_and_reruns_nothing_a_computing_edit_reruns(tmp_path, needs_chain,
                                                                           mnist_dir):
-    project = _project(tmp_path, needs_chain)
+    # the cheapest suite chain with a ``needs``: the handout CNN, then PCA at d = 2 reading it
+    project = copy_project(tmp_path, needs_chain)
     data = ("--data-dir", str(mnist_dir))
     _dlrepro(project, "run", "mnist_cnn", "autoencoder", *data)
     _dlrepro(project, "report")
@@ -58,7 +40,7 @@ def test_a_figure_edit_redraws_and_reruns_nothing_a_computing_edit_reruns(tmp_pa
     assert all(len(ids) == 1 for ids in runs.values())
 
     classifier = project / "dlrepro" / "experiments" / "mnist_classifier"
-    _edit(classifier / "figures.py", 'fig.suptitle(f"Adversarial', 'fig.suptitle(f"Attacked')
+    edit(classifier / "figures.py", ('fig.suptitle(f"Adversarial', 'fig.suptitle(f"Attacked'))
     said = _dlrepro(project, "run", "mnist_cnn", "autoencoder", *data)
     assert "Nothing to run" in said and said.count("1 cached, 0 to run") == 2, said
     _dlrepro(project, "report")
@@ -67,9 +49,9 @@ def test_a_figure_edit_redraws_and_reruns_nothing_a_computing_edit_reruns(tmp_pa
     assert {suite: _run_ids(project, suite) for suite in runs} == runs
 
     error_rate = "    return 100.0 * (predictions(model, x) != y).sum().item() / len(x)"
-    _edit(classifier / "run.py", error_rate,
-          "    wrong = (predictions(model, x) != y).sum().item()\n"
-          "    return 100.0 * wrong / len(x)")
+    counted = ("    wrong = (predictions(model, x) != y).sum().item()\n"
+               "    return 100.0 * wrong / len(x)")
+    edit(classifier / "run.py", (error_rate, counted))
     said = _dlrepro(project, "run", "mnist_cnn", "autoencoder", *data)
     assert said.count("0 cached, 1 to run") == 2, said
     for suite, before in runs.items():  # the classifier's run, and the autoencoder's reading it

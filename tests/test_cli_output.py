@@ -7,12 +7,12 @@ import json
 import math
 import signal
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import copy_suite, dlrepro, start_dlrepro
 from dlrepro.claims import COLUMNS as CLAIM_COLUMNS
 from dlrepro.cli import LIST_COLUMNS, main
 from dlrepro.console import OutputFormat, write_rows
@@ -23,25 +23,11 @@ from dlrepro.formatting import ClaimStatus
 STATUSES = tuple(ClaimStatus)
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    """xor run at smoke, and again with --set epochs=7: a profile folder and an override folder."""
-    root = tmp_path_factory.mktemp("results")
-    for extra in ([], ["--set", "epochs=7"]):
-        assert main(["run", "xor", "--profile", "smoke", "--results", str(root), *extra]) == 0
-    return root
-
-
-def dlrepro(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dlrepro", *args], capture_output=True, text=True,
-                          timeout=120)
-
-
-def test_claims_in_a_pipe_are_on_stdout_and_nothing_else(results):
-    out = dlrepro("claims", "--results", str(results), "--profile", "smoke")
+def test_claims_in_a_pipe_are_on_stdout_and_nothing_else(xor_smoke):
+    out = dlrepro("claims", "--results", xor_smoke, "--profile", "smoke")
     assert out.returncode == 1, out.stderr  # the suites not run make it fail
     *lines, unrun, count = out.stdout.splitlines()
-    every = dlrepro("claims", "--results", str(results), "--profile", "smoke", "--format", "csv")
+    every = dlrepro("claims", "--results", xor_smoke, "--profile", "smoke", "--format", "csv")
     every = pd.read_csv(io.StringIO(every.stdout))
     assert len(lines) == (every["suite"] == "xor").sum()  # the others: one line, not one a claim
     assert unrun == no_results(sorted(set(shipped()) - {"xor"}))
@@ -50,18 +36,18 @@ def test_claims_in_a_pipe_are_on_stdout_and_nothing_else(results):
 
 
 @pytest.mark.parametrize("form", list(OutputFormat)[1:])
-def test_claims_as_csv_and_json_carry_the_tables_columns(results, form):
-    out = dlrepro("claims", "--results", str(results), "--profile", "smoke", "--format", form)
+def test_claims_as_csv_and_json_carry_the_tables_columns(xor_smoke, form):
+    out = dlrepro("claims", "--results", xor_smoke, "--profile", "smoke", "--format", form)
     parsed = (pd.read_csv(io.StringIO(out.stdout)) if form is OutputFormat.CSV
               else pd.DataFrame(json.loads(out.stdout)))
     assert list(parsed.columns) == list(CLAIM_COLUMNS)
-    assert set(pd.read_csv(results / "smoke" / "claims.csv")["claim"]) <= set(parsed["claim"])
+    assert set(pd.read_csv(xor_smoke / "smoke" / "claims.csv")["claim"]) <= set(parsed["claim"])
     assert (parsed.set_index("claim")["status"].loc[["phi-separates", "raw-at-most-75"]]
             == "reproduced").all()
 
 
-def test_list_shows_the_profile_asked_for(results):
-    smoke, quick = (dlrepro("list", "xor", "--results", str(results), "--profile", profile,
+def test_list_shows_the_profile_asked_for(xor_smoke):
+    smoke, quick = (dlrepro("list", "xor", "--results", xor_smoke, "--profile", profile,
                             "--format", "csv") for profile in ("smoke", "quick"))
     smoke, quick = (pd.read_csv(io.StringIO(out.stdout), keep_default_na=False)
                     for out in (smoke, quick))
@@ -75,8 +61,8 @@ def test_list_shows_the_profile_asked_for(results):
     assert (quick["cached"] == 0).all()
 
 
-def test_list_in_a_pipe_is_a_whole_line_a_row(results):
-    out = dlrepro("list", "--results", str(results), "--profile", "smoke")
+def test_list_in_a_pipe_is_a_whole_line_a_row(xor_smoke):
+    out = dlrepro("list", "--results", xor_smoke, "--profile", "smoke")
     lines = out.stdout.splitlines()
     assert out.returncode == 0 and out.stderr == ""
     assert len(lines) == len(list(suites_dir().glob("*.toml"))) + 1  # and xor's override folder
@@ -85,9 +71,7 @@ def test_list_in_a_pipe_is_a_whole_line_a_row(results):
 
 
 def test_list_takes_a_suite_file_by_path(tmp_path, capsys):
-    path = tmp_path / "my_suite.toml"
-    text = (suites_dir() / "gradient_descent.toml").read_text()
-    path.write_text(text.replace('name = "gradient_descent"', 'name = "my_suite"'))
+    path = copy_suite("gradient_descent", tmp_path, rename="my_suite")
     assert main(["list", str(path), "--results", str(tmp_path / "r"), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(row["suite"], row["profile"]) for row in rows] == [
@@ -95,10 +79,8 @@ def test_list_takes_a_suite_file_by_path(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("form", list(OutputFormat))
-def test_a_reader_that_leaves_early_ends_the_command_quietly(results, form):
-    proc = subprocess.Popen([sys.executable, "-m", "dlrepro", "list", "--results", str(results),
-                             "--format", form], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+def test_a_reader_that_leaves_early_ends_the_command_quietly(xor_smoke, form):
+    proc = start_dlrepro("list", "--results", xor_smoke, "--format", form, stdout=subprocess.PIPE)
     proc.stdout.close()  # like `| head` gone before the first line
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 128 + signal.SIGPIPE and err == ""
@@ -116,12 +98,12 @@ def test_help_is_plain_text_and_says_what_a_command_writes_and_exits_with(comman
     assert ("dlrepro baseline update [-h]" in text) == (command == ["baseline", "update"])
 
 
-def test_dry_run_prints_the_plan_and_writes_nothing(results, tmp_path):
-    before = {p: p.stat().st_mtime_ns for p in results.rglob("*")}
-    out = dlrepro("run", "xor", "gradient_descent", "--profile", "smoke", "--results", str(results),
+def test_dry_run_prints_the_plan_and_writes_nothing(xor_smoke, tmp_path):
+    before = {p: p.stat().st_mtime_ns for p in xor_smoke.rglob("*")}
+    out = dlrepro("run", "xor", "gradient_descent", "--profile", "smoke", "--results", xor_smoke,
                   "--dry-run")
     assert out.returncode == 0, out.stderr
-    assert {p: p.stat().st_mtime_ns for p in results.rglob("*")} == before
+    assert {p: p.stat().st_mtime_ns for p in xor_smoke.rglob("*")} == before
     lines = out.stdout.splitlines()
     assert lines[0] == "xor: 9 runs at profile smoke, 9 cached, 0 to run"
     assert lines[1].startswith("gradient_descent: 5 runs at profile smoke, 0 cached, 5 to run, on ")
@@ -133,9 +115,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(results, tmp_path):
 
 def test_a_dry_run_names_the_suites_whose_run_times_it_does_not_know(tmp_path, capsys):
     """A suite of one's own has no row in the committed cost.csv: its runs count at the mean."""
-    mine = tmp_path / "mine.toml"
-    xor = (suites_dir() / "xor.toml").read_text()
-    mine.write_text(xor.replace('name = "xor"', 'name = "mine"'))
+    mine = copy_suite("xor", tmp_path, rename="mine")
     assert main(["run", "xor", str(mine), "--profile", "smoke", "--results", str(tmp_path),
                  "--dry-run"]) == 0
     last = capsys.readouterr().out.splitlines()[-1]

@@ -25,6 +25,8 @@ from dlrepro.cli import main
 from dlrepro.project import suites_dir
 from dlrepro.suite import load
 
+pytestmark = pytest.mark.slow  # Ray: a simulated multi-node cluster
+
 ROOT = suites_dir().parent
 RAY = str(Path(sys.executable).parent / "ray")
 

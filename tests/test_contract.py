@@ -3,9 +3,7 @@ load, and a run's context refuses what would make a wrong result."""
 
 import importlib
 import math
-import os
 import re
-import shutil
 import subprocess
 import sys
 import types
@@ -13,7 +11,7 @@ import types
 import pandas as pd
 import pytest
 
-from conftest import ROOT, logged
+from conftest import HEAVY, copy_project, logged, probe, write_suite
 from dlrepro.errors import Refused
 from dlrepro import experiment as contract
 from dlrepro.schema import Metric
@@ -133,37 +131,25 @@ SOUND = {
     "run.py": 'def run(params, ctx):\n    ctx.log("loss", 1.0)\n',
     "figures.py": "def figures(table, out_dir, files, published):\n    return []\n",
 }
-# Runs the command line in the copy, then prints its exit code and what it imported of torch and
-# pandas (which a suite file loads without) as the last line of stdout.
-PROBE = ("import sys; from dlrepro.cli import main; code = main(sys.argv[1:]); "
-         "print(code, sorted(m for m in ('torch', 'pandas') if m in sys.modules))")
 
 
-def _exit_and_heavy(out: subprocess.CompletedProcess) -> tuple[str, str]:
-    code, heavy = out.stdout.splitlines()[-1].split(" ", 1)
-    return code, heavy
-
-
-def _cli_in_copy(tmp_path, *args: str, **files: str) -> subprocess.CompletedProcess:
+def _cli_in_copy(tmp_path, *args: str, **files: str) -> tuple[subprocess.CompletedProcess, str]:
     """``dlrepro ARGS`` run on a copy of the project with a suite ``broken`` of an experiment
-    ``broken``: SOUND but for ``files`` (a path in its package, or ``dlrepro/...``)."""
-    copy = tmp_path / "project"
-    for folder in ("dlrepro", "suites", "runners"):
-        shutil.copytree(ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    ``broken``: SOUND but for ``files`` (a path in its package, or ``dlrepro/...``). What it did,
+    and the heavy modules it imported."""
+    copy = copy_project(tmp_path)
     package = copy / "dlrepro" / "experiments" / "broken"
     package.mkdir()
     for name, text in {**SOUND, **files}.items():
         target = copy / name if name.startswith("dlrepro/") else package / name
         target.write_text(text)
-    (copy / "suites" / "broken.toml").write_text(SUITE)
-    env = {**os.environ, "PYTHONPATH": str(copy)}
-    return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
-                          env=env, cwd=tmp_path)
+    write_suite(copy / "suites", SUITE, "broken")
+    return probe(*args, project=copy, cwd=tmp_path)
 
 
 def _refused(out: subprocess.CompletedProcess, file: str, words: str) -> str:
     """The one line of a refusal, which names ``file`` with a line number and says ``words``."""
-    assert _exit_and_heavy(out)[0] == "2", out.stdout + out.stderr
+    assert out.returncode == 2, out.stdout + out.stderr
     [line] = out.stderr.splitlines()
     assert "Traceback" not in line
     assert re.search(rf"{re.escape(file)}:\d+", line), line
@@ -179,21 +165,20 @@ def _refused(out: subprocess.CompletedProcess, file: str, words: str) -> str:
      "'higher', 'lower' or 'two-sided' (got 'none')"),
 ])
 def test_a_declaration_that_does_not_import_is_one_line(source, words, tmp_path):
-    out = _cli_in_copy(tmp_path, "run", "broken", "--dry-run",
-                       **{"__init__.py": SOUND["__init__.py"] + source})
+    out, imported = _cli_in_copy(tmp_path, "run", "broken", "--dry-run",
+                                 **{"__init__.py": SOUND["__init__.py"] + source})
     line = _refused(out, "dlrepro/experiments/broken/__init__.py", words)
     assert "broken.toml: experiment: experiment 'broken' is broken: " in line
-    assert _exit_and_heavy(out)[1] == "[]", "a broken declaration is refused without torch"
+    assert imported == "[]", "a broken declaration is refused without torch"
 
 
 def test_no_declaration_imports_torch_pandas_or_ray():
     """A suite file loads, and a bad one is refused, in well under a second: every experiment's
     declaration, and the contract itself, import nothing heavy."""
-    probe = ("import sys; from dlrepro import experiment as contract; "
-             "[contract.get(name) for name in contract.available()]; "
-             "print(sorted(m for m in ('torch', 'torchvision', 'pandas', 'ray') "
-             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    declarations = ("import sys; from dlrepro import experiment as contract; "
+                    "[contract.get(name) for name in contract.available()]; "
+                    f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", declarations], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
@@ -203,21 +188,19 @@ def test_no_declaration_imports_torch_pandas_or_ray():
     (SOUND["run.py"] + "undefined_name()\n", "NameError: name 'undefined_name'"),
 ])
 def test_a_run_module_that_does_not_import_is_one_line(source, words, tmp_path):
-    out = _cli_in_copy(tmp_path, "run", "broken", "--profile", "smoke", "--results", "r",
-                       **{"run.py": source})
+    out, _ = _cli_in_copy(tmp_path, "run", "broken", "--profile", "smoke", "--results", "r",
+                          **{"run.py": source})
     line = _refused(out, "dlrepro/experiments/broken/run.py", words)
     assert "broken.toml: experiment: experiment 'broken' is broken: " in line
     assert not (tmp_path / "r" / "smoke" / "runs").exists()
 
 
 def test_a_figures_module_that_does_not_import_is_one_line(tmp_path):
-    out = _cli_in_copy(tmp_path, "run", "broken", "--profile", "smoke", "--results", "r",
-                       **{"figures.py": "\nfrom dlrepro.experiments.nets import no_such_name\n"})
-    assert _exit_and_heavy(out)[0] == "0", out.stdout + out.stderr
-    report = subprocess.run([sys.executable, "-c", PROBE, "report", "--profile",
-                             "smoke", "--results", "r"], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(tmp_path / "project")},
-                            cwd=tmp_path)
+    out, _ = _cli_in_copy(tmp_path, "run", "broken", "--profile", "smoke", "--results", "r",
+                          **{"figures.py": "\nfrom dlrepro.experiments.nets import no_such_name\n"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    report, _ = probe("report", "--profile", "smoke", "--results", "r",
+                      project=tmp_path / "project", cwd=tmp_path)
     line = _refused(report, "dlrepro/experiments/broken/figures.py",
                     "ImportError: cannot import name 'no_such_name'")
     assert "figures.py:2: " in line

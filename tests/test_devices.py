@@ -25,6 +25,7 @@ def test_the_runs_that_read_data_go_on_a_visible_gpu(monkeypatch, choice, reads_
     assert devices.resolve(choice, reads_data) == expected
 
 
+@pytest.mark.slow  # every suite at smoke, MNIST's included
 def test_a_record_names_the_device_its_run_computed_on(smoke):
     """On this CPU-only machine every run of the smoke profile is on the CPU, with its threads."""
     records = [json.loads(p.read_text()) for p in (smoke[1] / "records").rglob("*.json")]

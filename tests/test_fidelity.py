@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from dlrepro import claims, fidelity
 from dlrepro.schema import Approx
@@ -137,6 +138,7 @@ def test_a_claim_about_other_data_gives_rows_that_do_not_apply_and_a_csv_that_re
     assert "does not apply (dataset=fashion_mnist)" in {r["status"] for r in shown}
 
 
+@pytest.mark.slow  # every suite at smoke, MNIST's included
 def test_a_cheaper_profiles_report_shows_each_published_number_at_full(smoke_report):
     """Beside smoke's numbers, the committed full measurement's verdict and value, row for row,
     or "not measured"."""

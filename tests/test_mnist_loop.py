@@ -10,6 +10,8 @@ import torch
 
 from dlrepro.experiments.mnist_classifier import trained
 
+pytestmark = pytest.mark.slow  # torch.compile: half a minute of compiling
+
 spec = importlib.util.spec_from_file_location(
     "mnist_loop", Path(__file__).resolve().parents[1] / "benchmarks" / "mnist_loop.py")
 mnist_loop = importlib.util.module_from_spec(spec)

@@ -9,6 +9,7 @@ import types
 import pandas as pd
 import pytest
 
+from conftest import copy_suite, edit, write_suite
 from dlrepro.cli import main
 from dlrepro import experiment as contract
 from dlrepro import runners
@@ -31,12 +32,11 @@ def test_bundled_consumers_read_the_handout_cnn_of_the_same_profile():
 
 def test_a_changed_producer_changes_the_consumers_run_ids(needs_chain):
     before = {s.run_id for s in load(needs_chain / "autoencoder.toml").runs("smoke")}
-    producer = needs_chain / "mnist_cnn.toml"
-    producer.write_text(producer.read_text().replace("epochs = 1,", "epochs = 2,"))
+    edit(needs_chain / "mnist_cnn.toml", ("epochs = 1,", "epochs = 2,"))
     assert before.isdisjoint(s.run_id for s in load(needs_chain / "autoencoder.toml").runs("smoke"))
 
 
-@pytest.mark.parametrize("edit, key, message", [
+@pytest.mark.parametrize("change, key, message", [
     (('suite = "mnist_cnn"', 'suite = "no_such_suite"'), "needs.classifier.suite", "no suite file"),
     (('model = "cnn_handout" }', 'model = "cnn_crm" }'), "needs.classifier.where",
      "picks 0 configurations"),
@@ -45,34 +45,29 @@ def test_a_changed_producer_changes_the_consumers_run_ids(needs_chain):
     (('where = { model = "cnn_handout" }', 'where = { depth = 3 }'), "needs.classifier.where.depth",
      "unknown parameter"),
 ])
-def test_bad_needs_name_the_file_and_key(needs_chain, edit, key, message):
-    consumer = needs_chain / "autoencoder.toml"
-    consumer.write_text(consumer.read_text().replace(*edit))
-    if edit[1] == "where = {}":  # against the whole grid, not the cut one
-        producer = needs_chain / "mnist_cnn.toml"
-        producer.write_text((suites_dir() / "mnist_cnn.toml").read_text())
+def test_bad_needs_name_the_file_and_key(needs_chain, change, key, message):
+    consumer = edit(needs_chain / "autoencoder.toml", change)
+    if change[1] == "where = {}":  # against the whole grid, not the cut one
+        copy_suite("mnist_cnn", needs_chain)
     with pytest.raises(Refused) as err:
         load(consumer)
     assert err.value.key == key and message in str(err.value)
 
 
 def test_a_dependency_cycle_is_an_error(needs_chain):
-    producer = needs_chain / "mnist_cnn.toml"
-    producer.write_text(producer.read_text().replace(
-        "[grid]", '[needs]\nfeatures = { suite = "autoencoder" }\n\n[grid]'))
+    edit(needs_chain / "mnist_cnn.toml",
+         ("[grid]", '[needs]\nfeatures = { suite = "autoencoder" }\n\n[grid]'))
     cycle = "circular dependency: autoencoder → mnist_cnn → autoencoder"
     with pytest.raises(Refused, match=cycle):
         load(needs_chain / "autoencoder.toml")
 
 
-def test_the_producer_runs_first_then_is_reused(needs_chain, mnist_dir, tmp_path, capsys):
-    consumer = str(needs_chain / "autoencoder.toml")
-    results = tmp_path / "results"
-    assert main(["run", consumer, "--profile", "smoke", "--results", str(results),
-                 "--data-dir", str(mnist_dir)]) == 0
-    assert "to run first, another suite reads its files" in capsys.readouterr().err
+@pytest.mark.slow  # MNIST training
+def test_the_producer_runs_first_then_is_reused(needs_chain_run, tmp_path):
+    assert "to run first, another suite reads its files" in needs_chain_run.said
+    results = shutil.copytree(needs_chain_run.results, tmp_path / "results")  # edited below
     store = Results(results, "smoke")
-    [spec] = load(consumer).runs("smoke")
+    [spec] = load(needs_chain_run.suites / "autoencoder.toml").runs("smoke")
     assert store.done(spec.needs["classifier"]) and store.done(spec)
     record = store.get(spec)
     assert {m["metric"] for m in record["metrics"]} >= {"test_mse", "midpoint_confidence"}
@@ -111,9 +106,9 @@ def _chain(folder, experiment_of_c: dict[str, str]):
         ("c", None, *experiment_of_c),
     ]:
         need = f'\n[needs]\nupstream = {{ suite = "{needs}" }}\n' if needs else ""
-        (folder / f"{name}.toml").write_text(
-            f'name = "{name}"\ntitle = "link {name} of a chain"\nexperiment = "{experiment}"\n'
-            f'source = {{ seed = "002", slide = "chain" }}\n{need}\n[grid]\n{grid}\n{profiles}')
+        write_suite(folder, f'name = "{name}"\ntitle = "link {name} of a chain"\n'
+                    f'experiment = "{experiment}"\nsource = {{ seed = "002", slide = "chain" }}\n'
+                    f"{need}\n[grid]\n{grid}\n{profiles}", name)
     return folder / "a.toml"
 
 

@@ -16,37 +16,25 @@ from dlrepro.project import resolve
 from dlrepro.formatting import ClaimStatus
 
 
-@pytest.fixture(scope="module")
-def seven_epochs(tmp_path_factory):
-    """xor at smoke with --set epochs=7, beside the plain smoke run of the same suite."""
-    results = tmp_path_factory.mktemp("results")
-    assert main(["run", "xor", "--profile", "smoke", "--results", str(results)]) == 0
-    assert (
-        main(["run", "xor", "--profile", "smoke", "--set", "epochs=7", "--results", str(results)])
-        == 0
-    )
-    return results
-
-
-def test_an_overridden_parameter_runs_and_the_tables_say_so(seven_epochs):
-    runs = pd.read_parquet(seven_epochs / "smoke+epochs=7" / "runs.parquet")
+def test_an_overridden_parameter_runs_and_the_tables_say_so(xor_smoke):
+    runs = pd.read_parquet(xor_smoke / "smoke+epochs=7" / "runs.parquet")
     trained = runs["model"] != "worked_neuron"  # the worked neuron trains nothing: no epochs
     assert (
         len(runs) == 9
         and (runs.loc[trained, "epochs"] == 7).all()
         and (runs["status"] == "ok").all()
     )
-    metrics = pd.read_parquet(seven_epochs / "smoke+epochs=7" / "metrics.parquet")
+    metrics = pd.read_parquet(xor_smoke / "smoke+epochs=7" / "metrics.parquet")
     assert set(metrics["run_id"]) == set(runs["run_id"])
 
 
-def test_overridden_runs_never_reach_the_profiles_tables_claims_or_report(seven_epochs, capsys):
-    plain = seven_epochs / "smoke"
+def test_overridden_runs_never_reach_the_profiles_tables_claims_or_report(xor_smoke, capsys):
+    plain = xor_smoke / "smoke"
     before = {
         name: (plain / name).read_bytes() for name in ("runs.csv", "metrics.csv", "claims.csv")
     }
     assert (pd.read_parquet(plain / "runs.parquet")["epochs"].dropna() == 30).all()
-    assert main(["report", "--profile", "smoke", "--results", str(seven_epochs)]) == 0
+    assert main(["report", "--profile", "smoke", "--results", str(xor_smoke)]) == 0
     assert (
         "--set" not in (plain / "report.md").read_text()
         and "epochs=7" not in (plain / "report.html").read_text()
@@ -55,10 +43,10 @@ def test_overridden_runs_never_reach_the_profiles_tables_claims_or_report(seven_
         "claims.csv": before["claims.csv"]
     }
     assert (
-        main(["report", "--profile", "smoke", "--set", "epochs=7", "--results", str(seven_epochs)])
+        main(["report", "--profile", "smoke", "--set", "epochs=7", "--results", str(xor_smoke)])
         == 0
     )
-    report = (seven_epochs / "smoke+epochs=7" / "report.md").read_text()
+    report = (xor_smoke / "smoke+epochs=7" / "report.md").read_text()
     assert (
         report.startswith("# dlrepro report — profile `smoke` with `--set epochs=7`")
         and "## xor" in report
@@ -66,11 +54,11 @@ def test_overridden_runs_never_reach_the_profiles_tables_claims_or_report(seven_
     assert "## gan" not in report  # an override's report is about the suites run with it
     assert (
         "with <code>--set epochs=7</code>"
-        in (seven_epochs / "smoke+epochs=7" / "report.html").read_text()
+        in (xor_smoke / "smoke+epochs=7" / "report.html").read_text()
     )
 
 
-def test_overridden_runs_are_cached(seven_epochs, capsys):
+def test_overridden_runs_are_cached(xor_smoke, capsys):
     assert (
         main(
             [
@@ -81,7 +69,7 @@ def test_overridden_runs_are_cached(seven_epochs, capsys):
                 "--set",
                 "epochs=7",
                 "--results",
-                str(seven_epochs),
+                str(xor_smoke),
             ]
         )
         == 0
@@ -289,6 +277,7 @@ def test_a_bare_word_is_a_string_and_toml_values_keep_their_type():
         parse_override("=3")
 
 
+@pytest.mark.slow  # every suite at smoke, and the MNIST ones on Fashion-MNIST
 def test_generalise_puts_each_claims_verdicts_on_mnist_and_fashion_mnist_side_by_side(
     smoke, capsys
 ):

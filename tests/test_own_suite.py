@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from conftest import edit, write_suite
 from dlrepro.cli import main
 from dlrepro.formatting import no_results
 from dlrepro.project import shipped, suites_dir
 
 MINE = """\
-name = "{name}"
+name = "NAME"
 title = "My XOR check"
 experiment = "xor"
-source = {{ seed = "002", slide = "ou exclusif" }}
+source = { seed = "002", slide = "ou exclusif" }
 
 [parameters]
 epochs = 30
@@ -47,10 +48,7 @@ tolerance = 0
 
 
 def suite_file(folder: Path, name: str = "mine") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.toml"
-    path.write_text(MINE.format(name=name))
-    return path
+    return write_suite(folder, MINE, name)
 
 
 def smoke(command: str, *args: str | Path, results: Path) -> int:
@@ -155,7 +153,7 @@ def test_an_edited_claim_is_seen_by_the_next_claims_and_report(tmp_path, capsys)
     """Claims are evaluated afresh from the suite file: never a verdict left from before."""
     mine, results = suite_file(tmp_path / "elsewhere"), tmp_path / "results"
     assert smoke("run", mine, results=results) == 0
-    mine.write_text(mine.read_text().replace("value = 1.0", "value = 0.5"))
+    edit(mine, ("value = 1.0", "value = 0.5"))
     capsys.readouterr()
     assert smoke("claims", mine, results=results) == 1
     assert "not reproduced mine/phi-separates-alone" in capsys.readouterr().out

@@ -21,6 +21,8 @@ from dlrepro.cli import main
 from dlrepro.project import suites_dir
 from dlrepro.suite import load
 
+pytestmark = pytest.mark.slow  # Ray: an embedded instance and a head of its own
+
 ROOT = suites_dir().parent
 RAY = str(Path(sys.executable).parent / "ray")
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import copy_suite
 from dlrepro.cli import main
 from dlrepro.regression import KEY, compare
 from dlrepro.schema import Metric
@@ -115,10 +116,7 @@ def test_an_unchanged_rerun_passes(gradient_descent_baseline, capsys):
 def check_edited(baselines, folder, old: str, new: str, capsys) -> tuple[int, str]:
     """Run gradient_descent with one edit to its suite file (its grid and the claims that select
     from it alike), then check it against the baseline."""
-    text = (suites_dir() / "gradient_descent.toml").read_text()
-    assert old in text
-    changed = folder / "gradient_descent.toml"
-    changed.write_text(text.replace(old, new))
+    changed = copy_suite("gradient_descent", folder, (old, new))
     results = folder / "results"
     main(["run", str(changed), "--profile", "smoke", "--results", str(results)])
     capsys.readouterr()
@@ -245,11 +243,11 @@ def test_a_gate_that_compared_nothing_fails(gradient_descent_baseline, tmp_path,
 
 def test_a_new_suite_passes_only_when_allowed(gradient_descent_baseline, capsys):
     results, baselines = gradient_descent_baseline
-    assert main(["run", "five_points", "--profile", "smoke", "--results", str(results)]) == 0
-    args = ["check", "gradient_descent", "five_points", "--profile", "smoke",
+    assert main(["run", "small_facts", "--profile", "smoke", "--results", str(results)]) == 0
+    args = ["check", "gradient_descent", "small_facts", "--profile", "smoke",
             "--results", str(results),
             "--baseline", str(baselines)]
-    assert main(args) == 1 and "five_points has no baseline" in capsys.readouterr().out
+    assert main(args) == 1 and "small_facts has no baseline" in capsys.readouterr().out
     assert main([*args, "--allow-new"]) == 0
 
 

@@ -10,6 +10,8 @@ import shutil
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow  # the browser, and every suite at smoke
+
 # As root and on a closed network: no sandbox, and none of Chromium's background connections.
 CHROMIUM_FLAGS = [
     "--no-sandbox",

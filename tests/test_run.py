@@ -3,14 +3,13 @@ failures kept and retried, and Ctrl-C losing nothing."""
 
 import base64
 import signal
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
 
+from conftest import copy_suite, dlrepro, start_dlrepro
 from dlrepro.cli import main
 from dlrepro import runners
 from dlrepro.claims import COLUMNS
@@ -22,6 +21,7 @@ from dlrepro.suite import RunSpec, load
 from dlrepro.formatting import ClaimStatus
 
 
+@pytest.mark.slow  # every suite at smoke, MNIST's included
 def test_tables_have_one_row_per_run_and_tidy_metrics(smoke):
     _, out = smoke
     runs = pd.read_parquet(out / "runs.parquet")
@@ -51,6 +51,7 @@ def test_tables_have_one_row_per_run_and_tidy_metrics(smoke):
     assert pd.read_csv(out / "runs.csv").shape[0] == len(runs)
 
 
+@pytest.mark.slow  # every suite at smoke, MNIST's included
 def test_energy_is_measured_by_codecarbon(smoke):
     _, out = smoke
     runs = pd.read_parquet(out / "runs.parquet")
@@ -61,6 +62,7 @@ def test_energy_is_measured_by_codecarbon(smoke):
     assert set(runs["run_id"]) <= set(raw["task_name"])
 
 
+@pytest.mark.slow  # every suite at smoke, MNIST's included
 def test_every_claim_is_reproduced_at_smoke(smoke):
     _, out = smoke
     claims = pd.read_csv(out / "claims.csv")
@@ -74,6 +76,7 @@ def test_every_claim_is_reproduced_at_smoke(smoke):
     } <= set(claims["claim"])
 
 
+@pytest.mark.slow  # every suite at smoke, MNIST's included
 def test_rerun_does_no_work_and_says_so(smoke, capsys):
     results, out = smoke
     before = {p: p.stat().st_mtime_ns for p in (out / "records").rglob("*.json")}
@@ -82,6 +85,7 @@ def test_rerun_does_no_work_and_says_so(smoke, capsys):
     assert before == {p: p.stat().st_mtime_ns for p in (out / "records").rglob("*.json")}
 
 
+@pytest.mark.slow  # every suite at smoke, MNIST's included
 def test_report_embeds_the_figure(smoke_report):
     out = smoke_report
     text = (out / "report.md").read_text()
@@ -94,6 +98,7 @@ def test_report_embeds_the_figure(smoke_report):
     assert '<tr data-suite="xor" data-status="reproduced">' in page and "raw-at-most-75" in page
 
 
+@pytest.mark.slow  # every suite at smoke, MNIST's included
 def test_claims_command_exit_code(smoke, tmp_path):
     results, _ = smoke
     assert main(["claims", "--profile", "smoke", "--results", str(results)]) == 0
@@ -126,19 +131,8 @@ def test_claims_of_a_folder_never_run_says_so_and_creates_nothing(tmp_path, caps
 def test_check_writes_its_verdicts_only_while_it_holds_the_folder(tmp_path):
     """A run holds the folder: check waits for it before it writes check.csv."""
     folder = Results(tmp_path, "smoke")
-    cmd = [
-        sys.executable,
-        "-m",
-        "dlrepro",
-        "check",
-        "xor",
-        "--profile",
-        "smoke",
-        "--results",
-        str(tmp_path),
-    ]
     with folder.lock(print):
-        check = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+        check = start_dlrepro("check", "xor", "--profile", "smoke", "--results", tmp_path)
         assert "waiting for another dlrepro" in check.stderr.readline()
         assert not folder.check.exists()
     assert check.wait(timeout=120) == 1  # nothing to compare: the gate fails, after writing
@@ -177,6 +171,7 @@ def test_a_failed_run_is_recorded_the_others_go_on_and_it_is_retried(tmp_path):
     assert not store.done(broken) and store.done(good)  # so the next `dlrepro run` tries it again
 
 
+@pytest.mark.slow  # signals
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_keeps_every_finished_run(interrupted_run, sig):
     """Interrupt the full XOR profile mid-way: exit 128 + signal, tables hold exactly the finished
@@ -185,6 +180,7 @@ def test_ctrl_c_or_sigterm_keeps_every_finished_run(interrupted_run, sig):
     assert len(finished) < len(load(suites_dir() / "xor.toml").runs("full"))
 
 
+@pytest.mark.slow  # every suite at smoke, MNIST's included
 def test_every_experiments_figures_draw_from_a_smoke_table(smoke, tmp_path):
     from dlrepro import tables
     from dlrepro.layout import Results
@@ -199,33 +195,12 @@ def test_every_experiments_figures_draw_from_a_smoke_table(smoke, tmp_path):
         assert paths and all(p.stat().st_size > 5_000 for p in paths), suite.name
 
 
-# the smallest MLP's weights blow up
-DIVERGING = (
-    (suites_dir() / "five_points.toml")
-    .read_text()
-    .replace(
-        "shape = [{ layers = 2, hidden = 10 },", "shape = [{ layers = 2, hidden = 10, lr = 1e30 },"
-    )
-)
-
-
 def test_a_nan_metric_fails_its_run_and_the_report_shows_why(tmp_path, capsys):
-    suites = tmp_path / "suites"
-    suites.mkdir()
-    (suites / "five_points.toml").write_text(DIVERGING)
-    assert (
-        main(
-            [
-                "run",
-                str(suites / "five_points.toml"),
-                "--profile",
-                "smoke",
-                "--results",
-                str(tmp_path / "r"),
-            ]
-        )
-        == 1
-    )
+    small_mlp = "shape = [{ layers = 2, hidden = 10"
+    diverging = copy_suite("five_points", tmp_path / "suites",
+                           (small_mlp + " },", small_mlp + ", lr = 1e30 },"))  # its weights blow up
+    results = tmp_path / "r"
+    assert main(["run", str(diverging), "--profile", "smoke", "--results", str(results)]) == 1
     runs = pd.read_parquet(tmp_path / "r" / "smoke" / "runs.parquet")
     blown = runs["lr"] == 1e30
     assert blown.sum() == 1 and runs[blown]["status"].eq("failed").all()
@@ -250,22 +225,7 @@ def _report_of(results, capsys) -> str:
 
 
 def test_progress_is_a_line_per_run_outside_a_terminal(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dlrepro",
-            "run",
-            "gradient_descent",
-            "--profile",
-            "smoke",
-            "--results",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = dlrepro("run", "gradient_descent", "--profile", "smoke", "--results", tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [line for line in out.stderr.splitlines() if line.startswith("[")]
     assert len(lines) == 5 and lines[0].startswith("[1/5] gradient_descent [")
@@ -276,25 +236,16 @@ def test_progress_is_a_line_per_run_outside_a_terminal(tmp_path):
     assert "ETA" not in out.stdout and "claims: " not in out.stderr  # results out, progress err
 
 
+@pytest.mark.slow  # two processes, each paying torch's and codecarbon's start
 def test_two_runs_on_one_results_folder_take_turns(tmp_path):
     """The second waits for the first, then finds everything cached: no run twice, no row lost."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "dlrepro",
-        "run",
-        "five_points",
-        "--profile",
-        "smoke",
-        "--results",
-        str(tmp_path),
-    ]
-    first = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    args = ("run", "five_points", "--profile", "smoke", "--results", tmp_path)
+    first = start_dlrepro(*args)
     lock = tmp_path / "smoke" / ".lock"
     deadline = time.time() + 60
     while not lock.exists() and time.time() < deadline:
         time.sleep(0.05)
-    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    second = dlrepro(*args)
     assert first.wait(timeout=300) == 0 and second.returncode == 0, second.stderr[-2000:]
     assert "waiting for another dlrepro" in second.stderr and "Nothing to run" in second.stderr
     runs = pd.read_parquet(tmp_path / "smoke" / "runs.parquet")

@@ -5,6 +5,7 @@ import textwrap
 
 import pytest
 
+from conftest import write_suite
 from dlrepro.cli import main
 from dlrepro.schema import PROFILES
 from dlrepro.project import resolve, suites_dir
@@ -26,12 +27,6 @@ VALID = textwrap.dedent("""
     [profiles.full]
     seeds = [0, 1, 2]
 """)
-
-
-def write_suite(tmp_path, text, name="bad"):
-    path = tmp_path / f"{name}.toml"
-    path.write_text(text.replace("NAME", name))
-    return path
 
 
 @pytest.mark.parametrize("suite", [p.stem for p in sorted(suites_dir().glob("*.toml"))])
@@ -65,12 +60,6 @@ def test_run_id_is_deterministic_and_sensitive():
 def test_unknown_suite_name_lists_known(capsys, tmp_path):
     assert main(["run", "nonexistent", "--results", str(tmp_path)]) == 2
     assert "known suites: " in capsys.readouterr().err
-
-
-def test_unknown_profile_on_the_command_line(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["run", "xor", "--profile", "huge"])
-    assert exit_.value.code == 2
 
 
 def test_resolve_all_is_every_file_in_suites():
