@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import glob
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -24,12 +22,11 @@ from dlrepro.console import OutputFormat, note, say, write_rows
 from dlrepro.data import ENV_VAR
 from dlrepro.devices import DeviceChoice
 from dlrepro.errors import Refused
-from dlrepro.layout import Results
 from dlrepro.overrides import Verb, flags, parse_override
-from dlrepro.project import baselines_dir, resolve
+from dlrepro.project import baselines_dir, listing
 from dlrepro.schema import PROFILES
 from dlrepro import formatting
-from dlrepro.formatting import ClaimStatus, GateVerdict, counted, no_results
+from dlrepro.formatting import ClaimStatus, GateVerdict, counted, failure, no_results
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,7 +68,7 @@ def _run(args) -> int:
     _print_claims(outcome.claims, OutputFormat.TABLE)
     for record in outcome.failed:
         note(("failed:", "red"), f" {record['suite']} {record['run_id']}: "
-             f"{_failure(record['error'])}")
+             f"{failure(record['error'])}")
     failed = f"; {len(outcome.failed)} failed (rerun to retry them)" if outcome.failed else ""
     note(f"{outcome.done}/{len(request.specs)} runs ok; tables in {request.results.root}{failed}")
     if args.overrides or args.only:
@@ -81,18 +78,6 @@ def _run(args) -> int:
         note(INTERRUPTED)
         return 128 + outcome.interrupted
     return 1 if outcome.failed else 0
-
-
-def _metric_steps(metric: str, steps: int) -> str:
-    return f"{metric} ({steps} steps)" if steps else metric
-
-
-def _failure(error: str) -> str:
-    """A failed run's traceback in one line: the error, and the innermost line of an experiment's
-    code that raised it (the whole traceback is in runs.csv's ``error``)."""
-    last = error.strip().splitlines()[-1]
-    frames = re.findall(r'File "[^"]*?(dlrepro/experiments/[^"]+)", line (\d+)', error)
-    return f"{last} ({frames[-1][0]}:{frames[-1][1]})" if frames else last
 
 
 def _generalise(args) -> int:
@@ -122,35 +107,9 @@ def _list(args) -> int:
         return (f"{row['suite']} ({row['experiment']}) at {where}: {counted(row['runs'], 'run')}, "
                 f"{row['cached']} cached, {counted(row['claims'], 'claim')}")
 
-    rows = _listing(args.suites, args.results, [args.profile] if args.profile else PROFILES)
+    rows = listing(args.suites, args.results, [args.profile] if args.profile else PROFILES)
     write_rows(LIST_COLUMNS, rows, args.format, f"suites (cache: {args.results})", line)
     return 0
-
-
-def _listing(names: list[str], results: Path, profiles: list[str]) -> list[dict]:
-    """A row per suite and profile: its runs, how many are cached; then a row per suite run in an
-    override folder of those profiles (``PROFILE+KEY=VALUE``), with the runs recorded there. No
-    names: the suites of suites/ and those of one's own run in the folder."""
-    from dlrepro.project import with_own
-
-    def row(suite, folder: Results, runs: int, cached: int) -> dict:
-        return {"suite": suite.name, "experiment": suite.model.experiment,
-                "profile": folder.profile, "overrides": folder.overrides, "runs": runs,
-                "cached": cached, "claims": sum(c.at(folder.profile) for c in suite.model.claims)}
-
-    rows, named = [], resolve(names)
-    for profile in profiles:
-        folders = [Results(results, profile)] + [
-            Results.at(found.parent)
-            for found in sorted(results.glob(f"{glob.escape(profile)}+*/records"))]
-        for folder in folders:
-            for suite in named if names else with_own(named, folder):
-                if not folder.overrides:
-                    specs = suite.runs(profile)
-                    rows.append(row(suite, folder, len(specs), sum(map(folder.done, specs))))
-                elif statuses := [r.get("status") for r in folder.read_records(suite.name)]:
-                    rows.append(row(suite, folder, len(statuses), statuses.count("ok")))
-    return rows
 
 
 def _claims(args) -> int:
@@ -216,33 +175,15 @@ VERDICT_COLOURS = {GateVerdict.REGRESSED: "red", GateVerdict.MISSING: "red",
 def _print_verdicts(verdicts, limit: int = 40) -> None:
     """One line per suite with its counts, then one line per change: whole in a CI log, never
     wrapped."""
-    import pandas as pd
+    from dlrepro import regression
 
-    def number(value) -> str:
-        return "" if pd.isna(value) else f"{value:.6g}"
-
-    counted = verdicts.groupby("suite")["verdict"].value_counts().unstack(fill_value=0)
-    for suite, counts in counted.iterrows():
-        say(f"{suite}: " + ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n))
-    changed = [GateVerdict.REGRESSED, GateVerdict.IMPROVED, GateVerdict.INCONCLUSIVE]
-    lines = []
-    for row in verdicts[verdicts["verdict"].isin(changed)].itertuples():
-        step = "" if pd.isna(row.step) else f" step {row.step}"
-        welch = "" if pd.isna(row.p_value) else f", Welch p = {row.p_value:.2g}"
-        lines.append((row.verdict, f"{row.suite} [{row.configuration}] {row.metric}{step}: "
-                      f"{number(row.mean_base)} → {number(row.mean)} (Δ {number(row.delta)}, "
-                      f"allowed ± {number(row.allowed)}{welch})"))
-    # Values missing or new come by whole configurations (a changed parameter): one line each.
-    absent = verdicts[verdicts["verdict"].isin([GateVerdict.MISSING, GateVerdict.NEW])]
-    by_configuration = absent.groupby(["verdict", "suite", "configuration"], sort=False)
-    for (verdict, suite, configuration), rows in by_configuration:
-        steps = rows.groupby("metric", sort=False)["step"].count()
-        names = ", ".join(map(_metric_steps, steps.index, steps))
-        lines.append((verdict, f"{suite} [{configuration}]: {names}"))
-    for verdict, text in lines[:limit]:
+    counts, changes = regression.described(verdicts)
+    for line in counts:
+        say(line)
+    for verdict, text in changes[:limit]:
         say((verdict, VERDICT_COLOURS[verdict]), f" {text}")
-    if len(lines) > limit:
-        say(f"… and {len(lines) - limit} more")
+    if len(changes) > limit:
+        say(f"… and {len(changes) - limit} more")
 
 
 CLAIM_COLOURS = {ClaimStatus.REPRODUCED: "green", ClaimStatus.NOT_REPRODUCED: "red",
@@ -272,13 +213,6 @@ def _print_claims(found: pipeline.Claims, form: OutputFormat) -> None:
     say(f"claims: {formatting.summary(found.table['status'])}")
 
 
-def _device(text: str) -> DeviceChoice:
-    try:
-        return devices.parse(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
 # Every flag, declared once; each command names those it takes.
 FLAGS = {
     "--results": dict(type=Path, default=Path("results"),
@@ -296,7 +230,7 @@ FLAGS = {
                       "else $RAY_ADDRESS, else an embedded instance here)"),
     "--data-dir": dict(help="directory holding MNIST/raw and FashionMNIST/raw (default: "
                        f"${ENV_VAR}, else download)"),
-    "--device": dict(type=_device, default=DeviceChoice.AUTO,
+    "--device": dict(type=devices.parse, default=DeviceChoice.AUTO,
                      metavar="{" + ",".join(DeviceChoice) + "}",
                      help="the local runner's: auto (default) puts the runs that read a data set "
                      "on a CUDA GPU when torch sees one, the others on the CPU; cpu or cuda puts "

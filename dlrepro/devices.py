@@ -6,6 +6,7 @@ a GPU, or to name one."""
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
 from enum import StrEnum
 
 
@@ -16,13 +17,13 @@ class DeviceChoice(StrEnum):
 
 
 def parse(text: str) -> DeviceChoice:
-    """A ``--device`` value, or ValueError saying why not."""
+    """A ``--device`` value, or argparse's error saying why not."""
     if text == "mps":  # the GAN's Fréchet distance, the PCA, five_points, gradient_descent
-        raise ValueError("mps is not offered: some runs compute in float64, which MPS lacks")
+        raise ArgumentTypeError("mps is not offered: some runs compute in float64, which MPS lacks")
     try:
         return DeviceChoice(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a device: {', '.join(DeviceChoice)}") from None
+        raise ArgumentTypeError(f"{text!r} is not a device: {', '.join(DeviceChoice)}") from None
 
 
 def unavailable(choice: DeviceChoice) -> str | None:

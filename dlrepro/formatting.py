@@ -5,6 +5,7 @@ status, the gate's verdict on a value, a claim's result), each defined once, so 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -80,6 +81,14 @@ def table_cell(text: object) -> str:
 def counted(n: int, noun: str) -> str:
     """``1 run``, ``9 runs``: a count with its noun, plural when it is not one."""
     return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def failure(error: str) -> str:
+    """A failed run's traceback in one line: the error, and the innermost line of an experiment's
+    code that raised it (the whole traceback is in runs.csv's ``error``)."""
+    last = error.strip().splitlines()[-1]
+    frames = re.findall(r'File "[^"]*?(dlrepro/experiments/[^"]+)", line (\d+)', error)
+    return f"{last} ({frames[-1][0]}:{frames[-1][1]})" if frames else last
 
 
 def no_results(suites: Iterable[str]) -> str:

@@ -4,6 +4,7 @@ run there; two files of one name would mix their runs, so they are refused."""
 
 from __future__ import annotations
 
+import glob
 import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -155,3 +156,27 @@ def folder_with_results(results: Path, profile: str, overrides: list[Override],
         run = " ".join(["dlrepro run", *named, "--profile", profile, *flags(overrides, only)])
         raise Refused(f"{folder.root}: no results: run `{run}` first")
     return folder
+
+
+def listing(names: list[str], results: Path, profiles: list[str]) -> list[dict]:
+    """A row per suite and profile: its runs, how many are cached; then a row per suite run in an
+    override folder of those profiles (``PROFILE+KEY=VALUE``), with the runs recorded there. No
+    names: the suites of suites/ and those of one's own run in the folder."""
+    def row(suite, folder: Results, runs: int, cached: int) -> dict:
+        return {"suite": suite.name, "experiment": suite.model.experiment,
+                "profile": folder.profile, "overrides": folder.overrides, "runs": runs,
+                "cached": cached, "claims": sum(c.at(folder.profile) for c in suite.model.claims)}
+
+    rows, named = [], resolve(names)
+    for profile in profiles:
+        folders = [Results(results, profile)] + [
+            Results.at(found.parent)
+            for found in sorted(results.glob(f"{glob.escape(profile)}+*/records"))]
+        for folder in folders:
+            for suite in named if names else with_own(named, folder):
+                if not folder.overrides:
+                    specs = suite.runs(profile)
+                    rows.append(row(suite, folder, len(specs), sum(map(folder.done, specs))))
+                elif statuses := [r.get("status") for r in folder.read_records(suite.name)]:
+                    rows.append(row(suite, folder, len(statuses), statuses.count("ok")))
+    return rows

@@ -204,6 +204,37 @@ def failures(verdicts: pd.DataFrame, unbaselined: list[str], gone: list[str],
     return reasons
 
 
+def described(verdicts: pd.DataFrame) -> tuple[list[str], list[tuple[GateVerdict, str]]]:
+    """Each suite's verdicts counted, a line each; then each change, a line each, with its
+    verdict. Values missing or new come by whole configurations (a changed parameter): a line a
+    configuration."""
+    def number(value) -> str:
+        return "" if pd.isna(value) else f"{value:.6g}"
+
+    counted = verdicts.groupby("suite")["verdict"].value_counts().unstack(fill_value=0)
+    counts = [f"{suite}: " + ", ".join(f"{n} {verdict}" for verdict, n in row.items() if n)
+              for suite, row in counted.iterrows()]
+    changed = [GateVerdict.REGRESSED, GateVerdict.IMPROVED, GateVerdict.INCONCLUSIVE]
+    lines = []
+    for row in verdicts[verdicts["verdict"].isin(changed)].itertuples():
+        step = "" if pd.isna(row.step) else f" step {row.step}"
+        welch = "" if pd.isna(row.p_value) else f", Welch p = {row.p_value:.2g}"
+        lines.append((row.verdict, f"{row.suite} [{row.configuration}] {row.metric}{step}: "
+                      f"{number(row.mean_base)} → {number(row.mean)} (Δ {number(row.delta)}, "
+                      f"allowed ± {number(row.allowed)}{welch})"))
+    absent = verdicts[verdicts["verdict"].isin([GateVerdict.MISSING, GateVerdict.NEW])]
+    by_configuration = absent.groupby(["verdict", "suite", "configuration"], sort=False)
+    for (verdict, suite, configuration), rows in by_configuration:
+        steps = rows.groupby("metric", sort=False)["step"].count()
+        names = ", ".join(map(_metric_steps, steps.index, steps))
+        lines.append((verdict, f"{suite} [{configuration}]: {names}"))
+    return counts, lines
+
+
+def _metric_steps(metric: str, steps: int) -> str:
+    return f"{metric} ({steps} steps)" if steps else metric
+
+
 def _kinds(hardware: str) -> set[str]:
     """The kinds of device (cpu, cuda) a cost row's hardware names (joined by ``+``)."""
     return {devices.kind(part) for part in hardware.split(" + ")}

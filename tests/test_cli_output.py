@@ -132,13 +132,13 @@ def test_rows_for_a_script_have_numbers_as_numbers_and_nan_as_nothing(capsys):
 
 
 def test_a_failed_run_is_one_line_naming_the_experiments_line():
-    from dlrepro.cli import _failure
+    from dlrepro.formatting import failure
 
     error = ('Traceback (most recent call last):\n'
              '  File "/x/dlrepro/execute.py", line 50, in execute\n'
              '  File "/x/dlrepro/experiments/line_fit/run.py", line 28, in run\n'
              '  File "/x/dlrepro/experiment.py", line 80, in log\n'
              "ValueError: metric 'b' is not declared in the experiment's METRICS\n")
-    assert _failure(error) == ("ValueError: metric 'b' is not declared in the experiment's "
+    assert failure(error) == ("ValueError: metric 'b' is not declared in the experiment's "
                                "METRICS (dlrepro/experiments/line_fit/run.py:28)")
-    assert _failure("RuntimeError: no frame\n") == "RuntimeError: no frame"
+    assert failure("RuntimeError: no frame\n") == "RuntimeError: no frame"
