@@ -253,7 +253,7 @@ def test_a_submitted_job_streams_its_log_stops_keeping_its_records_and_resumes(c
     """`ray job submit --working-dir .` as the README has it: the job's driver runs on the head
     and its log reaches the submitter as the runs finish; `ray job stop` mid-sweep stops it as
     Ctrl-C does, every record it wrote whole; the same job submitted again runs only the rest."""
-    # Nine runs of seconds each on the CPU nodes' four actors: time to stop the sweep midway.
+    # Nine runs of seconds each on the CPU nodes' four CPUs: time to stop the sweep midway.
     suite = copy_suite("xor", tmp_path, old="{ epochs = 30 }", new="{ epochs = 40000 }")
     results = tmp_path / "head"  # the job's driver is on the head: its disk, not this driver's
     records = results / "smoke" / "records" / "xor"
