@@ -1,6 +1,6 @@
 """Does the lesson hold on other data? Each claim's verdict on MNIST beside its verdict on the same
-suites run with ``--set dataset=…``; a verdict that differs is ``changed`` (docs/generalisation.md).
-"""
+suites run with ``--set dataset=…``; a verdict that differs is ``changed``
+(docs/generalisation.md)."""
 
 from __future__ import annotations
 
