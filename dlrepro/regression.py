@@ -291,10 +291,10 @@ def check(names: list[str], results: Path, profile: str, baseline_root: Path,
           say: Callable[[str], None]) -> CheckOutcome:
     baselines = Baselines(baseline_root, profile)
     baselines.ensure_exists()
-    suites = given(names, Results(results, profile), [])
+    folder = Results(results, profile)
+    suites = given(names, folder, [])
     known = {s.name for s in suites}
     gone = [] if names else [name for name in baselines.suites() if name not in known]
-    folder = Results(results, profile)
     verdicts, notes, unbaselined = _verdicts(suites, baselines, folder)
     with folder.lock(say):
         atomic_write(folder.check, lambda tmp: verdicts.to_csv(tmp, index=False))
