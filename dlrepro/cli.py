@@ -1,9 +1,5 @@
 """Command line: ``dlrepro run | generalise | list | claims | report | check | baseline update``.
-
-It parses arguments, calls ``dlrepro.pipeline`` and prints: results on stdout, progress and
-diagnostics on stderr (``dlrepro.console``). Each command's --help says what it writes, what it
-prints and its exit codes.
-"""
+Results go to stdout, progress and diagnostics to stderr (``dlrepro.console``)."""
 
 from __future__ import annotations
 
@@ -12,12 +8,13 @@ import functools
 import os
 import signal
 import sys
+import textwrap
 from pathlib import Path
 from typing import NoReturn
 
 from rich.text import Text
 
-from dlrepro import devices, pipeline
+from dlrepro import devices, formatting, pipeline
 from dlrepro.console import OutputFormat, note, say, write_rows
 from dlrepro.data import ENV_VAR
 from dlrepro.devices import DeviceChoice
@@ -25,7 +22,6 @@ from dlrepro.errors import Refused
 from dlrepro.overrides import Verb, flags, parse_override
 from dlrepro.project import baselines_dir, listing
 from dlrepro.schema import PROFILES
-from dlrepro import formatting
 from dlrepro.formatting import ClaimStatus, GateVerdict, counted, failure, no_results
 
 
@@ -173,8 +169,7 @@ VERDICT_COLOURS = {GateVerdict.REGRESSED: "red", GateVerdict.MISSING: "red",
 
 
 def _print_verdicts(verdicts, limit: int = 40) -> None:
-    """One line per suite with its counts, then one line per change: whole in a CI log, never
-    wrapped."""
+    """A line per suite with its counts, then a line per change, whole in a CI log."""
     from dlrepro import regression
 
     counts, changes = regression.described(verdicts)
@@ -192,9 +187,8 @@ SHOWN_CLAIM_COLUMNS = ("suite", "claim", "status", "measured", "expected")
 
 
 def _print_claims(found: pipeline.Claims, form: OutputFormat) -> None:
-    """For a person, each claim of a suite that has results, then the suites with none on one
-    line, then the count; for a script, claims.csv's columns (lists as JSON text in a CSV), every
-    claim a row."""
+    """For a person, the claims of the suites with results, the suites with none on one line and
+    the count; for a script, every claim with claims.csv's columns (lists as JSON text in CSV)."""
     from dlrepro import claims
 
     if form != OutputFormat.TABLE:
@@ -253,57 +247,53 @@ FLAGS = {
 }
 RUNNING = "--runner --address --data-dir --device"
 EVERY_SUITE = "every suite of suites/ and every suite file run into the results folder"
+RUN_EXITS = "exit codes: 0 every run ok, 1 a run failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM"
+WRITTEN_EXITS = "exit codes: 0 written, 2 bad input"
 # name: its function, what it does, the flags it takes, what no SUITE means (None: it takes
-# none), and the end of its --help: what it writes, prints on stdout and exits with
+# none), and the end of its --help, a paragraph a line: what it writes, prints on stdout and
+# exits with
 COMMANDS = {
     "run": (_run, "run suites, merge the tables, evaluate the claims",
-            f"--results --profile --dry-run {RUNNING} --set --only", "all", """\
-writes: RESULTS/PROFILE/ (records, runs and metrics tables, claims.csv,
-    fidelity.csv, artifacts, energy); with --set, RESULTS/PROFILE+KEY=VALUE/
-    (--only adds +only+KEY=VALUE); with --dry-run, nothing
-stdout: the claims and their count (with --dry-run: the plan)
-exit codes: 0 every run ok, 1 a run failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM"""),
+            f"--results --profile --dry-run {RUNNING} --set --only", "all",
+            "writes: RESULTS/PROFILE/ (records, runs and metrics tables, claims.csv, fidelity.csv, "
+            "artifacts, energy); with --set, RESULTS/PROFILE+KEY=VALUE/ (--only adds "
+            "+only+KEY=VALUE); with --dry-run, nothing\n"
+            f"stdout: the claims and their count (with --dry-run: the plan)\n{RUN_EXITS}"),
     "generalise": (_generalise, "run the suites that read a dataset on MNIST and on another set "
                    "(--set dataset=...), and compare each claim's verdicts",
-                   f"--results --profile --dataset {RUNNING}", None, """\
-writes: RESULTS/PROFILE/ and RESULTS/PROFILE+dataset=SET/ as run does, and
-    generalisation.csv in the latter
-stdout: the comparison
-exit codes: 0 every run ok, 1 a run failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM"""),
+                   f"--results --profile --dataset {RUNNING}", None,
+                   "writes: RESULTS/PROFILE/ and RESULTS/PROFILE+dataset=SET/ as run does, and "
+                   f"generalisation.csv in the latter\nstdout: the comparison\n{RUN_EXITS}"),
     "list": (_list, "list suites and their runs per profile, cached or not, and the results "
-             "folder's runs with --set overrides", "--results --format", "all", """\
-writes: nothing
-stdout: a row per suite and results folder
-exit codes: 0 listed, 2 bad input"""),
+             "folder's runs with --set overrides", "--results --format", "all",
+             "writes: nothing\nstdout: a row per suite and results folder\n"
+             "exit codes: 0 listed, 2 bad input"),
     "claims": (_claims, "evaluate the suites' claims against the tables, writing nothing; exit 1 "
                "unless all are reproduced (or do not apply)",
-               "--results --profile --format --set --only", EVERY_SUITE, """\
-writes: nothing
-stdout: the claims, and their count with --format table
-exit codes: 0 every claim reproduced or does not apply, 1 one is not reproduced
-    or not run, 2 bad input"""),
+               "--results --profile --format --set --only", EVERY_SUITE,
+               "writes: nothing\nstdout: the claims, and their count with --format table\n"
+               "exit codes: 0 every claim reproduced or does not apply, 1 one is not reproduced or "
+               "not run, 2 bad input"),
     "report": (_report, "write report.md and report.html: the claims, published numbers, "
-               "figures, time and energy", "--results --profile --set --only", EVERY_SUITE, """\
-writes: report.md, report.html, figures/, claims.csv and fidelity.csv in
-    RESULTS/PROFILE/
-stdout: where the report was written
-exit codes: 0 written, 2 bad input"""),
+               "figures, time and energy", "--results --profile --set --only", EVERY_SUITE,
+               "writes: report.md, report.html, figures/, claims.csv and fidelity.csv in "
+               f"RESULTS/PROFILE/\nstdout: where the report was written\n{WRITTEN_EXITS}"),
     "check": (_check, "compare the result tables with committed baselines; exit 1 unless values "
               "were compared and none regressed or went missing",
-              "--results --profile --allow-new --baseline", "every suite and every baseline", """\
-writes: check.csv in RESULTS/PROFILE/, every verdict
-stdout: the verdicts and the gate's summary
-exit codes: 0 the gate passes, 1 it fails (a value regressed or went missing, a
-    suite has no baseline, nothing was compared), 2 bad input"""),
+              "--results --profile --allow-new --baseline", "every suite and every baseline",
+              "writes: check.csv in RESULTS/PROFILE/, every verdict\n"
+              "stdout: the verdicts and the gate's summary\n"
+              "exit codes: 0 the gate passes, 1 it fails (a value regressed or went missing, a "
+              "suite has no baseline, nothing was compared), 2 bad input"),
     "update": (_update, "refresh baselines from the result tables, on purpose, showing what "
                "changes", "--results --profile --set --only --baseline",
-               "every suite with results", """\
-reads: RESULTS/PROFILE/; with --set seeds=[...] (no other --set: a baseline is
-    of the profile's settings) or --only, the folder run so, for a baseline of
-    part of the profile (the gate says what it lacks)
-writes: BASELINE/PROFILE/SUITE.csv and BASELINE/PROFILE/cost.csv
-stdout: each suite's changes from its old baseline and the files written
-exit codes: 0 written, 2 bad input"""),
+               "every suite with results",
+               "reads: RESULTS/PROFILE/; with --set seeds=[...] (no other --set: a baseline is of "
+               "the profile's settings) or --only, the folder run so, for a baseline of part of "
+               "the profile (the gate says what it lacks)\n"
+               "writes: BASELINE/PROFILE/SUITE.csv and BASELINE/PROFILE/cost.csv\n"
+               "stdout: each suite's changes from its old baseline and the files written\n"
+               f"{WRITTEN_EXITS}"),
 }
 MAIN_EPILOG = """\
 writes: each command its own (dlrepro COMMAND --help)
@@ -317,10 +307,17 @@ exit codes:
   141 stdout's reader stopped reading (| head)"""
 
 
+def _paragraphs(text: str) -> str:
+    """Each line of ``text`` filled to 80 columns, its continuation indented."""
+    return "\n".join(textwrap.fill(line, 80, subsequent_indent="    ", break_long_words=False,
+                                    break_on_hyphens=False) for line in text.splitlines())
+
+
 def _parser() -> argparse.ArgumentParser:
     plain = argparse.RawDescriptionHelpFormatter  # keeps the epilogs' lines
-    parser = _Parser(prog="dlrepro", formatter_class=plain, epilog=MAIN_EPILOG, description=(
-        "Reproduce the courses' deep-learning experiments from the suites in suites/."))
+    parser = _Parser(prog="dlrepro", formatter_class=plain, epilog=MAIN_EPILOG,
+                     description="Reproduce the courses' deep-learning experiments from the "
+                     "suites in suites/.")
     sub = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
     for name, (run, summary, names, suites, epilog) in COMMANDS.items():
         within = sub
@@ -330,8 +327,8 @@ def _parser() -> argparse.ArgumentParser:
                 description="manage the committed baselines", formatter_class=plain,
                 epilog="dlrepro baseline update --help says what update does.")
             within = baseline.add_subparsers(required=True, metavar="ACTION", parser_class=_Parser)
-        command = within.add_parser(name, help=summary, description=summary, epilog=epilog,
-                                    formatter_class=plain)
+        command = within.add_parser(name, help=summary, description=summary,
+                                    epilog=_paragraphs(epilog), formatter_class=plain)
         command.set_defaults(command=run)
         if suites:
             command.add_argument("suites", nargs="*", metavar="SUITE", help="a name from suites/ "
