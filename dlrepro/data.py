@@ -23,9 +23,8 @@ DOWNLOAD_DIR = Path.home() / ".cache" / "dlrepro" / "data"
 
 @dataclass(frozen=True)
 class Dataset:
-    name: str
     folder: str  # torchvision's: <dir>/<folder>/raw
-    files: dict[str, tuple[int, str]]  # raw file -> (bytes, MD5) of the published set
+    md5s: tuple[str, ...]  # of the published files, in IDX's order
     title: str  # as figures name it
 
 
@@ -33,18 +32,12 @@ IDX = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 # Bytes of 60,000 and of 10,000 images of 28 × 28, and of their labels.
 SIZES = (47_040_016, 60_008, 7_840_016, 10_008)
-
-
-def _published(name: str, folder: str, md5s: tuple[str, ...], title: str) -> Dataset:
-    return Dataset(name, folder, dict(zip(IDX, zip(SIZES, md5s))), title)
-
-
 DATASETS = {
-    "mnist": _published("mnist", "MNIST", (
+    "mnist": Dataset("MNIST", (
         "6bbc9ace898e44ae57da46a324031adb", "a25bea736e30d166cdddb491f175f624",
         "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637"), "MNIST"),
     # Zalando's drop-in replacement: the same shapes, ten kinds of clothing instead of digits.
-    "fashion_mnist": _published("fashion_mnist", "FashionMNIST", (
+    "fashion_mnist": Dataset("FashionMNIST", (
         "f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
         "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"), "Fashion-MNIST"),
 }
@@ -53,13 +46,12 @@ DatasetName = Literal["mnist", "fashion_mnist"]
 
 
 def data_dir(flag: str | Path | None = None) -> Path | None:
-    """The data directory chosen (the flag, else the environment); None: download."""
+    """The flag's, else the environment's; None: download."""
     chosen = flag or os.environ.get(ENV_VAR)
     return Path(chosen).expanduser().resolve() if chosen else None
 
 
 def folder_problem(root: Path | None) -> str | None:
-    """What is wrong with the chosen data directory itself, if anything."""
     if root is None or root.is_dir():
         return None
     state = "is a file, not a directory" if root.exists() else "does not exist"
@@ -67,17 +59,16 @@ def folder_problem(root: Path | None) -> str | None:
 
 
 def verify(names: set[str], root: Path | None) -> None:
-    """Refuse a named set's missing or corrupt file; without a data directory, download a set
-    first."""
+    """Refuse a named set's missing or corrupt file; without a data directory, download it first."""
     problem = folder_problem(root)
     if problem:
         raise Refused(problem)
     for name in sorted(names):
         dataset = DATASETS[name]
         raw = (root or DOWNLOAD_DIR) / dataset.folder / "raw"
-        if root is None and not all((raw / f).is_file() for f in dataset.files):
+        if root is None and not all((raw / file).is_file() for file in IDX):
             _download(dataset)
-        for file, (size, md5) in dataset.files.items():
+        for file, size, md5 in zip(IDX, SIZES, dataset.md5s):
             if not (raw / file).exists() and (raw / f"{file}.gz").is_file():
                 _unpack(raw / f"{file}.gz")
             _check(raw / file, size, md5, root)

@@ -17,7 +17,6 @@ class DeviceChoice(StrEnum):
 
 
 def parse(text: str) -> DeviceChoice:
-    """A ``--device`` value, or argparse's error saying why not."""
     if text == "mps":  # the GAN's Fréchet distance, the PCA, five_points, gradient_descent
         raise ArgumentTypeError("mps is not offered: some runs compute in float64, which MPS lacks")
     try:
@@ -40,7 +39,6 @@ def unavailable(choice: DeviceChoice) -> str | None:
 
 
 def resolve(choice: DeviceChoice, reads_data: bool) -> str:
-    """``cuda`` or ``cpu``."""
     if choice is DeviceChoice.AUTO and reads_data:
         import torch
 
@@ -54,7 +52,7 @@ def kind(description: str) -> str:
 
 
 def describe(device: str, threads: int) -> str:
-    """How a record names a device: the GPU's model, or the CPU's with the run's thread count."""
+    """A record's device: the GPU's model, or the CPU's with the run's thread count."""
     if device == DeviceChoice.CUDA:
         import torch
 

@@ -1,15 +1,12 @@
-"""Energy and CO2 per run, from codecarbon's offline tracker, where codecarbon is installed.
-
-One tracker per runner session (its start costs seconds); each run is one codecarbon *task*
-(microseconds), so tiny runs do not pay the start. codecarbon writes its raw per-task log under
-``<results>/<profile>/energy/``.
-"""
+"""Energy and CO2 per run, from codecarbon's offline tracker where it is installed: one tracker
+per runner session (its start costs seconds), each run one codecarbon *task* (microseconds), so
+tiny runs do not pay the start. Its raw per-task log goes to ``<results>/<profile>/energy/``."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +29,7 @@ class EnergyMeter:
         self._tracker = None
         self.method = "not measured"
 
-    def __enter__(self) -> "EnergyMeter":
+    def __enter__(self) -> EnergyMeter:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         try:
             from codecarbon import OfflineEmissionsTracker
@@ -40,7 +37,6 @@ class EnergyMeter:
 
             # After the import, which sets the codecarbon logger's level itself.
             logging.getLogger("codecarbon").setLevel(logging.ERROR)
-
             self._tracker = OfflineEmissionsTracker(
                 country_iso_code=self.country, output_dir=str(self.output_dir),
                 project_name="dlrepro", log_level="error", save_to_file=True,
@@ -56,10 +52,8 @@ class EnergyMeter:
 
     def __exit__(self, *exc) -> None:
         if self._tracker is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._tracker.stop()
-            except Exception:
-                pass
 
     def flush(self) -> None:
         """Write codecarbon's log as it stands, the tracker running on."""
@@ -70,26 +64,20 @@ class EnergyMeter:
         """How power was obtained: measured (RAPL and the like, NVML for GPUs) or estimated."""
         parts = []
         for hw in getattr(self._tracker, "_hardware", []):
-            kind = type(hw).__name__
             mode = getattr(hw, "_mode", None)
-            if kind == "CPU":
-                how = "measured" if mode in MEASURED_CPU_MODES else "estimated"
-                parts.append(f"CPU {how} ({mode or 'model TDP'})")
-            elif kind == "GPU":
-                parts.append("GPU measured (NVML)")
-            elif kind == "RAM":
-                parts.append("RAM estimated")
+            how = "measured" if mode in MEASURED_CPU_MODES else "estimated"
+            parts += {"CPU": [f"CPU {how} ({mode or 'model TDP'})"], "GPU": ["GPU measured (NVML)"],
+                      "RAM": ["RAM estimated"]}.get(type(hw).__name__, [])
         return ", ".join(parts) or "unknown hardware"
 
-    @contextmanager
+    @contextlib.contextmanager
     def measure(self, run_id: str):
         energy = Energy(method=self.method)
-        if self._tracker is None:
-            yield energy
-            return
-        self._tracker.start_task(run_id)
+        if self._tracker is not None:
+            self._tracker.start_task(run_id)
         try:
             yield energy
         finally:
-            data = self._tracker.stop_task(run_id)
-            energy.kwh, energy.co2_kg = float(data.energy_consumed), float(data.emissions)
+            if self._tracker is not None:
+                data = self._tracker.stop_task(run_id)
+                energy.kwh, energy.co2_kg = float(data.energy_consumed), float(data.emissions)

@@ -1,12 +1,10 @@
-"""How dlrepro refuses bad input: one line, ``file: key.path: message``, exit 2, before any work
-(``schema.explain`` says a validation error in those words)."""
-
-from __future__ import annotations
+"""How dlrepro refuses bad input: one line, exit 2, before any work (``schema.explain`` says a
+validation error in the same words)."""
 
 
 class Refused(Exception):
-    """``Refused(message)``, or ``Refused(file, key, message)`` for ``file: key.path: message``
-    (an empty key is left out)."""
+    """``Refused(message)``, or ``Refused(file, key, message)`` for ``file: key: message`` (an
+    empty key left out)."""
 
     def __init__(self, *parts: object):
         *where, self.reason = parts

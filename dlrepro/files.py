@@ -16,13 +16,13 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     # report unreadable to the web server it is copied to).
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        write(Path(tmp))
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def read_text(path: Path) -> str:
-    """A text file as UTF-8, with or without the byte-order mark Windows editors put first."""
+    """UTF-8, with or without the byte-order mark Windows editors put first."""
     return path.read_text(encoding="utf-8-sig")

@@ -13,8 +13,7 @@ import dlrepro
 
 @functools.cache
 def cpu_model() -> str:
-    """The CPU's marketing name (Linux), else the architecture: a time is only comparable with
-    times measured on the same CPU."""
+    """The CPU's marketing name (Linux), else the architecture: times compare on one CPU only."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -26,23 +25,16 @@ def cpu_model() -> str:
 
 @functools.cache
 def host_info() -> dict:
-    return {
-        "hostname": socket.gethostname(),
-        "dlrepro_version": dlrepro.__version__,
-        "python_version": platform.python_version(),
-        "git_commit": _git_commit(),
-    }
+    return {"hostname": socket.gethostname(), "dlrepro_version": dlrepro.__version__,
+            "python_version": platform.python_version(), "git_commit": _git_commit()}
 
 
 def _git_commit() -> str:
+    """HEAD's full hash, ``-dirty`` when a tracked file differs; ``unknown`` outside a checkout."""
     root = Path(dlrepro.__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                              text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5)
+    try:  # every tag excluded: the hash, never a tag's name
+        head = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40",
+                               "--exclude=*"], cwd=root, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    if head.returncode != 0:
-        return "unknown"
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return head.stdout.strip() if head.returncode == 0 else "unknown"
