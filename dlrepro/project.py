@@ -16,8 +16,7 @@ from dlrepro.overrides import SEEDS, Override, flags
 from dlrepro.suite import Suite, load
 
 
-def suites_dir() -> Path:
-    """Beside the package in a checkout, else in the working directory."""
+def suites_dir() -> Path:  # beside the package in a checkout, else in the working directory
     beside = Path(__file__).resolve().parents[1] / "suites"
     return beside if beside.is_dir() else Path.cwd() / "suites"
 
@@ -37,10 +36,9 @@ def shipped() -> dict[str, Path]:
 def resolve(names: list[str], overrides: list[Override] = (), only: list[Override] = (), *,
             own: Mapping[str, Path] | None = None,
             held: Mapping[str, Path] | None = None) -> list[Suite]:
-    """Suites named on the command line: a name in suites/, else one of ``own`` (suites of one's
-    own, by name), or a path to a TOML file; none means all of suites/. Two files of one name
-    among them and the suites they need, or a file whose name a results folder ``held`` by
-    another file, are refused."""
+    """Suites named on the command line: a name in suites/, else of ``own`` (files by name), or a
+    path to a TOML file; none: all of suites/. Refused: two files of one name among them and the
+    suites they need, or a file whose name a results folder ``held`` for another file."""
     known = {**(own or {}), **shipped()}
     paths = [_path(name, known) for name in names] if names else list(shipped().values())
     suites = [load(path, overrides, only) for path in paths]
@@ -80,8 +78,8 @@ def with_needed(suites: Iterable[Suite]) -> list[Suite]:
 
 
 def remembered(folder: Results) -> tuple[dict[str, Path], dict[str, Path]]:
-    """The suites of one's own whose runs the folder holds, by name, from its ``suites.json``:
-    those whose file is there, and those whose file is gone. Nothing when it is unreadable."""
+    """The suites of one's own run in the folder, by name, from its ``suites.json`` (nothing when
+    unreadable): those whose file is there, and those whose file is gone."""
     try:
         entries = json.loads(folder.suites_file.read_text(encoding="utf-8"))
         paths = {str(name): Path(path) for name, path in entries.items()}
@@ -92,8 +90,8 @@ def remembered(folder: Results) -> tuple[dict[str, Path], dict[str, Path]]:
 
 
 def remember(folder: Results, suites: list[Suite]) -> None:
-    """Keep in ``suites.json`` the file of each suite (and of those it needs) that is not the
-    shipped one of its name; a shipped suite takes its name back."""
+    """Keep in ``suites.json`` the file of each suite (and of those it needs) but a shipped one,
+    which takes its name back."""
     found, gone = remembered(folder)
     known, entries = shipped(), {**found, **gone}
     for suite in with_needed(suites):
@@ -117,19 +115,11 @@ def given(names: list[str], folder: Results, overrides: list[Override] = (),
     return resolve(names, overrides, only, own=own, held={**held, **own})
 
 
-def with_own(suites: list[Suite], folder: Results) -> list[Suite]:
-    """``suites`` and the suites of one's own run in the folder whose file is there; one of those
-    stands for a shipped suite of its name."""
-    own = [load(path) for path in remembered(folder)[0].values()]
-    mine = {suite.name for suite in own}
-    return [suite for suite in suites if suite.name not in mine] + own
-
-
 def covered(names: list[str], folder: Results, ran: set[str], overrides: list[Override],
             only: list[Override], say: Callable[[str], None]) -> list[Suite]:
     """The suites a command on the folder covers: those named; else every suite of suites/ and
-    of one's own run there, or with ``--set``/``--only`` those ``ran`` there. ``say`` warns of
-    results it cannot cover, for want of their suite file."""
+    of one's own run there (with ``--set``/``--only``: those ``ran`` there), warning of results
+    whose suite file it lacks."""
     if names:
         return given(names, folder, overrides, only)
     own, gone = remembered(folder)
@@ -147,7 +137,7 @@ def covered(names: list[str], folder: Results, ran: set[str], overrides: list[Ov
 def folder_with_results(results: Path, profile: str, overrides: list[Override],
                         only: list[Override], names: list[str]) -> Results:
     """The results folder of the profile (or of its overrides); Refused if nothing was run there,
-    with the command that would run it (naming the suites that take the overridden keys)."""
+    with the command that would (naming the suites that take the overridden keys)."""
     folder = Results(results, profile, overrides, only)
     if not folder.table("runs").exists():
         keys = {key for key, _ in [*overrides, *only]} - {SEEDS}
@@ -159,9 +149,9 @@ def folder_with_results(results: Path, profile: str, overrides: list[Override],
 
 
 def listing(names: list[str], results: Path, profiles: list[str]) -> list[dict]:
-    """A row per suite and profile: its runs, how many are cached; then a row per suite run in an
-    override folder of those profiles (``PROFILE+KEY=VALUE``), with the runs recorded there. No
-    names: the suites of suites/ and those of one's own run in the folder."""
+    """A row per suite and profile: its runs, how many are cached; then one per suite run in an
+    override folder (``PROFILE+KEY=VALUE``), with the runs recorded there. No names: the suites
+    of suites/, one's own run in the folder standing for its name."""
     def row(suite, folder: Results, runs: int, cached: int) -> dict:
         return {"suite": suite.name, "experiment": suite.model.experiment,
                 "profile": folder.profile, "overrides": folder.overrides, "runs": runs,
@@ -173,7 +163,9 @@ def listing(names: list[str], results: Path, profiles: list[str]) -> list[dict]:
             Results.at(found.parent)
             for found in sorted(results.glob(f"{glob.escape(profile)}+*/records"))]
         for folder in folders:
-            for suite in named if names else with_own(named, folder):
+            own = {} if names else remembered(folder)[0]
+            suites = [s for s in named if s.name not in own] + [load(path) for path in own.values()]
+            for suite in suites:
                 if not folder.overrides:
                     specs = suite.runs(profile)
                     rows.append(row(suite, folder, len(specs), sum(map(folder.done, specs))))
