@@ -22,8 +22,8 @@ def _file(name: str) -> property:
 
 
 class Results:
-    """``<results>/<profile>/``, or ``<results>/<profile>+<overrides>/`` for runs with ``--set``
-    overrides: their own records, tables, claims and report, which never mix with the profile's."""
+    """Runs with ``--set`` or ``--only`` have a folder of their own: they never mix with the
+    profile's."""
 
     def __init__(self, results: Path, profile: str, overrides: list[Override] = (),
                  only: list[Override] = ()):
@@ -33,12 +33,11 @@ class Results:
 
     @classmethod
     def at(cls, root: Path) -> Results:
-        """A folder found on disk, ``PROFILE`` or ``PROFILE+OVERRIDES``, named by its folder."""
+        """A folder found on disk, ``PROFILE+OVERRIDES`` named by its folder name's OVERRIDES."""
         folder = cls(root.parent, root.name.partition("+")[0])
         folder.root, folder.overrides = root, root.name.partition("+")[2]
         return folder
 
-    # --- where things are
     def records(self, suite: str) -> Path:
         return self.root / "records" / suite
 
@@ -51,8 +50,7 @@ class Results:
     def artifact_dir(self, spec: RunSpec) -> Path:
         return self.artifacts(spec.suite) / spec.run_id
 
-    def discard_artifacts(self, spec: RunSpec) -> None:
-        """Remove what an earlier attempt of a run wrote, so that a run starts from nothing."""
+    def discard_artifacts(self, spec: RunSpec) -> None:  # an earlier attempt's: start afresh
         shutil.rmtree(self.artifact_dir(spec), ignore_errors=True)
 
     def figures(self, suite: str) -> Path:
@@ -70,7 +68,6 @@ class Results:
     report_html = _file("report.html")
     energy = _file("energy")
 
-    # --- records
     def get(self, spec: RunSpec) -> dict | None:
         try:
             return json.loads(self.record_path(spec.suite, spec.run_id).read_text())
@@ -78,8 +75,7 @@ class Results:
             return None  # unreadable: treat as never run, it will be run again and replaced
 
     def read_records(self, suite: str) -> Iterator[dict]:
-        """Every readable record of a suite in this folder, whatever code it ran (an unreadable
-        one is run again, as if never run)."""
+        """Every readable record of the suite, whatever code it ran."""
         for path in self.records(suite).glob("*.json"):
             try:
                 yield json.loads(path.read_text())
@@ -87,19 +83,15 @@ class Results:
                 continue
 
     def done(self, spec: RunSpec) -> bool:
-        record = self.get(spec)
-        return record is not None and record["status"] == "ok"
+        return (self.get(spec) or {}).get("status") == "ok"
 
     def put(self, record: dict) -> None:
         path = self.record_path(record["suite"], record["run_id"])
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1, default=str)))
 
-    # --- guarding the folder
     def ensure_writable(self) -> None:
         """Refuse, before any work, a results folder that is a file or cannot be written."""
-        for folder in (self.root, *self.root.parents):
-            if folder.exists():
-                break
+        folder = next(folder for folder in (self.root, *self.root.parents) if folder.exists())
         if not folder.is_dir():
             raise Refused(f"{folder}: the results folder is a file, not a folder")
         # A real write, gone at once: permissions, read-only mounts and pseudo-filesystems alike.
@@ -112,8 +104,7 @@ class Results:
 
     @contextmanager
     def lock(self, on_wait: Callable[[str], None]) -> Iterator[None]:
-        """Hold the folder for this process; another dlrepro on it waits (saying so) until it is
-        done."""
+        """Hold the folder; another dlrepro on it waits, saying so, until this one is done."""
         from filelock import FileLock, Timeout
 
         self.root.mkdir(parents=True, exist_ok=True)
