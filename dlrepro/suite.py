@@ -199,14 +199,11 @@ def _each_grid(grid: Grids, key: str) -> list[tuple[str, dict]]:
 
 
 def _check_names(suite: Suite) -> None:
-    """Parameter names wherever the file sets or selects one; one axis per parameter per grid."""
+    """Parameter names in grids and wherever the file selects one (those it sets elsewhere are
+    checked as it sets them); one axis per parameter per grid."""
     m, unknown = suite.model, suite.refuse_unknown
-    for name in m.parameters:
-        unknown(f"parameters.{name}", name)
     grids = _each_grid(m.grid, "grid")
     for profile, spec in m.profiles.items():
-        for name in spec.parameters:
-            unknown(f"profiles.{profile}.parameters.{name}", name)
         grids += _each_grid(spec.grid, f"profiles.{profile}.grid") if spec.grid else []
     for key, grid in grids:
         setters: dict[str, str] = {}
@@ -258,6 +255,7 @@ def _expand(suite: Suite, profile: str, check_repeats: bool) -> list[RunSpec]:
             key = where  # a rule across parameters: the grid point that combined them
             if keys:
                 key = ".".join([blame.get(keys[0], f"parameters.{keys[0]}"), *keys[1:]])
+                suite.refuse_unknown(key, keys[0])  # extra="forbid": not a parameter
             raise Refused(suite.path, key, reason) from None
     # In the grid's order of axes: how labels and baselines name a configuration.
     varied = tuple(dict.fromkeys(k for _, point, _ in points for k in point
