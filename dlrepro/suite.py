@@ -240,12 +240,10 @@ def _expand(suite: Suite, profile: str, check_repeats: bool) -> list[RunSpec]:
     """The run specs of one profile, in a stable order. Without ``check_repeats`` (overrides may
     make two grids' runs the same) a repeated run is kept once instead of refused."""
     model, prof = suite.model, suite.model.profiles[profile]
-    grid, grid_key = model.grid, "grid"
-    if prof.grid is not None:
-        grid, grid_key = prof.grid, f"profiles.{profile}.grid"
+    grid_key = "grid" if prof.grid is None else f"profiles.{profile}.grid"
     fixed = {**{k: f"parameters.{k}" for k in model.parameters},
              **{k: f"profiles.{profile}.parameters.{k}" for k in prof.parameters}}
-    resolved, points = [], _points(grid, grid_key, fixed)
+    resolved, points = [], _points(prof.grid or model.grid, grid_key, fixed)
     for where, point, blame in points:
         try:
             values = {**model.parameters, **prof.parameters, **point}
@@ -269,14 +267,12 @@ def _expand(suite: Suite, profile: str, check_repeats: bool) -> list[RunSpec]:
                           varied=varied, needs=needs,
                           run_id=run_id(model.name, model.experiment, code, params, seed, need_ids))
                   for seed in prof.seeds]
-    if not check_repeats:
-        specs = list({s.run_id: s for s in specs}.values())
-    ids = [s.run_id for s in specs]
-    if len(ids) != len(set(ids)):
-        twice = next(s for s in specs if ids.count(s.run_id) > 1)
+    kept = list({s.run_id: s for s in specs}.values())
+    if check_repeats and len(kept) < len(specs):
+        twice = next(s for i, s in enumerate(specs) if s in specs[:i])
         raise Refused(suite.path, grid_key, f"profile {profile} lists the same run twice "
                       f"({twice.label}): each configuration may appear once in its grids")
-    return specs
+    return kept
 
 
 def _points(grid: Grids, key: str, fixed: dict[str, str]) -> list[tuple[str, dict, dict]]:
