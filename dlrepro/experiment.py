@@ -8,6 +8,7 @@ import ast
 import functools
 import hashlib
 import importlib
+import importlib.util
 import math
 import pkgutil
 import traceback
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     import torch
 
 PACKAGE = "dlrepro.experiments"
+PACKAGE_ROOT = Path(__file__).resolve().parent  # dlrepro/
 
 
 class Params(BaseModel):
@@ -49,17 +51,9 @@ class Params(BaseModel):
         return {n: v for n, v in values.items() if n not in used_by or mode in used_by[n]}
 
 
-def file_in(run_dir: Path, name: str) -> Path:
-    """Where a run keeps its file ``name``: one flat folder per run, whoever writes or reads it."""
-    if not name or Path(name).name != name:
-        raise ValueError(f"{name!r}: a run's file is named without a folder")
-    return run_dir / name
-
-
-def _written(run_dir: Path, name: str, whose: str) -> Path:
-    path = file_in(run_dir, name)
+def _written(path: Path, whose: str) -> Path:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: {whose} left no {name}")
+        raise FileNotFoundError(f"{path}: {whose} left no {path.name}")
     return path
 
 
@@ -89,13 +83,15 @@ class RunContext:
         self.metrics.append({"metric": metric, "step": step, "value": value})
 
     def artifact(self, name: str) -> Path:
-        """Where this run writes its file ``name``."""
+        """Where this run writes its file ``name``: one flat folder per run."""
+        if not name or Path(name).name != name:
+            raise ValueError(f"{name!r}: a run's file is named without a folder")
         self.artifact_dir.mkdir(parents=True, exist_ok=True)
-        return file_in(self.artifact_dir, name)
+        return self.artifact_dir / name
 
     def input(self, need: str, name: str) -> Path:
         """A file written by the run this suite ``needs`` under the name ``need``."""
-        return _written(self.inputs[need], name, f"the run needed as {need!r}")
+        return _written(self.inputs[need] / name, f"the run needed as {need!r}")
 
     def seed_everything(self) -> None:
         import random
@@ -115,7 +111,7 @@ class RunFiles:
     folder: Path
 
     def path(self, run_id: str, name: str) -> Path:
-        return _written(self.folder / run_id, name, f"run {run_id}")
+        return _written(self.folder / run_id / name, f"run {run_id}")
 
     def load(self, run_id: str, name: str) -> np.ndarray | Any:
         """A ``.npy`` array or an ``.npz`` archive (its arrays by key)."""
@@ -174,27 +170,23 @@ class Experiment:
         """What a run executes: the declaration, ``run.py`` and, transitively, the dlrepro modules
         they import (data loading, shared networks…). Part of every run_id, so that an edit to
         any of them reruns its runs, and an edit to drawing code does not."""
-        return hash_sources([self.folder / "__init__.py", self._file("run")])
+        return hash_sources([self.folder / "__init__.py", self.folder / "run.py"])
 
     @functools.cached_property
     def figures_hash(self) -> str:
-        return hash_sources([self._file("figures")])
-
-    def _file(self, module: str) -> Path:
-        return self.folder / f"{module}.py"
+        return hash_sources([self.folder / "figures.py"])
 
     def _module(self, module: str) -> str:
         """The name of one of the package's modules; Refused if its file is missing."""
         name = f"{PACKAGE}.{self.name}.{module}"
-        if not self._file(module).is_file():
+        if not (self.folder / f"{module}.py").is_file():
             raise Refused(f"{name}: no such module; an experiment keeps it in {module}.py beside "
                           "its declaration")
         return name
 
 
 def available() -> list[str]:
-    folder = PACKAGE_ROOT / "experiments"
-    return sorted(m.name for m in pkgutil.iter_modules([str(folder)])
+    return sorted(m.name for m in pkgutil.iter_modules([str(PACKAGE_ROOT / "experiments")])
                   if m.ispkg and not m.name.startswith("_"))
 
 
@@ -228,22 +220,18 @@ def declared(module: ModuleType) -> Experiment:
 
 # ---- an experiment's source, read rather than run ----
 
-PACKAGE_ROOT = Path(__file__).resolve().parent  # dlrepro/
-
 
 def import_module(name: str) -> ModuleType:
     """Whatever stops an experiment's module importing is Refused naming the file and line."""
     try:
         return importlib.import_module(name)
     except SyntaxError as err:  # no frame of the broken file: the error itself says where
-        raise _syntax_error(Path(err.filename or name), err) from None
+        raise _refused_at(err.filename or name, err.lineno, err, err.msg) from None
     except Exception as err:
-        frames = traceback.extract_tb(err.__traceback__)
-        real = [f for f in frames if not f.filename.startswith("<")]  # not importlib's own
-        ours = [f for f in real if Path(f.filename).resolve().is_relative_to(PACKAGE_ROOT)]
-        frame = (ours or real or frames)[-1]
-        raise Refused(f"{shown(frame.filename)}:{frame.lineno}: {type(err).__name__}: "
-                      f"{_first_problem(err)}") from None
+        # The last frame in dlrepro: this function's own when the error is in another package.
+        frame = [f for f in traceback.extract_tb(err.__traceback__)
+                 if Path(f.filename).resolve().is_relative_to(PACKAGE_ROOT)][-1]
+        raise _refused_at(frame.filename, frame.lineno, err, _first_problem(err)) from None
 
 
 def _first_problem(err: Exception) -> str:
@@ -256,15 +244,12 @@ def _first_problem(err: Exception) -> str:
     return next(iter(str(err).splitlines()), "")
 
 
-def shown(path: Path | str) -> str:
-    """A file as messages name it: from the project's root when it is in it."""
-    path = Path(path).resolve()
-    return str(path.relative_to(PACKAGE_ROOT.parent) if path.is_relative_to(PACKAGE_ROOT.parent)
-               else path)
-
-
-def _syntax_error(path: Path, err: SyntaxError) -> Refused:
-    return Refused(f"{shown(path)}:{err.lineno}: {type(err).__name__}: {err.msg}")
+def _refused_at(file: str | Path, line: int | None, err: Exception, problem: str) -> Refused:
+    """A file named from the project's root when it is in it."""
+    path = Path(file).resolve()
+    if path.is_relative_to(PACKAGE_ROOT.parent):
+        path = path.relative_to(PACKAGE_ROOT.parent)
+    return Refused(f"{path}:{line}: {type(err).__name__}: {problem}")
 
 
 def hash_sources(start: list[Path]) -> str:
@@ -288,24 +273,21 @@ def imported_sources(start: list[Path]) -> set[Path]:
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         except SyntaxError as err:
-            raise _syntax_error(path, err) from None
+            raise _refused_at(path, err.lineno, err, err.msg) from None
+        package = ".".join(path.parent.relative_to(PACKAGE_ROOT.parent).parts)
         for node in ast.walk(tree):
             names = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
-                base = node.module
-                if node.level:  # relative to the package of ``path``
-                    package = path.parent.relative_to(PACKAGE_ROOT.parent).parts
-                    base = ".".join([*package[: len(package) - node.level + 1], node.module])
+                base = importlib.util.resolve_name("." * node.level + node.module, package)
                 names = [base] + [f"{base}.{alias.name}" for alias in node.names]
             todo += [found for found in map(_module_file, names) if found and found not in seen]
     return seen
 
 
 def _module_file(name: str) -> Path | None:
-    parts = name.split(".")
-    if parts[0] != "dlrepro":
+    if name.split(".")[0] != "dlrepro":
         return None
-    base = PACKAGE_ROOT.parent.joinpath(*parts)
+    base = PACKAGE_ROOT.parent.joinpath(*name.split("."))
     return next((c for c in (base.with_suffix(".py"), base / "__init__.py") if c.is_file()), None)

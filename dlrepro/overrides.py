@@ -92,7 +92,6 @@ def folder_name(overrides: list[Override], only: list[Override] = ()) -> str:
 
 
 def flags(overrides: list[Override], only: list[Override] = ()) -> list[str]:
-    """The command-line options that give these overrides."""
     return ([f"{Verb.SET} {_described([o])}" for o in overrides]
             + [f"{Verb.ONLY} {_described([o])}" for o in only])
 

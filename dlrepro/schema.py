@@ -6,7 +6,6 @@ that a bad file is refused at once. What a key *means* for an experiment is ``su
 
 from __future__ import annotations
 
-import difflib
 import math
 from typing import Annotated, Any, Literal, get_args
 
@@ -47,14 +46,14 @@ def _axis(values: Any) -> Any:
     if not isinstance(values, list) or not values:
         raise ValueError("an axis is a non-empty list of values, or of tables of tied parameters")
     tables = [isinstance(v, dict) for v in values]
-    if any(tables) and not all(tables):
+    if any(tables) != all(tables):
         raise ValueError("an axis mixes values and tables: give only values, or only tables of "
                          "tied parameters")
-    if all(tables) and not all(values):
+    if not all(tables):
+        return [_param_value(v) for v in values]
+    if not all(values):
         raise ValueError("an empty table in a tied axis")
-    if all(tables):
-        return [{k: _param_value(v) for k, v in table.items()} for table in values]
-    return [_param_value(v) for v in values]
+    return [{k: _param_value(v) for k, v in table.items()} for table in values]
 
 
 def _grids(grid: Any) -> Any:
@@ -62,11 +61,10 @@ def _grids(grid: Any) -> Any:
     grids = choices(grid)
     if not grids:
         raise ValueError("an empty list of grids: give at least one grid")
-    for one in grids:
-        if not isinstance(one, dict):
-            raise ValueError("a grid is a table of axes")
-        if not one:
-            raise ValueError("empty grid: give at least one axis with at least one value")
+    if not all(isinstance(one, dict) for one in grids):
+        raise ValueError("a grid is a table of axes")
+    if not all(grids):
+        raise ValueError("empty grid: give at least one axis with at least one value")
     return grid
 
 
@@ -152,7 +150,6 @@ class ClaimBase(Strict):
         return self
 
     def at(self, profile: str) -> bool:
-        """Whether the claim is judged at ``profile``."""
         return self.profiles is None or profile in self.profiles
 
     def selections(self) -> dict[str, dict[str, Any]]:
@@ -257,16 +254,6 @@ class SuiteModel(Strict):
 UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "function-after", "function-before",
               "tagged-union"}
 MESSAGES = {"extra_forbidden": "unknown key", "missing": "required, and given nowhere"}
-# Where each key of a suite file can be, in the words a message uses, and the key paths of those
-# tables (a profile's or claim's name or index as "*").
-LEVELS = {
-    "at the top level": ((), SuiteModel),
-    "in source = { ... }": (("source",), Source),
-    "under [resources]": (("resources",), Resources),
-    "under [profiles.NAME]": (("profiles", "*"), ProfileSpec),
-    "in a [[claims]] table": (("claims", "*"), *get_args(get_args(Claim)[0])),
-    "under [needs.NAME]": (("needs", "*"), Need),
-}
 
 
 def key_path(error: dict) -> list[str]:
@@ -278,39 +265,10 @@ def key_path(error: dict) -> list[str]:
 
 
 def explain(err: ValidationError) -> tuple[list[str], str]:
-    """The key path and message of the error that says what is wrong: an unknown key that belongs
-    at another level or misspells a key missing beside it (not what its absence makes required);
-    else the deepest error (of a union, the branch that got furthest)."""
-    errors = err.errors()
-    unknown = [key_path(e) for e in errors if e["type"] == "extra_forbidden" and key_path(e)]
-    missing = [key_path(e) for e in errors if e["type"] == "missing"]
-    for keys in unknown:
-        belongs = _belongs(keys)
-        if belongs:
-            return keys, f"unknown key ({belongs})"
-    for *table, key in unknown:
-        meant = [path[-1] for path in missing if path[:-1] == table]
-        close = difflib.get_close_matches(key, meant, n=1) or meant[:1]
-        if close:
-            return [*table, key], f"unknown key (did you mean {close[0]!r}, which is required?)"
-    error = max(errors, key=lambda e: len(key_path(e)))
+    """The key path and message of the error that says what is wrong: an unknown key (not what its
+    absence makes required), else the deepest error (of a union, the branch that got furthest)."""
+    error = max(err.errors(), key=lambda e: (e["type"] == "extra_forbidden", len(key_path(e))))
     return key_path(error), MESSAGES.get(error["type"], error["msg"].removeprefix("Value error, "))
-
-
-def _belongs(keys: list[str]) -> str | None:
-    """Where an unknown key belongs, when it is a key of another level: ``seeds belong under
-    [profiles.NAME]``."""
-    *table, key = keys
-    table[1::2] = ["*"] * len(table[1::2])  # profiles.quick -> profiles.*
-    generic = tuple(table)
-    if generic == ("profiles", "*", "resources"):
-        generic = ("resources",)
-    here = next((words for words, (path, *_) in LEVELS.items() if path == generic), None)
-    places = [words for words, (_, *models) in LEVELS.items()
-              if words != here and any(key in model.model_fields for model in models)]
-    if here is None or not places:
-        return None
-    return f"{key} {'belong' if key.endswith('s') else 'belongs'} {' or '.join(places)}"
 
 
 # ---- runners: where runs execute (runners/<name>.toml) ----

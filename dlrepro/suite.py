@@ -5,7 +5,6 @@ profile's grid, the claims against the runs they select) and expanded into run s
 from __future__ import annotations
 
 import dataclasses
-import graphlib
 import hashlib
 import itertools
 import json
@@ -113,10 +112,10 @@ def load(path: Path | str, overrides: list[Override] = (), only: list[Override] 
     """One suite file and the suites it needs, validated. ``overrides`` (``--set``) apply to every
     profile of the file, and of the suites it needs for the parameters they share with it
     (``needs.*.same``); ``only`` (``--only``) then keeps the runs with those values."""
-    suite = _load(Path(path), [])
+    suite = _load(Path(path), [], {})
     if overrides:
         try:  # the file itself is sound: whatever fails now is the overrides' doing
-            suite = _load(Path(path), list(overrides))
+            suite = _load(Path(path), list(overrides), {})
         except Refused as err:
             blamed = [key for key, _ in overrides if key in err.key.split(".")]
             keys = blamed or [key for key, _ in overrides]
@@ -126,34 +125,28 @@ def load(path: Path | str, overrides: list[Override] = (), only: list[Override] 
     return select(suite, only) if only else suite
 
 
-def _load(path: Path, overrides: list[Override]) -> Suite:
-    models: dict[Path, SuiteModel] = {}
-    graph: dict[Path, list[Path]] = {}
-    todo = [(path, overrides)]
-    while todo:
-        current, applied = todo.pop()
-        file = current.resolve()
-        if file in graph:
-            continue
-        models[file], graph[file] = _parse(current, applied), []
-        for name, need in models[file].needs.items():
-            producer = current.parent / f"{need.suite}.toml"
-            if not producer.is_file():
-                raise Refused(current, f"needs.{name}.suite", f"no suite file {producer}")
-            graph[file].append(producer.resolve())
-            todo.append((producer, [(key, value) for key, value in applied if key in need.same]))
-    try:
-        order = list(graphlib.TopologicalSorter(graph).static_order())
-    except graphlib.CycleError as err:
-        cycle = err.args[1]  # [a, b, …, a]: a needs … needs a
-        first, chain = cycle[-1], " → ".join(p.stem for p in reversed(cycle))
-        name = next(n for n, need in models[first].needs.items() if need.suite == cycle[-2].stem)
-        raise Refused(first, f"needs.{name}.suite", f"circular dependency: {chain}") from None
-    loaded: dict[Path, Suite] = {}
-    for file in order:  # producers first
-        shown = path if file == path.resolve() else file
-        loaded[file] = _build(shown, models[file], loaded, check_claims=not overrides)
-    return loaded[path.resolve()]
+def _load(path: Path, overrides: list[Override], loaded: dict[Path, Suite],
+          chain: tuple[Path, ...] = ()) -> Suite:
+    """A suite, built after the suites it needs (``loaded``, by file); ``chain``: the files that
+    need it, in order, to refuse a cycle."""
+    file = path.resolve()
+    if file in loaded:
+        return loaded[file]
+    model = _parse(path, overrides)
+    producers = {}
+    for name, need in model.needs.items():
+        producer = path.parent / f"{need.suite}.toml"
+        if not producer.is_file():
+            raise Refused(path, f"needs.{name}.suite", f"no suite file {producer}")
+        producer = producer.resolve()
+        if producer in (*chain, file):
+            cycle = [*chain, file, producer][[*chain, file].index(producer):]
+            raise Refused(path, f"needs.{name}.suite", "circular dependency: "
+                          f"{' → '.join(p.stem for p in cycle)}")
+        shared = [(key, value) for key, value in overrides if key in need.same]
+        producers[name] = _load(producer, shared, loaded, (*chain, file))
+    loaded[file] = _build(path, model, producers, check_claims=not overrides)
+    return loaded[file]
 
 
 def _parse(path: Path, overrides: list[Override]) -> SuiteModel:
@@ -178,7 +171,7 @@ def _parse(path: Path, overrides: list[Override]) -> SuiteModel:
     return model
 
 
-def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite], check_claims: bool) -> Suite:
+def _build(path: Path, model: SuiteModel, producers: dict[str, Suite], check_claims: bool) -> Suite:
     """An overridden suite (``check_claims`` false) skips the checks that catch mistakes in a file
     but not in an override: repeated runs, claims left without runs (evaluated as not run)."""
     try:
@@ -189,8 +182,6 @@ def _build(path: Path, model: SuiteModel, loaded: dict[Path, Suite], check_claim
     except Refused as err:
         raise Refused(path, "experiment", f"experiment {model.experiment!r} is broken: "
                       f"{err}") from None
-    producers = {name: loaded[(path.parent / f"{need.suite}.toml").resolve()]
-                 for name, need in model.needs.items()}
     suite = Suite(path, model, experiment, producers)
     _check_names(suite)
     for profile in PROFILES:
@@ -208,14 +199,11 @@ def _each_grid(grid: Grids, key: str) -> list[tuple[str, dict]]:
 
 
 def _check_names(suite: Suite) -> None:
-    """Parameter names wherever the file sets or selects one; one axis per parameter per grid."""
+    """Parameter names in grids and wherever the file selects one (those it sets elsewhere are
+    checked as it sets them); one axis per parameter per grid."""
     m, unknown = suite.model, suite.refuse_unknown
-    for name in m.parameters:
-        unknown(f"parameters.{name}", name)
     grids = _each_grid(m.grid, "grid")
     for profile, spec in m.profiles.items():
-        for name in spec.parameters:
-            unknown(f"profiles.{profile}.parameters.{name}", name)
         grids += _each_grid(spec.grid, f"profiles.{profile}.grid") if spec.grid else []
     for key, grid in grids:
         setters: dict[str, str] = {}
@@ -252,12 +240,10 @@ def _expand(suite: Suite, profile: str, check_repeats: bool) -> list[RunSpec]:
     """The run specs of one profile, in a stable order. Without ``check_repeats`` (overrides may
     make two grids' runs the same) a repeated run is kept once instead of refused."""
     model, prof = suite.model, suite.model.profiles[profile]
-    grid, grid_key = model.grid, "grid"
-    if prof.grid is not None:
-        grid, grid_key = prof.grid, f"profiles.{profile}.grid"
+    grid_key = "grid" if prof.grid is None else f"profiles.{profile}.grid"
     fixed = {**{k: f"parameters.{k}" for k in model.parameters},
              **{k: f"profiles.{profile}.parameters.{k}" for k in prof.parameters}}
-    resolved, points = [], _points(grid, grid_key, fixed)
+    resolved, points = [], _points(prof.grid or model.grid, grid_key, fixed)
     for where, point, blame in points:
         try:
             values = {**model.parameters, **prof.parameters, **point}
@@ -267,6 +253,7 @@ def _expand(suite: Suite, profile: str, check_repeats: bool) -> list[RunSpec]:
             key = where  # a rule across parameters: the grid point that combined them
             if keys:
                 key = ".".join([blame.get(keys[0], f"parameters.{keys[0]}"), *keys[1:]])
+                suite.refuse_unknown(key, keys[0])  # extra="forbid": not a parameter
             raise Refused(suite.path, key, reason) from None
     # In the grid's order of axes: how labels and baselines name a configuration.
     varied = tuple(dict.fromkeys(k for _, point, _ in points for k in point
@@ -280,14 +267,12 @@ def _expand(suite: Suite, profile: str, check_repeats: bool) -> list[RunSpec]:
                           varied=varied, needs=needs,
                           run_id=run_id(model.name, model.experiment, code, params, seed, need_ids))
                   for seed in prof.seeds]
-    if not check_repeats:
-        specs = list({s.run_id: s for s in specs}.values())
-    ids = [s.run_id for s in specs]
-    if len(ids) != len(set(ids)):
-        twice = next(s for s in specs if ids.count(s.run_id) > 1)
+    kept = list({s.run_id: s for s in specs}.values())
+    if check_repeats and len(kept) < len(specs):
+        twice = next(s for i, s in enumerate(specs) if s in specs[:i])
         raise Refused(suite.path, grid_key, f"profile {profile} lists the same run twice "
                       f"({twice.label}): each configuration may appear once in its grids")
-    return specs
+    return kept
 
 
 def _points(grid: Grids, key: str, fixed: dict[str, str]) -> list[tuple[str, dict, dict]]:

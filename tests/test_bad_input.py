@@ -355,23 +355,20 @@ def _seeds_at_the_top() -> str:
 
 
 @pytest.mark.parametrize("text, words", [
-    (_seeds_at_the_top(), "seeds: unknown key (seeds belong under [profiles.NAME])"),
+    (_seeds_at_the_top(), "seeds: unknown key"),
     (edit("seeds = [0, 1]", 'seeds = [0, 1]\nexperiment = "xor"'),
-     "profiles.quick.experiment: unknown key (experiment belongs at the top level)"),
-    (edit("[[grid]]", 'metric = "accuracy"\n[[grid]]'),
-     "metric: unknown key (metric belongs in a [[claims]] table)"),
+     "profiles.quick.experiment: unknown key"),
+    (edit("[[grid]]", 'metric = "accuracy"\n[[grid]]'), "metric: unknown key"),
     (edit("seeds = [0, 1]", "seeds = [0, 1]\nwhere = { coding = 'pm1' }"),
-     "profiles.quick.where: unknown key (where belongs in a [[claims]] table or under "
-     "[needs.NAME])"),
-    (edit("[[grid]]", "cpus = 2\n[[grid]]"), "cpus: unknown key (cpus belong under [resources])"),
+     "profiles.quick.where: unknown key"),
+    (edit("[[grid]]", "cpus = 2\n[[grid]]"), "cpus: unknown key"),
     (VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = 1\nseeds = [0]\n',
-     "claims.0.seeds: unknown key (seeds belong under [profiles.NAME])"),
+     "claims.0.seeds: unknown key"),
     (VALID + CLAIM + 'kind = "threshold"\nmetirc = "accuracy"\nop = "<"\nvalue = 1\n',
-     "claims.0.metirc: unknown key (did you mean 'metric', which is required?)"),
-    (VALID.replace("[[grid]]", "[[grids]]"),
-     "grids: unknown key (did you mean 'grid', which is required?)"),
+     "claims.0.metirc: unknown key"),
+    (VALID.replace("[[grid]]", "[[grids]]"), "grids: unknown key"),
 ])
-def test_a_key_at_the_wrong_level_says_where_it_belongs(text, words, tmp_path, capsys):
+def test_an_unknown_key_is_named_not_what_its_absence_makes_required(text, words, tmp_path, capsys):
     path = write_suite(tmp_path, text)
     results = tmp_path / "results"
     err = refused(["run", str(path), "--dry-run", "--results", str(results)], capsys, results)
