@@ -220,21 +220,18 @@ def _measure(claim: ClaimBase, table: pd.DataFrame) -> tuple[bool | None, dict]:
     found = {"at": tuple(keys) if axis else (), "values": got,
              "samples": tuple(tuple(map(float, left[key])) for key in keys),
              "right_values": against}
-    return _holds(claim, got, against, len(left)) if keys else None, found
-
-
-def _holds(claim: ClaimBase, got: tuple[float, ...], against: tuple[float, ...],
-           elements: int) -> bool | None:
+    if not keys:
+        return None, found
     if isinstance(claim, Approx):
-        targets = choices(claim.value)
-        return elements == len(targets) and all(
-            abs(value - target) <= allowed(claim, target) for value, target in zip(got, targets))
+        return len(left) == len(targets) and all(
+            abs(value - target) <= allowed(claim, target) for value, target in zip(got, targets)
+        ), found
     if isinstance(claim, Monotone):
         op = MONOTONE_OPS[claim.direction, claim.strict]
-        return all(OPS[op](a, b) for a, b in pairwise(got)) if len(got) >= 2 else None
+        return (all(OPS[op](a, b) for a, b in pairwise(got)) if len(got) >= 2 else None), found
     if isinstance(claim, Compare):
-        return all(OPS[claim.op](a, claim.factor * b) for a, b in zip(got, against))
-    return OPS[claim.op](got[0], claim.value)
+        return all(OPS[claim.op](a, claim.factor * b) for a, b in zip(got, against)), found
+    return OPS[claim.op](got[0], claim.value), found
 
 
 def _expectation(claim: ClaimBase) -> dict:
@@ -261,8 +258,8 @@ def results(claims: pd.DataFrame) -> list[ClaimResult]:
 
 
 def read(path: Path) -> pd.DataFrame:
-    """claims.csv as a table of results' values; empty if missing or written by an older dlrepro
-    (other columns): its claims are evaluated afresh."""
+    """claims.csv as a table of results' values; empty if missing or of other columns (an older
+    dlrepro's)."""
     found = pd.read_csv(path, keep_default_na=False, dtype=str) if path.exists() else None
     current = found is not None and list(found.columns) == COLUMNS
     return table(results(found) if current else [])
