@@ -82,8 +82,7 @@ COLUMNS = list(ClaimResult.model_fields)
 
 
 def evaluate(suite: Suite, table: pd.DataFrame, profile: str) -> list[ClaimResult]:
-    """Each claim of a suite that applies at ``profile`` against its joined table (metrics of
-    successful runs with their parameters)."""
+    """Each claim of a suite that applies at ``profile`` against its ``tables.joined`` table."""
     source = f"{suite.model.source.seed}, «{suite.model.source.slide}»"
     planned = [spec.params for spec in suite.runs(profile)]
     return [check(claim, table, suite.name, f"{claim.text} ({claim.source or source})",
