@@ -17,18 +17,16 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from dlrepro import tables
-from dlrepro.formatting import assignments
 from dlrepro.overrides import flags
 from dlrepro.schema import Approx, ClaimBase, Compare, Monotone, Threshold, choices
 from dlrepro.suite import Suite, matches
-from dlrepro.formatting import ClaimStatus, allowed
+from dlrepro.formatting import ClaimStatus, allowed, assignments
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
        "==": operator.eq}
 # A monotone claim as the relation every value has with the next one along its axis.
 MONOTONE_OPS = {("increasing", True): "<", ("increasing", False): "<=",
                 ("decreasing", True): ">", ("decreasing", False): ">="}
-
 
 
 def _frozen(value: object) -> object:
@@ -84,8 +82,7 @@ COLUMNS = list(ClaimResult.model_fields)
 
 
 def evaluate(suite: Suite, table: pd.DataFrame, profile: str) -> list[ClaimResult]:
-    """Each claim of a suite that applies at ``profile`` against its joined table (metrics of
-    successful runs with their parameters)."""
+    """Each claim of a suite that applies at ``profile`` against its ``tables.joined`` table."""
     source = f"{suite.model.source.seed}, «{suite.model.source.slide}»"
     planned = [spec.params for spec in suite.runs(profile)]
     return [check(claim, table, suite.name, f"{claim.text} ({claim.source or source})",
@@ -99,13 +96,15 @@ def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | No
     """One claim against a joined table; ``swept``: the parameters ``--set`` swept, which the
     claim must fix (or read along) to give a verdict; ``planned``: the parameters of the runs
     the profile has (a claim whose runs are among them but missing is waiting for them)."""
-    found, status = {"along": _along(claim)}, ClaimStatus.NOT_RUN
-    ran = outside(claim, table)
+    axis = _axis(claim) or ""
+    found = {"along": ",".join(axis) if isinstance(axis, list) else axis}
+    status, ran = ClaimStatus.NOT_RUN, outside(claim, table)
     reason = "" if ran else _spread(claim, table, swept)
     if ran:
         found, status = {"along": ran[0], "at": ran[1]}, ClaimStatus.DOES_NOT_APPLY
     elif not reason:
-        holds, found = _measure(claim, table)
+        holds, measured = _measure(claim, table)
+        found |= measured
         status = {True: ClaimStatus.REPRODUCED, False: ClaimStatus.NOT_REPRODUCED,
                   None: ClaimStatus.NOT_RUN}[holds]
         reason = _unselected(claim, table, list(planned)) if holds is None else ""
@@ -181,12 +180,6 @@ def _axis(claim: ClaimBase) -> str | list[str] | None:
     return (claim.by or None) if isinstance(claim, Compare) else getattr(claim, "over", None)
 
 
-def _along(claim: ClaimBase) -> str:
-    """The parameter(s) a claim's elements are along, as its result names them."""
-    axis = _axis(claim) or ""
-    return ",".join(axis) if isinstance(axis, list) else axis
-
-
 def _plain(key: object) -> object:
     """A key as plain Python (numpy's numbers are not JSON)."""
     if isinstance(key, tuple):
@@ -212,9 +205,8 @@ def reduced(reduce: str, values: pd.Series, target: float) -> float:
 
 
 def _measure(claim: ClaimBase, table: pd.DataFrame) -> tuple[bool | None, dict]:
-    """Whether the claim holds (None: it cannot tell) and what it measured: each element's value
-    reduced, the values it was reduced from, and for a comparison the right side's, at the keys
-    both sides have. An approx claim's i-th number is about the i-th smallest ``over``."""
+    """Whether the claim holds (None: it cannot tell) and what it measured, at the keys both sides
+    have; an approx claim's i-th number is about the i-th smallest ``over``."""
     axis = _axis(claim)
     sides = [_elements(select(claim, table, where), axis)
              for where in claim.selections().values()]
@@ -224,24 +216,21 @@ def _measure(claim: ClaimBase, table: pd.DataFrame) -> tuple[bool | None, dict]:
     keys = keys[:len(targets)]
     got = tuple(reduced(claim.reduce, left[key], target) for key, target in zip(keys, targets))
     against = tuple(float(right[key].agg(claim.reduce)) for key in keys) if len(sides) > 1 else ()
-    found = {"along": _along(claim), "at": tuple(keys) if axis else (), "values": got,
+    found = {"at": tuple(keys) if axis else (), "values": got,
              "samples": tuple(tuple(map(float, left[key])) for key in keys),
              "right_values": against}
-    return _holds(claim, got, against, len(left)) if keys else None, found
-
-
-def _holds(claim: ClaimBase, got: tuple[float, ...], against: tuple[float, ...],
-           elements: int) -> bool | None:
+    if not keys:
+        return None, found
     if isinstance(claim, Approx):
-        targets = choices(claim.value)
-        return elements == len(targets) and all(
-            abs(value - target) <= allowed(claim, target) for value, target in zip(got, targets))
+        return len(left) == len(targets) and all(
+            abs(value - target) <= allowed(claim, target) for value, target in zip(got, targets)
+        ), found
     if isinstance(claim, Monotone):
         op = MONOTONE_OPS[claim.direction, claim.strict]
-        return all(OPS[op](a, b) for a, b in pairwise(got)) if len(got) >= 2 else None
+        return (all(OPS[op](a, b) for a, b in pairwise(got)) if len(got) >= 2 else None), found
     if isinstance(claim, Compare):
-        return all(OPS[claim.op](a, claim.factor * b) for a, b in zip(got, against))
-    return OPS[claim.op](got[0], claim.value)
+        return all(OPS[claim.op](a, claim.factor * b) for a, b in zip(got, against)), found
+    return OPS[claim.op](got[0], claim.value), found
 
 
 def _expectation(claim: ClaimBase) -> dict:
@@ -268,8 +257,8 @@ def results(claims: pd.DataFrame) -> list[ClaimResult]:
 
 
 def read(path: Path) -> pd.DataFrame:
-    """claims.csv as a table of results' values; empty if missing or written by an older dlrepro
-    (other columns): its claims are evaluated afresh."""
+    """claims.csv as a table of results' values; empty if missing or of other columns (an older
+    dlrepro's)."""
     found = pd.read_csv(path, keep_default_na=False, dtype=str) if path.exists() else None
     current = found is not None and list(found.columns) == COLUMNS
     return table(results(found) if current else [])

@@ -79,19 +79,19 @@ def _run(args) -> int:
 def _generalise(args) -> int:
     from dlrepro import generalisation
 
-    found = generalisation.generalise(args.profile, args.runner, note, dataset=args.dataset,
-                                      results=args.results, data=args.data_dir,
-                                      address=args.address, device=args.device)
-    interrupted = next((o.interrupted for o in found.outcomes if o.interrupted), None)
+    table, folder, outcomes = generalisation.generalise(
+        args.profile, args.runner, note, dataset=args.dataset, results=args.results,
+        data=args.data_dir, address=args.address, device=args.device)
+    interrupted = next((o.interrupted for o in outcomes if o.interrupted), None)
     if interrupted:
         note(INTERRUPTED)
         return 128 + interrupted
-    for line in generalisation.markdown(found.table, args.dataset):
+    for line in generalisation.markdown(table, args.dataset):
         say(line)
-    say(f"{int(found.table['changed'].sum())} transferable claim(s) changed verdict on "
-        f"{args.dataset}; table in {found.folder.generalisation}; report: dlrepro report --profile "
+    say(f"{int(table['changed'].sum())} transferable claim(s) changed verdict on "
+        f"{args.dataset}; table in {folder.generalisation}; report: dlrepro report --profile "
         f"{args.profile} --set dataset={args.dataset}")
-    return 1 if any(o.failed for o in found.outcomes) else 0
+    return 1 if any(o.failed for o in outcomes) else 0
 
 
 LIST_COLUMNS = ("suite", "experiment", "profile", "overrides", "runs", "cached", "claims")
@@ -126,17 +126,16 @@ def _report(args) -> int:
 def _check(args) -> int:
     from dlrepro import regression
 
-    outcome = regression.check(args.suites, args.results, args.profile, args.baseline, note)
-    _print_verdicts(outcome.verdicts)
-    for line in outcome.notes:
+    verdicts, notes, reasons, path = regression.check(args.suites, args.results, args.profile,
+                                                      args.baseline, args.allow_new, note)
+    _print_verdicts(verdicts)
+    for line in notes:
         note(line)
-    counts = outcome.verdicts["verdict"].value_counts()
+    counts = verdicts["verdict"].value_counts()
     uncompared = "".join(f", {counts[verdict]} {verdict}" for verdict in
                          (GateVerdict.MISSING, GateVerdict.NEW) if counts.get(verdict))
-    say(f"{regression.compared(outcome.verdicts)} value(s) compared with "
-        f"{args.baseline / args.profile}{uncompared}; every verdict in {outcome.path}")
-    reasons = regression.failures(outcome.verdicts, outcome.unbaselined, outcome.gone,
-                                  args.allow_new)
+    say(f"{regression.compared(verdicts)} value(s) compared with "
+        f"{args.baseline / args.profile}{uncompared}; every verdict in {path}")
     for reason in reasons:
         say(("gate fails:", "red"), f" {reason}")
     if reasons:

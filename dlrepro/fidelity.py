@@ -82,10 +82,8 @@ def write(path: Path, found: list[dict]) -> pd.DataFrame:
 
 
 def display(table: pd.DataFrame, full: pd.DataFrame | None = None) -> list[dict]:
-    """The table's rows as the report shows them: published numbers with their own digits,
-    measured ones (mean ± sd (runs), or the claim's max, min… (of runs; mean ± sd)) one decimal
-    finer than the tolerance. With ``full`` (the rows measured at the full profile), each row also
-    says what full measured, or "not measured"."""
+    """The table's rows as the report shows them (docs/fidelity.md); with ``full``, the rows
+    measured at the full profile, each also says what full measured, or "not measured"."""
     shown = [_shown(r) for r in table.itertuples()]
     if full is not None:
         at_full = dict(zip(_positions(full), map(_shown, full.itertuples())))

@@ -4,7 +4,6 @@ suites run with ``--set dataset=…``; a verdict that differs is ``changed``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -29,11 +28,10 @@ ICONS = {ClaimStatus.REPRODUCED: "✅", ClaimStatus.NOT_REPRODUCED: "❌",
 def compare(mnist: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     """One row per claim of ``other``'s suites: its status and measurement on both sets; a claim
     MNIST has no result of is not run there."""
-    absent = other[~other.set_index(KEY).index.isin(mnist.set_index(KEY).index)]
     not_run = claims.table([claims.ClaimResult(suite=suite, claim=claim, text="", kind="",
                                                status=ClaimStatus.NOT_RUN)
-                            for suite, claim in zip(absent["suite"], absent["claim"])])
-    mnist = pd.concat([mnist, not_run], ignore_index=True) if len(not_run) else mnist
+                            for suite, claim in zip(other["suite"], other["claim"])])
+    mnist = pd.concat([mnist, not_run], ignore_index=True).drop_duplicates(KEY)
     both = other.merge(mnist[KEY + MEASURED], on=KEY, how="left",
                        suffixes=(SIDES["other"], SIDES["mnist"]))
     both = both.rename(columns={f"status{suffix}": side for side, suffix in SIDES.items()})
@@ -48,10 +46,6 @@ def side(row: dict, name: str) -> claims.ClaimResult:
     return claims.ClaimResult.model_validate({
         **{column: row[column] for column in EXPECTED}, "status": row[name],
         **{column: row[f"{column}{suffix}"] for column in MEASURED[1:]}})
-
-
-def write(path: Path, table: pd.DataFrame) -> None:
-    tables.write_csv(path, claims.csv_cells(table))
 
 
 def markdown(table: pd.DataFrame, dataset: str) -> list[str]:
@@ -72,20 +66,15 @@ def markdown(table: pd.DataFrame, dataset: str) -> list[str]:
     return lines
 
 
-@dataclass
-class Generalisation:
-    table: pd.DataFrame  # COLUMNS
-    folder: Results  # the other set's runs, claims, report and the comparison
-    outcomes: list[Outcome]
-
-
 def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_mnist",
                results: Path = Path("results"), data: str | Path | None = None,
                address: str | None = None,
-               device: DeviceChoice = DeviceChoice.AUTO) -> Generalisation:
+               device: DeviceChoice = DeviceChoice.AUTO
+               ) -> tuple[pd.DataFrame, Results, list[Outcome]]:
     """The suites that read a dataset, run on MNIST (the profile's own runs, cached) and again with
-    ``--set dataset=DATASET``; each claim's verdicts side by side in ``generalisation.csv`` beside
-    the other set's results. Every input is checked for both before anything runs."""
+    ``--set dataset=DATASET``, every input checked for both before anything runs: each claim's
+    verdicts side by side (``COLUMNS``), also in ``generalisation.csv`` of the other set's folder,
+    that folder, and the runs' outcomes."""
     names = [s.name for s in resolve([]) if "dataset" in s.parameters]
     requests = [prepare(names, profile, runner, results=results, data=data, address=address,
                         overrides=overrides, device=device, say=say)
@@ -102,5 +91,5 @@ def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_m
     if len(mine) == 2:
         table = compare(*mine)
         with folder.lock(say):
-            write(folder.generalisation, table)
-    return Generalisation(table, folder, outcomes)
+            tables.write_csv(folder.generalisation, claims.csv_cells(table))
+    return table, folder, outcomes

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from dlrepro import claims, devices, fidelity, tables
 from dlrepro.tables import CLAIMS_FILE, FIDELITY_FILE, KEY, STATS, Baselines
-from dlrepro.formatting import assignments
 from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
 from dlrepro.layout import Results
@@ -20,12 +18,8 @@ from dlrepro.overrides import Override
 from dlrepro.project import given, resolve
 from dlrepro.schema import Metric
 from dlrepro.suite import Suite
-from dlrepro.formatting import MEASURED, GateVerdict
+from dlrepro.formatting import MEASURED, GateVerdict, assignments
 
-BLOCKING = frozenset({GateVerdict.REGRESSED, GateVerdict.MISSING})
-# The verdicts of values found on both sides: a gate that has none of them compared nothing.
-COMPARED = frozenset({GateVerdict.UNCHANGED, GateVerdict.INCONCLUSIVE, GateVerdict.IMPROVED,
-                      GateVerdict.REGRESSED})
 ALPHA = 0.01
 DEFAULT_REL_TOLERANCE = 1e-9
 
@@ -33,45 +27,23 @@ DEFAULT_REL_TOLERANCE = 1e-9
 def summarise(runs: pd.DataFrame, metrics: pd.DataFrame, suite: Suite,
               profile: str) -> pd.DataFrame:
     """Mean, std and seed count of every (configuration, metric, step) of one suite's successful
-    runs.
-
-    A configuration is named by the parameters the suite file varies (not by what happens to be in
-    the table), so that a failed run cannot rename the others."""
+    runs; a configuration is named by the parameters the suite file varies, not by what the table
+    holds, so that a failed run cannot rename the others."""
     table = tables.joined(runs, metrics, suite.name)
     timing = [name for name, metric in suite.metrics.items() if metric.timing]
     table = table[~table["metric"].isin(timing)]  # speed depends on the machine: cost.csv covers it
     if table.empty:
-        return empty_summary()
+        return pd.DataFrame(columns=KEY + STATS)
     varied = [name for name in suite.runs(profile)[0].varied if name in table]
     table["configuration"] = "all"
-    if varied:
-        table["configuration"] = table.apply(lambda row: _configuration(row, varied), axis=1)
+    if varied:  # a parameter its run's mode does not read is empty in its row: left out
+        table["configuration"] = table.apply(lambda row: assignments(
+            (name, row[name]) for name in varied if pd.notna(row[name])), axis=1)
     table["step"] = table["step"].astype("Int64")
     summary = (table.groupby(["configuration", "metric", "step"], dropna=False, sort=True)["value"]
                .agg(n="count", mean="mean", std="std").reset_index())
     summary.insert(0, "suite", suite.name)
     return summary[KEY + STATS]
-
-
-def updated(old: pd.DataFrame, summary: pd.DataFrame, suite: Suite,
-            profile: str) -> pd.DataFrame:
-    """A baseline refreshed by ``summary``: the configurations it measured replace their rows,
-    the profile's other configurations keep theirs (measured earlier, on other seeds or in
-    another folder), those the profile no longer has are dropped."""
-    specs = suite.runs(profile)
-    names = {assignments((n, s.params[n]) for n in specs[0].varied if n in s.params) or "all"
-             for s in specs}
-    found = tables.replaced(old[old["configuration"].isin(names)], summary, "configuration")
-    return found.sort_values(KEY, ignore_index=True)
-
-
-def empty_summary() -> pd.DataFrame:
-    return pd.DataFrame(columns=KEY + STATS)
-
-
-def _configuration(row: pd.Series, varied: list[str]) -> str:
-    # A parameter its run's mode does not read is empty in its row, as in its label: left out.
-    return assignments((name, row[name]) for name in varied if pd.notna(row[name]))
 
 
 def cost(runs: pd.DataFrame, suite: str) -> dict:
@@ -138,70 +110,33 @@ def _allowed(metric: Metric | None, reference: float) -> float:
 
 def write_verdicts(baselines: Baselines, verdicts: list,
                    numbers: list[dict]) -> list[tuple[Path, int]]:
-    """Replace the evaluated suites' claims and published numbers, but a claim measured
-    earlier and not now (its runs are in another folder) keeps its verdict; the files
-    written."""
-    to_claims, to_numbers = baselines.dir / CLAIMS_FILE, baselines.dir / FIDELITY_FILE
-    verdicts = _keep_measured(claims.table(verdicts), claims.read(to_claims))
-    claims.write(to_claims, claims.results(verdicts))
-    numbers = _keep_measured(pd.DataFrame(numbers, columns=fidelity.COLUMNS),
-                             fidelity.read(to_numbers))
-    fidelity.write(to_numbers, numbers.to_dict("records"))
-    return [(to_claims, len(verdicts)), (to_numbers, len(numbers))]
+    """Replace the evaluated suites' claims and published numbers, but a claim measured earlier
+    and not now (its runs are in another folder) keeps its rows; the files written."""
+    written = []
+    for path, new, read in (
+            (baselines.dir / CLAIMS_FILE, claims.table(verdicts), claims.read),
+            (baselines.dir / FIDELITY_FILE, pd.DataFrame(numbers, columns=fidelity.COLUMNS),
+             fidelity.read)):
+        old = read(path)
+        new = _keep_measured(new, old[old["status"].isin(MEASURED)])
+        tables.write_csv(path, claims.csv_cells(tables.replaced(old, new)))
+        written.append((path, len(new)))
+    return written
 
 
-def _keep_measured(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
-    """``new``'s rows (claims, or their published numbers), but a claim measured in ``old`` and
-    not in ``new`` keeps its old rows, in its place."""
-    old = old[old["status"].isin(MEASURED)]
-    before = dict(list(old.groupby(["suite", "claim"], sort=False)))
+def _keep_measured(new: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFrame:
+    """``new``'s rows, but a claim with rows in ``measured`` and not measured in ``new`` keeps
+    those, in its place."""
+    before = dict(list(measured.groupby(["suite", "claim"], sort=False)))
     rows = []
     for key, now in new.groupby(["suite", "claim"], sort=False):
         rows.append(now if now["status"].isin(MEASURED).any() else before.get(key, now))
     return pd.concat(rows, ignore_index=True) if rows else new
 
 
-def _verdicts(suites: list[Suite], baselines: Baselines,
-              results: Results) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Compare every suite's current tables with its baseline; return the verdicts, notes on cost,
-    and the suites that have no baseline."""
-    runs, metrics = tables.load(results)
-    costs = {row["suite"]: row for row in baselines.cost().to_dict("records")}
-    verdicts, notes, unbaselined = [], [], []
-    for suite in suites:
-        baseline = baselines.read(suite.name)
-        current = summarise(runs, metrics, suite, baselines.dir.name)
-        if baseline is None:
-            unbaselined.append(suite.name)
-            baseline = empty_summary()
-        before, now = costs.get(suite.name), cost(runs, suite.name)
-        other_device = bool(before and before["hardware"] and now["runs"]) and (
-            _kinds(before["hardware"]) != _kinds(now["hardware"]))
-        verdicts.append(compare(baseline, current, suite.metrics, other_device))
-        notes += _notes(baseline, current, verdicts[-1], before, now, other_device)
-    if not verdicts:
-        return compare(empty_summary(), empty_summary(), {}), notes, unbaselined
-    return pd.concat(verdicts, ignore_index=True), notes, unbaselined
-
-
 def compared(verdicts: pd.DataFrame) -> int:
     """How many values were compared with a baseline value (neither missing nor new)."""
-    return int(verdicts["verdict"].isin(COMPARED).sum())
-
-
-def failures(verdicts: pd.DataFrame, unbaselined: list[str], gone: list[str],
-             allow_new: bool) -> list[str]:
-    """Why the gate fails, one reason a line; none: it passes."""
-    reasons = [f"baseline of {name} has no suite file {name}.toml" for name in gone]
-    if not allow_new:
-        reasons += [f"{name} has no baseline (add one on purpose, or pass --allow-new)"
-                    for name in unbaselined]
-    blocking = int(verdicts["verdict"].isin(BLOCKING).sum())
-    if blocking:
-        reasons.append(f"{blocking} value(s) regressed or missing")
-    if not compared(verdicts):
-        reasons.append("no value was compared with a baseline")
-    return reasons
+    return int((~verdicts["verdict"].isin([GateVerdict.MISSING, GateVerdict.NEW])).sum())
 
 
 def described(verdicts: pd.DataFrame) -> tuple[list[str], list[tuple[GateVerdict, str]]]:
@@ -258,8 +193,8 @@ def _cost_note(before: dict | None, now: dict) -> list[str]:
 
 def _notes(baseline: pd.DataFrame, current: pd.DataFrame, verdicts: pd.DataFrame,
            before: dict | None, now: dict, other_device: bool) -> list[str]:
-    """Time and energy against the baseline's (``_cost_note``), what the baseline lacks, seeds
-    that differ from the runs', and a baseline from another kind of device."""
+    """Time and energy against the baseline's on the same hardware, what the baseline lacks,
+    seeds that differ from the runs', and a baseline from another kind of device."""
     suite, notes = now["suite"], _cost_note(before, now)
     new = int((verdicts["verdict"] == GateVerdict.NEW).sum())
     if len(baseline) and len(current) and new:
@@ -278,40 +213,50 @@ def _notes(baseline: pd.DataFrame, current: pd.DataFrame, verdicts: pd.DataFrame
     return notes
 
 
-@dataclass
-class CheckOutcome:
-    verdicts: pd.DataFrame
-    notes: list[str]
-    unbaselined: list[str]  # suites with no baseline
-    gone: list[str]  # baselines whose suite file is gone
-    path: Path  # where every verdict was written
-
-
-def check(names: list[str], results: Path, profile: str, baseline_root: Path,
-          say: Callable[[str], None]) -> CheckOutcome:
+def check(names: list[str], results: Path, profile: str, baseline_root: Path, allow_new: bool,
+          say: Callable[[str], None]) -> tuple[pd.DataFrame, list[str], list[str], Path]:
+    """Every named suite's tables (none named: every suite and every baseline) against its
+    baseline: the verdicts, written to check.csv; notes on them; why the gate fails, a reason a
+    line (none: it passes); and check.csv's path."""
     baselines = Baselines(baseline_root, profile)
     baselines.ensure_exists()
     folder = Results(results, profile)
     suites = given(names, folder, [])
     known = {s.name for s in suites}
-    gone = [] if names else [name for name in baselines.suites() if name not in known]
-    verdicts, notes, unbaselined = _verdicts(suites, baselines, folder)
+    reasons = [f"baseline of {name} has no suite file {name}.toml"
+               for name in baselines.suites() if not names and name not in known]
+    runs, metrics = tables.load(folder)
+    costs = {row["suite"]: row for row in baselines.cost().to_dict("records")}
+    empty, verdicts, notes = pd.DataFrame(columns=KEY + STATS), [], []
+    for suite in suites:
+        baseline, current = baselines.read(suite.name), summarise(runs, metrics, suite, profile)
+        if baseline is None and not allow_new:
+            reasons.append(f"{suite.name} has no baseline (add one on purpose, or pass "
+                           "--allow-new)")
+        baseline = empty if baseline is None else baseline
+        before, now = costs.get(suite.name), cost(runs, suite.name)
+        other_device = bool(before and before["hardware"] and now["runs"]) and (
+            _kinds(before["hardware"]) != _kinds(now["hardware"]))
+        verdicts.append(compare(baseline, current, suite.metrics, other_device))
+        notes += _notes(baseline, current, verdicts[-1], before, now, other_device)
+    verdicts = pd.concat(verdicts or [compare(empty, empty, {})], ignore_index=True)
+    blocking = int(verdicts["verdict"].isin([GateVerdict.REGRESSED, GateVerdict.MISSING]).sum())
+    if blocking:
+        reasons.append(f"{blocking} value(s) regressed or missing")
+    if not compared(verdicts):
+        reasons.append("no value was compared with a baseline")
     with folder.lock(say):
         atomic_write(folder.check, lambda tmp: verdicts.to_csv(tmp, index=False))
-    return CheckOutcome(verdicts, notes, unbaselined, gone, folder.check)
+    return verdicts, notes, reasons, folder.check
 
 
 def update_baselines(names: list[str], results: Path, profile: str, baseline_root: Path,
                      show: Callable[[str, pd.DataFrame | None], None],
                      overrides: list[Override] = (),
                      only: list[Override] = ()) -> list[tuple[Path, int]]:
-    """Refresh the named suites' baselines (default: every suite with results); ``show`` gets each
-    suite's changes from its old baseline (None: a new one). Returns the files written.
-
-    From the folder of ``--set seeds=...`` and ``--only`` a baseline covers part of the profile
-    (fewer seeds, some configurations), named as the profile's own runs are; a parameter set
-    otherwise would not be the profile's settings, and is refused. The configurations measured
-    replace their old rows, the profile's others keep theirs (``updated``)."""
+    """Refresh the named suites' baselines (default: every suite with results), from the profile's
+    folder or that of ``--set seeds=...`` and ``--only`` (docs/gate.md); ``show`` gets each suite's
+    changes from its old baseline (None: a new one). Returns the files written."""
     changed = sorted({key for key, _ in overrides} - {"seeds"})
     if changed:
         raise Refused(f"--set {changed[0]}: a baseline is of its profile's settings; only "
@@ -332,8 +277,12 @@ def update_baselines(names: list[str], results: Path, profile: str, baseline_roo
             raise Refused(f"{folder.root}: no successful runs of {suite.name}: nothing to "
                           "baseline")
         old = baselines.read(suite.name)
-        if old is not None:
-            summary = updated(old, summary, profile_suite, profile)
+        if old is not None:  # the profile's configurations not measured here keep their rows
+            specs = profile_suite.runs(profile)
+            kept = {assignments((n, s.params[n]) for n in specs[0].varied if n in s.params)
+                    or "all" for s in specs}
+            summary = tables.replaced(old[old["configuration"].isin(kept)], summary,
+                                      "configuration").sort_values(KEY, ignore_index=True)
         show(suite.name, None if old is None else compare(old, summary, suite.metrics))
         path = baselines.write(suite.name, summary, cost(runs, suite.name))
         written.append((path, len(summary)))

@@ -36,13 +36,11 @@ def build(results: Results, suites: list[Suite], claims: pd.DataFrame, published
     """Draw (or reuse) every suite's figures, then write ``report.md`` and ``report.html`` beside
     the tables; ``full``: the published numbers as measured at full, shown beside these."""
     model = page(results, suites, claims, published, runs, metrics, full)
-    written = []
-    pages = (("report.md.j2", results.report), ("report.html.j2", results.report_html))
-    for template, path in pages:
+    pages = {results.report: "report.md.j2", results.report_html: "report.html.j2"}
+    for path, template in pages.items():
         text = _templates().get_template(template).render(**model, root=results.root)
-        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-        written.append(path)
-    return written
+        atomic_write(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
+    return list(pages)
 
 
 def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published: pd.DataFrame,
@@ -65,7 +63,9 @@ def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published:
                      if counts.get(status) or status is not ClaimStatus.DOES_NOT_APPLY],
         "summary": summary(claims["status"]),
         "total": len(claims),
-        "claims": [_claim(result) for result in claim_results.results(listed)],
+        "claims": [{**result.model_dump(include={"suite", "claim", "text", "status"}),
+                    **dict(zip(("measured", "expected"), describe(result)))}
+                   for result in claim_results.results(listed)],
         "not_run": no_results(unrun) if unrun else "",
         "not_run_claims": len(claims) - len(listed),
         "published": fidelity.display(published[~published["suite"].isin(unrun)], full),
@@ -79,29 +79,20 @@ def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published:
     }
 
 
-def _claim(result: claim_results.ClaimResult) -> dict:
-    measured, expected = describe(result)
-    return {"suite": result.suite, "claim": result.claim, "text": result.text,
-            "status": result.status, "measured": measured, "expected": expected}
-
-
 def _suite(suite: Suite, claims: pd.DataFrame, runs: pd.DataFrame, metrics: pd.DataFrame,
            results: Results) -> dict:
-    m = suite.model
-    mine = runs[runs["suite"] == suite.name]
+    m, mine = suite.model, runs[runs["suite"] == suite.name]
     verdicts = claims.loc[claims["suite"] == suite.name, "status"]
-    section = {"name": suite.name, "title": m.title, "experiment": m.experiment,
-               "seed": m.source.seed, "slide": m.source.slide, "note": m.source.note,
-               "runs": len(mine), "figures": [], "failed": [], "claims": len(verdicts),
-               "reproduced_count": int((verdicts == ClaimStatus.REPRODUCED).sum())}
     labels = {spec.run_id: spec.label for spec in suite.runs(results.profile)}
-    section["failed"] = [
-        {"label": labels.get(r.run_id, f"{suite.name} run {r.run_id} seed {r.seed}"),
-         "error": str(r.error).strip()}
-        for r in mine[mine["status"] == "failed"].itertuples()]
     drawn = figures(suite, tables.joined(runs, metrics, suite.name), results)
-    section["figures"] = [path.relative_to(results.root).as_posix() for path in drawn]
-    return section
+    return {"name": suite.name, "title": m.title, "experiment": m.experiment,
+            "seed": m.source.seed, "slide": m.source.slide, "note": m.source.note,
+            "runs": len(mine), "claims": len(verdicts),
+            "reproduced_count": int((verdicts == ClaimStatus.REPRODUCED).sum()),
+            "figures": [path.relative_to(results.root).as_posix() for path in drawn],
+            "failed": [{"label": labels.get(r.run_id, f"{suite.name} run {r.run_id} seed {r.seed}"),
+                        "error": str(r.error).strip()}
+                       for r in mine[mine["status"] == "failed"].itertuples()]}
 
 
 def figures(suite: Suite, table: pd.DataFrame, results: Results) -> list[Path]:
@@ -166,10 +157,7 @@ def _templates():
                              lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["cell"] = table_cell
     env.globals["Status"] = ClaimStatus
-    env.filters["data_uri"] = _data_uri
+    # a PNG as a data: URI, so that the page carries its figures
+    env.filters["data_uri"] = lambda path: "data:image/png;base64," + base64.b64encode(
+        Path(path).read_bytes()).decode("ascii")
     return env
-
-
-def _data_uri(path: Path) -> str:
-    """A PNG as a data: URI, so the page carries its figures."""
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")

@@ -48,7 +48,9 @@ def merge(results: Results, specs: list[RunSpec]) -> tuple[pd.DataFrame, pd.Data
     metrics = _storable(replaced(metrics, pd.DataFrame(metric_rows), keys=suites), METRIC_COLUMNS)
     metrics["step"] = metrics["step"].astype("Int64")
     metrics["value"] = metrics["value"].astype(float)
-    write(results, runs, metrics)
+    for name, table in (("runs", runs), ("metrics", metrics)):
+        atomic_write(results.table(name), lambda tmp, t=table: t.to_parquet(tmp, index=False))
+        write_csv(results.table(name, "csv"), table)
     return runs, metrics
 
 
@@ -81,12 +83,6 @@ def replaced(old: pd.DataFrame, new: pd.DataFrame, on: str = "suite",
     kept = old[~old[on].isin(new[on] if keys is None else keys)]
     frames = [frame for frame in (kept, new) if len(frame)]
     return pd.concat(frames, ignore_index=True) if frames else new.reset_index(drop=True)
-
-
-def write(results: Results, runs: pd.DataFrame, metrics: pd.DataFrame) -> None:
-    for name, table in (("runs", runs), ("metrics", metrics)):
-        atomic_write(results.table(name), lambda tmp, t=table: t.to_parquet(tmp, index=False))
-        write_csv(results.table(name, "csv"), table)
 
 
 def write_csv(path: Path, table: pd.DataFrame) -> None:
