@@ -104,7 +104,7 @@ def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner,
     ``on_record``. ``expected``: each run's likely wall time, for the ETA (see RunProgress);
     default: none known. ``device``: the local runner's (on Ray, always the rule of ``devices``).
     ``address``: Ray's cluster, as ``pipeline.Request.cluster`` resolves it."""
-    with RunProgress(expected or dict.fromkeys(s.run_id for s in specs)) as progress:
+    with RunProgress(specs, expected or {}) as progress:
         if isinstance(config, LocalRunner):
             return run_local(specs, results, config, data_dir=data_dir, on_record=on_record,
                              progress=progress, device=device)
