@@ -1,8 +1,5 @@
 """What the user sees: results on stdout (``say``), so that a pipe gets them and nothing else;
-progress, warnings and errors on stderr (``note``). Rows (``write_rows``) are a table for a person
-in a terminal, a whole line a row in a pipe or a log, CSV or JSON for a script. While runs go on,
-``RunProgress`` shows a bar in a terminal, and outside one (CI, nohup, ``| tee``) a line per
-finished run with done/total and an ETA, so that a log is never silent."""
+progress, warnings and errors on stderr (``note``)."""
 
 from __future__ import annotations
 
@@ -39,12 +36,10 @@ Part = TextType | tuple[str, str]  # text shown as written, or (text, style)
 
 
 def say(*parts: Part) -> None:
-    """A result on stdout, whole, whatever brackets it holds."""
     output.print(Text.assemble(*parts), soft_wrap=True, highlight=False)
 
 
 def note(*parts: Part) -> None:
-    """Progress or a diagnostic on stderr, as ``say`` shows a result."""
     diagnostics.print(Text.assemble(*parts), soft_wrap=True, highlight=False)
 
 
@@ -56,11 +51,8 @@ class OutputFormat(StrEnum):
 
 def write_rows(columns: Sequence[str], rows: list[dict], form: OutputFormat, title: str = "",
                line: Callable[[dict], Part] | None = None) -> None:
-    """``rows`` on stdout. For a person (``table``): a table titled ``title`` in a terminal, else
-    ``line(row)`` a row, never squeezed to a pipe's 80 columns; a cell is shown as written, or
-    styled as a Text. For a script: CSV (a header, then a line each) or a JSON list of objects,
-    of the given columns, numbers as numbers, a missing number (NaN) empty in CSV and null in
-    JSON."""
+    """``rows`` on stdout: for a person a table in a terminal, else ``line(row)`` a row (never
+    squeezed to a pipe's 80 columns); for a script CSV or JSON, a missing number empty or null."""
     if form == OutputFormat.TABLE:  # a StrEnum: the plain string from argparse compares equal
         if not output.is_terminal:
             for row in rows:
@@ -92,9 +84,8 @@ def _plain(value: object) -> object:
 
 
 class RunProgress:
-    """Progress over runs: ``running`` names what has started, ``finished`` counts a record and
-    says the ETA (docs/eta.md: ``planning.eta`` of the runs left, at this machine's pace so far).
-    In a terminal the bar counts it down."""
+    """Progress over runs with an ETA (docs/eta.md): a bar that counts it down in a terminal,
+    else a line a finished run, so that a log is never silent."""
 
     def __init__(self, specs: list[RunSpec], expected: dict[str, float | None]):
         self.left, self.expected = {spec.run_id: spec for spec in specs}, expected
@@ -153,8 +144,7 @@ class RunProgress:
 
 
 class _Countdown(ProgressColumn):
-    """The bar's ETA: RunProgress's estimate at the last finished run, counting down until the next
-    ("-" before the first, and once it has run out: not known until the next run finishes)."""
+    """The ETA at the last finished run, counting down ("-" before the first and once run out)."""
 
     def render(self, task: Task) -> Text:
         left = (task.fields["deadline"] or 0.0) - time.monotonic()

@@ -1,18 +1,12 @@
 """The one flow: suite files → run specs → runner → per-run records → tables → claims →
-report.
-
-``prepare`` checks everything a command was given — suites, runner, flags, the results folder —
-and raises before any work; ``run`` then checks the experiments' code and the data the runs to do
-will read, takes the results folder's lock, runs, merges the tables and evaluates the claims.
-``claims`` and ``report`` work from the tables (the gate: ``regression``). None of them prints.
-"""
+report (docs/architecture.md). ``prepare`` refuses bad input before any work; nothing prints."""
 
 from __future__ import annotations
 
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,8 +31,7 @@ Say = Callable[[str], None]
 
 
 class Interrupted(KeyboardInterrupt):
-    """A signal that stops the command the way Ctrl-C does (SIGTERM: a CI cancel,
-    ``ray job stop``)."""
+    """A signal that stops the command as Ctrl-C does (SIGTERM: a CI cancel, ``ray job stop``)."""
 
     # The latest signal, also kept here: a Ray wait re-raises it as a bare KeyboardInterrupt.
     latest: int | None = None
@@ -50,46 +43,31 @@ class Interrupted(KeyboardInterrupt):
 
 @dataclass
 class Request:
-    """What ``dlrepro run`` was asked, checked."""
-
     suites: list[Suite]
     profile: str
     runner: LocalRunner | RayRunner
     results: Results
     data_dir: Path | None = None
-    address: str | None = None
+    cluster: str | None = None  # --address, else the runner file's; None: $RAY_ADDRESS, embedded
     device: DeviceChoice = DeviceChoice.AUTO
 
     @property
     def specs(self) -> list[RunSpec]:
         return [spec for suite in self.suites for spec in suite.runs(self.profile)]
 
-    @property
-    def cluster(self) -> str | None:
-        """The Ray cluster asked for: ``--address``, else runners/<name>.toml's; None: the Ray
-        runner reads $RAY_ADDRESS, else starts an embedded instance."""
-        return self.address or getattr(self.runner, "address", None)
-
 
 @dataclass
 class Claims:
-    """The claims of the suites a command covers, evaluated."""
-
     table: pd.DataFrame  # a row per claim (claims.COLUMNS)
     unrun: list[str]  # the suites with no results in the folder: every claim of theirs is not run
 
 
 @dataclass
 class Outcome:
-    request: Request
-    todo: list[RunSpec]
     claims: Claims
-    failed: list[dict] = field(default_factory=list)
+    done: int  # of the runs asked for, those with an ok record
+    failed: list[dict]  # this command's failed records
     interrupted: int | None = None  # the signal that stopped it, if one did
-
-    @property
-    def done(self) -> int:
-        return sum(self.request.results.done(s) for s in self.request.specs)
 
 
 def prepare(names: list[str], profile: str, runner: str = "local", *,
@@ -97,10 +75,8 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
             address: str | None = None, overrides: list[Override] = (),
             only: list[Override] = (), device: DeviceChoice = DeviceChoice.AUTO,
             say: Say = lambda line: None) -> Request:
-    """Every input of ``dlrepro run`` checked, nothing written (else Refused). With ``overrides``
-    (``--set``) or ``only`` (``--only``) the runs land in their own folder,
-    ``<results>/<profile>+<overrides>``. A data directory that is not one is refused when a
-    selected run reads data, else a warning."""
+    """Every input of ``dlrepro run`` checked, nothing written (else Refused); a bad data
+    directory is only a warning where no selected run reads data."""
     folder = Results(results, profile, overrides, only)
     suites = given(names, folder, overrides, only)
     check_selected(suites, profile)
@@ -122,7 +98,8 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
     if isinstance(config, RayRunner):
         check_ray_use(address, config.address, results)
     folder.ensure_writable()
-    return Request(suites, profile, config, folder, data_dir(data), address, device)
+    cluster = address or getattr(config, "address", None)
+    return Request(suites, profile, config, folder, data_dir(data), cluster, device)
 
 
 def run(request: Request, say: Say) -> Outcome:
@@ -165,12 +142,11 @@ def run(request: Request, say: Say) -> Outcome:
                 runs, metrics = tables.merge(results, merged)
                 claims, _ = evaluate(request.suites, runs, metrics, results)
     failed = [record for record in records if record["status"] == "failed"]
-    return Outcome(request, todo, Claims(claims, unrun(request.suites, runs)), failed,
-                   interrupted)
+    return Outcome(Claims(claims, unrun(request.suites, runs)), sum(map(results.done, specs)),
+                   failed, interrupted)
 
 
 def unrun(suites: list[Suite], runs: pd.DataFrame) -> list[str]:
-    """The suites without a single run (ok or failed) in the tables."""
     return [suite.name for suite in suites if suite.name not in set(runs["suite"])]
 
 
@@ -179,9 +155,7 @@ def rows_of(table: pd.DataFrame, suites: list[str]) -> pd.DataFrame:
 
 
 def _typical_run_times(results: Results, say: Say) -> dict[str, float]:
-    """Each suite's mean run on the machine the profile's committed cost.csv was measured on. Only
-    an estimate reads it, and an estimate never refuses a run: broken, the ETA goes without (the
-    gate, ``check``, refuses it)."""
+    """Each suite's mean run in the profile's committed cost.csv; broken, the ETA goes without."""
     from dlrepro.tables import Baselines
 
     try:
@@ -192,13 +166,11 @@ def _typical_run_times(results: Results, say: Say) -> dict[str, float]:
 
 
 def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
-    """The code of every suite with runs to do, checked against the contract before any starts; a
-    cached suite's code is not even imported (torch costs seconds)."""
+    """The code of every suite with runs to do, checked against the contract before any starts."""
     pending = {s.suite for s in todo}
     for suite in {s.name: s for s in suites if s.name in pending}.values():
         try:
-            # imported and checked against the contract
-            suite.experiment.implementation  # noqa: B018
+            suite.experiment.implementation  # noqa: B018 (imported and checked)
         except Refused as err:
             raise Refused(suite.path, "experiment", f"experiment {suite.model.experiment!r} is "
                           f"broken: {err}") from None
@@ -214,9 +186,8 @@ def _gpus_visible(todo: list[RunSpec]) -> int:
 
 
 def dry_run(request: Request, say: Say) -> list[str]:
-    """What ``run`` would do, from the records alone: nothing is written, no lock taken, neither
-    the experiments' code nor the data is checked (that needs torch, or a download). On Ray: the
-    cluster it sees, and the ETA there."""
+    """What ``run`` would do, from the records alone: nothing written or checked beyond them; on
+    Ray, the cluster it sees and the ETA there."""
     from dlrepro.console import duration
 
     todo = plan(request.specs, request.results)
@@ -281,8 +252,7 @@ def _guessed(todo: list[RunSpec], expected: dict[str, float | None]) -> str:
 
 
 def _device(specs: list[RunSpec], request: Request) -> str:
-    """Where runs would execute: this machine's GPU or CPU (with their thread count), or Ray, with
-    what each run asks for."""
+    """Where runs would execute: this machine's GPU or CPU and threads, or Ray and a run's share."""
     cpus, gpus = max(s.resources.cpus for s in specs), max(s.resources.gpus for s in specs)
     if isinstance(request.runner, RayRunner):
         cluster = (request.cluster or os.environ.get("RAY_ADDRESS")
@@ -294,8 +264,8 @@ def _device(specs: list[RunSpec], request: Request) -> str:
 
 def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
              results: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every claim of ``suites`` at the folder's profile, and the fidelity table of their published
-    numbers: their rows only, while claims.csv and fidelity.csv keep other suites' rows."""
+    """The claims and published numbers of ``suites``, written to claims.csv and fidelity.csv
+    beside other suites' rows: theirs only."""
     from dlrepro import claims, fidelity
 
     verdicts, numbers = fidelity.evaluated(suites, runs, metrics, results.profile)
@@ -307,9 +277,7 @@ def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
 
 def claims(names: list[str], results: Path, profile: str, say: Say,
            overrides: list[Override] = (), only: list[Override] = ()) -> Claims:
-    """The claims of the named suites (none: every suite of the folder, ``covered``) against the
-    profile's tables (or those of its ``--set`` overrides), evaluated afresh from the suite files.
-    It only reports: nothing is written (``run`` and ``report`` keep claims.csv)."""
+    """The claims of the named suites (none: the folder's), evaluated afresh; nothing written."""
     from dlrepro import claims as verdicts
     from dlrepro import tables
 
@@ -323,8 +291,7 @@ def claims(names: list[str], results: Path, profile: str, say: Say,
 
 def report(names: list[str], results: Path, profile: str, say: Say,
            overrides: list[Override] = (), only: list[Override] = ()) -> list[Path]:
-    """``report.md`` and ``report.html`` of one profile (or of its ``--set`` overrides) on the named
-    suites (none: every suite of the folder, ``covered``), their claims evaluated afresh."""
+    """``report.md`` and ``report.html`` of the named suites (none: the folder's)."""
     from dlrepro import fidelity, tables
     from dlrepro import report as pages
     from dlrepro.tables import FIDELITY_FILE

@@ -1,14 +1,5 @@
-"""The Ray runner: each run group is one Ray task, on an embedded instance or a cluster.
-
-Ray places a task by its suite's ``resources`` (CPUs, fractions of a GPU) and retries one whose
-worker process or node died, up to ``max_retries`` times (a run that raises is recorded as failed
-by ``execute``, not retried). Worker processes are kept (``max_calls=0``): each imports torch,
-warms it up and starts codecarbon once, then runs group after group with the local runner's
-``execute``. Nodes share no disk with the driver: a run's files come back in its record, a
-producer's go to the object store once for every run that reads them, the data is the node's
-own, and each group brings back its worker's codecarbon log as it stands. With no address, an
-embedded instance is started here (no dashboard, token authentication, its own temp dir).
-"""
+"""The Ray runner: each run group is one Ray task, on an embedded instance or a cluster; Ray
+places, retries and keeps the worker processes (docs/ray.md)."""
 
 from __future__ import annotations
 
@@ -55,8 +46,7 @@ STRANDED_AFTER_S = 10
 
 @functools.cache
 def _this_process(country: str) -> SimpleNamespace:
-    """What a worker process keeps from group to group, made by its first: torch warmed up,
-    codecarbon running with a log folder of its own, the data sets checked, the groups run."""
+    """What a worker process keeps from group to group: codecarbon, the data sets checked."""
     ex.warm_up()
     energy = Path(tempfile.mkdtemp(prefix="dlrepro-energy-"))
     atexit.register(shutil.rmtree, energy, ignore_errors=True)
@@ -67,9 +57,8 @@ def _this_process(country: str) -> SimpleNamespace:
 @ray.remote(max_calls=0, retry_exceptions=False)
 def run_group(specs: list[RunSpec], sweep: tuple[str, str | None, str | None],
               producers: list[str], *archives: bytes) -> tuple[list[dict], int, tuple]:
-    """Execute one group; ``archives`` hold the files of the ``producers`` it reads (tar, by
-    run_id, in that order). Its records, each with its run's files and its node; which try of the
-    task this was; this process's codecarbon log (its name, groups run so far, a tar)."""
+    """Execute one group; ``archives``: the files of the ``producers`` it reads. Its records, with
+    their files; which try this was; this process's codecarbon log (name, groups run, tar)."""
     country, data_dir, drivers_env = sweep
     process = _this_process(country)
     node, pid, gpus = ray.get_runtime_context().get_node_id(), os.getpid(), ray.get_gpu_ids()
@@ -111,8 +100,6 @@ def run_group(specs: list[RunSpec], sweep: tuple[str, str | None, str | None],
 def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_cpus: int | None,
             max_retries: int, energy_country: str, data_dir: Path | None,
             on_record: Callable[[dict], None], progress: RunProgress) -> None:
-    """Run every spec on Ray, wave after wave (a run after the runs it needs); ``on_record`` gets
-    each finished record after it is stored."""
     logs: dict[str, int] = {}  # each worker's codecarbon log, as the driver has it: groups run
     tried: dict[str, int] = {}  # by group: the times it ran before it was placed anew
 
@@ -269,7 +256,6 @@ def plan_on_cluster(specs: list[RunSpec], *, address: str | None, num_cpus: int 
 
 
 def live_nodes() -> dict[str, dict]:
-    """The resources of each live node of the connected cluster, by node id."""
     return {node["NodeID"]: node["Resources"] for node in ray.nodes() if node["Alive"]}
 
 
@@ -306,7 +292,6 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[str]:
 
 
 def _token_hint() -> str:
-    """What to check when a cluster refused the connection: most often, the token."""
     if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
         return "if the cluster uses token authentication: RAY_AUTH_MODE=token here too"
     return "is this shell's token ($RAY_AUTH_TOKEN, else ~/.ray/auth_token) the cluster's?"
