@@ -81,7 +81,8 @@ def record(spec: RunSpec, *, error: str | None, started: datetime, wall_time_s: 
         "status": "failed" if error else "ok", "error": error,
         "started_at": started.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
         "wall_time_s": wall_time_s, "batch_size": batch_size, "device": device,
-        "worker": WORKER_NAME or f"local pid {os.getpid()}", **host_info(), "torch_version": torch.__version__,
+        "worker": WORKER_NAME or f"local pid {os.getpid()}", **host_info(),
+        "torch_version": torch.__version__,
         "energy_kwh": kwh, "co2_kg": co2_kg, "energy_method": energy_method,
         "metrics": [] if error else list(metrics),
     }

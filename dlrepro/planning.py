@@ -13,17 +13,12 @@ from dlrepro.suite import RunSpec
 
 
 def plan(specs: list[RunSpec], results: Results) -> list[RunSpec]:
-    """What to run: the specs not done, and every run they need that is not done or lost its
-    files."""
-    todo: dict[str, RunSpec] = {}
+    """The specs not done, and every run they need that is not done or lost its files."""
     needed = {p.run_id: p for spec in specs for p in _needed(spec)}
     # producers first: they come before their consumers in waves
-    for run_id, spec in needed.items():
-        if not results.done(spec) or not results.artifact_dir(spec).is_dir():
-            todo[run_id] = spec
-    for spec in specs:
-        if spec.run_id not in todo and not results.done(spec):
-            todo[spec.run_id] = spec
+    todo = {run_id: producer for run_id, producer in needed.items()
+            if not results.done(producer) or not results.artifact_dir(producer).is_dir()}
+    todo.update({spec.run_id: spec for spec in specs if not results.done(spec)})
     return list(todo.values())
 
 
@@ -36,7 +31,6 @@ def _needed(spec: RunSpec) -> list[RunSpec]:
 
 
 def datasets_read(specs: list[RunSpec]) -> set[str]:
-    """The data sets the runs read."""
     needed = set()
     for spec in specs:
         experiment = contract.get(spec.experiment)
@@ -46,7 +40,7 @@ def datasets_read(specs: list[RunSpec]) -> set[str]:
 
 def waves(specs: list[RunSpec]) -> list[list[RunSpec]]:
     """The specs in waves: each run comes after every run it needs that is also to be run."""
-    pending = {s.run_id: s for s in specs}
+    pending = {s.run_id for s in specs}
     sorter = graphlib.TopologicalSorter(
         {s.run_id: [p.run_id for p in s.needs.values() if p.run_id in pending] for s in specs})
     sorter.prepare()
