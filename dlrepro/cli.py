@@ -57,7 +57,7 @@ def _run(args) -> int:
                                data=args.data_dir, address=args.address, overrides=args.overrides,
                                only=args.only, device=args.device, say=note)
     if args.dry_run:
-        for line in pipeline.dry_run(request, note).lines():
+        for line in pipeline.dry_run(request, note):
             say(line)
         return 0
     outcome = pipeline.run(request, note)

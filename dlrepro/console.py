@@ -1,19 +1,15 @@
 """What the user sees: results on stdout (``say``), so that a pipe gets them and nothing else;
-progress, warnings and errors on stderr (``note``). Rows (``write_rows``) are a table for a person
-in a terminal, a whole line a row in a pipe or a log, CSV or JSON for a script. While runs go on,
-``RunProgress`` shows a bar in a terminal, and outside one (CI, nohup, ``| tee``) a line per
-finished run with done/total and an ETA, so that a log is never silent."""
+progress, warnings and errors on stderr (``note``)."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -21,6 +17,10 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TextColumn, TimeElapsedColumn)
 from rich.table import Column, Table
 from rich.text import Text, TextType
+
+if TYPE_CHECKING:
+    from dlrepro.schema import Resources
+    from dlrepro.suite import RunSpec
 
 
 class _ResultsConsole(Console):
@@ -36,12 +36,10 @@ Part = TextType | tuple[str, str]  # text shown as written, or (text, style)
 
 
 def say(*parts: Part) -> None:
-    """A result on stdout, whole, whatever brackets it holds."""
     output.print(Text.assemble(*parts), soft_wrap=True, highlight=False)
 
 
 def note(*parts: Part) -> None:
-    """Progress or a diagnostic on stderr, as ``say`` shows a result."""
     diagnostics.print(Text.assemble(*parts), soft_wrap=True, highlight=False)
 
 
@@ -53,11 +51,8 @@ class OutputFormat(StrEnum):
 
 def write_rows(columns: Sequence[str], rows: list[dict], form: OutputFormat, title: str = "",
                line: Callable[[dict], Part] | None = None) -> None:
-    """``rows`` on stdout. For a person (``table``): a table titled ``title`` in a terminal, else
-    ``line(row)`` a row, never squeezed to a pipe's 80 columns; a cell is shown as written, or
-    styled as a Text. For a script: CSV (a header, then a line each) or a JSON list of objects,
-    of the given columns, numbers as numbers, a missing number (NaN) empty in CSV and null in
-    JSON."""
+    """``rows`` on stdout: for a person a table in a terminal, else ``line(row)`` a row (never
+    squeezed to a pipe's 80 columns); for a script CSV or JSON, a missing number empty or null."""
     if form == OutputFormat.TABLE:  # a StrEnum: the plain string from argparse compares equal
         if not output.is_terminal:
             for row in rows:
@@ -89,19 +84,15 @@ def _plain(value: object) -> object:
 
 
 class RunProgress:
-    """Progress over runs: ``running`` names what has started, ``finished`` counts a record.
+    """Progress over runs with an ETA (docs/eta.md): a bar that counts it down in a terminal,
+    else a line a finished run, so that a log is never silent."""
 
-    ``expected`` holds each run's likely wall time (an earlier run of it, or its suite's mean run on
-    a reference machine), or None. The ETA (docs/eta.md) is the expected time of the runs left at
-    this machine's pace (the finished runs' times over what was expected of them; the mean finished
-    run where nothing was expected), scaled by how elapsed time compares with the runs' own times
-    so far (two workers: about half). In a terminal the bar counts it down."""
-
-    def __init__(self, expected: dict[str, float | None]):
-        self.left, self.total, self.done = dict(expected), len(expected), 0
+    def __init__(self, specs: list[RunSpec], expected: dict[str, float | None]):
+        self.left, self.expected = {spec.run_id: spec for spec in specs}, expected
+        self.total, self.done = len(specs), 0
         self.spent = self.foreseen = self.taken = 0.0  # foreseen, taken: of the runs expected
-        self.started, self.first_start = time.monotonic(), None
-        self.bar = None
+        self.at_once: dict[Resources, int] | None = None  # on Ray: runs each shape has at once
+        self.started, self.bar = time.monotonic(), None
         if diagnostics.is_terminal:  # a long run label gives way, not the numbers
             label = Column(ratio=2, no_wrap=True, overflow="ellipsis")
             self.bar = Progress(TextColumn("{task.description}", table_column=label),
@@ -126,16 +117,14 @@ class RunProgress:
 
     def finished(self, label: str, record: dict) -> None:
         self.done += 1
-        foreseen, took = self.left.pop(record["run_id"], None), record.get("wall_time_s")
+        self.left.pop(record["run_id"], None)
+        foreseen, took = self.expected.get(record["run_id"]), record.get("wall_time_s")
         took = took if isinstance(took, float) and took == took else None
         self.spent += took or 0.0
         if foreseen is not None and took is not None:
             self.foreseen, self.taken = self.foreseen + foreseen, self.taken + took
-        with contextlib.suppress(ValueError):  # elapsed since the first run started, not Ray's
-            started = datetime.fromisoformat(str(record.get("started_at"))).timestamp()
-            self.first_start = min(self.first_start or started, started)
         elapsed = time.monotonic() - self.started
-        eta = self.eta(time.time() - self.first_start if self.first_start else elapsed)
+        eta = self.eta(elapsed)
         if self.bar:
             self.bar.update(self.task, advance=1, deadline=time.monotonic() + eta)
         else:
@@ -144,21 +133,21 @@ class RunProgress:
                  f"{duration(elapsed)}, ETA {duration(eta)}")
 
     def eta(self, elapsed: float) -> float:
-        """Seconds left (see the class); ``elapsed`` since the first run started."""
-        if not self.spent:
-            return elapsed / self.done * len(self.left) if self.done else 0.0
+        """Seconds left: a run counts at what was expected of it times this machine's pace so
+        far, else at the mean finished run (its mean share of ``elapsed`` if none took a time)."""
+        from dlrepro.planning import eta
+
         pace = self.taken / self.foreseen if self.foreseen else 1.0
-        known = [t for t in self.left.values() if t is not None]
-        left = self.spent / self.done * (len(self.left) - len(known)) + pace * sum(known)
-        return left * elapsed / self.spent
+        unknown = (self.spent or elapsed) / self.done if self.done else None
+        return eta(list(self.left.values()), self.expected, self.at_once, pace=pace,
+                   unknown=unknown) or 0.0
 
     def note(self, markup: str) -> None:
         diagnostics.print(markup, soft_wrap=True, highlight=False)
 
 
 class _Countdown(ProgressColumn):
-    """The bar's ETA: RunProgress's estimate at the last finished run, counting down until the next
-    ("-" before the first, and once it has run out: not known until the next run finishes)."""
+    """The ETA at the last finished run, counting down ("-" before the first and once run out)."""
 
     def render(self, task: Task) -> Text:
         left = (task.fields["deadline"] or 0.0) - time.monotonic()

@@ -21,21 +21,16 @@ from dlrepro.experiment import RunContext
 from dlrepro.suite import RunSpec
 from dlrepro.machine import host_info
 
-WORKER_NAME: str | None = None
+WORKER_NAME: str | None = None  # a Ray worker sets it: which node and process ran a run
 
 
 def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[[RunSpec], Path],
             data_dir: Path | None, input_dir: Callable[[RunSpec], Path] | None = None,
             device: DeviceChoice = DeviceChoice.AUTO) -> list[dict]:
-    """Run specs that differ only in seed, on the device ``devices.resolve`` gives them, and
-    return their records.
-
-    An experiment with ``run_seeds`` trains them together (stacked models: one clock and one energy
-    measurement, shared equally, ``batch_size`` says by how many); otherwise there is one spec.
-    ``input_dir`` finds the files of the runs a spec needs (default: ``artifact_dir``).
-    Anything that goes wrong inside — parameters, seeding, the experiment, a NaN metric —
-    becomes failed records, never an exception here.
-    """
+    """The records of specs that differ only in seed, trained together (one clock and energy
+    measurement, shared equally) where the experiment stacks seeds. ``input_dir``: the files of
+    the runs a spec needs (default: ``artifact_dir``). Whatever goes wrong inside becomes failed
+    records, never an exception here."""
     input_dir = input_dir or artifact_dir
     first = specs[0]
     experiment = contract.get(first.experiment)
@@ -79,7 +74,6 @@ def _device_of(experiment: contract.Experiment, spec: RunSpec,
 def record(spec: RunSpec, *, error: str | None, started: datetime, wall_time_s: float = math.nan,
            batch_size: int = 1, device: str = "", kwh: float = math.nan, co2_kg: float = math.nan,
            energy_method: str = "not measured", metrics: list[dict] = ()) -> dict:
-    """The record of one run: what the store keeps and the tables are merged from."""
     return {
         "run_id": spec.run_id, "suite": spec.suite, "experiment": spec.experiment,
         "profile": spec.profile, "params": spec.params, "seed": spec.seed,
@@ -87,21 +81,16 @@ def record(spec: RunSpec, *, error: str | None, started: datetime, wall_time_s: 
         "status": "failed" if error else "ok", "error": error,
         "started_at": started.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
         "wall_time_s": wall_time_s, "batch_size": batch_size, "device": device,
-        "worker": worker_name(), **host_info(), "torch_version": torch.__version__,
+        "worker": WORKER_NAME or f"local pid {os.getpid()}", **host_info(),
+        "torch_version": torch.__version__,
         "energy_kwh": kwh, "co2_kg": co2_kg, "energy_method": energy_method,
         "metrics": [] if error else list(metrics),
     }
 
 
 def failed_records(group: list[RunSpec], error: str) -> list[dict]:
-    """Records of a group that could not run at all (its worker died, a run it needs failed)."""
     started = datetime.now(timezone.utc)
     return [record(spec, error=error, started=started, batch_size=len(group)) for spec in group]
-
-
-def worker_name() -> str:
-    """Which process ran it: this one, or a Ray worker on some node (which sets ``WORKER_NAME``)."""
-    return WORKER_NAME or f"local pid {os.getpid()}"
 
 
 def warm_up() -> None:

@@ -1,18 +1,12 @@
 """The one flow: suite files → run specs → runner → per-run records → tables → claims →
-report.
-
-``prepare`` checks everything a command was given — suites, runner, flags, the results folder —
-and raises before any work; ``run`` then checks the experiments' code and the data the runs to do
-will read, takes the results folder's lock, runs, merges the tables and evaluates the claims.
-``claims`` and ``report`` work from the tables (the gate: ``regression``). None of them prints.
-"""
+report (docs/architecture.md). ``prepare`` refuses bad input before any work; nothing prints."""
 
 from __future__ import annotations
 
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +16,8 @@ from dlrepro.devices import DeviceChoice
 from dlrepro.errors import Refused
 from dlrepro.layout import Results
 from dlrepro.overrides import Override, check_selected
-from dlrepro.planning import Plan, SuitePlan, datasets_read, expected_times, plan
+from dlrepro.formatting import counted
+from dlrepro.planning import cannot_honour, datasets_read, eta, expected_times, plan
 from dlrepro.project import (baselines_dir, covered, folder_with_results, given, remember,
                              with_needed)
 from dlrepro.runners import check_ray_use, load_runner
@@ -36,8 +31,7 @@ Say = Callable[[str], None]
 
 
 class Interrupted(KeyboardInterrupt):
-    """A signal that stops the command the way Ctrl-C does (SIGTERM: a CI cancel,
-    ``ray job stop``)."""
+    """A signal that stops the command as Ctrl-C does (SIGTERM: a CI cancel, ``ray job stop``)."""
 
     # The latest signal, also kept here: a Ray wait re-raises it as a bare KeyboardInterrupt.
     latest: int | None = None
@@ -49,46 +43,31 @@ class Interrupted(KeyboardInterrupt):
 
 @dataclass
 class Request:
-    """What ``dlrepro run`` was asked, checked."""
-
     suites: list[Suite]
     profile: str
     runner: LocalRunner | RayRunner
     results: Results
     data_dir: Path | None = None
-    address: str | None = None
+    cluster: str | None = None  # --address, else the runner file's; None: $RAY_ADDRESS, embedded
     device: DeviceChoice = DeviceChoice.AUTO
 
     @property
     def specs(self) -> list[RunSpec]:
         return [spec for suite in self.suites for spec in suite.runs(self.profile)]
 
-    @property
-    def cluster(self) -> str | None:
-        """The Ray cluster asked for: ``--address``, else runners/<name>.toml's; None: the Ray
-        runner reads $RAY_ADDRESS, else starts an embedded instance."""
-        return self.address or getattr(self.runner, "address", None)
-
 
 @dataclass
 class Claims:
-    """The claims of the suites a command covers, evaluated."""
-
     table: pd.DataFrame  # a row per claim (claims.COLUMNS)
     unrun: list[str]  # the suites with no results in the folder: every claim of theirs is not run
 
 
 @dataclass
 class Outcome:
-    request: Request
-    todo: list[RunSpec]
     claims: Claims
-    failed: list[dict] = field(default_factory=list)
+    done: int  # of the runs asked for, those with an ok record
+    failed: list[dict]  # this command's failed records
     interrupted: int | None = None  # the signal that stopped it, if one did
-
-    @property
-    def done(self) -> int:
-        return sum(self.request.results.done(s) for s in self.request.specs)
 
 
 def prepare(names: list[str], profile: str, runner: str = "local", *,
@@ -96,10 +75,8 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
             address: str | None = None, overrides: list[Override] = (),
             only: list[Override] = (), device: DeviceChoice = DeviceChoice.AUTO,
             say: Say = lambda line: None) -> Request:
-    """Every input of ``dlrepro run`` checked, nothing written (else Refused). With ``overrides``
-    (``--set``) or ``only`` (``--only``) the runs land in their own folder,
-    ``<results>/<profile>+<overrides>``. A data directory that is not one is refused when a
-    selected run reads data, else a warning."""
+    """Every input of ``dlrepro run`` checked, nothing written (else Refused); a bad data
+    directory is only a warning where no selected run reads data."""
     folder = Results(results, profile, overrides, only)
     suites = given(names, folder, overrides, only)
     check_selected(suites, profile)
@@ -121,7 +98,8 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
     if isinstance(config, RayRunner):
         check_ray_use(address, config.address, results)
     folder.ensure_writable()
-    return Request(suites, profile, config, folder, data_dir(data), address, device)
+    cluster = address or getattr(config, "address", None)
+    return Request(suites, profile, config, folder, data_dir(data), cluster, device)
 
 
 def run(request: Request, say: Say) -> Outcome:
@@ -131,24 +109,28 @@ def run(request: Request, say: Say) -> Outcome:
     results, specs, involved = request.results, request.specs, with_needed(request.suites)
     todo = plan(specs, results)
     _check_implementations(involved, todo)
-    _check_data(todo, request.data_dir)
+    needed = datasets_read(todo)
+    if needed:
+        verify(needed, request.data_dir)
     typical = _typical_run_times(results, say) if todo else {}  # read only for an ETA
-    _warn_resources(todo, request.runner, say)
-    failed: list[dict] = []
+    if isinstance(request.runner, LocalRunner):  # a cluster's are the Ray runner's to fit
+        for line in cannot_honour(todo, os.cpu_count() or 1, _gpus_visible(todo), "this machine"):
+            say(line)
+    records: list[dict] = []
     interrupted = None
     with results.lock(say):
         remember(results, request.suites)  # so that `dlrepro report` finds them
         todo = plan(specs, results)  # another dlrepro may have run some while this one waited
-        foreseen = _plan_of(request, todo, typical)
-        for line in foreseen.lines():
+        expected = expected_times(todo, results, typical)
+        for line in _foreseen(request, todo, expected):
             say(line)
         Interrupted.latest = None
         refused = False
         try:
             if todo:
-                runners.run(todo, results, request.runner, expected=foreseen.expected,
+                runners.run(todo, results, request.runner, expected=expected,
                             data_dir=request.data_dir, address=request.cluster,
-                            device=request.device, on_record=lambda r: _keep_failed(r, failed))
+                            device=request.device, on_record=records.append)
         except KeyboardInterrupt:  # Ctrl-C, or Interrupted
             interrupted = Interrupted.latest or signal.SIGINT
         except Refused:  # the cluster, refused before any run: nothing to merge
@@ -159,12 +141,12 @@ def run(request: Request, say: Say) -> Outcome:
                 merged = [spec for suite in involved for spec in suite.runs(request.profile)]
                 runs, metrics = tables.merge(results, merged)
                 claims, _ = evaluate(request.suites, runs, metrics, results)
-    return Outcome(request, todo, Claims(claims, unrun(request.suites, runs)), failed,
-                   interrupted)
+    failed = [record for record in records if record["status"] == "failed"]
+    return Outcome(Claims(claims, unrun(request.suites, runs)), sum(map(results.done, specs)),
+                   failed, interrupted)
 
 
 def unrun(suites: list[Suite], runs: pd.DataFrame) -> list[str]:
-    """The suites without a single run (ok or failed) in the tables."""
     return [suite.name for suite in suites if suite.name not in set(runs["suite"])]
 
 
@@ -173,9 +155,7 @@ def rows_of(table: pd.DataFrame, suites: list[str]) -> pd.DataFrame:
 
 
 def _typical_run_times(results: Results, say: Say) -> dict[str, float]:
-    """Each suite's mean run on the machine the profile's committed cost.csv was measured on. Only
-    an estimate reads it, and an estimate never refuses a run: broken, the ETA goes without (the
-    gate, ``check``, refuses it)."""
+    """Each suite's mean run in the profile's committed cost.csv; broken, the ETA goes without."""
     from dlrepro.tables import Baselines
 
     try:
@@ -185,54 +165,35 @@ def _typical_run_times(results: Results, say: Say) -> dict[str, float]:
         return {}
 
 
-def _keep_failed(record: dict, failed: list[dict]) -> None:
-    if record["status"] == "failed":
-        failed.append(record)
-
-
 def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
-    """The code of every suite with runs to do, checked against the contract before any starts; a
-    cached suite's code is not even imported (torch costs seconds)."""
+    """The code of every suite with runs to do, checked against the contract before any starts."""
     pending = {s.suite for s in todo}
     for suite in {s.name: s for s in suites if s.name in pending}.values():
         try:
-            # imported and checked against the contract
-            suite.experiment.implementation  # noqa: B018
+            suite.experiment.implementation  # noqa: B018 (imported and checked)
         except Refused as err:
             raise Refused(suite.path, "experiment", f"experiment {suite.model.experiment!r} is "
                           f"broken: {err}") from None
 
 
-def _check_data(todo: list[RunSpec], root: Path | None) -> None:
-    needed = datasets_read(todo)
-    if needed:
-        verify(needed, root)
+def _gpus_visible(todo: list[RunSpec]) -> int:
+    """This machine's GPUs, where a run asks for one (torch costs seconds)."""
+    if not any(spec.resources.gpus for spec in todo):
+        return 0
+    import torch
+
+    return torch.cuda.device_count()
 
 
-def _warn_resources(todo: list[RunSpec], runner: LocalRunner | RayRunner, say: Say) -> None:
-    """What this machine cannot honour, said once per suite, and what happens instead."""
-    if not isinstance(runner, LocalRunner):
-        return  # a cluster's resources are the cluster's: the Ray runner fits runs to them
-    cores = os.cpu_count() or 1
-    gpu_suites = sorted({s.suite for s in todo if s.resources.gpus > 0})
-    if gpu_suites:
-        import torch
+def dry_run(request: Request, say: Say) -> list[str]:
+    """What ``run`` would do, from the records alone: nothing written or checked beyond them; on
+    Ray, the cluster it sees and the ETA there."""
+    from dlrepro.console import duration
 
-        if not torch.cuda.is_available():
-            say(f"warning: {', '.join(gpu_suites)} ask(s) for a GPU and none is visible: the runs "
-                "go on the CPU")
-    for suite in sorted({s.suite for s in todo if s.resources.cpus > cores}):
-        cpus = max(s.resources.cpus for s in todo if s.suite == suite)
-        say(f"warning: {suite} asks for {cpus} CPUs and this machine has {cores}: its runs use "
-            f"{cores} thread(s)")
-
-
-def dry_run(request: Request, say: Say) -> Plan:
-    """What ``run`` would do, from the records alone: nothing is written, no lock taken, neither
-    the experiments' code nor the data is checked (that needs torch, or a download)."""
     todo = plan(request.specs, request.results)
     typical = _typical_run_times(request.results, say) if todo else {}
-    foreseen = _plan_of(request, todo, typical)
+    expected = expected_times(todo, request.results, typical)
+    lines = _foreseen(request, todo, expected)
     if todo and isinstance(request.runner, RayRunner):
         from dlrepro.ray_runner import plan_on_cluster
         from dlrepro.tables import COST_FILE
@@ -240,31 +201,58 @@ def dry_run(request: Request, say: Say) -> Plan:
         cost_file = baselines_dir() / request.results.profile / COST_FILE  # typical's source
         if cost_file.is_relative_to(Path.cwd()):
             cost_file = cost_file.relative_to(Path.cwd())
-        foreseen.cluster = plan_on_cluster(
-            todo, foreseen.expected, address=request.cluster, num_cpus=request.runner.num_cpus,
-            source=f"the committed {cost_file}" if typical else f"no committed {cost_file}")
-    return foreseen
+        source = f"the committed {cost_file}" if typical else f"no committed {cost_file}"
+        seen, at_once, problem = plan_on_cluster(todo, address=request.cluster,
+                                                 num_cpus=request.runner.num_cpus)
+        seconds = eta(todo, expected, at_once) if at_once else None
+        if problem:
+            outlook = f"this cluster cannot run them: {problem}"
+        elif seconds is None:
+            outlook = f"ETA not known: no earlier run here and {source}"
+        else:
+            outlook = (f"ETA about {duration(seconds)} on this cluster (earlier runs here, else "
+                       f"{source}){_guessed(todo, expected)}")
+        lines[-1:] = [*seen, f"{counted(len(todo), 'run')} to do; {outlook}"]
+    return lines
 
 
-def _plan_of(request: Request, todo: list[RunSpec], typical: dict[str, float]) -> Plan:
-    todo_ids = {s.run_id for s in todo}
-    suites = []
+def _foreseen(request: Request, todo: list[RunSpec],
+              expected: dict[str, float | None]) -> list[str]:
+    """What ``run`` is about to do, for a person: each asked suite's runs (cached, to run, where),
+    the runs of other suites they read, and the ETA run after run."""
+    from dlrepro.console import duration
+
+    todo_ids, requested = {s.run_id for s in todo}, {s.run_id for s in request.specs}
+    lines = []
     for suite in request.suites:
         mine = suite.runs(request.profile)
         pending = [s for s in mine if s.run_id in todo_ids]
-        device = _device(pending, request) if pending else ""
-        suites.append(SuitePlan(suite.name, len(mine), len(mine) - len(pending), device))
-    requested = {s.run_id for s in request.specs}
-    first = [spec.label for spec in todo if spec.run_id not in requested]
-    expected = expected_times(todo, request.results, typical)
-    unknown = sorted({spec.suite for spec in todo if expected[spec.run_id] is None})
-    return Plan(request.profile, request.results.root / "records", suites, first, expected,
-                unknown)
+        where = f", on {_device(pending, request)}" if pending else ""
+        lines.append(f"{suite.name}: {counted(len(mine), 'run')} at profile {request.profile}, "
+                     f"{len(mine) - len(pending)} cached, {len(pending)} to run{where}")
+    lines += [f"{spec.label}: to run first, another suite reads its files"
+              for spec in todo if spec.run_id not in requested]
+    if not todo:
+        records = request.results.root / "records"
+        return [*lines, f"Nothing to run: every run is cached in {records}."]
+    seconds, to_do = eta(todo, expected), f"{counted(len(todo), 'run')} to do"
+    if seconds is None:
+        return [*lines, f"{to_do}; ETA not known (no earlier run, no cost baseline)"]
+    return [*lines, f"{to_do}; ETA about {duration(seconds)}, run after run"
+                    f"{_guessed(todo, expected)}"]
+
+
+def _guessed(todo: list[RunSpec], expected: dict[str, float | None]) -> str:
+    """Which runs the ETA counts at the known mean: those whose time is not known."""
+    unknown = [spec.suite for spec in todo if expected[spec.run_id] is None]
+    if not unknown:
+        return ""
+    suites = ", ".join(sorted(set(unknown)))
+    return f"; {len(unknown)} of them ({suites}) counted at the others' mean"
 
 
 def _device(specs: list[RunSpec], request: Request) -> str:
-    """Where runs would execute: this machine's GPU or CPU (with their thread count), or Ray, with
-    what each run asks for."""
+    """Where runs would execute: this machine's GPU or CPU and threads, or Ray and a run's share."""
     cpus, gpus = max(s.resources.cpus for s in specs), max(s.resources.gpus for s in specs)
     if isinstance(request.runner, RayRunner):
         cluster = (request.cluster or os.environ.get("RAY_ADDRESS")
@@ -276,8 +264,8 @@ def _device(specs: list[RunSpec], request: Request) -> str:
 
 def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
              results: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every claim of ``suites`` at the folder's profile, and the fidelity table of their published
-    numbers: their rows only, while claims.csv and fidelity.csv keep other suites' rows."""
+    """The claims and published numbers of ``suites``, written to claims.csv and fidelity.csv
+    beside other suites' rows: theirs only."""
     from dlrepro import claims, fidelity
 
     verdicts, numbers = fidelity.evaluated(suites, runs, metrics, results.profile)
@@ -289,9 +277,7 @@ def evaluate(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
 
 def claims(names: list[str], results: Path, profile: str, say: Say,
            overrides: list[Override] = (), only: list[Override] = ()) -> Claims:
-    """The claims of the named suites (none: every suite of the folder, ``covered``) against the
-    profile's tables (or those of its ``--set`` overrides), evaluated afresh from the suite files.
-    It only reports: nothing is written (``run`` and ``report`` keep claims.csv)."""
+    """The claims of the named suites (none: the folder's), evaluated afresh; nothing written."""
     from dlrepro import claims as verdicts
     from dlrepro import tables
 
@@ -305,8 +291,7 @@ def claims(names: list[str], results: Path, profile: str, say: Say,
 
 def report(names: list[str], results: Path, profile: str, say: Say,
            overrides: list[Override] = (), only: list[Override] = ()) -> list[Path]:
-    """``report.md`` and ``report.html`` of one profile (or of its ``--set`` overrides) on the named
-    suites (none: every suite of the folder, ``covered``), their claims evaluated afresh."""
+    """``report.md`` and ``report.html`` of the named suites (none: the folder's)."""
     from dlrepro import fidelity, tables
     from dlrepro import report as pages
     from dlrepro.tables import FIDELITY_FILE

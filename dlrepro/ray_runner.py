@@ -1,14 +1,5 @@
-"""The Ray runner: each run group is one Ray task, on an embedded instance or a cluster.
-
-Ray places a task by its suite's ``resources`` (CPUs, fractions of a GPU) and retries one whose
-worker process or node died, up to ``max_retries`` times (a run that raises is recorded as failed
-by ``execute``, not retried). Worker processes are kept (``max_calls=0``): each imports torch,
-warms it up and starts codecarbon once, then runs group after group with the local runner's
-``execute``. Nodes share no disk with the driver: a run's files come back in its record, a
-producer's go to the object store once for every run that reads them, the data is the node's
-own, and each group brings back its worker's codecarbon log as it stands. With no address, an
-embedded instance is started here (no dashboard, token authentication, its own temp dir).
-"""
+"""The Ray runner: each run group is one Ray task, on an embedded instance or a cluster; Ray
+places, retries and keeps the worker processes (docs/ray.md)."""
 
 from __future__ import annotations
 
@@ -40,8 +31,8 @@ from dlrepro.energy import EnergyMeter
 from dlrepro.errors import Refused
 from dlrepro.formatting import counted
 from dlrepro.layout import Results
-from dlrepro.planning import (ClusterPlan, cluster_eta, datasets_read, group_label, groups,
-                              unmet, waves)
+from dlrepro.planning import (cannot_honour, datasets_read, group_label, groups, unmet,
+                              waves)
 from dlrepro.schema import Resources
 from dlrepro.suite import RunSpec
 
@@ -55,8 +46,7 @@ STRANDED_AFTER_S = 10
 
 @functools.cache
 def _this_process(country: str) -> SimpleNamespace:
-    """What a worker process keeps from group to group, made by its first: torch warmed up,
-    codecarbon running with a log folder of its own, the data sets checked, the groups run."""
+    """What a worker process keeps from group to group: codecarbon, the data sets checked."""
     ex.warm_up()
     energy = Path(tempfile.mkdtemp(prefix="dlrepro-energy-"))
     atexit.register(shutil.rmtree, energy, ignore_errors=True)
@@ -67,9 +57,8 @@ def _this_process(country: str) -> SimpleNamespace:
 @ray.remote(max_calls=0, retry_exceptions=False)
 def run_group(specs: list[RunSpec], sweep: tuple[str, str | None, str | None],
               producers: list[str], *archives: bytes) -> tuple[list[dict], int, tuple]:
-    """Execute one group; ``archives`` hold the files of the ``producers`` it reads (tar, by
-    run_id, in that order). Its records, each with its run's files and its node; which try of the
-    task this was; this process's codecarbon log (its name, groups run so far, a tar)."""
+    """Execute one group; ``archives``: the files of the ``producers`` it reads. Its records, with
+    their files; which try this was; this process's codecarbon log (name, groups run, tar)."""
     country, data_dir, drivers_env = sweep
     process = _this_process(country)
     node, pid, gpus = ray.get_runtime_context().get_node_id(), os.getpid(), ray.get_gpu_ids()
@@ -111,8 +100,6 @@ def run_group(specs: list[RunSpec], sweep: tuple[str, str | None, str | None],
 def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_cpus: int | None,
             max_retries: int, energy_country: str, data_dir: Path | None,
             on_record: Callable[[dict], None], progress: RunProgress) -> None:
-    """Run every spec on Ray, wave after wave (a run after the runs it needs); ``on_record`` gets
-    each finished record after it is stored."""
     logs: dict[str, int] = {}  # each worker's codecarbon log, as the driver has it: groups run
     tried: dict[str, int] = {}  # by group: the times it ran before it was placed anew
 
@@ -133,6 +120,7 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
     with _connected(address, num_cpus) as where:
         progress.note(where)
         shapes = fitted_shapes(specs, live_nodes(), progress.note)  # one Ray cannot run: now
+        progress.at_once = {shape: at_once for shape, (_, at_once) in shapes.items()}
         sweep = (energy_country, data_dir and str(data_dir), os.environ.get(ENV_VAR))
         shipped: dict[str, ray.ObjectRef] = {}
 
@@ -176,8 +164,7 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
 
 
 def _failed_tries(ref: ray.ObjectRef) -> int:
-    """How many times the task of ``ref`` failed, from Ray's state API (a cluster's dashboard);
-    without it, 0."""
+    """How many times the task of ``ref`` failed, from Ray's state API (a cluster's dashboard)."""
     from ray.util import state
 
     try:
@@ -202,33 +189,28 @@ def _stranded(specs: list[RunSpec], shapes: dict[Resources, tuple[dict, int]]) -
 def fitted_shapes(specs: list[RunSpec], nodes: dict[str, dict],
                   note: Callable[[str], None]) -> dict[Resources, tuple[dict, int]]:
     """Each resource shape the specs ask for, fitted to the ``nodes`` (resources by node id): Ray's
-    options for its runs, how many run at once. What the cluster cannot honour is said once: GPU
-    runs without any GPU go on the CPU, a run asking for more CPUs than the cluster has gets them
-    all. Refused: a shape no node can hold (not a wait forever)."""
-    total = _total(nodes)
+    options for its runs, how many run at once. Refused: a shape no node can hold (not a wait
+    forever)."""
+    total = {kind: sum(has.get(kind, 0) for has in nodes.values()) for kind in ("CPU", "GPU")}
+    for line in cannot_honour(specs, math.floor(total["CPU"]), total["GPU"], "the Ray cluster"):
+        note(line)
     gpu_nodes = [node for node, has in nodes.items() if has.get("GPU")]
     others = [has for node, has in nodes.items() if node not in gpu_nodes]
     together, shapes = groups(specs), {}
     for shape in dict.fromkeys(spec.resources for spec in specs):
-        suites = ", ".join(sorted({spec.suite for spec in specs if spec.resources == shape}))
-        cpus, gpus = shape.cpus, shape.gpus
-        if gpus and not total["GPU"]:
-            note(f"warning: {suites} ask(s) for a GPU and the Ray cluster has none: "
-                 "the runs go on the CPU")
-            gpus = 0
-        if cpus > math.floor(total["CPU"]) >= 1:
-            cpus = math.floor(total["CPU"])
-            note(f"warning: {suites} ask(s) for {shape.cpus} CPUs and the Ray cluster has {cpus}: "
-                 f"each run uses {cpus}")
+        cpus = min(shape.cpus, math.floor(total["CPU"])) or shape.cpus
+        gpus = shape.gpus if total["GPU"] else 0
         options = {"num_cpus": cpus, "num_gpus": gpus}
         at_once = _holds(cpus, gpus, nodes.values())
         if gpus:
             options["runtime_env"] = SEE_EVERY_GPU
         elif gpu_nodes and _holds(cpus, gpus, others):
-            # Runs without a GPU leave the GPU nodes' CPUs to the runs that need their GPUs.
+            # Runs without a GPU leave the GPU nodes' CPUs to the runs that need their GPUs (Ray's
+            # fallback_strategy would spill them there whenever the other nodes are busy).
             options["label_selector"] = {"ray.io/node-id": f"!in({','.join(gpu_nodes)})"}
             at_once = _holds(cpus, gpus, others)
         if not at_once:
+            suites = ", ".join(sorted({spec.suite for spec in specs if spec.resources == shape}))
             raise Refused(f"{suites}: each run asks for {cpus} CPU(s) and {gpus:g} GPU(s), and no "
                           f"node of the Ray cluster has that much ({total['CPU']:g} CPU(s), "
                           f"{total['GPU']:g} GPU(s) in all)")
@@ -245,38 +227,35 @@ def _holds(cpus: int, gpus: float, nodes) -> int:
     return count
 
 
-def _total(nodes: dict[str, dict]) -> dict[str, float]:
-    return {kind: sum(has.get(kind, 0) for has in nodes.values()) for kind in ("CPU", "GPU")}
-
-
-def plan_on_cluster(specs: list[RunSpec], expected: dict[str, float | None], *,
-                    address: str | None, num_cpus: int | None, source: str) -> ClusterPlan:
-    """What the specs would take on the cluster at ``address`` (connected to, nothing run), or
-    on an embedded instance of this machine's CPUs (not started)."""
+def plan_on_cluster(specs: list[RunSpec], *, address: str | None, num_cpus: int | None
+                    ) -> tuple[list[str], dict[Resources, int] | None, str | None]:
+    """What the specs would take on the cluster at ``address`` (connected to, nothing run), or on
+    an embedded instance of this machine's CPUs (not started): lines for a person, how many runs
+    of each shape it holds at once, and why it cannot run them (else None)."""
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         with _connected(address, None):
             nodes = live_nodes()
     else:
         nodes = {"this machine": {"CPU": num_cpus or os.cpu_count() or 1}}
-    total, notes = _total(nodes), []
-    where = f"the Ray cluster at {address}" if address else "an embedded Ray instance"
-    where = f"On {where}: {len(nodes)} node(s), {total['CPU']:g} CPU(s), {total['GPU']:g} GPU(s):"
+    lines: list[str] = []
     try:
-        shapes = fitted_shapes(specs, nodes, notes.append)
+        shapes = fitted_shapes(specs, nodes, lines.append)
     except Refused as err:
-        return ClusterPlan([*notes, where], None, source, str(err))
-    lines = [*notes, where]
+        shapes, problem = {}, str(err)
+    else:
+        problem = None
+    cpus, gpus = (sum(has.get(kind, 0) for has in nodes.values()) for kind in ("CPU", "GPU"))
+    where = f"the Ray cluster at {address}" if address else "an embedded Ray instance"
+    lines.append(f"On {where}: {len(nodes)} node(s), {cpus:g} CPU(s), {gpus:g} GPU(s):")
     for shape, (options, at_once) in shapes.items():
         runs = counted(sum(spec.resources == shape for spec in specs), "run")
         lines.append(f"  {options['num_cpus']} CPU(s) and {options['num_gpus']:g} GPU(s) a run: "
                      f"{runs} to do, {at_once} at once")
-    eta = cluster_eta(specs, expected, {shape: at_once for shape, (_, at_once) in shapes.items()})
-    return ClusterPlan(lines, eta, source)
+    return lines, {shape: at_once for shape, (_, at_once) in shapes.items()} or None, problem
 
 
 def live_nodes() -> dict[str, dict]:
-    """The resources of each live node of the connected cluster, by node id."""
     return {node["NodeID"]: node["Resources"] for node in ray.nodes() if node["Alive"]}
 
 
@@ -313,7 +292,6 @@ def _connected(address: str | None, num_cpus: int | None) -> Iterator[str]:
 
 
 def _token_hint() -> str:
-    """What to check when a cluster refused the connection: most often, the token."""
     if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
         return "if the cluster uses token authentication: RAY_AUTH_MODE=token here too"
     return "is this shell's token ($RAY_AUTH_TOKEN, else ~/.ray/auth_token) the cluster's?"

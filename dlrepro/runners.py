@@ -1,13 +1,6 @@
-"""Where runs execute. A runner takes the run specs still to do, stores each finished record and
-hands it to a callback; ``runners/<name>.toml`` configures it.
-
-- ``local``: in this process, one run group at a time, with the run's own thread count.
-- ``ray``: on a pool of Ray actors, on an embedded instance or a cluster (see ``ray_runner``).
-
-Runs that read another run's files (a suite's ``needs``) come in a later wave than that run; a run
-whose producer failed is recorded as failed with the reason, not run. Torch and Ray are imported
-only once runs start, so that choosing a runner costs nothing.
-"""
+"""Where runs execute: ``runners/<name>.toml`` configures one, ``local`` (in this process, a run
+group at a time) or ``ray`` (``ray_runner``), which stores each finished record and hands it on.
+Torch and Ray are imported only once runs start."""
 
 from __future__ import annotations
 
@@ -34,7 +27,6 @@ RUNNER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 def load_runner(name: str) -> LocalRunner | RayRunner:
-    """Read ``runners/<name>.toml``; a name, not a path."""
     known = ", ".join(p.stem for p in sorted(runners_dir().glob("*.toml")))
     if not RUNNER_NAME.match(name):
         raise Refused("--runner", "", f"{name!r} is not a runner name (a file of runners/ "
@@ -101,10 +93,9 @@ def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner,
         expected: dict[str, float | None] | None = None,
         device: DeviceChoice = DeviceChoice.AUTO) -> None:
     """Run the specs with the configured runner; every finished record is stored before
-    ``on_record``. ``expected``: each run's likely wall time, for the ETA (see RunProgress);
-    default: none known. ``device``: the local runner's (on Ray, always the rule of ``devices``).
-    ``address``: Ray's cluster, as ``pipeline.Request.cluster`` resolves it."""
-    with RunProgress(expected or dict.fromkeys(s.run_id for s in specs)) as progress:
+    ``on_record``. ``expected``: each run's likely wall time, for the ETA; ``device``: the local
+    runner's (on Ray, always the rule of ``devices``); ``address``: ``Request.cluster``."""
+    with RunProgress(specs, expected or {}) as progress:
         if isinstance(config, LocalRunner):
             return run_local(specs, results, config, data_dir=data_dir, on_record=on_record,
                              progress=progress, device=device)
