@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,3 +262,35 @@ def needs_chain_run(tmp_path_factory, mnist_dir) -> ChainRun:
         assert main(["run", str(suites / "autoencoder.toml"), "--profile", "smoke",
                      "--results", str(results), "--data-dir", str(mnist_dir)]) == 0
     return ChainRun(suites, results, said.getvalue())
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """The session's one Ray cluster (tests/simulated_cluster.py), token authentication on; a test
+    that removes a node gets the whole cluster back for the next."""
+    from simulated_cluster import NO_SHARED_DISK, SimulatedCluster
+
+    driver = tmp_path_factory.mktemp("driver")  # the driver's disk: results, data
+    hook = tmp_path_factory.mktemp("node-python")
+    (hook / "sitecustomize.py").write_text(NO_SHARED_DISK)
+    node_data = os.environ.get("DLREPRO_DATA_DIR", str(SHARED_DATA))
+    node_env = {"PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)]),
+                "DLREPRO_DRIVER_ONLY": str(driver), "DLREPRO_DATA_DIR": node_data}
+    temp_dir = tempfile.mkdtemp(prefix="dlrepro-cl-")  # short: Ray's socket paths have a limit
+    simulated = SimulatedCluster.start(temp_dir, driver, node_env)
+    try:
+        yield simulated
+    finally:
+        simulated.process.stdin.close()  # every node stopped
+        try:
+            simulated.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            simulated.process.kill()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster_to_break(cluster):
+    """The session's cluster, for a test that removes nodes: brought back whole after it."""
+    yield cluster
+    cluster.restore()

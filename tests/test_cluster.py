@@ -1,140 +1,25 @@
-"""The Ray runner on a multi-node cluster simulated on this machine (tests/simulated_cluster.py:
-loopback only, token authentication): a head without CPUs (the driver's, as in cluster.yaml), two
-CPU nodes and one node with a fake GPU.
-
-No node shares the driver's disk: every node runs with an audit hook (a ``sitecustomize`` on its
-``PYTHONPATH``) that makes the driver's folder (results and data) not exist for it, as on a real
-cluster, so a runner that opened a driver path on a worker would fail its runs. Each node has its
-own data directory (``$DLREPRO_DATA_DIR``). The driver runs as its own process, and every node
-is stopped by the cluster's process, never with ``ray stop``."""
+"""The Ray runner on a multi-node cluster simulated on this machine (the session's ``cluster``,
+tests/simulated_cluster.py: loopback only, token authentication, no disk shared with the driver):
+a head without CPUs, two CPU nodes and one node with a fake GPU."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 from dlrepro.cli import main
 from dlrepro.project import suites_dir
 from dlrepro.suite import load
+from simulated_cluster import CLUSTER_ENV
 
 pytestmark = pytest.mark.slow  # Ray: a simulated multi-node cluster
 
 ROOT = suites_dir().parent
-RAY = str(Path(sys.executable).parent / "ray")
-
-# What a node runs at start: the driver's folder is not on this node.
-NO_SHARED_DISK = '''
-import os, sys
-
-DRIVER_ONLY = os.environ.get("DLREPRO_DRIVER_ONLY")
-EVENTS = {"open", "os.listdir", "os.scandir", "os.mkdir", "os.rename", "os.remove",
-          "shutil.rmtree", "os.chdir"}
-
-
-def refuse_driver_paths(event, args):
-    if event in EVENTS and isinstance(args[0], (str, bytes, os.PathLike)):
-        path = os.path.abspath(os.fsdecode(args[0]))
-        if path == DRIVER_ONLY or path.startswith(DRIVER_ONLY + os.sep):
-            raise FileNotFoundError(2, "not on this node: it shares no disk with the driver", path)
-
-
-if DRIVER_ONLY:
-    sys.addaudithook(refuse_driver_paths)
-'''
-
-
-class SimulatedCluster:
-    """The cluster's process (tests/simulated_cluster.py) and what it said of its nodes."""
-
-    def __init__(self, process: subprocess.Popen, driver: Path):
-        self.process, self.driver = process, driver
-        started = self._answer()
-        self.address, self.jobs = started["address"], started["jobs"]
-        self.nodes = started["nodes"]
-
-    def _answer(self) -> dict:
-        line = self.process.stdout.readline()
-        assert line, "the simulated cluster stopped"
-        return json.loads(line)
-
-    def _command(self, *words: str) -> dict:
-        self.process.stdin.write(" ".join(words) + "\n")
-        self.process.stdin.flush()
-        return self._answer()
-
-    def node_id(self, name: str) -> str:
-        return self.nodes[name]["id"]
-
-    def remove(self, name: str) -> None:
-        """Kill every process of a node, at once: a spot preemption, a pulled plug."""
-        self._command("remove", name)
-        del self.nodes[name]
-
-    def running_on(self, name: str) -> list[psutil.Process]:
-        """The worker processes of a node that are running a group now."""
-        raylet = psutil.Process(self.nodes[name]["raylet"])
-        return [p for p in raylet.children(recursive=True) if _running(p)]
-
-    def ray_job(self, *args: str) -> subprocess.Popen:
-        """``ray job ARGS`` on this cluster's job server, as a user's shell would run it."""
-        return subprocess.Popen([RAY, "job", args[0], "--address", self.jobs, *args[1:]],
-                                env=CLUSTER_ENV, cwd=ROOT, text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
-
-    def dlrepro(self, *args: str) -> subprocess.Popen:
-        """``dlrepro ARGS --runner ray --address`` this cluster, as the driver's own process."""
-        return subprocess.Popen(
-            [sys.executable, "-m", "dlrepro", *args, "--runner", "ray", "--address", self.address],
-            env=CLUSTER_ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _running(process: psutil.Process) -> bool:
-    try:
-        return (process.cmdline() or [""])[0].startswith("ray::run_group")
-    except psutil.Error:  # it ended meanwhile
-        return False
-
-
-# The cluster's and the driver's: token authentication, and Ray's switch for a cluster on the
-# loopback (its default on macOS and Windows).
-# The driver is given its data with --data-dir: each node has its own.
-CLUSTER_ENV = {**{k: v for k, v in os.environ.items()
-                  if k not in ("RAY_ADDRESS", "DLREPRO_DATA_DIR")},
-               "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex(),
-               "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
-               "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    driver = tmp_path_factory.mktemp("driver")  # the driver's disk: results, data
-    hook = tmp_path_factory.mktemp("node-python")
-    (hook / "sitecustomize.py").write_text(NO_SHARED_DISK)
-    node_data = os.environ.get("DLREPRO_DATA_DIR", str(ROOT.parent / "shared" / "data"))
-    node_env = {"PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)]),
-                "DLREPRO_DRIVER_ONLY": str(driver), "DLREPRO_DATA_DIR": node_data}
-    temp_dir = tempfile.mkdtemp(prefix="dlrepro-cl-")  # short: Ray's socket paths have a limit
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "simulated_cluster.py"), temp_dir,
-         json.dumps(node_env), "cpu-a=2", "cpu-b=2", "gpu=2:1"],
-        env=CLUSTER_ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        yield SimulatedCluster(process, driver)
-    finally:
-        process.stdin.close()  # every node stopped
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def metrics_of(profile_dir: Path) -> pd.DataFrame:
@@ -291,11 +176,12 @@ def test_a_submitted_job_streams_its_log_stops_keeping_its_records_and_resumes(c
     assert {run: (records / f"{run}.json").read_bytes() for run in kept} == kept  # not rerun
 
 
-def test_a_lost_node_holding_a_producers_files_costs_no_run(cluster, needs_chain, mnist_dir,
-                                                           tmp_path):
+def test_a_lost_node_holding_a_producers_files_costs_no_run(cluster_to_break, needs_chain,
+                                                           mnist_dir, tmp_path):
     """The classifier trains on some node; once its record is in, that node is lost. The
     autoencoder that reads its model still runs, elsewhere, with the files the driver kept and
     the data of its own node (the driver's data directory is not on any node)."""
+    cluster = cluster_to_break
     data = cluster.driver / "data" / "MNIST" / "raw"
     shutil.copytree(mnist_dir / "MNIST" / "raw", data)
     consumer = needs_chain / "autoencoder.toml"
@@ -320,9 +206,10 @@ def test_a_lost_node_holding_a_producers_files_costs_no_run(cluster, needs_chain
                                   untimed(local, suites), rtol=1e-5)
 
 
-def test_a_node_lost_mid_sweep_loses_no_run_and_duplicates_none(cluster, tmp_path):
+def test_a_node_lost_mid_sweep_loses_no_run_and_duplicates_none(cluster_to_break, tmp_path):
     """The first node seen running a group is killed: its runs are retried on the other nodes (a
     retry counted against max_retries) and the tables are those of a sweep without the fault."""
+    cluster = cluster_to_break
     # Three groups, two of them long enough (a second or so) to be caught running; without the
     # claims that select the runs cut.
     suite = copy_suite("xor", tmp_path, old='model = ["perceptron", "logistic"]',

@@ -1,15 +1,9 @@
-"""The Ray runner on real Ray: an embedded instance, and a head started here on 127.0.0.1 (its own
-temp dir, ports and token, fake GPUs) that takes a `ray job submit` and loses a worker to kill -9.
-The head is stopped through its own process group, never with a bare `ray stop`."""
+"""The Ray runner on real Ray: an embedded instance, and the session's cluster (tests/
+simulated_cluster.py, token authentication on) that takes a `ray job submit`, refuses a driver
+without the token and loses a worker to kill -9."""
 
 import os
-import secrets
-import shutil
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,11 +14,11 @@ import pytest
 from dlrepro.cli import main
 from dlrepro.project import suites_dir
 from dlrepro.suite import load
+from simulated_cluster import CLUSTER_ENV
 
-pytestmark = pytest.mark.slow  # Ray: an embedded instance and a head of its own
+pytestmark = pytest.mark.slow  # Ray: an embedded instance and the session's cluster
 
 ROOT = suites_dir().parent
-RAY = str(Path(sys.executable).parent / "ray")
 
 
 def metrics_of(profile_dir: Path) -> pd.DataFrame:
@@ -90,106 +84,36 @@ def test_gpu_runs_on_a_cluster_without_gpus_go_on_the_cpu_with_a_warning(tmp_pat
     assert (runs["status"] == "ok").all() and (runs["device"].str.startswith("cpu")).all()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def head():
-    """A Ray head on 127.0.0.1 with 2 CPUs and 1 fake GPU, token authentication on."""
-    # Short: Ray's socket paths have a length limit.
-    temp_dir = tempfile.mkdtemp(prefix="dlrepro-head-")
-    port, dashboard = free_port(), free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
-           "RAY_AUTH_TOKEN": secrets.token_hex(16)}
-    env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen(
-        [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-         f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-         "--num-cpus=2", "--num-gpus=1", f"--temp-dir={temp_dir}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        deadline = time.time() + 90
-        while subprocess.run([RAY, "job", "list", "--address", f"http://127.0.0.1:{dashboard}"],
-                             env=env, capture_output=True).returncode != 0:
-            assert proc.poll() is None and time.time() < deadline, "the Ray head did not start"
-            time.sleep(1)
-        yield {"address": f"127.0.0.1:{port}", "jobs": f"http://127.0.0.1:{dashboard}", "env": env,
-               "pid": proc.pid}
-    finally:
-        # Everything it started, and only that.
-        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            time.sleep(wait)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def test_job_submit_writes_the_tables(head, local_xor, tmp_path):
+def test_job_submit_writes_the_tables(cluster, local_xor, tmp_path):
     results = tmp_path / "results"
-    job = subprocess.run(
-        [RAY, "job", "submit", "--address", head["jobs"], "--working-dir", str(ROOT), "--",
-         "python", "-m", "dlrepro", "run", "xor", "gradient_descent", "--profile", "smoke",
-         "--runner", "ray", "--results", str(results)],
-        env=head["env"], capture_output=True, text=True, timeout=300)
-    assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
-    assert "Ray cluster at " in job.stdout + job.stderr, job.stdout[-3000:]
+    job = cluster.ray_job("submit", "--working-dir", str(ROOT), "--", "python", "-m", "dlrepro",
+                          "run", "xor", "gradient_descent", "--profile", "smoke",
+                          "--runner", "ray", "--results", str(results))
+    log = job.communicate(timeout=300)[0]
+    assert job.returncode == 0, log[-3000:]
+    assert "Ray cluster at " in log, log[-3000:]
     pd.testing.assert_frame_equal(metrics_of(results / "smoke"), metrics_of(local_xor))
 
 
-def test_a_driver_without_the_token_is_told_what_it_lacks(head, tmp_path):
-    env = {k: v for k, v in head["env"].items() if not k.startswith("RAY_AUTH_")}
-    driver = subprocess.run(
-        [sys.executable, "-m", "dlrepro", "run", "xor", "--profile", "smoke", "--runner", "ray",
-         "--address", head["address"], "--results", str(tmp_path)],
-        env=env, capture_output=True, text=True, timeout=300)
-    assert driver.returncode == 2, driver.stderr[-3000:]
-    assert driver.stderr.splitlines()[-1].startswith(
-        f"dlrepro: error: cannot connect to the Ray cluster at {head['address']}: "), driver.stderr
-    assert driver.stderr.endswith(
+def test_a_driver_without_the_token_is_told_what_it_lacks(cluster, tmp_path):
+    env = {k: v for k, v in CLUSTER_ENV.items() if not k.startswith("RAY_AUTH_")}
+    driver = cluster.dlrepro("run", "xor", "--profile", "smoke", "--results", str(tmp_path),
+                             env=env)
+    _, err = driver.communicate(timeout=300)
+    assert driver.returncode == 2, err[-3000:]
+    assert err.splitlines()[-1].startswith(
+        f"dlrepro: error: cannot connect to the Ray cluster at {cluster.address}: "), err
+    assert err.endswith(
         "(if the cluster uses token authentication: RAY_AUTH_MODE=token here too)\n")
     assert {p.name for p in (tmp_path / "smoke").iterdir()} <= {".lock", "suites.json"}
 
 
-def test_fake_gpus_are_given_to_the_runs_that_ask(head, tmp_path):
-    suite = suite_needing_gpus(tmp_path, 0.5)
-    # Its own process: Ray keeps the first token it sees for the process's life.
-    driver = subprocess.run(
-        [sys.executable, "-m", "dlrepro", "run", str(suite), "--runner", "ray",
-         "--address", head["address"], "--profile", "smoke",
-         "--results", str(tmp_path / "results")],
-        env=head["env"], capture_output=True, text=True, timeout=300)
-    assert driver.returncode == 0, driver.stderr[-3000:]
-    runs = pd.read_parquet(tmp_path / "results" / "smoke" / "runs.parquet")
-    # Two half-GPU workers share the one (fake) GPU.
-    assert runs["worker"].str.endswith(" GPU 0").all()
-    assert runs["worker"].nunique() == 2
-
-
-def _running_a_group(process: psutil.Process) -> bool:
-    try:
-        return (process.cmdline() or [""])[0].startswith("ray::run_group")
-    except psutil.Error:  # it ended meanwhile
-        return False
-
-
-def test_a_killed_worker_is_retried_and_the_table_is_complete(head, tmp_path):
+def test_a_killed_worker_is_retried_and_the_table_is_complete(cluster, tmp_path):
     results = tmp_path / "results"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "dlrepro", "run", "five_points", "--profile", "smoke",
-         "--runner", "ray", "--address", head["address"], "--results", str(results)],
-        env={**head["env"], "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+    driver = cluster.dlrepro("run", "five_points", "--profile", "smoke", "--results", str(results))
     deadline, victim = time.time() + 120, None
     while victim is None and time.time() < deadline and driver.poll() is None:
-        # Only this head's workers: another Ray instance on the machine is not ours to kill.
-        busy = [p for p in psutil.Process(head["pid"]).children(recursive=True)
-                if _running_a_group(p)]
+        busy = [p for name in cluster.nodes for p in cluster.running_on(name)]
         victim = busy[0] if busy else None
         time.sleep(0.2)
     assert victim is not None, "no worker was seen running"
