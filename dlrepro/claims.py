@@ -138,11 +138,15 @@ def _spread(claim: ClaimBase, table: pd.DataFrame, swept: Iterable[str]) -> str:
 
 def _missing(claim: ClaimBase, table: pd.DataFrame, planned: Sequence[RunSpec]) -> str:
     """Which runs the claim selects that the profile plans but the tables lack (not finished, or
-    failed): a verdict without them would be about other runs than the claim's; else empty."""
-    selections = claim.selections().values()
-    selected = [spec for spec in planned
-                if any(matches(spec.params, where) for where in selections)]
-    ran = set(table["run_id"])
+    failed): a verdict without them would be about other runs than the claim's; else empty. A run
+    is taken to log what the finished runs with its parameters' names (a mode of the experiment)
+    log: XOR's worked neuron waits for no perceptron."""
+    ran, logged = set(table["run_id"]), set(table.loc[table["metric"] == claim.metric, "run_id"])
+    finished = [spec for spec in planned if spec.run_id in ran]
+    silent = ({frozenset(spec.params) for spec in finished}
+              - {frozenset(spec.params) for spec in finished if spec.run_id in logged})
+    selected = [spec for spec in planned if frozenset(spec.params) not in silent
+                and any(matches(spec.params, where) for where in claim.selections().values())]
     missing = [spec.label for spec in selected if spec.run_id not in ran]
     if not missing:
         return ""
@@ -152,14 +156,13 @@ def _missing(claim: ClaimBase, table: pd.DataFrame, planned: Sequence[RunSpec]) 
 
 
 def _unselected(claim: ClaimBase, table: pd.DataFrame, planned: Sequence[RunSpec]) -> str:
-    """Why a claim whose metric was logged has no value: a value it selects that no planned run
-    has (an override changed it); else empty."""
-    rows = table[table["metric"] == claim.metric]
+    """Why a claim has no value: a value it selects that no planned run has (an override changed
+    it, or ``--only`` left it out); else empty."""
     for selection in claim.selections().values():
-        if rows.empty or any(matches(spec.params, selection) for spec in planned):
-            continue  # runs the profile has: not finished, not changed by an override
+        if table.empty or any(matches(spec.params, selection) for spec in planned):
+            continue  # runs the profile has, every one of them here (``_missing``)
         for key, value in selection.items():
-            seen = _values(rows, key)
+            seen = _values(table, key)
             if not set(seen) & set(choices(value)):
                 ran = "/".join(map(str, seen)) or "none"
                 return f"no run here has {key}={value} (its runs have {key}={ran})"
