@@ -70,7 +70,7 @@ class ClaimResult(BaseModel):
     left: Annotated[dict, Json] = {}  # compare: the two selections
     right: Annotated[dict, Json] = {}
     applies: Annotated[dict, Json] = {}  # the parameter values the claim is about
-    reason: str = ""  # why it is not run when its runs are there (a sweep it does not fix)
+    reason: str = ""  # why it is not run: runs missing, a sweep it does not fix
 
     @property
     def count(self) -> int:
@@ -86,8 +86,7 @@ def evaluate(suite: Suite, table: pd.DataFrame, profile: str) -> list[ClaimResul
     source = f"{suite.model.source.seed}, «{suite.model.source.slide}»"
     return [check(claim, table, suite.name, f"{claim.text} ({claim.source or source})",
                   suite.swept, suite.runs(profile))
-            for claim in suite.model.claims
-            if claim.at(profile)]
+            for claim in suite.model.claims if claim.at(profile)]
 
 
 def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | None = None,
@@ -98,15 +97,15 @@ def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | No
     axis = _axis(claim) or ""
     found = {"along": ",".join(axis) if isinstance(axis, list) else axis}
     status, ran = ClaimStatus.NOT_RUN, outside(claim, table)
-    reason = "" if ran else _missing(claim, table, planned) or _spread(claim, table, swept)
+    sides = [select(claim, table, where) for where in claim.selections().values()]
+    reason = "" if ran else _missing(claim, table, planned) or _spread(claim, sides, swept)
     if ran:
         found, status = {"along": ran[0], "at": ran[1]}, ClaimStatus.DOES_NOT_APPLY
     elif not reason:
-        holds, measured = _measure(claim, table)
+        holds, measured = _measure(claim, sides)
         found |= measured
         status = {True: ClaimStatus.REPRODUCED, False: ClaimStatus.NOT_REPRODUCED,
                   None: ClaimStatus.NOT_RUN}[holds]
-        reason = _unselected(claim, table, planned) if holds is None else ""
     return ClaimResult(suite=suite, claim=claim.id, text=claim.text if text is None else text,
                        kind=claim.kind, status=status, reduce=claim.reduce, reason=reason,
                        **found, **_expectation(claim))
@@ -117,12 +116,10 @@ def _values(rows: pd.DataFrame, key: str) -> list:
     return [_plain(value) for value in sorted(rows[key].dropna().unique())] if key in rows else []
 
 
-def _spread(claim: ClaimBase, table: pd.DataFrame, swept: Iterable[str]) -> str:
-    """Why a claim gives no verdict when the runs a side of it reduces together (not along its
-    ``over`` or ``by``) take several values of swept parameters, and the ``--only`` that fixes it:
-    a value every side ran with; else empty."""
+def _spread(claim: ClaimBase, sides: list[pd.DataFrame], swept: Iterable[str]) -> str:
+    """Why a side of the claim reduces together (not along its ``over`` or ``by``) runs of several
+    values of swept parameters, with an ``--only`` of a value every side ran with; else empty."""
     read_along = {name for names in claim.axes().values() for name in names}
-    sides = [select(claim, table, where) for where in claim.selections().values()]
     spread = {name: [set(_values(rows, name)) for rows in sides]
               for name in swept if name not in read_along}
     spread = {name: seen for name, seen in spread.items() if max(map(len, seen)) > 1}
@@ -137,36 +134,26 @@ def _spread(claim: ClaimBase, table: pd.DataFrame, swept: Iterable[str]) -> str:
 
 
 def _missing(claim: ClaimBase, table: pd.DataFrame, planned: Sequence[RunSpec]) -> str:
-    """Which runs the claim selects that the profile plans but the tables lack (not finished, or
-    failed): a verdict without them would be about other runs than the claim's; else empty. A run
-    is taken to log what the finished runs with its parameters' names (a mode of the experiment)
-    log: XOR's worked neuron waits for no perceptron."""
+    """Why the runs a claim selects are not all here, else empty: a value a side selects that no
+    planned run has, or the planned runs the tables lack, named (docs/suite-files.md)."""
     ran, logged = set(table["run_id"]), set(table.loc[table["metric"] == claim.metric, "run_id"])
-    finished = [spec for spec in planned if spec.run_id in ran]
-    silent = ({frozenset(spec.params) for spec in finished}
-              - {frozenset(spec.params) for spec in finished if spec.run_id in logged})
-    selected = [spec for spec in planned if frozenset(spec.params) not in silent
-                and any(matches(spec.params, where) for where in claim.selections().values())]
-    missing = [spec.label for spec in selected if spec.run_id not in ran]
-    if not missing:
-        return ""
-    shown = ", ".join(missing[:3]) + ", …" * (len(missing) > 3)
-    return (f"{len(missing)} of {counted(len(selected), 'planned run')} missing: {shown}; "
-            "rerunning the same dlrepro run finishes it")
-
-
-def _unselected(claim: ClaimBase, table: pd.DataFrame, planned: Sequence[RunSpec]) -> str:
-    """Why a claim has no value: a value it selects that no planned run has (an override changed
-    it, or ``--only`` left it out); else empty."""
-    for selection in claim.selections().values():
-        if table.empty or any(matches(spec.params, selection) for spec in planned):
-            continue  # runs the profile has, every one of them here (``_missing``)
-        for key, value in selection.items():
+    # A mode (the parameters a run has) whose finished runs log nothing of the claim's metric.
+    modes = {spec.run_id: frozenset(spec.params) for spec in planned if spec.run_id in ran}
+    silent = set(modes.values()) - {modes[run_id] for run_id in logged & modes.keys()}
+    selected = {}
+    for where in claim.selections().values():
+        side = {spec.run_id: spec for spec in planned if matches(spec.params, where)}
+        for key, value in where.items() if not side and ran else ():
             seen = _values(table, key)
             if not set(seen) & set(choices(value)):
-                ran = "/".join(map(str, seen)) or "none"
-                return f"no run here has {key}={value} (its runs have {key}={ran})"
-    return ""
+                ran_with = "/".join(map(str, seen)) or "none"
+                return f"no run here has {key}={value} (its runs have {key}={ran_with})"
+        selected |= {run_id: spec for run_id, spec in side.items()
+                     if frozenset(spec.params) not in silent}
+    missing = [spec.label for run_id, spec in selected.items() if run_id not in ran]
+    shown = ", ".join(missing[:3]) + ", …" * (len(missing) > 3)
+    return "" if not missing else (f"{len(missing)} of {counted(len(selected), 'planned run')} "
+                                   f"missing: {shown}; rerunning the same dlrepro run finishes it")
 
 
 def outside(claim: ClaimBase, table: pd.DataFrame) -> tuple[str, tuple[str, ...]] | None:
@@ -222,12 +209,11 @@ def reduced(reduce: str, values: pd.Series, target: float) -> float:
     return float(values.agg(reduce))
 
 
-def _measure(claim: ClaimBase, table: pd.DataFrame) -> tuple[bool | None, dict]:
-    """Whether the claim holds (None: it cannot tell) and what it measured, at the keys both sides
-    have; an approx claim's i-th number is about the i-th smallest ``over``."""
+def _measure(claim: ClaimBase, sides: list[pd.DataFrame]) -> tuple[bool | None, dict]:
+    """Whether the claim holds (None: it cannot tell) and what it measured from each side's rows,
+    at the keys both have; an approx claim's i-th number is about the i-th smallest ``over``."""
     axis = _axis(claim)
-    sides = [_elements(select(claim, table, where), axis)
-             for where in claim.selections().values()]
+    sides = [_elements(rows, axis) for rows in sides]
     left, right = sides[0], sides[-1]
     keys = [key for key in left if key in right]
     targets = choices(claim.value) if isinstance(claim, Approx) else [math.nan] * len(keys)
