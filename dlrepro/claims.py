@@ -1,14 +1,14 @@
 """The slides' claims (``dlrepro.schema``) evaluated against the result tables, into
 ``ClaimResult``s: numbers, which ``formatting.describe`` writes out and claims.csv keeps (lists as
 JSON). The kinds and their keys are docs/suite-files.md's. A claim whose runs are missing is ``not
-run``, never ``not reproduced``; so is one whose selection spans values that ``--set`` swept."""
+run``, never ``not reproduced``; so is one that, on a side, spans values that ``--set`` swept."""
 
 from __future__ import annotations
 
 import json
 import math
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated
@@ -19,8 +19,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict
 from dlrepro import tables
 from dlrepro.overrides import flags
 from dlrepro.schema import Approx, ClaimBase, Compare, Monotone, Threshold, choices
-from dlrepro.suite import Suite, matches
-from dlrepro.formatting import ClaimStatus, allowed, assignments
+from dlrepro.suite import RunSpec, Suite, matches
+from dlrepro.formatting import ClaimStatus, allowed, assignments, counted
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
        "==": operator.eq}
@@ -70,7 +70,7 @@ class ClaimResult(BaseModel):
     left: Annotated[dict, Json] = {}  # compare: the two selections
     right: Annotated[dict, Json] = {}
     applies: Annotated[dict, Json] = {}  # the parameter values the claim is about
-    reason: str = ""  # why it is not run when its runs are there (a sweep it does not fix)
+    reason: str = ""  # why it is not run: runs missing, a sweep it does not fix
 
     @property
     def count(self) -> int:
@@ -84,30 +84,28 @@ COLUMNS = list(ClaimResult.model_fields)
 def evaluate(suite: Suite, table: pd.DataFrame, profile: str) -> list[ClaimResult]:
     """Each claim of a suite that applies at ``profile`` against its ``tables.joined`` table."""
     source = f"{suite.model.source.seed}, «{suite.model.source.slide}»"
-    planned = [spec.params for spec in suite.runs(profile)]
     return [check(claim, table, suite.name, f"{claim.text} ({claim.source or source})",
-                  suite.swept, planned)
-            for claim in suite.model.claims
-            if claim.at(profile)]
+                  suite.swept, suite.runs(profile))
+            for claim in suite.model.claims if claim.at(profile)]
 
 
 def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | None = None,
-          swept: Iterable[str] = (), planned: Iterable[dict] = ()) -> ClaimResult:
+          swept: Iterable[str] = (), planned: Sequence[RunSpec] = ()) -> ClaimResult:
     """One claim against a joined table; ``swept``: the parameters ``--set`` swept, which the
-    claim must fix (or read along) to give a verdict; ``planned``: the parameters of the runs
-    the profile has (a claim whose runs are among them but missing is waiting for them)."""
+    claim must fix (or read along) on each side to give a verdict; ``planned``: the runs the
+    profile has (a claim waits for every one of them it selects)."""
     axis = _axis(claim) or ""
     found = {"along": ",".join(axis) if isinstance(axis, list) else axis}
     status, ran = ClaimStatus.NOT_RUN, outside(claim, table)
-    reason = "" if ran else _spread(claim, table, swept)
+    sides = [select(claim, table, where) for where in claim.selections().values()]
+    reason = "" if ran else _missing(claim, table, planned) or _spread(claim, sides, swept)
     if ran:
         found, status = {"along": ran[0], "at": ran[1]}, ClaimStatus.DOES_NOT_APPLY
     elif not reason:
-        holds, measured = _measure(claim, table)
+        holds, measured = _measure(claim, sides)
         found |= measured
         status = {True: ClaimStatus.REPRODUCED, False: ClaimStatus.NOT_REPRODUCED,
                   None: ClaimStatus.NOT_RUN}[holds]
-        reason = _unselected(claim, table, list(planned)) if holds is None else ""
     return ClaimResult(suite=suite, claim=claim.id, text=claim.text if text is None else text,
                        kind=claim.kind, status=status, reduce=claim.reduce, reason=reason,
                        **found, **_expectation(claim))
@@ -118,37 +116,44 @@ def _values(rows: pd.DataFrame, key: str) -> list:
     return [_plain(value) for value in sorted(rows[key].dropna().unique())] if key in rows else []
 
 
-def _spread(claim: ClaimBase, table: pd.DataFrame, swept: Iterable[str]) -> str:
-    """Why a claim gives no verdict when the runs it reduces together (not along its ``over`` or
-    ``by``) take several values of swept parameters, and the option that fixes it; else empty."""
-    if not swept:
-        return ""
+def _spread(claim: ClaimBase, sides: list[pd.DataFrame], swept: Iterable[str]) -> str:
+    """Why a side of the claim reduces together (not along its ``over`` or ``by``) runs of several
+    values of swept parameters, with an ``--only`` of a value every side ran with; else empty."""
     read_along = {name for names in claim.axes().values() for name in names}
-    rows = pd.concat([select(claim, table, where) for where in claim.selections().values()])
-    spread = {name: _values(rows, name) for name in swept if name not in read_along}
-    spread = {name: values for name, values in spread.items() if len(values) > 1}
+    spread = {name: [set(_values(rows, name)) for rows in sides]
+              for name in swept if name not in read_along}
+    spread = {name: seen for name, seen in spread.items() if max(map(len, seen)) > 1}
     if not spread:
         return ""
-    configurations = math.prod(map(len, spread.values()))
-    shown = assignments((name, "/".join(map(str, values))) for name, values in spread.items())
-    fix = " ".join(flags([], [(name, values[0]) for name, values in spread.items()]))
-    return (f"selects {configurations} configurations ({shown}) where --set swept "
-            f"{'/'.join(spread)}: fix it with {fix}")
+    ran = {name: sorted(set.union(*seen)) for name, seen in spread.items()}
+    shown = assignments((name, "/".join(map(str, values))) for name, values in ran.items())
+    fix = " ".join(flags([], [(name, min(set.intersection(*seen) or ran[name]))
+                              for name, seen in spread.items()]))
+    return (f"selects {math.prod(map(len, ran.values()))} configurations ({shown}) where --set "
+            f"swept {'/'.join(spread)}: fix it with {fix}")
 
 
-def _unselected(claim: ClaimBase, table: pd.DataFrame, planned: list[dict]) -> str:
-    """Why a claim whose metric was logged has no value: a value it selects that no run has (an
-    override changed it); empty when its runs are simply missing (not finished yet)."""
-    rows = table[table["metric"] == claim.metric]
-    for selection in claim.selections().values():
-        if rows.empty or any(matches(params, selection) for params in planned):
-            continue  # runs the profile has: not finished, not changed by an override
-        for key, value in selection.items():
-            seen = _values(rows, key)
+def _missing(claim: ClaimBase, table: pd.DataFrame, planned: Sequence[RunSpec]) -> str:
+    """Why the runs a claim selects are not all here, else empty: a value a side selects that no
+    planned run has, or the planned runs the tables lack, named (docs/suite-files.md)."""
+    ran, logged = set(table["run_id"]), set(table.loc[table["metric"] == claim.metric, "run_id"])
+    # A mode (the parameters a run has) whose finished runs log nothing of the claim's metric.
+    modes = {spec.run_id: frozenset(spec.params) for spec in planned if spec.run_id in ran}
+    silent = set(modes.values()) - {modes[run_id] for run_id in logged & modes.keys()}
+    selected = {}
+    for where in claim.selections().values():
+        side = {spec.run_id: spec for spec in planned if matches(spec.params, where)}
+        for key, value in where.items() if not side and ran else ():
+            seen = _values(table, key)
             if not set(seen) & set(choices(value)):
-                ran = "/".join(map(str, seen)) or "none"
-                return f"no run here has {key}={value} (its runs have {key}={ran})"
-    return ""
+                ran_with = "/".join(map(str, seen)) or "none"
+                return f"no run here has {key}={value} (its runs have {key}={ran_with})"
+        selected |= {run_id: spec for run_id, spec in side.items()
+                     if frozenset(spec.params) not in silent}
+    missing = [spec.label for run_id, spec in selected.items() if run_id not in ran]
+    shown = ", ".join(missing[:3]) + ", …" * (len(missing) > 3)
+    return "" if not missing else (f"{len(missing)} of {counted(len(selected), 'planned run')} "
+                                   f"missing: {shown}; rerunning the same dlrepro run finishes it")
 
 
 def outside(claim: ClaimBase, table: pd.DataFrame) -> tuple[str, tuple[str, ...]] | None:
@@ -204,12 +209,11 @@ def reduced(reduce: str, values: pd.Series, target: float) -> float:
     return float(values.agg(reduce))
 
 
-def _measure(claim: ClaimBase, table: pd.DataFrame) -> tuple[bool | None, dict]:
-    """Whether the claim holds (None: it cannot tell) and what it measured, at the keys both sides
-    have; an approx claim's i-th number is about the i-th smallest ``over``."""
+def _measure(claim: ClaimBase, sides: list[pd.DataFrame]) -> tuple[bool | None, dict]:
+    """Whether the claim holds (None: it cannot tell) and what it measured from each side's rows,
+    at the keys both have; an approx claim's i-th number is about the i-th smallest ``over``."""
     axis = _axis(claim)
-    sides = [_elements(select(claim, table, where), axis)
-             for where in claim.selections().values()]
+    sides = [_elements(rows, axis) for rows in sides]
     left, right = sides[0], sides[-1]
     keys = [key for key in left if key in right]
     targets = choices(claim.value) if isinstance(claim, Approx) else [math.nan] * len(keys)

@@ -110,12 +110,8 @@ def allowed(expectation: Approx | ClaimResult, target: float) -> float:
     return expectation.rel_tolerance * abs(target)
 
 
-NOTHING_MEASURED = "nothing: none of its runs finished"
-
-
-def describe(result: ClaimResult) -> tuple[str, str]:
+def describe(r: ClaimResult) -> tuple[str, str]:
     """What was measured and what was expected, as the terminal and the report write them."""
-    r = result
     if r.status is ClaimStatus.DOES_NOT_APPLY:
         return (assignments([(r.along, "/".join(map(str, r.at)))]),
                 f"{assignments(r.applies.items())} only")
@@ -129,7 +125,7 @@ def describe(result: ClaimResult) -> tuple[str, str]:
         expected = f"{TRENDS[r.op]} along {r.along}"
     else:
         got, expected = _describe_compare(r)
-    return r.reason or got or NOTHING_MEASURED, expected
+    return r.reason or got or "nothing: none of its runs finished", expected
 
 
 def _describe_approx(r: ClaimResult) -> tuple[str, str]:

@@ -204,19 +204,28 @@ def test_statuses_are_written_only_in_their_enum():
     assert found == []
 
 
-def test_a_claim_whose_runs_are_not_in_the_tables_says_so():
-    """An interrupted sweep: the claims of its unfinished runs are not run, and say why."""
+def test_a_claim_whose_runs_are_not_in_the_tables_says_which_and_that_rerunning_finishes_it():
+    """An interrupted sweep: a claim waits for every run it selects that the profile plans."""
     from dlrepro.project import suites_dir
     from dlrepro.suite import load
 
     suite = load(suites_dir() / "five_points.toml")
     empty = pd.DataFrame(columns=["run_id", "seed", "task", "degree", "metric", "step", "value"])
-    found = claims.evaluate(suite, empty, "smoke")
-    assert {r.status for r in found} == {ClaimStatus.NOT_RUN}
-    assert {describe(r)[0] for r in found} == {"nothing: none of its runs finished"}
+    found = {r.claim: r for r in claims.evaluate(suite, empty, "smoke")}
+    assert {r.status for r in found.values()} == {ClaimStatus.NOT_RUN}
+    assert describe(found["loo-small-d-beats-d4"])[0] == (
+        "2 of 2 planned runs missing: five_points [task=poly, degree=2] seed 0, five_points "
+        "[task=poly, degree=4] seed 0; rerunning the same dlrepro run finishes it")
+    assert describe(found["train-error-falls-with-d"])[0].startswith(
+        "6 of 6 planned runs missing: five_points [task=poly, degree=0] seed 0, five_points "
+        "[task=poly, degree=1] seed 0, five_points [task=poly, degree=2] seed 0, …; rerunning")
     # Only the small MLP finished: the big one's claim waits for it, no override changed it.
-    small = pd.DataFrame([("r0", 0, "mlp", 2, 10, 1000, 0.01, "relative_train_mse", None, 0.02)],
+    small_mlp = suite.runs("smoke")[6]
+    small = pd.DataFrame([(small_mlp.run_id, 0, "mlp", 2, 10, 1000, 0.01, "relative_train_mse",
+                           None, 0.02)],
                          columns=["run_id", "seed", "task", "layers", "hidden", "steps", "lr",
                                   "metric", "step", "value"])
     [big] = [r for r in claims.evaluate(suite, small, "smoke") if r.claim == "big-mlp-interpolates"]
-    assert describe(big)[0] == "nothing: none of its runs finished"
+    assert describe(big)[0] == ("1 of 1 planned run missing: five_points [task=mlp, layers=5, "
+                                "hidden=1000, steps=500, lr=0.001] seed 0; rerunning the same "
+                                "dlrepro run finishes it")

@@ -266,6 +266,29 @@ def test_a_sweep_of_a_parameter_the_claims_fix_leaves_them_not_run(tmp_path, cap
     assert status["oscillation-onset-theory"] == ClaimStatus.REPRODUCED  # the sweep reads no η
 
 
+@pytest.mark.parametrize("sweep, judged", [
+    # Held-out error at d = 2 against d = 4 and d = 20: each side fixes the degree; the
+    # classifier's claim spans the swept steps.
+    (["five_points", "--set", "degree=[1,2,3,4,20]", "--set", "steps=[300,1000]", "--only",
+      "task=[poly,classify]"], ["loo-small-d-beats-d4", "loo-small-d-beats-d20"]),
+    (["xor", "--set", "epochs=[5,30]"], ["worked-neuron"]),  # the worked neuron trains nothing
+])
+def test_a_sweep_judges_each_claim_that_fixes_it_on_every_side_and_every_hint_works(
+        tmp_path, capsys, sweep, judged):
+    run = ["run", *sweep, "--profile", "smoke", "--results", str(tmp_path)]
+    assert main(run) == 0
+    out = capsys.readouterr().out
+    for claim in judged:
+        assert re.search(rf"^reproduced \w+/{claim}: measured \d", out, re.M), out
+    hints = re.findall(r"^not run \w+/(\S+): measured selects .* fix it with ((?:--only \S+ ?)+);",
+                       out, re.M)
+    assert hints, out
+    for claim, fix in hints:
+        main([*run, *shlex.split(fix)])
+        assert re.search(rf"^(?:reproduced|not reproduced) \w+/{claim}: measured -?\d",
+                         capsys.readouterr().out, re.M), (claim, fix)
+
+
 def test_a_bare_word_is_a_string_and_toml_values_keep_their_type():
     assert parse_override("model=pca") == ("model", "pca")
     assert parse_override("lr=1e-3") == ("lr", 0.001) and parse_override("shuffle=true") == (

@@ -13,7 +13,7 @@ import pytest
 
 from dlrepro.cli import main
 from dlrepro.project import suites_dir
-from dlrepro.suite import load
+from dlrepro.suite import load, matches
 from simulated_cluster import CLUSTER_ENV
 
 pytestmark = pytest.mark.slow  # Ray: an embedded instance and the session's cluster
@@ -129,9 +129,20 @@ def test_a_killed_worker_is_retried_and_the_table_is_complete(cluster, tmp_path)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_or_sigterm_keeps_every_finished_run_and_stops_ray(interrupted_run, sig):
+def test_ctrl_c_or_sigterm_keeps_every_finished_run_and_stops_ray(interrupted_run, tmp_path,
+                                                                  capsys, sig):
     """SIGTERM too (`ray job stop`, a CI cancel), although ray.init makes it a bare exit."""
-    assert len(interrupted_run("five_points", "smoke", 3, "--runner", "ray", sig=sig)) < 10
+    finished = interrupted_run("five_points", "smoke", 3, "--runner", "ray", sig=sig)
+    assert len(finished) < 10
+    # No claim is judged without every run of it the profile plans: it names those missing.
+    main(["claims", "five_points", "--profile", "smoke", "--results", str(tmp_path)])
+    out = capsys.readouterr().out
+    suite = load(suites_dir() / "five_points.toml")
+    for claim in suite.model.claims:
+        selected = {spec.run_id for spec in suite.runs("smoke")
+                    if any(matches(spec.params, where) for where in claim.selections().values())}
+        waiting = len(selected - finished)
+        assert not waiting or f"not run five_points/{claim.id}: measured {waiting} of " in out, out
     # The embedded instance (temp dir dlrepro-ray-*) is gone with its driver.
     deadline = time.time() + 15
     while [p for p in psutil.process_iter(["cmdline"])

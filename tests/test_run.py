@@ -2,6 +2,8 @@
 failures kept and retried, and Ctrl-C losing nothing."""
 
 import base64
+import re
+import shutil
 import signal
 import time
 
@@ -16,7 +18,7 @@ from dlrepro.planning import expected_times
 from dlrepro.layout import Results
 from dlrepro.schema import Resources
 from dlrepro.project import resolve, suites_dir
-from dlrepro.suite import RunSpec, load
+from dlrepro.suite import RunSpec, load, matches
 from dlrepro.formatting import ClaimStatus
 
 
@@ -177,6 +179,56 @@ def test_ctrl_c_or_sigterm_keeps_every_finished_run(interrupted_run, sig):
     runs."""
     finished = interrupted_run("xor", "full", 5, sig=sig)
     assert len(finished) < len(load(suites_dir() / "xor.toml").runs("full"))
+
+
+def _cut_short(folder, suite: str, where: dict) -> None:
+    """``folder`` as a run stopped before the runs of ``where`` finished leaves it: neither their
+    records nor their rows."""
+    lost = [s.run_id for s in load(suites_dir() / f"{suite}.toml").runs("smoke")
+            if matches(s.params, where)]
+    for run_id in lost:
+        (folder / "records" / suite / f"{run_id}.json").unlink()
+    for name in ("runs", "metrics"):
+        table = pd.read_parquet(folder / f"{name}.parquet")
+        table[~table["run_id"].isin(lost)].to_parquet(folder / f"{name}.parquet", index=False)
+
+
+def _claim_lines(out: str) -> dict[str, str]:
+    """Each claim's line of a command's output, by claim."""
+    return {claim: line for line, claim in re.findall(r"^(.* \w+/(\S+): .*)$", out, re.M)}
+
+
+@pytest.mark.parametrize("suite, only, stopped, waiting", [
+    # every kind of claim: monotone, threshold, compare (five_points); approx, threshold (xor)
+    ("five_points", ["--only", "task=poly"], {"degree": 4},
+     {"train-error-falls-with-d": "1 of 6 planned runs",
+      "loo-small-d-beats-d4": "1 of 2 planned runs", "interpolates-at-d4": "1 of 1 planned run"}),
+    ("xor", [], {"model": "perceptron", "features": "raw", "coding": "01"},
+     {"raw-at-most-75": "1 of 4 planned runs",
+      "perceptron-raw-never-converges": "1 of 2 planned runs"}),
+])
+def test_a_run_cut_short_gives_its_claims_no_verdict_until_rerunning_finishes_it(
+        xor_smoke, tmp_path, capsys, suite, only, stopped, waiting):
+    command = ["run", suite, "--profile", "smoke", *only, "--results", str(tmp_path)]
+    if suite == "xor":  # the session's run, copied: the rerun only runs what is cut
+        shutil.copytree(xor_smoke / "smoke", tmp_path / "smoke")
+    else:
+        assert main(command) == 0
+    [folder] = tmp_path.iterdir()
+    capsys.readouterr()
+    main(["claims", *command[1:]])
+    finished = _claim_lines(capsys.readouterr().out)
+    _cut_short(folder, suite, stopped)
+    assert main(["claims", *command[1:]]) == 1
+    cut = _claim_lines(capsys.readouterr().out)
+    assert {claim for claim, line in cut.items() if line != finished[claim]} == set(waiting)
+    for claim, missing in waiting.items():
+        said = f"not run {suite}/{claim}: measured {missing} missing: {suite} ["
+        assert cut[claim].startswith(said), cut[claim]
+        assert "; rerunning the same dlrepro run finishes it;" in cut[claim]
+        assert all(f"{key}={value}" in cut[claim] for key, value in stopped.items())
+    assert main(command) == 0
+    assert _claim_lines(capsys.readouterr().out) == finished
 
 
 @pytest.mark.slow  # every suite at smoke, MNIST's included
