@@ -111,8 +111,8 @@ def given(names: list[str], folder: Results, overrides: list[Override] = (),
     folder holds under its name."""
     own, gone = remembered(folder)
     held = {name: path for name, path in shipped().items()
-            if name not in gone and any(folder.records(name).glob("*.json"))}
-    return resolve(names, overrides, only, own=own, held={**held, **own})
+            if any(folder.records(name).glob("*.json"))}
+    return resolve(names, overrides, only, own=own, held={**held, **gone, **own})
 
 
 def covered(names: list[str], folder: Results, ran: set[str], overrides: list[Override],
@@ -125,7 +125,8 @@ def covered(names: list[str], folder: Results, ran: set[str], overrides: list[Ov
     own, gone = remembered(folder)
     for name, path in gone.items():
         say(f"warning: {name}: its suite file {path} is gone; its results are left out")
-    known = {**shipped(), **own}  # a suite of one's own run here stands for its name here
+    # a suite of one's own run here stands for its name here, even when its file is gone
+    known = {name: path for name, path in {**shipped(), **own}.items() if name not in gone}
     unknown = sorted(ran - set(known) - set(gone))
     if unknown:
         say(f"warning: {', '.join(unknown)}: results from suite files not known here; name those "
