@@ -111,8 +111,8 @@ def given(names: list[str], folder: Results, overrides: list[Override] = (),
     folder holds under its name."""
     own, gone = remembered(folder)
     held = {name: path for name, path in shipped().items()
-            if name not in gone and any(folder.records(name).glob("*.json"))}
-    return resolve(names, overrides, only, own=own, held={**held, **own})
+            if any(folder.records(name).glob("*.json"))}
+    return resolve(names, overrides, only, own=own, held={**held, **gone, **own})
 
 
 def covered(names: list[str], folder: Results, ran: set[str], overrides: list[Override],
@@ -125,13 +125,13 @@ def covered(names: list[str], folder: Results, ran: set[str], overrides: list[Ov
     own, gone = remembered(folder)
     for name, path in gone.items():
         say(f"warning: {name}: its suite file {path} is gone; its results are left out")
-    known = {**shipped(), **own}  # a suite of one's own run here stands for its name here
+    known = {**shipped(), **own}  # one's own suite run here stands for its name, even gone
     unknown = sorted(ran - set(known) - set(gone))
     if unknown:
         say(f"warning: {', '.join(unknown)}: results from suite files not known here; name those "
             "files to cover them")
-    chosen = sorted(ran & set(known)) if overrides or only else sorted(known)
-    return resolve([str(known[name]) for name in chosen], overrides, only)
+    chosen = (ran if overrides or only else set(known)) & set(known) - set(gone)
+    return resolve([str(known[name]) for name in sorted(chosen)], overrides, only)
 
 
 def folder_with_results(results: Path, profile: str, overrides: list[Override],

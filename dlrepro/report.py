@@ -9,6 +9,7 @@ import functools
 import hashlib
 import json
 import platform
+from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pandas as pd
 from dlrepro import claims as claim_results
 from dlrepro import fidelity, tables
 from dlrepro.files import atomic_write
+from dlrepro.experiments import plotting
 from dlrepro.layout import Results
 from dlrepro.machine import cpu_model
 from dlrepro.schema import Approx
@@ -96,32 +98,30 @@ def _suite(suite: Suite, claims: pd.DataFrame, runs: pd.DataFrame, metrics: pd.D
 
 
 def figures(suite: Suite, table: pd.DataFrame, results: Results) -> list[Path]:
-    """The suite's figures, redrawn only if what they are drawn from changed since: its table, its
-    published numbers or its experiment's drawing code (``figures_hash``, not the runs' code)."""
+    """The suite's figures and ``plotting.sweeps``, redrawn only if what they are drawn from
+    changed: its table, published numbers, swept keys or drawing code (``figures_hash``)."""
     out_dir = results.figures(suite.name)
     index = out_dir / FIGURE_INDEX
     published = [c for c in suite.model.claims if isinstance(c, Approx) and c.published]
     fingerprint = hashlib.sha256(
         suite.experiment.figures_hash.encode()
-        + json.dumps([c.model_dump(mode="json") for c in published]).encode()
+        + json.dumps([[c.model_dump(mode="json") for c in published], suite.swept]).encode()
         + pd.util.hash_pandas_object(table, index=False).values.tobytes()
         + ",".join(table.columns).encode()).hexdigest()
-    try:
+    with suppress(FileNotFoundError, json.JSONDecodeError, KeyError):
         drawn = json.loads(index.read_text())
         paths = [out_dir / name for name in drawn["files"]]
         if drawn["fingerprint"] == fingerprint and all(p.is_file() for p in paths):
             return paths
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        pass
+    table.attrs["swept"] = suite.swept  # a figure draws every value of those that ran
     paths = suite.experiment.figures(table, out_dir, results.artifacts(suite.name), published)
+    paths += plotting.sweeps(table, suite.metrics, suite.parameters, out_dir)
     atomic_write(index, lambda tmp: tmp.write_text(json.dumps(
         {"fingerprint": fingerprint, "files": [p.relative_to(out_dir).as_posix() for p in paths]})))
     return paths
 
 
 def _cost(runs: pd.DataFrame) -> list[dict]:
-    if runs.empty:
-        return []
     cost = runs.groupby("suite").agg(
         runs=("run_id", "size"), failed=("status", lambda s: int((s == "failed").sum())),
         wall_time_s=("wall_time_s", "sum"), energy_kwh=("energy_kwh", "sum"),

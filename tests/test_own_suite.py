@@ -159,3 +159,24 @@ def test_an_edited_claim_is_seen_by_the_next_claims_and_report(tmp_path, capsys)
     assert "not reproduced mine/phi-separates-alone" in capsys.readouterr().out
     assert smoke("report", results=results) == 0
     assert "not reproduced" in (results / "smoke" / "claims.csv").read_text()
+
+
+def test_my_suite_bearing_a_shipped_name_gets_its_own_figures_and_claims_gone_or_not(tmp_path,
+                                                                                     capsys):
+    """Its runs never meet the shipped five_points' figure code or claims: while its file is there
+    it stands for the name; once gone, its results are left out and the shipped namesake, which
+    would mix with them, is refused."""
+    mine, results = suite_file(tmp_path / "elsewhere", "five_points"), tmp_path / "results"
+    assert smoke("run", mine, results=results) == 0
+    assert smoke("report", results=results) == 0
+    folder = results / "smoke"
+    assert [p.name for p in (folder / "figures" / "five_points").glob("*.png")] == [
+        "xor_decision_regions.png"]
+    assert "five_points | phi-separates-alone" in (folder / "report.md").read_text()
+    mine.unlink()
+    capsys.readouterr()
+    assert smoke("report", results=results) == 0
+    assert "five_points: its suite file" in capsys.readouterr().err
+    assert 'id="suite-five_points"' not in (folder / "report.html").read_text()
+    assert smoke("report", "five_points", results=results) == 2
+    assert str(mine) in capsys.readouterr().err

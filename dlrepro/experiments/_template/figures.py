@@ -20,7 +20,9 @@ def figures(table: pd.DataFrame, out_dir: Path, files: RunFiles,
     parameters and seed as columns; never empty), the runs' files (``files.load(run_id,
     "model.npz")``, ``files.path(run_id, name)``) and ``published``, the suite's ``approx`` claims
     marked ``published`` (a number printed in the course, to draw as a reference: take it from
-    there, never write it here). Return what was written."""
+    there, never write it here). Draw the values that ran, never values of the shipped profiles:
+    ``table.attrs["swept"]`` names the parameters a ``--set`` list swept. Return what was
+    written."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5))

@@ -13,6 +13,8 @@ from dlrepro.experiments.autoencoder import PIXELS
 from dlrepro.experiments.plotting import mosaic, save, select
 from dlrepro.schema import Approx
 
+SLIDE_INTERPOLATIONS = (("pca", 32), ("cnn", 8), ("cnn", 32))
+
 
 def figures(table: pd.DataFrame, out_dir: Path, files: RunFiles,
             published: list[Approx]) -> list[Path]:
@@ -21,7 +23,7 @@ def figures(table: pd.DataFrame, out_dir: Path, files: RunFiles,
     run_of = first_seed.drop_duplicates("run_id").set_index(["model", "d"])["run_id"]
     ds = sorted(table["d"].unique())
     paths = [_reconstructions(run_of, ds, titles(table["dataset"]), files, out_dir),
-             *_interpolations(run_of, files, out_dir),
+             *_interpolations(run_of, table.attrs.get("swept", ()), files, out_dir),
              _error_vs_d(finals, ds, _references(published, table), out_dir)]
     curves = select(table, "train_mse", curve=True)
     return paths + ([_training_curves(curves, out_dir)] if len(curves) else [])
@@ -63,15 +65,21 @@ def _reconstructions(run_of: pd.Series, ds: list[int], dataset: str, files: RunF
     return save(fig, out_dir / "reconstructions.png", layout_rect=(0, 0, 1, 0.95))
 
 
-def _interpolations(run_of: pd.Series, files: RunFiles, out_dir: Path) -> list[Path]:
-    """The slide's three interpolations: PCA at d = 32, the autoencoder at d = 8 and 32."""
+def _interpolations(run_of: pd.Series, swept: tuple, files: RunFiles,
+                    out_dir: Path) -> list[Path]:
+    """The slide's three interpolations (PCA at d = 32, the autoencoder at d = 8 and 32), or, for a
+    sweep of d, the autoencoder's (else the first model's) at each d that ran."""
     import matplotlib.pyplot as plt
 
-    shown = [(m, d) for m, d in (("pca", 32), ("cnn", 8), ("cnn", 32)) if (m, d) in run_of]
-    if not shown:
+    pairs = [(m, d) for m, d in SLIDE_INTERPOLATIONS if (m, d) in run_of]
+    if "d" in swept or not pairs:
+        models = run_of.index.get_level_values(0)
+        model = next(m for m in ("cnn", *models) if m in models)
+        pairs = [(m, d) for m, d in run_of.index if m == model]
+    if not pairs:
         return []
-    fig, axes = plt.subplots(1, len(shown), figsize=(6.5 * len(shown), 3.8), squeeze=False)
-    for ax, (model, d) in zip(axes[0], shown):
+    fig, axes = plt.subplots(1, len(pairs), figsize=(6.5 * len(pairs), 3.8), squeeze=False)
+    for ax, (model, d) in zip(axes[0], pairs):
         frames = files.load(run_of[model, d], "interpolation.npz")["frames"]
         ax.imshow(mosaic(frames.reshape(-1, 28, 28), frames.shape[1]), cmap="gray", vmin=0,
                   vmax=255)
@@ -113,8 +121,11 @@ def _error_vs_d(finals: pd.DataFrame, ds: list[int], references: list[Approx],
 def _training_curves(curves: pd.DataFrame, out_dir: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, model in zip(axes, ("cnn", "linear")):
+    models = sorted(set(curves["model"]))  # the trained ones: cnn, linear
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), sharey=True,
+                             squeeze=False)
+    axes = axes[0]
+    for ax, model in zip(axes, models):
         for d, rows in select(curves, model=model).groupby("d"):
             curve = rows.groupby("step")["value"].mean()
             ax.plot(curve.index, curve.values, label=f"d = {d}")

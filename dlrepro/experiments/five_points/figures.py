@@ -1,4 +1,4 @@
-"""E8's figure: the slide's three polynomial fits."""
+"""E8's figure: the slide's three polynomial fits, or the fits of the degrees a sweep ran."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ import torch
 
 from dlrepro.experiment import RunFiles
 from dlrepro.experiments.five_points.run import X, Y, poly_eval, poly_fit
-from dlrepro.experiments.plotting import save, select
+from dlrepro.experiments.plotting import save, select, shown
 
-SHOWN_DEGREES = {1, 2, 20}  # the slide's: under-fitting, a good fit, over-fitting
+SLIDE_DEGREES = (1, 2, 20)  # under-fitting, a good fit, over-fitting
 
 
 def figures(table: pd.DataFrame, out_dir: Path, files: RunFiles, published: list) -> list[Path]:
-    """The slide's three fits (d = 1, 2, 20) on [−10, 10]; they are recomputed, least squares is
-    exact."""
+    """The fits on [−10, 10] of the slide's degrees, or of those ``--set`` swept; they are
+    recomputed, least squares is exact."""
     import matplotlib.pyplot as plt
 
-    degrees = sorted(set(select(table, task="poly")["degree"]) & SHOWN_DEGREES)
+    degrees = shown(select(table, task="poly"), "degree", SLIDE_DEGREES)
     if not degrees:
         return []
     x, y = torch.tensor(X, dtype=torch.float64), torch.tensor(Y, dtype=torch.float64)
@@ -31,5 +31,6 @@ def figures(table: pd.DataFrame, out_dir: Path, files: RunFiles, published: list
         ax.set_ylim(-50, 300)
         ax.set_title(f"d = {degree}")
         ax.set_xlabel("x")
-    fig.suptitle("Five points, polynomial least squares: under-fitting, a good fit, over-fitting")
+    lesson = ": under-fitting, a good fit, over-fitting" if degrees == list(SLIDE_DEGREES) else ""
+    fig.suptitle(f"Five points, polynomial least squares{lesson}")
     return [save(fig, out_dir / "five_points_polynomials.png")]
