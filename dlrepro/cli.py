@@ -126,8 +126,9 @@ def _report(args) -> int:
 def _check(args) -> int:
     from dlrepro import regression
 
-    verdicts, notes, reasons, path = regression.check(args.suites, args.results, args.profile,
-                                                      args.baseline, args.allow_new, note)
+    header, verdicts, notes, reasons, fixes, path = regression.check(
+        args.suites, args.results, args.profile, args.baseline, args.allow_new, note)
+    say(header)
     _print_verdicts(verdicts)
     for line in notes:
         note(line)
@@ -138,10 +139,9 @@ def _check(args) -> int:
         f"{args.baseline / args.profile}{uncompared}; every verdict in {path}")
     for reason in reasons:
         say(("gate fails:", "red"), f" {reason}")
+    for fix in fixes:
+        say(fix)
     if reasons:
-        own = "" if args.baseline == baselines_dir() else f" --baseline {args.baseline}"
-        say("Fix the cause, or refresh a baseline on purpose with `dlrepro baseline update SUITE "
-            f"--profile {args.profile}{own}`.")
         return 1
     say(("No regression.", "green"))
     return 0
