@@ -21,7 +21,7 @@ from dlrepro.errors import Refused
 from dlrepro.schema import choices, explain
 
 if TYPE_CHECKING:
-    from dlrepro.suite import RunSpec, Suite
+    from dlrepro.suite import Suite
 
 Override = tuple[str, Any]
 SEEDS = "seeds"  # not a parameter: ``--set seeds=…`` replaces every profile's seeds
@@ -202,11 +202,8 @@ def check_selected(suites: list[Suite], profile: str) -> None:
     runs there have."""
     for suite in suites:
         if suite.only and not suite.runs(profile):
-            there = [f"{key}={'/'.join(_values(suite.specs[profile], key))}" for key in suite.only]
+            params = [spec.params for spec in suite.specs[profile]]
+            there = [f"{key}={'/'.join(dict.fromkeys(str(p[key]) for p in params if key in p))}"
+                     for key in suite.only]  # each value once, from the runs that set it
             raise Refused(suite.path, named(Verb.ONLY, suite.only), "selects no "
                           f"run at profile {profile}; its runs there have {', '.join(there)}")
-
-
-def _values(specs: list[RunSpec], key: str) -> list[str]:
-    """The values a parameter takes in the runs that set it, each once, as text."""
-    return list(dict.fromkeys(str(spec.params[key]) for spec in specs if key in spec.params))

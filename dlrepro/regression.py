@@ -256,8 +256,8 @@ def check(names: list[str], results: Path, profile: str, baseline_root: Path, al
     fixes = [f"Fix the cause, or refresh a baseline on purpose with `dlrepro baseline update "
              f"SUITE --profile {profile}{own}`."] if reasons else []
     if unrun:
-        shipped_paths = shipped()
-        named = [s.name if s.path == shipped_paths.get(s.name) else str(s.path) for s in unrun]
+        shipped_names = {path: name for name, path in shipped().items()}  # else, the file's path
+        named = [shipped_names.get(s.path, str(s.path)) for s in unrun]
         where = "" if results == Path("results") else f" --results {results}"
         reasons.append(f"{', '.join(s.name for s in unrun)}: did not run here, so not compared")
         fixes.insert(0, f"Run {'them' if len(unrun) > 1 else 'it'}: `dlrepro run "
