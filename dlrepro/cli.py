@@ -19,7 +19,7 @@ from dlrepro.console import OutputFormat, note, say, write_rows
 from dlrepro.data import ENV_VAR
 from dlrepro.devices import DeviceChoice
 from dlrepro.errors import Refused
-from dlrepro.overrides import Verb, flags, parse_override
+from dlrepro.overrides import MOST_VALUES, Verb, flags, parse_override
 from dlrepro.project import baselines_dir, listing
 from dlrepro.schema import PROFILES
 from dlrepro.formatting import ClaimStatus, GateVerdict, counted, failure, no_results
@@ -126,8 +126,9 @@ def _report(args) -> int:
 def _check(args) -> int:
     from dlrepro import regression
 
-    verdicts, notes, reasons, path = regression.check(args.suites, args.results, args.profile,
-                                                      args.baseline, args.allow_new, note)
+    header, verdicts, notes, reasons, fixes, path = regression.check(
+        args.suites, args.results, args.profile, args.baseline, args.allow_new, note)
+    say(header)
     _print_verdicts(verdicts)
     for line in notes:
         note(line)
@@ -138,10 +139,9 @@ def _check(args) -> int:
         f"{args.baseline / args.profile}{uncompared}; every verdict in {path}")
     for reason in reasons:
         say(("gate fails:", "red"), f" {reason}")
+    for fix in fixes:
+        say(fix)
     if reasons:
-        own = "" if args.baseline == baselines_dir() else f" --baseline {args.baseline}"
-        say("Fix the cause, or refresh a baseline on purpose with `dlrepro baseline update SUITE "
-            f"--profile {args.profile}{own}`.")
         return 1
     say(("No regression.", "green"))
     return 0
@@ -232,8 +232,12 @@ FLAGS = {
                   type=parse_override,
                   help="set a parameter (or the seeds) on every run of the suites, on top of the "
                   "profile, VALUE as TOML (--set epochs=7, --set dataset=fashion_mnist); a list "
-                  "sweeps it, one run per value (--set d=[3,5,7]); repeatable. Results go to "
-                  "RESULTS/PROFILE+KEY=VALUE/, never into the profile's own tables"),
+                  "sweeps it, one run per value (--set d=[3,5,7]), and so does a range: "
+                  "range(START,STOP[,STEP]) of integers, STOP excluded (--set "
+                  "'degree=range(1,21)'), or linspace(START,STOP,COUNT), COUNT numbers evenly "
+                  f"spaced, STOP included (--set 'lr=linspace(0.1,0.5,5)'), 1 to {MOST_VALUES:,} "
+                  "values; repeatable. Results go to RESULTS/PROFILE+KEY=VALUE/, never into the "
+                  "profile's own tables"),
     "--only": dict(action="append", default=[], metavar="KEY=VALUE",
                    type=functools.partial(parse_override, flag=Verb.ONLY),
                    help="keep only the runs whose parameter KEY is VALUE, or any of a list "

@@ -1,12 +1,13 @@
-"""``--set KEY=VALUE`` (set a parameter on every run; a list sweeps it) and ``--only KEY=VALUE``
-(keep the runs with that value, or any of a list), VALUE read as TOML: parsed, named, ``--set``
-applied to a suite file's data and ``--only`` to a loaded suite's runs."""
+"""``--set KEY=VALUE`` (set a parameter on every run; a list or a range sweeps it) and ``--only
+KEY=VALUE`` (keep the runs with that value, or any of a list), VALUE read as TOML or as a range:
+parsed, named, ``--set`` applied to a suite file's data and ``--only`` to a loaded suite's runs."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import re
+import shlex
 import tomllib
 import typing
 from collections.abc import Iterable
@@ -20,10 +21,18 @@ from dlrepro.errors import Refused
 from dlrepro.schema import choices, explain
 
 if TYPE_CHECKING:
-    from dlrepro.suite import RunSpec, Suite
+    from dlrepro.suite import Suite
 
 Override = tuple[str, Any]
 SEEDS = "seeds"  # not a parameter: ``--set seeds=…`` replaces every profile's seeds
+MOST_VALUES = 1000  # a range giving more is a slip (a missing step), not a sweep to run
+RANGES = "range(START,STOP[,STEP]) of integers (STOP excluded) nor linspace(START,STOP,COUNT)"
+
+
+class Spaced(list):
+    """The values of a ``range(…)`` or ``linspace(…)``, named by that text, not by its values."""
+
+    text: str
 
 
 class Verb(StrEnum):
@@ -46,7 +55,38 @@ def parse_override(text: str, flag: Verb = Verb.SET) -> Override:
     if not sep or not re.fullmatch(r"[a-z][a-z0-9_]*", key):
         raise Refused(flag, "", f"{text!r} is not KEY=VALUE with a parameter name as KEY "
                       f"(e.g. {flag} epochs=7)")
-    return key, _value(flag, key, value)
+    return key, _spaced(flag, key, value) or _value(flag, key, value)
+
+
+def _spaced(flag: Verb, key: str, value: str) -> Spaced | None:
+    """``range(START,STOP[,STEP])`` as Python's, or ``linspace(START,STOP,COUNT)``: COUNT numbers
+    evenly spaced, STOP included; None for any other value."""
+    form = re.fullmatch(r"\s*(range|linspace)\((.*)\)\s*", value)
+    if not form:
+        return None
+    spaced = Spaced()
+    spaced.text = re.sub(r"\s+", "", value)
+    try:
+        numbers = tomllib.loads(f"value = [{form[2]}]")["value"]
+    except tomllib.TOMLDecodeError:
+        numbers = []
+    kinds = "".join(type(number).__name__[0] for number in numbers)  # int, float; bool is no number
+    if form[1] == "range" and re.fullmatch("i{1,3}", kinds) and 0 not in numbers[2:]:
+        size = len(range(*numbers))
+    elif form[1] == "linspace" and re.fullmatch("[if]{2}i", kinds):
+        size = numbers[2]
+    else:
+        raise Refused(flag, key, f"{spaced.text} is neither {RANGES}")
+    if not 0 < size <= MOST_VALUES:
+        raise Refused(flag, key, f"{spaced.text} gives {size:,} values; a range gives 1 to "
+                      f"{MOST_VALUES:,}")
+    if form[1] == "range":
+        spaced.extend(range(*numbers))
+    else:  # rounded: 0.30000000000000004 would name a configuration
+        start, stop, count = numbers
+        spaced.extend(float(f"{start + (stop - start) * i / max(count - 1, 1):.12g}")
+                      for i in range(count))
+    return spaced
 
 
 def _value(flag: Verb, key: str, value: str) -> Any:
@@ -70,6 +110,8 @@ def describe_overrides(overrides: list[Override], only: list[Override] = ()) -> 
 
 def _described(overrides: list[Override]) -> str:
     def toml(value: Any) -> str:
+        if isinstance(value, Spaced):
+            return value.text
         if isinstance(value, list):
             return "[" + ",".join(map(toml, value)) + "]"
         if isinstance(value, dict):
@@ -92,8 +134,8 @@ def folder_name(overrides: list[Override], only: list[Override] = ()) -> str:
 
 
 def flags(overrides: list[Override], only: list[Override] = ()) -> list[str]:
-    return ([f"{Verb.SET} {_described([o])}" for o in overrides]
-            + [f"{Verb.ONLY} {_described([o])}" for o in only])
+    return ([f"{Verb.SET} {shlex.quote(_described([o]))}" for o in overrides]
+            + [f"{Verb.ONLY} {shlex.quote(_described([o]))}" for o in only])
 
 
 def sweeps(experiment: object, key: str, value: Any) -> bool:
@@ -160,11 +202,8 @@ def check_selected(suites: list[Suite], profile: str) -> None:
     runs there have."""
     for suite in suites:
         if suite.only and not suite.runs(profile):
-            there = [f"{key}={'/'.join(_values(suite.specs[profile], key))}" for key in suite.only]
+            params = [spec.params for spec in suite.specs[profile]]
+            there = [f"{key}={'/'.join(dict.fromkeys(str(p[key]) for p in params if key in p))}"
+                     for key in suite.only]  # each value once, from the runs that set it
             raise Refused(suite.path, named(Verb.ONLY, suite.only), "selects no "
                           f"run at profile {profile}; its runs there have {', '.join(there)}")
-
-
-def _values(specs: list[RunSpec], key: str) -> list[str]:
-    """The values a parameter takes in the runs that set it, each once, as text."""
-    return list(dict.fromkeys(str(spec.params[key]) for spec in specs if key in spec.params))

@@ -15,7 +15,7 @@ from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
 from dlrepro.layout import Results
 from dlrepro.overrides import Override
-from dlrepro.project import given, resolve
+from dlrepro.project import baselines_dir, given, resolve, shipped
 from dlrepro.schema import Metric
 from dlrepro.suite import Suite
 from dlrepro.formatting import MEASURED, GateVerdict, assignments
@@ -214,10 +214,11 @@ def _notes(baseline: pd.DataFrame, current: pd.DataFrame, verdicts: pd.DataFrame
 
 
 def check(names: list[str], results: Path, profile: str, baseline_root: Path, allow_new: bool,
-          say: Callable[[str], None]) -> tuple[pd.DataFrame, list[str], list[str], Path]:
+          say: Callable[[str], None]) -> tuple[str, pd.DataFrame, list[str], list[str], list[str],
+                                               Path]:
     """Every named suite's tables (none named: every suite and every baseline) against its
-    baseline: the verdicts, written to check.csv; notes on them; why the gate fails, a reason a
-    line (none: it passes); and check.csv's path."""
+    baseline: what it compares, a line; the verdicts, written to check.csv; notes on them; why
+    the gate fails, a reason a line (none: it passes), and what fixes that; check.csv's path."""
     baselines = Baselines(baseline_root, profile)
     baselines.ensure_exists()
     folder = Results(results, profile)
@@ -226,10 +227,16 @@ def check(names: list[str], results: Path, profile: str, baseline_root: Path, al
     reasons = [f"baseline of {name} has no suite file {name}.toml"
                for name in baselines.suites() if not names and name not in known]
     runs, metrics = tables.load(folder)
+    ran = [s.name for s in suites if s.name in set(runs["suite"])]
+    header = (f"comparing {folder.root} with {baselines.dir}: ran here: {', '.join(ran) or 'none'}"
+              f"; did not run here: {', '.join(sorted(known - set(ran))) or 'none'}")
     costs = {row["suite"]: row for row in baselines.cost().to_dict("records")}
-    empty, verdicts, notes = pd.DataFrame(columns=KEY + STATS), [], []
+    empty, verdicts, notes, unrun = pd.DataFrame(columns=KEY + STATS), [], [], []
     for suite in suites:
         baseline, current = baselines.read(suite.name), summarise(runs, metrics, suite, profile)
+        if baseline is not None and suite.name not in ran:  # its values: not missing, not run
+            unrun.append(suite)
+            continue
         if baseline is None and not allow_new:
             reasons.append(f"{suite.name} has no baseline (add one on purpose, or pass "
                            "--allow-new)")
@@ -243,11 +250,21 @@ def check(names: list[str], results: Path, profile: str, baseline_root: Path, al
     blocking = int(verdicts["verdict"].isin([GateVerdict.REGRESSED, GateVerdict.MISSING]).sum())
     if blocking:
         reasons.append(f"{blocking} value(s) regressed or missing")
-    if not compared(verdicts):
+    if not compared(verdicts) and not unrun:
         reasons.append("no value was compared with a baseline")
+    own = "" if baseline_root == baselines_dir() else f" --baseline {baseline_root}"
+    fixes = [f"Fix the cause, or refresh a baseline on purpose with `dlrepro baseline update "
+             f"SUITE --profile {profile}{own}`."] if reasons else []
+    if unrun:
+        shipped_names = {path: name for name, path in shipped().items()}  # else, the file's path
+        named = [shipped_names.get(s.path, str(s.path)) for s in unrun]
+        where = "" if results == Path("results") else f" --results {results}"
+        reasons.append(f"{', '.join(s.name for s in unrun)}: did not run here, so not compared")
+        fixes.insert(0, f"Run {'them' if len(unrun) > 1 else 'it'}: `dlrepro run "
+                     f"{' '.join(named)} --profile {profile}{where}`.")
     with folder.lock(say):
         atomic_write(folder.check, lambda tmp: verdicts.to_csv(tmp, index=False))
-    return verdicts, notes, reasons, folder.check
+    return header, verdicts, notes, reasons, fixes, folder.check
 
 
 def update_baselines(names: list[str], results: Path, profile: str, baseline_root: Path,

@@ -401,3 +401,17 @@ def test_a_where_list_is_checked_like_a_value(listed, key, words, tmp_path, caps
     results = tmp_path / "results"
     err = refused(["run", str(path), "--dry-run", "--results", str(results)], capsys, results)
     assert f"{path}: {key}: " in err and words in err, err
+
+
+@pytest.mark.parametrize("value, words", [
+    ("range(1.5,3)", "range(1.5,3) is neither range(START,STOP[,STEP]) of integers"),
+    ("range(a)", "range(a) is neither range(START,STOP[,STEP]) of integers"),
+    ("linspace(0,1,2.5)", "nor linspace(START,STOP,COUNT)"),
+    ("range(5,1)", "range(5,1) gives 0 values; a range gives 1 to 1,000"),
+    ("range(1000000)", "range(1000000) gives 1,000,000 values; a range gives 1 to 1,000"),
+], ids=["floats", "a string", "a float count", "empty", "a million values"])
+def test_a_bad_range_is_refused_naming_set_and_its_key(value, words, tmp_path, capsys):
+    results = tmp_path / "results"
+    err = refused(["run", "five_points", "--profile", "smoke", "--set", f"degree={value}",
+                   "--results", str(results)], capsys, results)
+    assert err.startswith("dlrepro: error: --set: degree: ") and words in err, err

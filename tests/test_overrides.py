@@ -332,3 +332,25 @@ def test_generalise_puts_each_claims_verdicts_on_mnist_and_fashion_mnist_side_by
     assert (
         sorted(pd.read_parquet(plain / "runs.parquet")["run_id"]) == before
     )  # nothing of the other set there
+
+
+def test_a_range_sweeps_its_values_in_a_folder_named_by_its_text(tmp_path, capsys):
+    results = ["--results", str(tmp_path)]
+    assert main(["run", "five_points", "--profile", "smoke", "--set", "degree=range(1, 4)",
+                 *results]) == 0
+    err = capsys.readouterr().err
+    runs = pd.read_parquet(tmp_path / "smoke+degree=range_1,4_" / "runs.parquet")
+    assert sorted(runs.loc[runs["task"] == "poly", "degree"]) == [1, 2, 3]
+    assert (runs["status"] == "ok").all()
+    report = _suggested(err, "report ")
+    assert report[-2:] == ["--set", "degree=range(1,4)"]  # quoted for the shell: followed, it works
+    assert main([*report, *results]) == 0
+    assert "`--set degree=range(1,4)`" in (
+        tmp_path / "smoke+degree=range_1,4_" / "report.md").read_text()
+
+
+def test_linspace_gives_evenly_spaced_numbers_stop_included():
+    key, values = parse_override("lr=linspace(0.1, 0.5, 5)")
+    assert (key, values) == ("lr", [0.1, 0.2, 0.3, 0.4, 0.5])
+    assert describe_overrides([(key, values)]) == "lr=linspace(0.1,0.5,5)"
+    assert parse_override("d=range(10,0,-4)")[1] == [10, 6, 2]
