@@ -206,11 +206,11 @@ def interrupted_run(tmp_path):
     `at_least` records of `suite` are written; check it exits 128 + sig with exactly the finished
     runs in the table, each record whole, and return their run_ids."""
 
-    def run(suite: str, profile: str, at_least: int, *args: str,
+    def run(suite: str | Path, profile: str, at_least: int, *args: str,
             sig: int = signal.SIGINT) -> set[str]:
         proc = start_dlrepro("run", suite, "--profile", profile, *args, "--results", tmp_path,
                              columns=120, stdout=subprocess.PIPE)
-        records = tmp_path / profile / "records" / suite
+        records = tmp_path / profile / "records" / Path(suite).stem
         deadline = time.time() + 120
         while time.time() < deadline and len(list(records.glob("*.json"))) < at_least:
             time.sleep(0.05)
