@@ -13,6 +13,9 @@ from dlrepro.experiments.image_sets import titles
 from dlrepro.experiments.plotting import save, select
 
 
+NETWORK_COLOURS = {"trained": "C0", "untrained": "C3"}
+
+
 def figures(table: pd.DataFrame, out_dir: Path, files: RunFiles, published: list) -> list[Path]:
     drawn = [_maps(table, files, network, out_dir) for network in ("trained", "untrained")
              if network in set(table["network"])]
@@ -55,7 +58,7 @@ def _separation(table: pd.DataFrame, out_dir: Path) -> Path:
         for network, rows in select(table, metric, curve=True).groupby("network"):
             curve = rows.groupby("step")["value"].mean()
             ax.plot([_title(step) for step in curve.index], curve.values, style, marker="o",
-                    label=f"{network}, {metric.split('_')[0]}")
+                    color=NETWORK_COLOURS[network], label=f"{network}, {metric.split('_')[0]}")
     ax.set(title="Class separation by layer: 10-NN held-out accuracy (%)", ylabel="%")
     ax.legend(fontsize=8)
     return save(fig, out_dir / "separation.png")
