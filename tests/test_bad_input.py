@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import edited, probe, write_suite
+from conftest import copy_suite, edited, probe, write_suite
 from dlrepro.cli import main
 from test_suite_files import VALID
 
@@ -415,3 +415,20 @@ def test_a_bad_range_is_refused_naming_set_and_its_key(value, words, tmp_path, c
     err = refused(["run", "five_points", "--profile", "smoke", "--set", f"degree={value}",
                    "--results", str(results)], capsys, results)
     assert err.startswith("dlrepro: error: --set: degree: ") and words in err, err
+
+
+@pytest.mark.parametrize("smoke, key, words", [
+    ("points = 10001", "profiles.smoke.parameters.points", "less than or equal to 10000"),
+    ("points = 200, perplexity = 70.0", "profiles.smoke.parameters.perplexity",
+     "at most (points − 1) / 3 = 66.3333"),
+    ("points = 200, layers = [1, 4, 10]", "profiles.smoke.parameters.layers",
+     "increasing module numbers from 1 to 9"),
+], ids=["more points than test images", "perplexity t-SNE cannot take", "no such layer"])
+def test_e10s_bad_parameters_are_refused(smoke, key, words, tmp_path, capsys):
+    copy_suite("mnist_cnn", tmp_path, claims=False)
+    path = copy_suite("layer_maps", tmp_path, ("parameters = { points = 200 }",
+                                               f"parameters = {{ {smoke} }}"))
+    results = tmp_path / "results"
+    err = refused(["run", str(path), "--profile", "smoke", "--results", str(results)], capsys,
+                  results)
+    assert f"{path}: {key}: " in err and words in err, err
