@@ -234,7 +234,7 @@ def check(names: list[str], results: Path, profile: str, baseline_root: Path, al
     empty, verdicts, notes, unrun = pd.DataFrame(columns=KEY + STATS), [], [], []
     for suite in suites:
         baseline, current = baselines.read(suite.name), summarise(runs, metrics, suite, profile)
-        if baseline is not None and suite.name not in ran:  # its values: not missing, not run
+        if suite.name not in ran:  # nothing to compare, with a baseline or without
             unrun.append(suite)
             continue
         if baseline is None and not allow_new:
