@@ -26,7 +26,8 @@ def swept(tmp_path: Path, suite: str, *flags: str) -> Path:
 @pytest.mark.parametrize("degrees", ["[1,3,5,9]", "[1,2,3,4,20]"])
 def test_five_points_draws_a_fit_per_swept_degree_and_the_errors_against_it(tmp_path, degrees):
     figures = swept(tmp_path, "five_points", "--set", f"degree={degrees}", "--only", "task=poly")
-    assert width(figures / "five_points_polynomials.png") == 462 * degrees.count(",") + 462
+    panels_in_a_row = min(degrees.count(",") + 1, 4)  # five wrap into two rows
+    assert width(figures / "five_points_polynomials.png") == 462 * panels_in_a_row
     assert width(figures / "against_degree.png") > 900  # training and held-out error
 
 
@@ -40,3 +41,8 @@ def test_small_facts_draws_each_swept_depth(tmp_path):
     figures = swept(tmp_path, "small_facts", "--set", "depth=[5,12]", "--only", "fact=vanishing")
     assert {p.name for p in figures.glob("*.png")} == {"vanishing_gradients.png",
                                                        "against_depth.png"}
+
+
+def test_gradient_descent_draws_the_basins_of_each_swept_step_size(tmp_path):
+    figures = swept(tmp_path, "gradient_descent", "--set", "eta=[0.1,0.3]", "--only", "mode=basins")
+    assert width(figures / "gd_basins.png") == 2 * 715

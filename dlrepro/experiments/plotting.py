@@ -25,6 +25,19 @@ def save(fig, path: Path, *, layout_rect: tuple | None = None) -> Path:
     return path
 
 
+def panels(count: int, width: float, height: float, extra_height: float = 0) -> tuple:
+    """A figure of ``count`` panels of ``width`` × ``height`` inches, at most four a row (so a
+    sweep's many stay readable), and its panels; ``extra_height`` inches for titles or legends."""
+    import matplotlib.pyplot as plt
+
+    rows, columns = math.ceil(count / 4), min(count, 4)
+    fig, axes = plt.subplots(rows, columns, squeeze=False,
+                             figsize=(width * columns, height * rows + extra_height))
+    for ax in axes.flat[count:]:
+        ax.axis("off")
+    return fig, axes.flat[:count]
+
+
 def select(table: pd.DataFrame, metric: str | None = None, *, curve: bool | None = None,
            **where: Any) -> pd.DataFrame:
     """The rows of ``table`` of one ``metric`` (any, if None) whose columns have the values
@@ -63,36 +76,43 @@ def against(table: pd.DataFrame, key: str, metrics: list[str], parameters: Itera
     """Each of ``metrics``' final values against the parameter ``key`` (a panel per metric): the
     mean over seeds ± their standard deviation, a line per configuration of the other
     ``parameters`` that vary; None if no run with ``key`` logged one of them."""
-    import matplotlib.pyplot as plt
-
     finals = table[table["step"].isna() & table[key].notna() & table["metric"].isin(metrics)]
     drawn = [metric for metric in metrics if (finals["metric"] == metric).any()]
     if not drawn:
         return None
     others = [name for name in parameters
               if name != key and name in finals and finals[name].nunique() > 1]
-    rows_of_panels, legend = math.ceil(len(drawn) / 4), 3.5 if others else 0
-    width = 4.4 * min(len(drawn), 4)
-    fig, axes = plt.subplots(rows_of_panels, min(len(drawn), 4), squeeze=False,
-                             figsize=(width + legend, 3.4 * rows_of_panels + 0.4))
-    for ax in axes.flat[len(drawn):]:
-        ax.axis("off")
-    for ax, metric in zip(axes.flat, drawn):
+    grouping = others or (lambda _: "")
+    labels = [_configuration(others, values)
+              for values, _ in finals.groupby(grouping, dropna=False)]
+    legend_height = 0.25 * math.ceil(len(labels) / 3) + 0.15 if others else 0
+    fig, axes = panels(len(drawn), 4.4, 3.4, extra_height=0.4 + legend_height)
+    for ax, metric in zip(axes, drawn):
         rows = finals[finals["metric"] == metric]
-        for values, line in rows.groupby(others or (lambda _: ""), dropna=False):
+        for values, line in rows.groupby(grouping, dropna=False):
+            label = _configuration(others, values)
             stats = line.groupby(key)["value"].agg(["mean", "std"])
             ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o",
-                        capsize=3, label=assignments(zip(others, values)))
+                        capsize=3, label=label, color=f"C{labels.index(label) % 10}")
         ax.set_yscale(**_scale(rows["value"]))
         ax.set_xscale(**_scale(rows[key]))
         ax.set_xticks(sorted(rows[key].unique()))
         ax.set(title=metric, xlabel=key)
-    if others:  # the configurations once, beside the panels
-        fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="center right", fontsize=7)
+    if others:  # each configuration once, below the panels, whichever panels draw it
+        handles = {}
+        for ax in axes:
+            handles |= dict(zip(*reversed(ax.get_legend_handles_labels())))
+        fig.legend([handles[label] for label in labels], labels, loc="lower center",
+                   ncol=min(len(labels), 3), fontsize=8)
     seeds = finals.groupby("run_id")["seed"].first().nunique()
     fig.suptitle(f"Final values against {key}, swept with --set (mean ± sd over {seeds} seed(s))")
     return save(fig, out_dir / f"against_{key}.png",
-                layout_rect=(0, 0, width / (width + legend), 1))
+                layout_rect=(0, legend_height / fig.get_figheight(), 1, 1))
+
+
+def _configuration(names: list[str], values: tuple) -> str:
+    """A line's configuration, named by the parameters it has: "mode=basins", not "w0=nan"."""
+    return assignments((name, value) for name, value in zip(names, values) if pd.notna(value))
 
 
 def _scale(values: pd.Series) -> dict:

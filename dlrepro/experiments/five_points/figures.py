@@ -9,7 +9,7 @@ import torch
 
 from dlrepro.experiment import RunFiles
 from dlrepro.experiments.five_points.run import X, Y, poly_eval, poly_fit
-from dlrepro.experiments.plotting import save, select, shown
+from dlrepro.experiments.plotting import panels, save, select, shown
 
 SLIDE_DEGREES = (1, 2, 20)  # under-fitting, a good fit, over-fitting
 
@@ -17,15 +17,13 @@ SLIDE_DEGREES = (1, 2, 20)  # under-fitting, a good fit, over-fitting
 def figures(table: pd.DataFrame, out_dir: Path, files: RunFiles, published: list) -> list[Path]:
     """The fits on [−10, 10] of the slide's degrees, or of those ``--set`` swept; they are
     recomputed, least squares is exact."""
-    import matplotlib.pyplot as plt
-
     degrees = shown(select(table, task="poly"), "degree", SLIDE_DEGREES)
     if not degrees:
         return []
     x, y = torch.tensor(X, dtype=torch.float64), torch.tensor(Y, dtype=torch.float64)
     grid = torch.linspace(-10, 10, 400, dtype=torch.float64)
-    fig, axes = plt.subplots(1, len(degrees), figsize=(4.2 * len(degrees), 3.6), squeeze=False)
-    for ax, degree in zip(axes[0], degrees):
+    fig, axes = panels(len(degrees), 4.2, 3.6)
+    for ax, degree in zip(axes, degrees):
         ax.plot(grid, poly_eval(poly_fit(x, y, degree), grid), color="C3")
         ax.plot(x, y, "ko")
         ax.set_ylim(-50, 300)

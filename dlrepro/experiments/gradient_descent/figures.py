@@ -12,29 +12,30 @@ from torch.func import grad
 
 from dlrepro.experiment import RunFiles
 from dlrepro.experiments.gradient_descent.run import loss, valley
-from dlrepro.experiments.plotting import save, select
+from dlrepro.experiments.plotting import panels, save, select
 from dlrepro.schema import Approx
 
 
 def figures(table: pd.DataFrame, out_dir: Path, files: RunFiles,
             published: list[Approx]) -> list[Path]:
-    import matplotlib.pyplot as plt
-
     written = []
     runs = select(table, mode="trajectory")
     if not runs.empty:
         configs = runs[["eta", "w0"]].drop_duplicates().sort_values(["eta", "w0"]).values.tolist()
-        fig, axes = plt.subplots(1, len(configs), figsize=(5 * len(configs), 4), squeeze=False)
-        for ax, (eta, w0) in zip(axes[0], configs):
+        fig, axes = panels(len(configs), 5, 4)
+        for ax, (eta, w0) in zip(axes, configs):
             iterates = select(runs, "iterate", eta=eta, w0=w0).sort_values("step")["value"]
             _draw_descent(ax, eta, w0, iterates.to_numpy(), _published_iterates(published, eta, w0))
         written.append(save(fig, out_dir / "gd_trajectories.png"))
-    for mode, draw in (("sweep", _draw_sweep), ("basins", _draw_basins)):
-        rows = select(table, mode=mode)
-        if rows.empty:
+    # a panel per value that ran of the parameter a mode's title names, as a sweep's may vary
+    for mode, key, draw in (("sweep", "w0", _draw_sweep), ("basins", "eta", _draw_basins)):
+        runs = select(table, mode=mode)
+        if runs.empty:  # as under --only, which also drops the columns of modes not run
             continue
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        draw(ax, files.load(rows["run_id"].iloc[0], f"{mode}.npz"), rows.iloc[0])
+        runs = runs.drop_duplicates(key).sort_values(key)
+        fig, axes = panels(len(runs), 6.5, 4.5)
+        for ax, (_, run) in zip(axes, runs.iterrows()):
+            draw(ax, files.load(run["run_id"], f"{mode}.npz"), run)
         written.append(save(fig, out_dir / f"gd_{mode}.png"))
     return written
 
