@@ -312,7 +312,7 @@ def test_generalise_puts_each_claims_verdicts_on_mnist_and_fashion_mnist_side_by
     )  # the MNIST side: the profile's own runs, cached
     other = results / "smoke+dataset=fashion_mnist"
     runs = pd.read_parquet(other / "runs.parquet")
-    assert set(runs["suite"]) == {"autoencoder", "gan", "mnist_cnn", "mnist_mlp"}
+    assert set(runs["suite"]) == {"autoencoder", "gan", "layer_maps", "mnist_cnn", "mnist_mlp"}
     assert (runs["dataset"] == "fashion_mnist").all() and (runs["status"] == "ok").all()
     table = pd.read_csv(other / "generalisation.csv", keep_default_na=False)
     mnist = pd.read_csv(plain / "claims.csv", keep_default_na=False)
