@@ -421,7 +421,7 @@ def test_a_bad_range_is_refused_naming_set_and_its_key(value, words, tmp_path, c
     ("points = 10001", "profiles.smoke.parameters.points", "less than or equal to 10000"),
     ("points = 200, perplexity = 70.0", "profiles.smoke.parameters.perplexity",
      "at most (points − 1) / 3 = 66.3333"),
-    ("points = 200, layers = [1, 4, 10]", "profiles.smoke.parameters.layers",
+    ("points = 200, panels = [1, 4, 10]", "profiles.smoke.parameters.panels",
      "increasing module numbers from 1 to 9"),
 ], ids=["more points than test images", "perplexity t-SNE cannot take", "no such layer"])
 def test_e10s_bad_parameters_are_refused(smoke, key, words, tmp_path, capsys):

@@ -37,7 +37,7 @@ def test_a_run_maps_every_layer_and_measures_it(network, mnist_dir, tmp_path, co
     ctx = context("layer_maps", data_dir=mnist_dir,
                   inputs={"classifier": tmp_path / "classifier"})
     torch.manual_seed(0)
-    layer_maps.run(declaration.Params(network=network, points=200, layers=[4, 9]), ctx)
+    layer_maps.run(declaration.Params(network=network, points=200, panels=[4, 9]), ctx)
     found = logged(ctx)
     for metric in ("map_knn_accuracy", "space_knn_accuracy"):
         assert all(0 <= found[metric, step] <= 100 for step in (0, 4, 9))

@@ -33,7 +33,7 @@ class Params(BaseParams):
         "initialisation (the control)")
     points: int = Field(5000, ge=100, le=TEST_IMAGES, description="the first N test images")
     perplexity: float = Field(30.0, gt=0, description="t-SNE's perplexity")
-    layers: list[int] = Field(SLIDE_LAYERS, min_length=1,
+    panels: list[int] = Field(SLIDE_LAYERS, min_length=1,
                               description="the panels after the input: outputs of these modules "
                               "of the handout CNN, numbered from 0 as PyTorch prints it")
 
@@ -46,14 +46,14 @@ class Params(BaseParams):
                              f"looks at 3 × perplexity neighbours of each of the {points} points")
         return perplexity
 
-    @field_validator("layers")
+    @field_validator("panels")
     @classmethod
-    def _modules(cls, layers: list[int]) -> list[int]:
-        increasing = all(a < b for a, b in zip(layers, layers[1:]))
-        if not increasing or layers[0] < 1 or layers[-1] >= MODULES:
+    def _modules(cls, panels: list[int]) -> list[int]:
+        increasing = all(a < b for a, b in zip(panels, panels[1:]))
+        if not increasing or panels[0] < 1 or panels[-1] >= MODULES:
             raise ValueError(f"must be increasing module numbers from 1 to {MODULES - 1} "
                              "(0 is the input's step)")
-        return layers
+        return panels
 
 
 datasets = image_sets.datasets

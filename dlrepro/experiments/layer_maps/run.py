@@ -1,7 +1,7 @@
 """E10's runs: the first N test digits through the handout CNN, trained (the ``model.pt`` of the
 ``mnist_cnn`` run this suite needs) or untrained (the same shape at PyTorch's default
 initialisation, drawn from the run's seed; the trained one's input normalisation). At the input
-(step 0) and at the output of each module of ``layers`` (step = its number): the encodings mapped
+(step 0) and at the output of each module of ``panels`` (step = its number): the encodings mapped
 to 2-D by openTSNE (perplexity as given, the run's seed; wider than 50 numbers, reduced to 50 by
 PCA first, as t-SNE is usually run), and the class separation measured on the map and in the
 layer's own space. openTSNE rather than scikit-learn's TSNE: as good a map, faster here
@@ -64,13 +64,13 @@ def run(params: Params, ctx: RunContext) -> None:
     inputs = (test_x[:params.points] - trained.mean) / trained.std
     labels = test_y[:params.points]
     maps, map_accuracy, seconds = {}, {}, 0.0
-    for layer, points in encodings(net.eval(), inputs, params.layers).items():
+    for layer, points in encodings(net.eval(), inputs, params.panels).items():
         start = time.perf_counter()
         maps[f"step_{layer}"] = tsne_map(points, params.perplexity, ctx.seed)
         seconds += time.perf_counter() - start
         map_accuracy[layer] = knn_accuracy(torch.from_numpy(maps[f"step_{layer}"]), labels.cpu())
         ctx.log("map_knn_accuracy", map_accuracy[layer], layer)
         ctx.log("space_knn_accuracy", knn_accuracy(points, labels), layer)
-    ctx.log("separation_gain", map_accuracy[params.layers[-1]] - map_accuracy[0])
+    ctx.log("separation_gain", map_accuracy[params.panels[-1]] - map_accuracy[0])
     ctx.log("tsne_time_s", seconds)
     np.savez_compressed(ctx.artifact("maps.npz"), labels=labels.cpu().numpy(), **maps)
