@@ -30,7 +30,7 @@ RANGES = "range(START,STOP[,STEP]) of integers (STOP excluded) nor linspace(STAR
 
 
 class Spaced(list):
-    """The values of a ``range(…)`` or ``linspace(…)``, named by that text, not by its values."""
+    """The values of a ``range(...)`` or ``linspace(...)``, named by that text, not its values."""
 
     text: str
 

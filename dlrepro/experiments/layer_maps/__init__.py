@@ -1,6 +1,6 @@
-"""E10: MNIST test digits as the successive layers of a trained network encode them, seen through
-t-SNE (002, «Compréhension des modèles»: "Encodages de MNIST dans les couches d'un LeNet", panels
-Input, Layer #1, #4, #7, #9).
+"""E10: MNIST test digits as the successive layers of a trained network encode them, seen
+through t-SNE (002, «Compréhension des modèles»: "Encodages de MNIST dans les couches d'un
+LeNet", panels Input, Layer #1, #4, #7, #9).
 
 E6's handout CNN, as the ``mnist_cnn`` suite trains it, plays the LeNet; the same network left at
 its initialisation is the control. Per layer: how well the digits separate, on the 2-D map and in
