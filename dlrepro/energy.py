@@ -7,18 +7,27 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "apple_powermetrics"}
 NOT_INSTALLED = "not measured: codecarbon is not installed"
 
 
+# A record's energy columns, from codecarbon's reading of a run: in all and by part. Without RAPL
+# its flat RAM estimate is much of a CPU run's total, so the parts are kept (docs/energy.md).
+READINGS = {"energy_kwh": "energy_consumed", "energy_cpu_kwh": "cpu_energy",
+            "energy_gpu_kwh": "gpu_energy", "energy_ram_kwh": "ram_energy", "co2_kg": "emissions"}
+
+
 @dataclass
 class Energy:
-    kwh: float = math.nan
-    co2_kg: float = math.nan
     method: str = "not measured"
+    amounts: dict[str, float] = field(default_factory=lambda: dict.fromkeys(READINGS, math.nan))
+
+    def columns(self, share: float) -> dict:
+        """A record's energy columns, for ``share`` of the run (seeds trained together)."""
+        return {**{k: v * share for k, v in self.amounts.items()}, "energy_method": self.method}
 
 
 class EnergyMeter:
@@ -72,12 +81,29 @@ class EnergyMeter:
 
     @contextlib.contextmanager
     def measure(self, run_id: str):
+        """One run's energy. A codecarbon failure leaves it not measured, saying why: a run and
+        its record never depend on the energy reading."""
         energy = Energy(method=self.method)
-        if self._tracker is not None:
-            self._tracker.start_task(run_id)
+        tracked = self._tracker is not None and _guarded(
+            energy, lambda: self._tracker.start_task(run_id))
         try:
             yield energy
         finally:
-            if self._tracker is not None:
-                data = self._tracker.stop_task(run_id)
-                energy.kwh, energy.co2_kg = float(data.energy_consumed), float(data.emissions)
+            if tracked:
+                _guarded(energy, lambda: _read(energy, self._tracker.stop_task(run_id)))
+
+
+def _read(energy: Energy, data) -> None:
+    if data is None:  # codecarbon's stop_task, for a task it does not know
+        raise ValueError("no reading for the run's task")
+    energy.amounts = {column: float(getattr(data, name)) for column, name in READINGS.items()}
+
+
+def _guarded(energy: Energy, step) -> bool:
+    try:
+        step()
+        return True
+    except Exception as err:  # energy is a side measurement: never lose a run for it
+        energy.amounts = Energy().amounts
+        energy.method = f"not measured (codecarbon failed: {type(err).__name__}: {err})"
+        return False

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from dlrepro import devices
 from dlrepro import experiment as contract
 from dlrepro.devices import DeviceChoice
-from dlrepro.energy import EnergyMeter
+from dlrepro.energy import Energy, EnergyMeter
 from dlrepro.experiment import RunContext
 from dlrepro.suite import RunSpec
 from dlrepro.machine import host_info
@@ -51,14 +51,15 @@ def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[
         except Exception:  # recorded, not raised: one broken run must not stop the others
             error = traceback.format_exc(limit=8)
     share, elapsed = 1 / len(specs), time.perf_counter() - clock
+    shared = energy.columns(share)
     if error is None:
         for ctx in ctxs:
             for then in ctx.with_energy:
-                then(energy.kwh * share)
+                then(shared["energy_kwh"])
     described = devices.describe(on.type, torch.get_num_threads())
     return [record(spec, error=error, started=started, wall_time_s=elapsed * share,
-                   batch_size=len(specs), device=described, kwh=energy.kwh * share,
-                   co2_kg=energy.co2_kg * share, energy_method=energy.method, metrics=ctx.metrics)
+                   batch_size=len(specs), device=described, energy=shared,
+                   metrics=ctx.metrics)
             for spec, ctx in zip(specs, ctxs)]
 
 
@@ -72,8 +73,8 @@ def _device_of(experiment: contract.Experiment, spec: RunSpec,
 
 
 def record(spec: RunSpec, *, error: str | None, started: datetime, wall_time_s: float = math.nan,
-           batch_size: int = 1, device: str = "", kwh: float = math.nan, co2_kg: float = math.nan,
-           energy_method: str = "not measured", metrics: list[dict] = ()) -> dict:
+           batch_size: int = 1, device: str = "", energy: dict | None = None,
+           metrics: list[dict] = ()) -> dict:
     return {
         "run_id": spec.run_id, "suite": spec.suite, "experiment": spec.experiment,
         "profile": spec.profile, "params": spec.params, "seed": spec.seed,
@@ -83,7 +84,7 @@ def record(spec: RunSpec, *, error: str | None, started: datetime, wall_time_s: 
         "wall_time_s": wall_time_s, "batch_size": batch_size, "device": device,
         "worker": WORKER_NAME or f"local pid {os.getpid()}", **host_info(),
         "torch_version": torch.__version__,
-        "energy_kwh": kwh, "co2_kg": co2_kg, "energy_method": energy_method,
+        **(energy or Energy().columns(1)),
         "metrics": [] if error else list(metrics),
     }
 

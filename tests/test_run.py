@@ -63,6 +63,42 @@ def test_energy_is_measured_by_codecarbon(smoke):
     assert set(runs["run_id"]) <= set(raw["task_name"])
 
 
+def test_energy_is_split_into_cpu_gpu_and_ram(xor_smoke):
+    runs = pd.read_parquet(xor_smoke / "smoke" / "runs.parquet")
+    parts = runs[["energy_cpu_kwh", "energy_gpu_kwh", "energy_ram_kwh"]]
+    assert (parts >= 0).all().all() and (parts["energy_ram_kwh"] > 0).all()
+    assert (parts["energy_cpu_kwh"] > 0).any()  # a run of milliseconds may read no CPU energy
+    assert list(parts.sum(axis=1)) == pytest.approx(list(runs["energy_kwh"]), rel=1e-6)
+
+
+def test_a_codecarbon_failure_loses_no_record(tmp_path, monkeypatch):
+    """codecarbon failing to read a run's energy leaves that energy not measured, saying why; the
+    run's record and metrics are kept, and the next run is measured again."""
+    from dlrepro.energy import EnergyMeter
+    from dlrepro.execute import execute
+
+    first, second = load(suites_dir() / "xor.toml").runs("smoke")[:2]
+    with EnergyMeter(tmp_path / "energy", "FRA") as meter:
+        tracker = meter._tracker
+        stop_task = tracker.stop_task
+
+        def failing(name: str):  # the task ends, its reading is lost
+            stop_task(name)
+            raise OSError("No space left on device")
+
+        monkeypatch.setattr(tracker, "stop_task", failing)
+        (broken,) = execute([first], meter=meter, artifact_dir=lambda s: tmp_path / s.run_id,
+                            data_dir=None)
+        monkeypatch.setattr(tracker, "stop_task", stop_task)
+        (measured,) = execute([second], meter=meter, artifact_dir=lambda s: tmp_path / s.run_id,
+                              data_dir=None)
+    assert broken["status"] == "ok" and broken["metrics"]
+    assert broken["energy_method"] == ("not measured (codecarbon failed: OSError: No space left "
+                                       "on device)")
+    assert pd.isna(broken["energy_kwh"]) and pd.isna(broken["energy_ram_kwh"])
+    assert measured["energy_kwh"] > 0 and "codecarbon" in measured["energy_method"]
+
+
 @pytest.mark.slow  # every suite at smoke, MNIST's included
 def test_every_claim_is_reproduced_at_smoke(smoke):
     _, out = smoke
