@@ -24,7 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from dlrepro.data import data_dir, verify
 from dlrepro.execute import warm_up
 from dlrepro.experiments.autoencoder.run import Autoencoder
-from dlrepro.experiments.gan.run import NOISE, discriminator, generator, init_weights
+from dlrepro.experiments.gan.run import discriminator, generator, init_weights, train_epoch
 from dlrepro.experiments.image_sets import images
 from dlrepro.experiments.mnist_classifier import trained
 
@@ -68,30 +68,14 @@ def autoencoder(model: str, d: int) -> Callable[[Prepare], Step]:
 
 
 def gan(width: int) -> Callable[[Prepare], Step]:
-    """E5's step: D on real and fake, then G through D (pytorch/examples' dcgan)."""
+    """E5's step, the experiment's own: D on real and fake, then G through D (a one-batch epoch)."""
     def make(prepare: Prepare) -> Step:
         g, d = generator(width), discriminator(width)
         g.apply(init_weights), d.apply(init_weights)
         g, d = prepare(g), prepare(d)
         opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
-
-        def step(x, y):
-            real = x * 2 - 1
-            fake = g(torch.randn(len(x), NOISE, device=x.device))
-            real_logit, fake_logit = d(real), d(fake.detach())
-            loss_d = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
-                      + F.binary_cross_entropy_with_logits(fake_logit,
-                                                           torch.zeros_like(fake_logit)))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            fooled = d(fake)
-            loss_g = F.binary_cross_entropy_with_logits(fooled, torch.ones_like(fooled))
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-        return step
+        return lambda x, y: train_epoch(g, d, opt_g, opt_d, x * 2 - 1, len(x))
     return make
 
 
