@@ -12,14 +12,15 @@ from pathlib import Path
 import pandas as pd
 
 from dlrepro.errors import Refused
+from dlrepro.energy import READINGS
 from dlrepro.files import atomic_write
 from dlrepro.layout import Results
 from dlrepro.suite import RunSpec
 
 RUN_COLUMNS = ["run_id", "suite", "experiment", "seed", "status", "error", "started_at",
                "finished_at", "wall_time_s", "batch_size", "device", "worker", "node", "hostname",
-               "energy_kwh", "energy_cpu_kwh", "energy_gpu_kwh", "energy_ram_kwh", "co2_kg",
-               "energy_method", "dlrepro_version", "torch_version", "python_version", "git_commit"]
+               *READINGS, "energy_method", "dlrepro_version", "torch_version", "python_version",
+               "git_commit"]
 METRIC_COLUMNS = ["run_id", "suite", "metric", "step", "value"]
 # A baseline: a row per configuration, metric and step of a suite's runs, with its statistics.
 KEY = ["suite", "configuration", "metric", "step"]
