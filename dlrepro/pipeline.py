@@ -219,7 +219,7 @@ def dry_run(request: Request, say: Say) -> list[str]:
 def _foreseen(request: Request, todo: list[RunSpec],
               expected: dict[str, float | None]) -> list[str]:
     """What ``run`` is about to do, for a person: each asked suite's runs (cached, to run, where),
-    the runs of other suites they read, and the ETA run after run."""
+    the runs of other suites they read, and the ETA run after run (on Ray, when it can tell)."""
     from dlrepro.console import duration
 
     todo_ids, requested = {s.run_id for s in todo}, {s.run_id for s in request.specs}
@@ -236,6 +236,9 @@ def _foreseen(request: Request, todo: list[RunSpec],
         records = request.results.root / "records"
         return [*lines, f"Nothing to run: every run is cached in {records}."]
     seconds, to_do = eta(todo, expected), f"{counted(len(todo), 'run')} to do"
+    if isinstance(request.runner, RayRunner):  # the dry run replaces it with the cluster's ETA
+        return [*lines, f"{to_do}; on Ray the ETA comes with the first finished run, from the "
+                        "runs the cluster holds at once"]
     if seconds is None:
         return [*lines, f"{to_do}; ETA not known (no earlier run, no cost baseline)"]
     return [*lines, f"{to_do}; ETA about {duration(seconds)}, run after run"

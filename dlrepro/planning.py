@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import graphlib
 import json
+import math
 
 from dlrepro import experiment as contract
 from dlrepro.layout import Results
@@ -55,30 +56,48 @@ def waves(specs: list[RunSpec]) -> list[list[RunSpec]]:
 def expected_times(todo: list[RunSpec], results: Results,
                    typical: dict[str, float]) -> dict[str, float | None]:
     """Each run's likely wall time (docs/eta.md): that of the latest earlier ok run of its
-    configuration and seed in this folder, whatever code it ran; else its suite's mean ok run in
-    this folder (this machine's); else its suite's ``typical`` run (the committed cost.csv's mean,
-    measured on another machine). None: nothing is known."""
-    def key(suite: str, params: dict, seed: int) -> str:
-        return json.dumps([suite, params, seed], sort_keys=True, default=str)
-
-    latest: dict[str, dict] = {}
-    measured: dict[str, list[float]] = {}
+    configuration and seed in this folder, whatever code it ran; else the mean ok run in this
+    folder (this machine's) of its suite's runs most like it; else its suite's ``typical`` run
+    (the committed cost.csv's mean, measured on another machine). None: nothing is known."""
+    latest: dict[str, tuple[str, float]] = {}  # by configuration and seed: when, how long
+    done: dict[str, list[tuple[dict, float]]] = {}  # by suite: each ok run's parameters, time
     for record in (r for suite in {s.suite for s in todo} for r in results.read_records(suite)):
         try:
-            if record["status"] != "ok":
-                continue
-            found = key(record["suite"], record["params"], record["seed"])
-            if record["finished_at"] > latest.get(found, {}).get("finished_at", ""):
-                latest[found] = record
-            measured.setdefault(record["suite"], []).append(float(record["wall_time_s"]))
+            if record["status"] == "ok":
+                seconds, found = float(record["wall_time_s"]), _key(record)
+                latest[found] = max(latest.get(found, ("", 0.0)), (record["finished_at"], seconds))
+                done.setdefault(record["suite"], []).append((dict(record["params"]), seconds))
         except (KeyError, TypeError, ValueError):
             continue  # an unreadable record only costs its estimate
-    here = {suite: sum(times) / len(times) for suite, times in measured.items()}
     times = {}
     for spec in todo:
-        earlier = latest.get(key(spec.suite, spec.params, spec.seed), {}).get("wall_time_s")
-        times[spec.run_id] = earlier or here.get(spec.suite) or typical.get(spec.suite)
+        alike = _most_alike(spec, done.get(spec.suite, []))
+        times[spec.run_id] = (latest.get(_key(vars(spec)), ("", None))[1]
+                              or (alike and sum(alike) / len(alike)) or typical.get(spec.suite))
     return times
+
+
+def _key(run: dict) -> str:
+    return json.dumps([run["suite"], run["params"], run["seed"]], sort_keys=True, default=str)
+
+
+def _most_alike(spec: RunSpec, done: list[tuple[dict, float]]) -> list[float]:
+    """The times of the runs that share the spec's values of the parameters the suite's times
+    differ most by (the autoencoder's model before its d), as many of them as any run shares."""
+    def spread(name: str) -> float:  # between the mean log times of the parameter's values
+        logs: dict[str, list[float]] = {}
+        for params, seconds in done:
+            logs.setdefault(str(params.get(name)), []).append(math.log(max(seconds, 1e-3)))
+        means = [sum(values) / len(values) for values in logs.values()]
+        return max(means) - min(means)
+
+    names = sorted(spec.varied, key=spread, reverse=True)
+    for depth in range(len(names), -1, -1):
+        alike = [seconds for params, seconds in done
+                 if all(params.get(name) == spec.params.get(name) for name in names[:depth])]
+        if alike:
+            return alike
+    return []
 
 
 def eta(specs: list[RunSpec], expected: dict[str, float | None],

@@ -146,6 +146,10 @@ def test_a_sweep_on_ray_gives_the_local_runners_verdicts(suite, sweep, tmp_path)
     for runner in ("local", "ray"):
         ran = dlrepro("run", suite, *flags, "--runner", runner, "--results", tmp_path / runner)
         assert ran.returncode == 0, ran.stderr[-3000:]
+        # the plan's ETA: the local runner's one run after another; Ray's, the cluster's to tell
+        plan = ("run after run" if runner == "local" else
+                "on Ray the ETA comes with the first finished run")
+        assert plan in ran.stderr, ran.stderr[:3000]
     ray, local = (claim_statuses(suite, *flags, "--results", str(tmp_path / runner))
                   for runner in ("ray", "local"))
     pd.testing.assert_frame_equal(ray, local)

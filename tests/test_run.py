@@ -382,6 +382,19 @@ def test_the_eta_uses_earlier_runs_of_the_same_configuration(tmp_path):
     assert progress.eta(elapsed=1.0) == 16.0
 
 
+def test_the_eta_counts_a_run_at_the_runs_most_like_it(tmp_path):
+    """A resumed autoencoder: its CNN runs take a hundred times PCA's, whatever d."""
+    specs = load(suites_dir() / "autoencoder.toml").runs("smoke")
+    store = Results(tmp_path, "smoke")
+    took = {"cnn": 100.0, "pca": 1.0, "linear": 4.0}
+    first = [spec for spec in specs if spec.params["d"] == 2]
+    for spec in first:
+        store.put(_ok_record(spec, spec.run_id, took[spec.params["model"]]))
+    expected = expected_times(specs, store, {})
+    assert {spec.params["model"]: expected[spec.run_id] for spec in specs if spec not in first} == (
+        took)
+
+
 def test_a_first_run_expects_its_suites_mean_on_the_reference_machine_at_this_pace(tmp_path):
     from dlrepro.console import RunProgress
     from dlrepro.pipeline import _typical_run_times
