@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dlrepro: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader left (| head): stop quietly, as other tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        for stream in (sys.stdout, sys.stderr):  # no error at exit's flush
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
         return 128 + signal.SIGPIPE
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -23,15 +23,16 @@ if TYPE_CHECKING:
     from dlrepro.suite import RunSpec
 
 
-class _ResultsConsole(Console):
-    """stdout: a reader that leaves early (``| head``) ends the command as one of csv/json does."""
+class _PipedConsole(Console):
+    """A reader that leaves early (``| head``, ``2>&1 | head``) ends the command as one of
+    csv/json does (``cli.main``: exit 141)."""
 
     def on_broken_pipe(self) -> None:
         raise BrokenPipeError  # rich itself would exit 1, which means a failed run or claim here
 
 
-output = _ResultsConsole()
-diagnostics = Console(stderr=True)
+output = _PipedConsole()
+diagnostics = _PipedConsole(stderr=True)
 Part = TextType | tuple[str, str]  # text shown as written, or (text, style)
 
 

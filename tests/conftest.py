@@ -55,10 +55,11 @@ def dlrepro(*args: str | Path, project: Path | None = None, cwd: Path | None = N
                           capture_output=True, timeout=timeout)
 
 
-def start_dlrepro(*args: str | Path, columns: int | None = None, stdout=None) -> subprocess.Popen:
+def start_dlrepro(*args: str | Path, columns: int | None = None, stdout=None,
+                  stderr=subprocess.PIPE) -> subprocess.Popen:
     """``dlrepro ARGS`` started in the background, its stderr a pipe (stdout one if asked)."""
     return subprocess.Popen(**_child(*args, project=None, columns=columns), stdout=stdout,
-                            stderr=subprocess.PIPE)
+                            stderr=stderr)
 
 
 PROBE = """import sys

@@ -86,6 +86,14 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(xor_smoke, form):
     assert proc.wait(timeout=120) == 128 + signal.SIGPIPE and err == ""
 
 
+def test_a_reader_of_progress_too_that_leaves_early_ends_the_command_quietly(xor_smoke):
+    """`dlrepro run ... 2>&1 | head`: progress meeting a closed pipe stops it as results do."""
+    proc = start_dlrepro("run", "xor", "--profile", "smoke", "--results", xor_smoke,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc.stdout.close()  # gone before the plan's first line, on stderr
+    assert proc.wait(timeout=120) == 128 + signal.SIGPIPE
+
+
 @pytest.mark.parametrize("command", [[], ["run"], ["generalise"], ["list"], ["claims"], ["report"],
                                      ["check"], ["baseline"], ["baseline", "update"]])
 def test_help_is_plain_text_and_says_what_a_command_writes_and_exits_with(command, capsys):
