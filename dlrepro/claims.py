@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated
@@ -81,24 +81,29 @@ class ClaimResult(BaseModel):
 COLUMNS = list(ClaimResult.model_fields)
 
 
-def evaluate(suite: Suite, table: pd.DataFrame, profile: str) -> list[ClaimResult]:
-    """Each claim of a suite that applies at ``profile`` against its ``tables.joined`` table."""
+def evaluate(suite: Suite, table: pd.DataFrame, profile: str,
+             not_run: Mapping[str, str] = {}) -> list[ClaimResult]:
+    """Each claim of a suite that applies at ``profile`` against its ``tables.joined`` table;
+    ``not_run``: ``tables.not_run``'s reasons."""
     source = f"{suite.model.source.seed}, «{suite.model.source.slide}»"
     return [check(claim, table, suite.name, f"{claim.text} ({claim.source or source})",
-                  suite.swept, suite.runs(profile))
+                  suite.swept, suite.runs(profile), not_run)
             for claim in suite.model.claims if claim.at(profile)]
 
 
 def check(claim: ClaimBase, table: pd.DataFrame, suite: str = "", text: str | None = None,
-          swept: Iterable[str] = (), planned: Sequence[RunSpec] = ()) -> ClaimResult:
+          swept: Iterable[str] = (), planned: Sequence[RunSpec] = (),
+          not_run: Mapping[str, str] = {}) -> ClaimResult:
     """One claim against a joined table; ``swept``: the parameters ``--set`` swept, which the
     claim must fix (or read along) on each side to give a verdict; ``planned``: the runs the
-    profile has (a claim waits for every one of them it selects)."""
+    profile has (a claim waits for every one of them it selects); ``not_run``: why runs were
+    left out, by run_id (their data set is not there)."""
     axis = _axis(claim) or ""
     found = {"along": ",".join(axis) if isinstance(axis, list) else axis}
     status, ran = ClaimStatus.NOT_RUN, outside(claim, table)
     sides = [select(claim, table, where) for where in claim.selections().values()]
-    reason = "" if ran else _missing(claim, table, planned) or _spread(claim, sides, swept)
+    reason = "" if ran else _missing(claim, table, planned, not_run) or _spread(claim, sides,
+                                                                               swept)
     if ran:
         found, status = {"along": ran[0], "at": ran[1]}, ClaimStatus.DOES_NOT_APPLY
     elif not reason:
@@ -133,9 +138,11 @@ def _spread(claim: ClaimBase, sides: list[pd.DataFrame], swept: Iterable[str]) -
             f"swept {'/'.join(spread)}: fix it with {fix}")
 
 
-def _missing(claim: ClaimBase, table: pd.DataFrame, planned: Sequence[RunSpec]) -> str:
+def _missing(claim: ClaimBase, table: pd.DataFrame, planned: Sequence[RunSpec],
+             not_run: Mapping[str, str]) -> str:
     """Why the runs a claim selects are not all here, else empty: a value a side selects that no
-    planned run has, or the planned runs the tables lack, named (docs/suite-files.md)."""
+    planned run has, the data set some lack, or the planned runs the tables lack, named
+    (docs/suite-files.md)."""
     ran, logged = set(table["run_id"]), set(table.loc[table["metric"] == claim.metric, "run_id"])
     # A mode (the parameters a run has) whose finished runs log nothing of the claim's metric.
     modes = {spec.run_id: frozenset(spec.params) for spec in planned if spec.run_id in ran}
@@ -151,6 +158,9 @@ def _missing(claim: ClaimBase, table: pd.DataFrame, planned: Sequence[RunSpec]) 
         selected |= {run_id: spec for run_id, spec in side.items()
                      if frozenset(spec.params) not in silent}
     missing = [spec.label for run_id, spec in selected.items() if run_id not in ran]
+    absent = dict.fromkeys(not_run[run_id] for run_id in selected if run_id in not_run)
+    if absent:  # rerunning alone does not finish it
+        return "; ".join(absent)
     shown = ", ".join(missing[:3]) + ", …" * (len(missing) > 3)
     return "" if not missing else (f"{len(missing)} of {counted(len(selected), 'planned run')} "
                                    f"missing: {shown}; rerunning the same dlrepro run finishes it")

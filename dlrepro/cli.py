@@ -67,6 +67,7 @@ def _run(args) -> int:
         note(("failed:", "red"), f" {record['suite']} {record['run_id']}: "
              f"{failure(record['error'])}")
     failed = f"; {len(outcome.failed)} failed (rerun to retry them)" if outcome.failed else ""
+    failed += f"; {outcome.left_out} not run (data set absent)" if outcome.left_out else ""
     note(f"{outcome.done}/{len(request.specs)} runs ok; tables in {request.results.root}{failed}")
     if args.overrides or args.only:
         note("Overridden runs stay out of the profile's own tables and report; theirs: dlrepro "

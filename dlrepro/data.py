@@ -1,7 +1,9 @@
-"""MNIST and Fashion-MNIST found and checked before any run: in torchvision's layout under
-``--data-dir`` or ``$DLREPRO_DATA_DIR`` (a published ``*-ubyte.gz`` unpacked beside itself), else
-downloaded into ``~/.cache/dlrepro/data``; a missing or corrupt file (size, MD5) stops everything
-at once with the way to fix it. ``experiments/image_sets.py`` loads them."""
+"""The data sets, found and checked before any run, in torchvision's layout under ``--data-dir`` or
+``$DLREPRO_DATA_DIR``, else ``~/.cache/dlrepro/data``. MNIST and Fashion-MNIST (downloaded there,
+a published ``*-ubyte.gz`` unpacked beside itself): a missing or corrupt file (size, MD5) stops
+everything at once with the way to fix it. CIFAR-10, which only the t-SNE slide's second figure
+reads, is optional and never downloaded: where it is not, its runs are not run, saying why.
+``experiments/image_sets.py`` loads them."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ DOWNLOAD_DIR = Path.home() / ".cache" / "dlrepro" / "data"
 
 @dataclass(frozen=True)
 class Dataset:
-    folder: str  # torchvision's: <dir>/<folder>/raw
+    folder: str  # torchvision's: <dir>/<folder>/raw (CIFAR-10's: CIFAR_FOLDER)
     md5s: tuple[str, ...]  # of the published files, in IDX's order
     title: str  # as figures name it
 
@@ -40,9 +42,16 @@ DATASETS = {
     "fashion_mnist": Dataset("FashionMNIST", (
         "f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
         "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"), "Fashion-MNIST"),
+    "cifar10": Dataset("CIFAR10", (), "CIFAR-10"),  # 32 × 32 colour images: ``absent`` checks it
 }
-# The ``dataset`` parameter of the experiments that read one (the tests check it against DATASETS).
-DatasetName = Literal["mnist", "fashion_mnist"]
+# The ``dataset`` parameter of the experiments that read one (the tests check it against DATASETS):
+# the 28 × 28 grey sets, which every image experiment reads; CIFAR-10, the classifiers and maps.
+GreySet = Literal["mnist", "fashion_mnist"]
+DatasetName = Literal[GreySet, "cifar10"]
+# torchvision's CIFAR-10 layout: DIR/cifar-10-batches-py/, five training batches and a test batch
+# (pickles); read without torchvision's MD5 check, so that tests can write small batches.
+CIFAR10, CIFAR_FOLDER = "cifar10", "cifar-10-batches-py"
+CIFAR_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
 
 
 def data_dir(flag: str | Path | None = None) -> Path | None:
@@ -59,11 +68,12 @@ def folder_problem(root: Path | None) -> str | None:
 
 
 def verify(names: set[str], root: Path | None) -> None:
-    """Refuse a named set's missing or corrupt file; without a data directory, download it first."""
+    """Refuse a named set's missing or corrupt file; without a data directory, download it first.
+    CIFAR-10 is ``absent``'s."""
     problem = folder_problem(root)
     if problem:
         raise Refused(problem)
-    for name in sorted(names):
+    for name in sorted(names - {CIFAR10}):
         dataset = DATASETS[name]
         raw = (root or DOWNLOAD_DIR) / dataset.folder / "raw"
         if root is None and not all((raw / file).is_file() for file in IDX):
@@ -72,6 +82,17 @@ def verify(names: set[str], root: Path | None) -> None:
             if not (raw / file).exists() and (raw / f"{file}.gz").is_file():
                 _unpack(raw / f"{file}.gz")
             _check(raw / file, size, md5, root)
+
+
+def absent(names: set[str], root: Path | None) -> dict[str, str]:
+    """Why each optional set among ``names`` cannot be read (CIFAR-10; none: it can). Never
+    downloaded: 170 MB for one figure is the user's to fetch."""
+    root = root or DOWNLOAD_DIR
+    if CIFAR10 not in names or all((root / CIFAR_FOLDER / f).is_file() for f in CIFAR_FILES):
+        return {}
+    return {CIFAR10: f"CIFAR-10 not found in {root} (torchvision's layout: {CIFAR_FOLDER}/"
+                     f"{', '.join(CIFAR_FILES)}; torchvision.datasets.CIFAR10(DIR, "
+                     "download=True) puts it there)"}
 
 
 def _unpack(packed: Path) -> None:

@@ -74,12 +74,12 @@ def _device_of(experiment: contract.Experiment, spec: RunSpec,
 
 def record(spec: RunSpec, *, error: str | None, started: datetime, wall_time_s: float = math.nan,
            batch_size: int = 1, device: str = "", energy: dict | None = None,
-           metrics: list[dict] = ()) -> dict:
+           metrics: list[dict] = (), status: str | None = None) -> dict:
     return {
         "run_id": spec.run_id, "suite": spec.suite, "experiment": spec.experiment,
         "profile": spec.profile, "params": spec.params, "seed": spec.seed,
         "needs": {name: p.run_id for name, p in spec.needs.items()},
-        "status": "failed" if error else "ok", "error": error,
+        "status": status or ("failed" if error else "ok"), "error": error,
         "started_at": started.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
         "wall_time_s": wall_time_s, "batch_size": batch_size, "device": device,
         "worker": WORKER_NAME or f"local pid {os.getpid()}", **host_info(),

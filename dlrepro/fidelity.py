@@ -57,7 +57,8 @@ def evaluated(suites: list[Suite], runs: pd.DataFrame, metrics: pd.DataFrame,
     """The claims of ``suites`` at ``profile``, and the fidelity rows of their published numbers."""
     verdicts, numbers = [], []
     for suite in suites:
-        evaluated = claims.evaluate(suite, tables.joined(runs, metrics, suite.name), profile)
+        evaluated = claims.evaluate(suite, tables.joined(runs, metrics, suite.name), profile,
+                                    tables.not_run(runs, suite.name))
         verdicts += evaluated
         numbers += rows(suite, evaluated, profile)
     return verdicts, numbers

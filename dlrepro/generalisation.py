@@ -12,6 +12,7 @@ from dlrepro import claims, tables
 from dlrepro.devices import DeviceChoice
 from dlrepro.layout import Results
 from dlrepro.pipeline import Outcome, Say, prepare, run
+from dlrepro.planning import datasets_read
 from dlrepro.project import resolve
 from dlrepro.formatting import ClaimStatus, describe, table_cell
 
@@ -71,11 +72,11 @@ def generalise(profile: str, runner: str, say: Say, *, dataset: str = "fashion_m
                address: str | None = None,
                device: DeviceChoice = DeviceChoice.AUTO
                ) -> tuple[pd.DataFrame, Results, list[Outcome]]:
-    """The suites that read a dataset, run on MNIST (the profile's own runs, cached) and again with
+    """The suites that read MNIST, run on MNIST (the profile's own runs, cached) and again with
     ``--set dataset=DATASET``, every input checked for both before anything runs: each claim's
     verdicts side by side (``COLUMNS``), also in ``generalisation.csv`` of the other set's folder,
     that folder, and the runs' outcomes."""
-    names = [s.name for s in resolve([]) if "dataset" in s.parameters]
+    names = [s.name for s in resolve([]) if datasets_read(s.runs(profile)) == {"mnist"}]
     requests = [prepare(names, profile, runner, results=results, data=data, address=address,
                         overrides=overrides, device=device, say=say)
                 for overrides in ([], [("dataset", dataset)])]

@@ -16,6 +16,10 @@ from dlrepro.files import atomic_write
 from dlrepro.overrides import Override, describe_overrides, folder_name
 from dlrepro.suite import RunSpec
 
+# A record's status when its run was left out because its data set is not there (CIFAR-10): why,
+# in its ``error``; the next ``dlrepro run`` looks again.
+NOT_RUN = "not run"
+
 
 def _file(name: str) -> property:
     return property(lambda folder: folder.root / name)

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlrepro import devices
-from dlrepro.data import data_dir, folder_problem, verify
+from dlrepro.data import absent, data_dir, folder_problem, verify
 from dlrepro.devices import DeviceChoice
 from dlrepro.errors import Refused
-from dlrepro.layout import Results
+from dlrepro.layout import NOT_RUN, Results
 from dlrepro.overrides import Override, check_selected
 from dlrepro.formatting import counted
 from dlrepro.planning import cannot_honour, datasets_read, eta, expected_times, plan
@@ -68,6 +69,7 @@ class Outcome:
     done: int  # of the runs asked for, those with an ok record
     failed: list[dict]  # this command's failed records
     interrupted: int | None = None  # the signal that stopped it, if one did
+    left_out: int = 0  # runs not run: their data set is not there
 
 
 def prepare(names: list[str], profile: str, runner: str = "local", *,
@@ -112,6 +114,7 @@ def run(request: Request, say: Say) -> Outcome:
     needed = datasets_read(todo)
     if needed:
         verify(needed, request.data_dir)
+    missing = absent(needed, request.data_dir)  # an optional set's runs are left out, saying why
     typical = _typical_run_times(results, say) if todo else {}  # read only for an ETA
     if isinstance(request.runner, LocalRunner):  # a cluster's are the Ray runner's to fit
         for line in cannot_honour(todo, os.cpu_count() or 1, _gpus_visible(todo), "this machine"):
@@ -121,8 +124,16 @@ def run(request: Request, say: Say) -> Outcome:
     with results.lock(say):
         remember(results, request.suites)  # so that `dlrepro report` finds them
         todo = plan(specs, results)  # another dlrepro may have run some while this one waited
+        left_out = _left_out(todo, missing)
+        if left_out:  # recorded, for the claims to say why; the next run looks again
+            from dlrepro.execute import record
+
+            for spec in (spec for spec in todo if spec.run_id in left_out):
+                results.put(record(spec, error=left_out[spec.run_id], status=NOT_RUN,
+                                   started=datetime.now(timezone.utc)))
+        todo = [spec for spec in todo if spec.run_id not in left_out]
         expected = expected_times(todo, results, typical)
-        for line in _foreseen(request, todo, expected):
+        for line in _foreseen(request, todo, expected, left_out):
             say(line)
         Interrupted.latest = None
         refused = False
@@ -143,7 +154,17 @@ def run(request: Request, say: Say) -> Outcome:
                 claims, _ = evaluate(request.suites, runs, metrics, results)
     failed = [record for record in records if record["status"] == "failed"]
     return Outcome(Claims(claims, unrun(request.suites, runs)), sum(map(results.done, specs)),
-                   failed, interrupted)
+                   failed, interrupted, len(left_out))
+
+
+def _left_out(todo: list[RunSpec], missing: Mapping[str, str]) -> dict[str, str]:
+    """Why each spec that reads a set ``missing`` names (``data.absent``) is left out, by run_id."""
+    reasons = {}
+    for spec in todo if missing else ():
+        why = "; ".join(missing[name] for name in sorted(datasets_read([spec]) & missing.keys()))
+        if why:
+            reasons[spec.run_id] = why
+    return reasons
 
 
 def unrun(suites: list[Suite], runs: pd.DataFrame) -> list[str]:
@@ -186,14 +207,16 @@ def _gpus_visible(todo: list[RunSpec]) -> int:
 
 
 def dry_run(request: Request, say: Say) -> list[str]:
-    """What ``run`` would do, from the records alone: nothing written or checked beyond them; on
-    Ray, the cluster it sees and the ETA there."""
+    """What ``run`` would do, from the records and whether an optional data set is there: nothing
+    written or checked beyond them; on Ray, the cluster it sees and the ETA there."""
     from dlrepro.console import duration
 
     todo = plan(request.specs, request.results)
+    left_out = _left_out(todo, absent(datasets_read(todo), request.data_dir))
+    todo = [spec for spec in todo if spec.run_id not in left_out]
     typical = _typical_run_times(request.results, say) if todo else {}
     expected = expected_times(todo, request.results, typical)
-    lines = _foreseen(request, todo, expected)
+    lines = _foreseen(request, todo, expected, left_out)
     if todo and isinstance(request.runner, RayRunner):
         from dlrepro.ray_runner import plan_on_cluster
         from dlrepro.tables import COST_FILE
@@ -216,8 +239,8 @@ def dry_run(request: Request, say: Say) -> list[str]:
     return lines
 
 
-def _foreseen(request: Request, todo: list[RunSpec],
-              expected: dict[str, float | None]) -> list[str]:
+def _foreseen(request: Request, todo: list[RunSpec], expected: dict[str, float | None],
+              left_out: Mapping[str, str] = {}) -> list[str]:
     """What ``run`` is about to do, for a person: each asked suite's runs (cached, to run, where),
     the runs of other suites they read, and the ETA run after run (on Ray, when it can tell)."""
     from dlrepro.console import duration
@@ -227,14 +250,18 @@ def _foreseen(request: Request, todo: list[RunSpec],
     for suite in request.suites:
         mine = suite.runs(request.profile)
         pending = [s for s in mine if s.run_id in todo_ids]
+        out = sum(s.run_id in left_out for s in mine)
         where = f", on {_device(pending, request)}" if pending else ""
         lines.append(f"{suite.name}: {counted(len(mine), 'run')} at profile {request.profile}, "
-                     f"{len(mine) - len(pending)} cached, {len(pending)} to run{where}")
+                     f"{len(mine) - len(pending) - out} cached, {len(pending)} to run{where}"
+                     + f", {out} not run" * bool(out))
     lines += [f"{spec.label}: to run first, another suite reads its files"
               for spec in todo if spec.run_id not in requested]
+    lines += [f"not run: {reason}" for reason in dict.fromkeys(left_out.values())]
     if not todo:
         records = request.results.root / "records"
-        return [*lines, f"Nothing to run: every run is cached in {records}."]
+        return [*lines, "Nothing to run." if left_out else
+                f"Nothing to run: every run is cached in {records}."]
     seconds, to_do = eta(todo, expected), f"{counted(len(todo), 'run')} to do"
     if isinstance(request.runner, RayRunner):  # the dry run replaces it with the cluster's ETA
         return [*lines, f"{to_do}; on Ray the ETA comes with the first finished run, from the "
@@ -288,7 +315,8 @@ def claims(names: list[str], results: Path, profile: str, say: Say,
     runs, metrics = tables.load(folder)
     suites, found = covered(names, folder, set(runs["suite"]), overrides, only, say), []
     for suite in suites:
-        found += verdicts.evaluate(suite, tables.joined(runs, metrics, suite.name), profile)
+        found += verdicts.evaluate(suite, tables.joined(runs, metrics, suite.name), profile,
+                                   tables.not_run(runs, suite.name))
     return Claims(verdicts.table(found), unrun(suites, runs))
 
 

@@ -19,7 +19,7 @@ from dlrepro import claims as claim_results
 from dlrepro import fidelity, tables
 from dlrepro.files import atomic_write
 from dlrepro.experiments import plotting
-from dlrepro.layout import Results
+from dlrepro.layout import NOT_RUN, Results
 from dlrepro.machine import cpu_model
 from dlrepro.schema import Approx
 from dlrepro.suite import Suite
@@ -83,7 +83,7 @@ def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published:
 
 def _suite(suite: Suite, claims: pd.DataFrame, runs: pd.DataFrame, metrics: pd.DataFrame,
            results: Results) -> dict:
-    m, mine = suite.model, runs[runs["suite"] == suite.name]
+    m, mine = suite.model, runs[(runs["suite"] == suite.name) & (runs["status"] != NOT_RUN)]
     verdicts = claims.loc[claims["suite"] == suite.name, "status"]
     labels = {spec.run_id: spec.label for spec in suite.runs(results.profile)}
     drawn = figures(suite, tables.joined(runs, metrics, suite.name), results)
@@ -100,6 +100,8 @@ def _suite(suite: Suite, claims: pd.DataFrame, runs: pd.DataFrame, metrics: pd.D
 def figures(suite: Suite, table: pd.DataFrame, results: Results) -> list[Path]:
     """The suite's figures and ``plotting.sweeps``, redrawn only if what they are drawn from
     changed: its table, published numbers, swept keys or drawing code (``figures_hash``)."""
+    if table.empty:  # every run failed or was left out: nothing to draw
+        return []
     out_dir = results.figures(suite.name)
     index = out_dir / FIGURE_INDEX
     published = [c for c in suite.model.claims if isinstance(c, Approx) and c.published]
@@ -122,7 +124,7 @@ def figures(suite: Suite, table: pd.DataFrame, results: Results) -> list[Path]:
 
 
 def _cost(runs: pd.DataFrame) -> list[dict]:
-    cost = runs.groupby("suite").agg(
+    cost = runs[runs["status"] != NOT_RUN].groupby("suite").agg(
         runs=("run_id", "size"), failed=("status", lambda s: int((s == "failed").sum())),
         wall_time_s=("wall_time_s", "sum"), energy_kwh=("energy_kwh", "sum"),
         co2_kg=("co2_kg", "sum"), device=("device", "first"))

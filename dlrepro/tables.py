@@ -14,7 +14,7 @@ import pandas as pd
 from dlrepro.errors import Refused
 from dlrepro.energy import READINGS
 from dlrepro.files import atomic_write
-from dlrepro.layout import Results
+from dlrepro.layout import NOT_RUN, Results
 from dlrepro.suite import RunSpec
 
 RUN_COLUMNS = ["run_id", "suite", "experiment", "seed", "status", "error", "started_at",
@@ -75,6 +75,12 @@ def joined(runs: pd.DataFrame, metrics: pd.DataFrame, suite: str) -> pd.DataFram
         if ok[column].dtype.kind == "f" and len(given) and (given % 1 == 0).all():
             ok[column] = ok[column].astype("Int64" if len(given) < len(ok) else "int64")
     return metrics[metrics["suite"] == suite].merge(ok, on="run_id")
+
+
+def not_run(runs: pd.DataFrame, suite: str) -> dict[str, str]:
+    """Why each run of the suite left out for its absent data set was not run, by run_id."""
+    left_out = runs[(runs["suite"] == suite) & (runs["status"] == NOT_RUN)]
+    return dict(zip(left_out["run_id"], left_out["error"]))
 
 
 def replaced(old: pd.DataFrame, new: pd.DataFrame, on: str = "suite",

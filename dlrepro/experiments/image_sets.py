@@ -1,6 +1,6 @@
-"""What every experiment on a 28 × 28 image set (MNIST, Fashion-MNIST) shares: its parameters,
-declared once (torch-free, like every declaration), and the set loaded as tensors (torch imported
-then)."""
+"""What every experiment on an image set shares: its parameters, declared once (torch-free, like
+every declaration), and the set loaded as tensors (torch imported then). Most read the 28 × 28
+grey sets (MNIST, Fashion-MNIST); the classifiers and the t-SNE maps also CIFAR-10."""
 
 from __future__ import annotations
 
@@ -10,18 +10,22 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from dlrepro.data import DATASETS, DOWNLOAD_DIR, DatasetName
+from dlrepro.data import (CIFAR10, CIFAR_FILES, CIFAR_FOLDER, DATASETS, DOWNLOAD_DIR,
+                          GreySet)
 from dlrepro.experiment import Params
 
 if TYPE_CHECKING:
     import torch
 
 TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
+# A figure's names for the labels 0 … 9 where they are not digits.
+CLASSES = {CIFAR10: ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                     "ship", "truck"]}
 
 
 class ImageParams(Params):
-    dataset: DatasetName = Field("mnist", description="the 28 × 28 set read: mnist, or "
-                                 "fashion_mnist (clothing)")
+    dataset: GreySet = Field("mnist", description="the 28 × 28 set read: mnist, or "
+                             "fashion_mnist (clothing)")
     train_size: int = Field(TRAIN_IMAGES, ge=100, le=TRAIN_IMAGES,
                             description="the first N training images")
 
@@ -43,10 +47,22 @@ def titles(names: Iterable[str]) -> str:
 
 def images(name: str, root: Path | None, train: bool,
            device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """A 28 × 28 set (``mnist``, ``fashion_mnist``) as float images [N, 1, 28, 28] in [0, 1] and
-    int64 labels, on ``device``; the files were checked by ``verify`` before the run."""
+    """A set as float images [N, C, H, W] in [0, 1] (1 × 28 × 28, CIFAR-10's 3 × 32 × 32) and
+    int64 labels, on ``device``; the files were checked by ``verify`` or ``absent`` before."""
+    import torch
     from torchvision import datasets
 
+    if name == CIFAR10:  # its pickled batches, as torchvision's CIFAR10 reads them
+        import pickle
+
+        import numpy as np
+
+        folder = (root or DOWNLOAD_DIR) / CIFAR_FOLDER
+        batches = [pickle.loads((folder / file).read_bytes(), encoding="latin1")
+                   for file in (CIFAR_FILES[:-1] if train else CIFAR_FILES[-1:])]
+        pixels = torch.from_numpy(np.concatenate([batch["data"] for batch in batches]))
+        labels = torch.tensor([label for batch in batches for label in batch["labels"]])
+        return pixels.view(-1, 3, 32, 32).to(device).float().div_(255), labels.to(device)
     loader = getattr(datasets, DATASETS[name].folder)
     loaded = loader(root or DOWNLOAD_DIR, train=train, download=False)
     return loaded.data.to(device).unsqueeze(1).float().div_(255), loaded.targets.to(device)

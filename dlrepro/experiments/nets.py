@@ -32,6 +32,39 @@ def mnist_cnn(hidden: int = HANDOUT_CNN_HIDDEN) -> nn.Sequential:
         nn.Flatten(), nn.Linear(256, hidden), nn.ReLU(), nn.Linear(hidden, 10))
 
 
+class _Residual(nn.Module):
+    """A basic block: two 3 × 3 convolutions with batch norm, added to its input (a 1 × 1
+    convolution's projection of it where the shape changes), then ReLU."""
+
+    def __init__(self, channels: int, width: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width))
+        self.shortcut = nn.Identity() if stride == 1 and channels == width else nn.Sequential(
+            nn.Conv2d(channels, width, 1, stride, bias=False), nn.BatchNorm2d(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+def resnet(channels: int = 3, blocks: int = 3) -> nn.Sequential:
+    """He et al.'s CIFAR ResNet (CVPR 2016, section 4.2), 6 × ``blocks`` + 2 layers (3: ResNet-20):
+    a convolution, three stages of ``blocks`` residual blocks (16, 32, 64 channels, the last two
+    halving the size), global average pooling, 64 → 10. Flat, so that ``net[:k + 1]`` is its
+    first k + 1 modules: 0 the first convolution, 1 … 3 × ``blocks`` the blocks, then the
+    pooling, Flatten and the output layer."""
+    layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(channels, 16, 3, 1, 1, bias=False),
+                                             nn.BatchNorm2d(16), nn.ReLU())]
+    width = 16
+    for stage, stage_width in enumerate((16, 32, 64)):
+        for block in range(blocks):
+            stride = 2 if stage and not block else 1
+            layers.append(_Residual(width, stage_width, stride))
+            width = stage_width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
+
+
 def parameter_count(module: nn.Module) -> int:
     return sum(t.numel() for t in module.parameters())
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from dlrepro.experiment import RunFiles
-from dlrepro.experiments.image_sets import titles
+from dlrepro.experiments.image_sets import CLASSES, titles
 from dlrepro.experiments.plotting import save, select
 
 
 NETWORK_COLOURS = {"trained": "C0", "untrained": "C3"}
+NETWORKS = {"cnn_handout": "handout CNN", "resnet": "ResNet-20"}
 
 
 def figures(table: pd.DataFrame, out_dir: Path, files: RunFiles, published: list) -> list[Path]:
@@ -37,16 +38,15 @@ def _maps(table: pd.DataFrame, files: RunFiles, network: str, out_dir: Path) -> 
     fig, axes = plt.subplots(1, len(steps), figsize=(3.2 * len(steps), 3.6), squeeze=False)
     for ax, step in zip(axes[0], steps):
         points = maps[f"step_{step}"]
-        for digit in range(10):
-            mine = points[labels == digit]
-            ax.scatter(mine[:, 0], mine[:, 1], s=2, color=colours(digit),
-                       rasterized=True)
+        for label in range(10):
+            mine = points[labels == label]
+            ax.scatter(mine[:, 0], mine[:, 1], s=2, color=colours(label), rasterized=True)
         ax.set(xticks=[], yticks=[], title=_title(step))
-    handles = [plt.Line2D([], [], ls="", marker="o", color=colours(digit)) for digit in range(10)]
-    fig.legend(handles, [str(digit) for digit in range(10)], loc="lower center", ncol=10,
-               frameon=False, markerscale=1.2)
+    handles = [plt.Line2D([], [], ls="", marker="o", color=colours(label)) for label in range(10)]
+    fig.legend(handles, CLASSES.get(rows["dataset"].iloc[0], list(map(str, range(10)))),
+               loc="lower center", ncol=10, frameon=False, markerscale=1.2)
     fig.suptitle(f"Encodings of {len(labels):,} {titles(rows['dataset'])} test images in the "
-                 f"layers of the {network} handout CNN (t-SNE)", fontsize=11)
+                 f"layers of the {network} {NETWORKS[rows['model'].iloc[0]]} (t-SNE)", fontsize=11)
     return save(fig, out_dir / f"layer_maps_{network}.png", layout_rect=(0, 0.07, 1, 0.94))
 
 

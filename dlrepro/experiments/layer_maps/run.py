@@ -1,11 +1,11 @@
-"""E10's runs: the first N test digits through the handout CNN, trained (the ``model.pt`` of the
-``mnist_cnn`` run this suite needs) or untrained (the same shape at PyTorch's default
-initialisation, drawn from the run's seed; the trained one's input normalisation). At the input
-(step 0) and at the output of each module of ``panels`` (step = its number): the encodings mapped
-to 2-D by openTSNE (perplexity as given, the run's seed; wider than 50 numbers, reduced to 50 by
-PCA first, as t-SNE is usually run), and the class separation measured on the map and in the
-layer's own space. openTSNE rather than scikit-learn's TSNE: as good a map, faster here
-(docs/tsne.md).
+"""E10's runs: the first N test images through the classifier, trained (the ``model.pt`` of the
+run this suite needs: ``mnist_cnn``'s handout CNN, ``cifar_resnet``'s ResNet) or untrained (the
+same shape at PyTorch's default initialisation, drawn from the run's seed; the trained one's input
+normalisation). At the input (step 0) and at the output of each module of ``panels`` (step =
+its number): the encodings mapped to 2-D by openTSNE (perplexity as given, the run's seed; wider
+than 50 numbers, reduced to 50 by PCA first, as t-SNE is usually run), and the class separation
+measured on the map and in the layer's own space. openTSNE rather than scikit-learn's TSNE: as
+good a map, faster here (docs/tsne.md).
 """
 
 from __future__ import annotations
@@ -60,7 +60,11 @@ def tsne_map(points: torch.Tensor, perplexity: float, seed: int) -> np.ndarray:
 def run(params: Params, ctx: RunContext) -> None:
     test_x, test_y = images(params.dataset, ctx.data_dir, train=False, device=ctx.device)
     trained = Trained(ctx.input("classifier", "model.pt"), ctx.device)
-    net = trained.net if params.network == "trained" else build("cnn_handout").to(ctx.device)
+    if trained.model != params.model:
+        raise ValueError(f"model {params.model!r}, but the classifier it needs is a "
+                         f"{trained.model!r}: the panels would be another network's")
+    net = trained.net if params.network == "trained" else build(trained.model, trained.channels)
+    net = net.to(ctx.device)
     inputs = (test_x[:params.points] - trained.mean) / trained.std
     labels = test_y[:params.points]
     maps, map_accuracy, seconds = {}, {}, 0.0

@@ -1,5 +1,6 @@
 """E6 and E7: MNIST classifiers — Fleuret's CNN (both versions of the slides) and 001's
-11,274-parameter MLP — and their robustness to FGSM (001's panda → gibbon slide).
+11,274-parameter MLP — and their robustness to FGSM (001's panda → gibbon slide); and E10's
+second network, a small ResNet on CIFAR-10.
 
 Metrics: per epoch (step = epoch, from 1) ``loss_sum``, ``train_error`` (on the batches as they
 went by), ``test_error`` (%), ``epoch_time_s``, ``samples_per_s``; final ``parameters``,
@@ -8,17 +9,21 @@ went by), ``test_error`` (%), ``epoch_time_s``, ``samples_per_s``; final ``param
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from dlrepro.data import CIFAR10, DatasetName
 from dlrepro.experiments import image_sets
 from dlrepro.schema import Metric
 
-Model = Literal["cnn_handout", "cnn_crm", "mlp"]
+Model = Literal["cnn_handout", "cnn_crm", "mlp", "resnet"]
 
 
 class Params(image_sets.TestedImageParams):
+    dataset: DatasetName = Field("mnist", description="the set read: mnist, fashion_mnist "
+                                 "(clothing) or cifar10 (32 × 32 colour images, model resnet)")
     model: Model
     lr: float = Field(gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1, description="SGD's; the handout uses none")
     batch_size: int = Field(100, ge=1)
     epochs: int = Field(10, ge=1)
     normalise: bool = Field(True, description="by the training set's global mean and std, as the "
@@ -26,6 +31,13 @@ class Params(image_sets.TestedImageParams):
     shuffle: bool = Field(False, description="the handout does not shuffle")
     fgsm_eps: list[float] = Field([0.0, 0.05, 0.1, 0.15, 0.2, 0.25],
                                   description="ε in pixel units ([0, 1] images)")
+
+    @model_validator(mode="after")
+    def _sized_for_the_images(self) -> "Params":
+        if self.dataset == CIFAR10 and self.model != "resnet":
+            raise ValueError(f"model {self.model!r} takes 28 × 28 grey images; CIFAR-10's are "
+                             "32 × 32 in colour: model resnet")
+        return self
 
 
 datasets = image_sets.datasets

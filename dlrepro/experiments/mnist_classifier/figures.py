@@ -60,7 +60,9 @@ def _fgsm_digits(table: pd.DataFrame, files: RunFiles, out_dir: Path) -> Path:
         predicted = data["pred_" + key[4:]]
         for col in range(8):
             ax = axes[row, col]
-            ax.imshow(data[key][col], cmap="gray", vmin=0, vmax=1)
+            image = data[key][col]  # grey [H, W], or colour [3, H, W]
+            ax.imshow(image.transpose(1, 2, 0) if image.ndim == 3 else image, cmap="gray",
+                      vmin=0, vmax=1)
             ax.set_xticks([]), ax.set_yticks([])
             right = predicted[col] == data["labels"][col]
             ax.set_title(str(predicted[col]), fontsize=9, color="black" if right else "red")

@@ -1,11 +1,11 @@
 """E6 and E7's training loop and FGSM.
 
 One training loop for every model, in the handout's style: the whole training set lives on the
-run's device as one tensor, mini-batches are slices of it (no DataLoader, no copies), plain SGD,
-the loss summed over batches and printed per epoch as the handout does. The test error is
-measured after every epoch; FGSM, x + ε·sign(∇ₓ J), on the test set after the last one. The
-trained weights are kept as the run's ``model.pt``; ``fgsm_examples.npz`` holds the first test
-digits attacked.
+run's device as one tensor, mini-batches are slices of it (no DataLoader, no copies, no
+augmentation), SGD (momentum for the ResNet), the loss summed over batches and printed per epoch
+as the handout does. The test error is measured after every epoch; FGSM, x + ε·sign(∇ₓ J), on
+the test set after the last one. The trained weights are kept as the run's ``model.pt``;
+``fgsm_examples.npz`` holds the first test images attacked.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def load_data(params: Params, data_dir: Path | None, device: torch.device):
 
 
 def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return 100.0 * (predictions(model, x) != y).sum().item() / len(x)
+    return 100.0 * (predictions(model.eval(), x) != y).sum().item() / len(x)
 
 
 def gradient_signs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: float, std: float,
@@ -64,15 +64,16 @@ def train(params: Params, ctx: RunContext) -> tuple[nn.Module, tuple]:
     data."""
     train_x, train_y, test_x, test_y, mean, std = load_data(params, ctx.data_dir, ctx.device)
     inputs, test_inputs = (train_x - mean) / std, (test_x - mean) / std
-    model = trained.build(params.model).to(ctx.device)
+    model = trained.build(params.model, inputs.shape[1]).to(ctx.device)
     ctx.log("parameters", parameter_count(model))
     batch = slice(0, params.batch_size)
     work = flops_per_image(model, inputs[batch], train_y[batch]) * len(inputs) * params.epochs
     ctx.log("train_flops", work)
     ctx.with_energy.append(lambda kwh: _energy_per_work(ctx, kwh, work))
-    optimizer = torch.optim.SGD(model.parameters(), lr=params.lr)
+    optimizer = torch.optim.SGD(model.parameters(), lr=params.lr, momentum=params.momentum)
     clock = EpochClock(ctx)
     for epoch in range(1, params.epochs + 1):
+        model.train()  # the ResNet's batch norm: batch statistics in training, running ones after
         with clock.epoch(epoch) as lap:
             order = torch.randperm(len(inputs), device=ctx.device) if params.shuffle else None
             loss_sum = torch.zeros((), device=ctx.device)  # summed on the device: no sync per batch
@@ -121,7 +122,7 @@ def flops_per_image(model: nn.Module, inputs: torch.Tensor, targets: torch.Tenso
 
 def run(params: Params, ctx: RunContext) -> None:
     model, (test_x, test_y, mean, std) = train(params, ctx)
-    trained.save(ctx.artifact("model.pt"), params.model, model, mean, std)
+    trained.save(ctx.artifact("model.pt"), params.model, test_x.shape[1], model, mean, std)
     signs = gradient_signs(model, test_x, test_y, mean, std)
     examples = {"labels": test_y[:EXAMPLES].cpu().numpy()}
     for eps in params.fgsm_eps:

@@ -1,5 +1,6 @@
 """The classifiers' networks, and a trained one read back from its run's ``model.pt``: what the
-suites that ``need`` an E6 classifier (autoencoder, gan) import, without the training loop."""
+suites that ``need`` a classifier (autoencoder, gan, layer maps) import, without the training
+loop."""
 
 from __future__ import annotations
 
@@ -10,22 +11,27 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlrepro.experiments.mnist_classifier import Model
-from dlrepro.experiments.nets import HANDOUT_CNN_HIDDEN, in_batches, mlp, mnist_cnn
+from dlrepro.experiments.nets import HANDOUT_CNN_HIDDEN, in_batches, mlp, mnist_cnn, resnet
 
 CRM_CNN_HIDDEN = 256  # the CRM slide's Linear(256, 256)
 # 001: 26 × 26 inputs (the border cropped), 676 → 16 → 16 → 10
 MLP_WIDTHS = [26 * 26, 16, 16, 10]
 
 
-def build(model: Model) -> nn.Module:
+def build(model: Model, channels: int = 1) -> nn.Module:
+    """The network, for images of ``channels`` colours (the ResNet's; the others' are grey)."""
+    if model == "resnet":
+        return resnet(channels)
     if model == "mlp":
         return nn.Sequential(nn.Flatten(), *mlp(MLP_WIDTHS))
     return mnist_cnn(HANDOUT_CNN_HIDDEN if model == "cnn_handout" else CRM_CNN_HIDDEN)
 
 
-def save(path: Path, model: Model, net: nn.Module, mean: float, std: float) -> None:
-    """What ``Trained`` reads back: the architecture's name, the weights, the normalisation."""
-    torch.save({"model": model, "state_dict": net.state_dict(), "mean": mean, "std": std}, path)
+def save(path: Path, model: Model, channels: int, net: nn.Module, mean: float,
+         std: float) -> None:
+    """What ``Trained`` reads back: the architecture, the weights, the normalisation."""
+    torch.save({"model": model, "channels": channels, "state_dict": net.state_dict(),
+                "mean": mean, "std": std}, path)
 
 
 class Trained:
@@ -34,7 +40,8 @@ class Trained:
 
     def __init__(self, path: Path, device: torch.device):
         saved = torch.load(path, map_location=device)
-        self.net = build(saved["model"]).to(device).eval()
+        self.model, self.channels = saved["model"], saved["channels"]
+        self.net = build(self.model, self.channels).to(device).eval()
         self.net.load_state_dict(saved["state_dict"])
         self.mean, self.std = saved["mean"], saved["std"]
 
