@@ -91,7 +91,7 @@ def _most_alike(spec: RunSpec, done: list[tuple[dict, float]]) -> list[float]:
         means = [sum(values) / len(values) for values in logs.values()]
         return max(means) - min(means)
 
-    names = sorted(spec.varied, key=spread, reverse=True)
+    names = sorted(spec.varied, key=spread, reverse=True) if done else []
     for depth in range(len(names), -1, -1):
         alike = [seconds for params, seconds in done
                  if all(params.get(name) == spec.params.get(name) for name in names[:depth])]

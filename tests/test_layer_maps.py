@@ -33,7 +33,7 @@ def test_knn_accuracy_is_100_on_separated_classes_and_chance_on_noise():
 def test_a_run_maps_every_layer_and_measures_it(network, mnist_dir, tmp_path, context):
     torch.manual_seed(0)
     (tmp_path / "classifier").mkdir()
-    trained.save(tmp_path / "classifier" / "model.pt", "cnn_handout", mnist_cnn(), 0.13, 0.31)
+    trained.save(tmp_path / "classifier" / "model.pt", "cnn_handout", 1, mnist_cnn(), 0.13, 0.31)
     ctx = context("layer_maps", data_dir=mnist_dir,
                   inputs={"classifier": tmp_path / "classifier"})
     torch.manual_seed(0)

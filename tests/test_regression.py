@@ -155,14 +155,16 @@ def test_a_suite_that_did_not_run_is_named_not_counted_missing(gradient_descent_
         (baselines / "smoke" / "xor.csv").unlink()
     out = capsys.readouterr().out
     assert out.startswith(f"comparing {results / 'smoke'} with {baselines / 'smoke'}: ran here: "
-                          "gradient_descent; did not run here: autoencoder, five_points, ")
+                          "gradient_descent; did not run here: autoencoder, cifar_maps, "
+                          "cifar_resnet, five_points, ")
     # Its values are not counted as missing: it is to be run, not its baseline refreshed; so is a
     # suite without a baseline that did not run here.
     assert "missing" not in out and "has no baseline" not in out and "refresh" not in out
     unrun = out.splitlines()[-2]
-    assert unrun.startswith("gate fails: autoencoder, five_points, ") and unrun.endswith(
-        ", xor: did not run here, so not compared"), out
-    assert out.splitlines()[-1].startswith("Run them: `dlrepro run autoencoder five_points ")
+    assert unrun.startswith("gate fails: autoencoder, cifar_maps, cifar_resnet, five_points, ")
+    assert unrun.endswith(", xor: did not run here, so not compared"), out
+    assert out.splitlines()[-1].startswith(
+        "Run them: `dlrepro run autoencoder cifar_maps cifar_resnet five_points ")
     assert out.splitlines()[-1].endswith(f" xor --profile smoke --results {results}`."), out
 
 

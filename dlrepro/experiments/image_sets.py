@@ -58,8 +58,8 @@ def images(name: str, root: Path | None, train: bool,
         import numpy as np
 
         folder = (root or DOWNLOAD_DIR) / CIFAR_FOLDER
-        batches = [pickle.loads((folder / file).read_bytes(), encoding="latin1")
-                   for file in (CIFAR_FILES[:-1] if train else CIFAR_FILES[-1:])]
+        files = CIFAR_FILES[:-1] if train else CIFAR_FILES[-1:]  # five training batches, a test
+        batches = [pickle.loads((folder / file).read_bytes(), encoding="latin1") for file in files]
         pixels = torch.from_numpy(np.concatenate([batch["data"] for batch in batches]))
         labels = torch.tensor([label for batch in batches for label in batch["labels"]])
         return pixels.view(-1, 3, 32, 32).to(device).float().div_(255), labels.to(device)

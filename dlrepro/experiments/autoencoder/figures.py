@@ -111,8 +111,9 @@ def _error_vs_d(finals: pd.DataFrame, ds: list[int], references: list[Approx],
                ylabel="MSE per pixel (pixels in [0, 1])", xscale="log", yscale="log")
     ax_conf.set(title="E6 classifier's confidence on α = 0.5 midpoints", xlabel="d",
                 ylabel="mean max-softmax", xscale="log")
-    # a d within 15 % of the next (30 beside 32) keeps its tick, not a label over the next one's
-    shown = [str(d) if i + 1 == len(ds) or ds[i + 1] > 1.15 * d else "" for i, d in enumerate(ds)]
+    shown = [str(d) for d in ds]
+    for i in range(len(ds) - 1):  # d = 30 beside 32: its tick, without a label over 32's
+        shown[i] *= ds[i + 1] > 1.15 * ds[i]
     for ax in (ax_mse, ax_conf):
         ax.set_xticks(ds, shown)
         ax.xaxis.set_minor_locator(NullLocator())
