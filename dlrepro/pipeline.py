@@ -129,8 +129,9 @@ def run(request: Request, say: Say) -> Outcome:
             from dlrepro.execute import record
 
             for spec in (spec for spec in todo if spec.run_id in left_out):
-                results.put(record(spec, error=left_out[spec.run_id], status=NOT_RUN,
-                                   started=datetime.now(timezone.utc)))
+                if (results.get(spec) or {}).get("error") != left_out[spec.run_id]:  # else: said
+                    results.put(record(spec, error=left_out[spec.run_id], status=NOT_RUN,
+                                       started=datetime.now(timezone.utc)))
         todo = [spec for spec in todo if spec.run_id not in left_out]
         expected = expected_times(todo, results, typical)
         for line in _foreseen(request, todo, expected, left_out):

@@ -150,13 +150,38 @@ def xor_smoke(tmp_path_factory) -> Path:
     return root
 
 
+def write_cifar(folder: Path, train: int = 500, test: int = 200) -> None:
+    """torchvision's CIFAR-10 layout under ``folder``, with ``train`` and ``test`` images: each
+    class a colour of its own under noise, so that there is something to learn."""
+    import pickle
+
+    import numpy as np
+
+    from dlrepro.data import CIFAR_FILES, CIFAR_FOLDER
+
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, (10, 3, 1))
+    (folder / CIFAR_FOLDER).mkdir(parents=True)
+    for name, size in zip(CIFAR_FILES, [train // 5] * 5 + [test]):
+        labels = rng.integers(0, 10, size)
+        pixels = np.clip(colours[labels] + rng.normal(0, 60, (size, 3, 1024)), 0, 255)
+        batch = {"data": pixels.astype(np.uint8).reshape(size, 3072), "labels": labels.tolist()}
+        (folder / CIFAR_FOLDER / name).write_bytes(pickle.dumps(batch))
+
+
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
-    """Every suite run at the smoke profile, once per test session: (results root, smoke folder)."""
+    """Every suite run at the smoke profile, once per test session, on the real MNIST sets and a
+    small CIFAR-10 written here: (results root, smoke folder)."""
     from dlrepro.cli import main
 
-    results = tmp_path_factory.mktemp("results")
-    assert main(["run", "--profile", "smoke", "--results", str(results)]) == 0
+    data, results = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("results")
+    mnist = Path(os.environ.get("DLREPRO_DATA_DIR", SHARED_DATA))
+    for name in ("MNIST", "FashionMNIST"):
+        (data / name).symlink_to(mnist / name)
+    write_cifar(data)
+    assert main(["run", "--profile", "smoke", "--results", str(results),
+                 "--data-dir", str(data)]) == 0
     return results, results / "smoke"
 
 

@@ -48,8 +48,8 @@ def test_a_figure_edit_redraws_and_reruns_nothing_a_computing_edit_reruns(tmp_pa
     assert _fingerprint(project, "autoencoder") == drawn["autoencoder"]  # its drawing untouched
     assert {suite: _run_ids(project, suite) for suite in runs} == runs
 
-    error_rate = "    return 100.0 * (predictions(model, x) != y).sum().item() / len(x)"
-    counted = ("    wrong = (predictions(model, x) != y).sum().item()\n"
+    error_rate = "    return 100.0 * (predictions(model.eval(), x) != y).sum().item() / len(x)"
+    counted = ("    wrong = (predictions(model.eval(), x) != y).sum().item()\n"
                "    return 100.0 * wrong / len(x)")
     edit(classifier / "run.py", (error_rate, counted))
     said = _dlrepro(project, "run", "mnist_cnn", "autoencoder", *data)

@@ -2,26 +2,11 @@
 why; with a few CIFAR-format batches the test writes (each class a colour of its own, so that
 there is something to learn), the ResNet trains, its layers are mapped and the claims are judged."""
 
-import pickle
-
-import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import dlrepro
-from dlrepro.data import CIFAR_FILES, CIFAR_FOLDER
-
-
-def write_cifar(folder, train: int = 500, test: int = 200) -> None:
-    """torchvision's CIFAR-10 layout under ``folder``, with ``train`` and ``test`` images."""
-    rng = np.random.default_rng(0)
-    colours = rng.integers(0, 256, (10, 3, 1))
-    (folder / CIFAR_FOLDER).mkdir(parents=True)
-    for name, size in zip(CIFAR_FILES, [train // 5] * 5 + [test]):
-        labels = rng.integers(0, 10, size)
-        pixels = np.clip(colours[labels] + rng.normal(0, 60, (size, 3, 1024)), 0, 255)
-        batch = {"data": pixels.astype(np.uint8).reshape(size, 3072), "labels": labels.tolist()}
-        (folder / CIFAR_FOLDER / name).write_bytes(pickle.dumps(batch))
+from conftest import dlrepro, write_cifar
+from dlrepro.data import CIFAR_FOLDER
 
 
 def test_without_cifar10_its_runs_are_not_run_and_each_claim_and_the_gate_say_why(tmp_path):
@@ -38,6 +23,11 @@ def test_without_cifar10_its_runs_are_not_run_and_each_claim_and_the_gate_say_wh
     claims = pd.read_csv(results / "quick" / "claims.csv")
     assert len(claims) == 4 and (claims["status"] == "not run").all()
     assert claims["reason"].str.startswith(why).all(), claims["reason"]
+    records = {p: p.stat().st_mtime_ns for p in (results / "quick" / "records").rglob("*.json")}
+    again = dlrepro("run", "cifar_maps", "--profile", "quick", "--data-dir", data,
+                    "--results", results)
+    assert again.returncode == 0 and f"not run: {why}" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in records} == records  # said once, not rewritten
     # the gate leaves it out, saying why; with nothing else here, nothing was compared
     gate = dlrepro("check", "cifar_maps", "--profile", "quick", "--results", results)
     assert f"cifar_maps: not compared, not run here: {why}" in gate.stderr
