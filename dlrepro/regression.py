@@ -13,7 +13,7 @@ from dlrepro import claims, devices, fidelity, tables
 from dlrepro.tables import CLAIMS_FILE, FIDELITY_FILE, KEY, STATS, Baselines
 from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
-from dlrepro.layout import NOT_RUN, Results
+from dlrepro.layout import Results
 from dlrepro.overrides import Override
 from dlrepro.project import baselines_dir, given, resolve, shipped
 from dlrepro.schema import Metric
@@ -227,7 +227,8 @@ def check(names: list[str], results: Path, profile: str, baseline_root: Path, al
     reasons = [f"baseline of {name} has no suite file {name}.toml"
                for name in baselines.suites() if not names and name not in known]
     runs, metrics = tables.load(folder)
-    ran = [s.name for s in suites if s.name in set(runs.loc[runs["status"] != NOT_RUN, "suite"])]
+    executed = set(tables.ran(runs)["suite"])  # once, not per suite
+    ran = [s.name for s in suites if s.name in executed]
     header = (f"comparing {folder.root} with {baselines.dir}: ran here: {', '.join(ran) or 'none'}"
               f"; did not run here: {', '.join(sorted(known - set(ran))) or 'none'}")
     costs = {row["suite"]: row for row in baselines.cost().to_dict("records")}

@@ -19,7 +19,7 @@ from dlrepro import claims as claim_results
 from dlrepro import fidelity, tables
 from dlrepro.files import atomic_write
 from dlrepro.experiments import plotting
-from dlrepro.layout import NOT_RUN, Results
+from dlrepro.layout import Results
 from dlrepro.machine import cpu_model
 from dlrepro.schema import Approx
 from dlrepro.suite import Suite
@@ -83,7 +83,7 @@ def page(results: Results, suites: list[Suite], claims: pd.DataFrame, published:
 
 def _suite(suite: Suite, claims: pd.DataFrame, runs: pd.DataFrame, metrics: pd.DataFrame,
            results: Results) -> dict:
-    m, mine = suite.model, runs[(runs["suite"] == suite.name) & (runs["status"] != NOT_RUN)]
+    m, mine = suite.model, tables.ran(runs[runs["suite"] == suite.name])
     verdicts = claims.loc[claims["suite"] == suite.name, "status"]
     labels = {spec.run_id: spec.label for spec in suite.runs(results.profile)}
     drawn = figures(suite, tables.joined(runs, metrics, suite.name), results)
@@ -124,7 +124,7 @@ def figures(suite: Suite, table: pd.DataFrame, results: Results) -> list[Path]:
 
 
 def _cost(runs: pd.DataFrame) -> list[dict]:
-    cost = runs[runs["status"] != NOT_RUN].groupby("suite").agg(
+    cost = tables.ran(runs).groupby("suite").agg(
         runs=("run_id", "size"), failed=("status", lambda s: int((s == "failed").sum())),
         wall_time_s=("wall_time_s", "sum"), energy_kwh=("energy_kwh", "sum"),
         co2_kg=("co2_kg", "sum"), device=("device", "first"))

@@ -77,6 +77,11 @@ def joined(runs: pd.DataFrame, metrics: pd.DataFrame, suite: str) -> pd.DataFram
     return metrics[metrics["suite"] == suite].merge(ok, on="run_id")
 
 
+def ran(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of runs that ran, ok or failed: not those left out for an absent data set."""
+    return runs[runs["status"] != NOT_RUN]
+
+
 def not_run(runs: pd.DataFrame, suite: str) -> dict[str, str]:
     """Why each run of the suite left out for its absent data set was not run, by run_id."""
     left_out = runs[(runs["suite"] == suite) & (runs["status"] == NOT_RUN)]
