@@ -2,7 +2,8 @@
 ``$DLREPRO_DATA_DIR``, else ``~/.cache/dlrepro/data``. MNIST and Fashion-MNIST (downloaded there,
 a published ``*-ubyte.gz`` unpacked beside itself): a missing or corrupt file (size, MD5) stops
 everything at once with the way to fix it. CIFAR-10, which only the t-SNE slide's second figure
-reads, is optional and never downloaded: where it is not, its runs are not run, saying why.
+reads, is optional and never downloaded: where it is not, its runs are not run, saying why;
+a broken batch of it is refused as a corrupt MNIST file is.
 ``experiments/image_sets.py`` loads them."""
 
 from __future__ import annotations
@@ -69,10 +70,13 @@ def folder_problem(root: Path | None) -> str | None:
 
 def verify(names: set[str], root: Path | None) -> None:
     """Refuse a named set's missing or corrupt file; without a data directory, download it first.
-    CIFAR-10 is ``absent``'s."""
+    CIFAR-10, optional, is ``absent``'s where it is not, checked here where it is."""
     problem = folder_problem(root)
     if problem:
         raise Refused(problem)
+    if CIFAR10 in names and not absent(names, root):
+        for train in (True, False):
+            cifar10(root, train)
     for name in sorted(names - {CIFAR10}):
         dataset = DATASETS[name]
         raw = (root or DOWNLOAD_DIR) / dataset.folder / "raw"
@@ -93,6 +97,35 @@ def absent(names: set[str], root: Path | None) -> dict[str, str]:
     return {CIFAR10: f"CIFAR-10 not found in {root} (torchvision's layout: {CIFAR_FOLDER}/"
                      f"{', '.join(CIFAR_FILES)}; torchvision.datasets.CIFAR10(DIR, "
                      "download=True) puts it there)"}
+
+
+def cifar10(root: Path | None, train: bool):
+    """CIFAR-10's training or test images as rows of 3 × 32 × 32 bytes, and their labels (numpy
+    arrays), read as torchvision's CIFAR10 reads its pickled batches. Refused: a batch that is not
+    one (checked before any run, as the grey sets' files are)."""
+    import pickle
+
+    import numpy as np
+
+    rows, labels = [], []
+    for file in CIFAR_FILES[:-1] if train else CIFAR_FILES[-1:]:  # five training batches, a test
+        path = (root or DOWNLOAD_DIR) / CIFAR_FOLDER / file
+        try:
+            batch = pickle.loads(path.read_bytes(), encoding="latin1")
+            rows.append(np.asarray(batch["data"]))
+            labels.append(np.asarray(batch["labels"], dtype=np.int64))
+            fits = (rows[-1].dtype == np.uint8 and rows[-1].shape == (len(labels[-1]), 3072)
+                    and len(labels[-1]) and 0 <= labels[-1].min() and labels[-1].max() <= 9)
+            problem = None if fits else "not rows of 3,072 bytes, each with a label from 0 to 9"
+        except OSError as err:
+            problem = f"unreadable ({err.strerror})"
+        except Exception as err:  # what a broken pickle raises varies: EOFError, KeyError, ...
+            problem = f"not a pickled CIFAR-10 batch ({type(err).__name__}: {err})"
+        if problem:
+            raise Refused(f"{path}: {problem}; replace it with the published file "
+                          f"(torchvision.datasets.CIFAR10(DIR, download=True)), or remove "
+                          f"{CIFAR_FOLDER} to leave CIFAR-10's runs out")
+    return np.concatenate(rows), np.concatenate(labels)
 
 
 def _unpack(packed: Path) -> None:

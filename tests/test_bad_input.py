@@ -3,6 +3,7 @@ the results folder untouched. One broken file per class, each derived from a val
 
 import http.server
 import os
+import pickle
 import socket
 import socketserver
 import threading
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_suite, edited, probe, write_suite
+from conftest import copy_suite, edited, probe, write_cifar, write_suite
 from dlrepro.cli import main
+from dlrepro.data import CIFAR_FOLDER
 from test_suite_files import VALID
 
 CLAIM = '[[claims]]\nid = "c"\ntext = "t"\n'
@@ -445,3 +447,19 @@ def test_cifar10s_bad_settings_are_refused(suite, settings, words, tmp_path, cap
     err = refused(["run", suite, "--profile", "smoke", *sets, "--results", str(results)], capsys,
                   results)
     assert f"{suite}.toml: --set " in err and words in err, err
+
+
+@pytest.mark.parametrize("file, damage, words", [
+    ("data_batch_3", lambda _: b"", "not a pickled CIFAR-10 batch (EOFError"),
+    ("test_batch", lambda batch: batch[:-100], "not a pickled CIFAR-10 batch"),
+    ("test_batch", lambda _: pickle.dumps({"data": [[0] * 3072], "labels": [10]}),
+     "not rows of 3,072 bytes, each with a label from 0 to 9"),
+], ids=["empty", "truncated", "not images"])
+def test_a_broken_cifar10_batch_is_refused_before_any_run(file, damage, words, tmp_path, capsys):
+    write_cifar(tmp_path / "data", train=50, test=20)
+    path = tmp_path / "data" / CIFAR_FOLDER / file
+    path.write_bytes(damage(path.read_bytes()))
+    results = tmp_path / "results"
+    err = refused(["run", "cifar_resnet", "--profile", "smoke", "--data-dir",
+                   str(tmp_path / "data"), "--results", str(results)], capsys, results)
+    assert f"{path}: {words}" in err and "replace it with the published file" in err, err

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from dlrepro.data import (CIFAR10, CIFAR_FILES, CIFAR_FOLDER, DATASETS, DOWNLOAD_DIR,
-                          GreySet)
+from dlrepro.data import CIFAR10, DATASETS, DOWNLOAD_DIR, GreySet, cifar10
 from dlrepro.experiment import Params
 
 if TYPE_CHECKING:
@@ -52,17 +51,10 @@ def images(name: str, root: Path | None, train: bool,
     import torch
     from torchvision import datasets
 
-    if name == CIFAR10:  # its pickled batches, as torchvision's CIFAR10 reads them
-        import pickle
-
-        import numpy as np
-
-        folder = (root or DOWNLOAD_DIR) / CIFAR_FOLDER
-        files = CIFAR_FILES[:-1] if train else CIFAR_FILES[-1:]  # five training batches, a test
-        batches = [pickle.loads((folder / file).read_bytes(), encoding="latin1") for file in files]
-        pixels = torch.from_numpy(np.concatenate([batch["data"] for batch in batches]))
-        labels = torch.tensor([label for batch in batches for label in batch["labels"]])
-        return pixels.view(-1, 3, 32, 32).to(device).float().div_(255), labels.to(device)
+    if name == CIFAR10:
+        rows, labels = cifar10(root, train)
+        pixels = torch.from_numpy(rows).view(-1, 3, 32, 32)
+        return pixels.to(device).float().div_(255), torch.from_numpy(labels).to(device)
     loader = getattr(datasets, DATASETS[name].folder)
     loaded = loader(root or DOWNLOAD_DIR, train=train, download=False)
     return loaded.data.to(device).unsqueeze(1).float().div_(255), loaded.targets.to(device)
