@@ -213,8 +213,8 @@ def test_a_node_lost_mid_sweep_loses_no_run_and_duplicates_none(cluster_to_break
     """The first node seen running a group is killed: its runs are retried on the other nodes (a
     retry counted against max_retries) and the tables are those of a sweep without the fault."""
     cluster = cluster_to_break
-    # Three groups, two of them long enough (a second or so) to be caught running; without the
-    # claims that select the runs cut.
+    # Three groups, two of them long enough (a second or so) to be caught running most often;
+    # without the claims that select the runs cut.
     suite = copy_suite("xor", tmp_path, old='model = ["perceptron", "logistic"]',
                        new='model = ["logistic"]')
     text = suite.read_text().replace("{ epochs = 30 }", "{ epochs = 2000 }")
@@ -232,7 +232,8 @@ def test_a_node_lost_mid_sweep_loses_no_run_and_duplicates_none(cluster_to_break
     # its worker processes may outlive the raylet by a moment and hand in the group they finish
     lost_at = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=5)).isoformat()
     _, err = finished(driver)
-    assert "its worker died running xor [model=logistic" in err and "retry 1/2" in err, err
+    # whichever group the node held: a logistic one, or on a fast machine the 0.0 s neuron
+    assert re.search(r"its worker died running xor \[.+\] seed 0; retry 1/2 ran it", err), err
     runs = pd.read_parquet(results / "smoke" / "runs.parquet")
     specs = [spec.run_id for spec in load(suite).runs("smoke")]
     assert sorted(runs["run_id"]) == sorted(specs)  # complete, none twice
