@@ -92,7 +92,7 @@ def absent(names: set[str], root: Path | None) -> dict[str, str]:
     """Why each optional set among ``names`` cannot be read (CIFAR-10; none: it can). Never
     downloaded: 170 MB for one figure is the user's to fetch."""
     root = root or DOWNLOAD_DIR
-    if CIFAR10 not in names or all((root / CIFAR_FOLDER / f).is_file() for f in CIFAR_FILES):
+    if CIFAR10 not in names or (root / CIFAR_FOLDER).is_dir():  # a batch missing: ``verify``'s
         return {}
     return {CIFAR10: f"CIFAR-10 not found in {root} (torchvision's layout: {CIFAR_FOLDER}/"
                      f"{', '.join(CIFAR_FILES)}; torchvision.datasets.CIFAR10(DIR, "
@@ -112,11 +112,15 @@ def cifar10(root: Path | None, train: bool):
         path = (root or DOWNLOAD_DIR) / CIFAR_FOLDER / file
         try:
             batch = pickle.loads(path.read_bytes(), encoding="latin1")
+            # the published batches' keys read as str; a batch pickled by Python 3 may have bytes
+            batch = {key.decode() if isinstance(key, bytes) else key: batch[key] for key in batch}
             rows.append(np.asarray(batch["data"]))
             labels.append(np.asarray(batch["labels"], dtype=np.int64))
             fits = (rows[-1].dtype == np.uint8 and rows[-1].shape == (len(labels[-1]), 3072)
                     and len(labels[-1]) and 0 <= labels[-1].min() and labels[-1].max() <= 9)
             problem = None if fits else "not rows of 3,072 bytes, each with a label from 0 to 9"
+        except FileNotFoundError:
+            problem = "missing"
         except OSError as err:
             problem = f"unreadable ({err.strerror})"
         except Exception as err:  # what a broken pickle raises varies: EOFError, KeyError, ...

@@ -81,6 +81,8 @@ class Suite:
     specs: dict[str, list[RunSpec]] = field(default_factory=dict)  # by profile, filled on load
     only: dict[str, list] = field(default_factory=dict)  # ``--only``: the values kept, by key
     swept: tuple[str, ...] = ()  # parameters a ``--set`` list sweeps (claims must fix them)
+    # by profile: an override that profile cannot take (another can), said when it is run
+    refused: dict[str, Refused] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -96,6 +98,8 @@ class Suite:
 
     def runs(self, profile: str) -> list[RunSpec]:
         """Grid × seeds of one profile, in a stable order; with ``--only``, those it keeps."""
+        if profile in self.refused:
+            raise self.refused[profile]
         return [spec for spec in self.specs[profile] if matches(spec.params, self.only)]
 
     def refuse_unknown(self, key: str, name: str, of: Suite | None = None) -> None:
@@ -117,12 +121,17 @@ def load(path: Path | str, overrides: list[Override] = (), only: list[Override] 
         try:  # the file itself is sound: whatever fails now is the overrides' doing
             suite = _load(Path(path), list(overrides), {})
         except Refused as err:
-            blamed = [key for key, _ in overrides if key in err.key.split(".")]
-            keys = blamed or [key for key, _ in overrides]
-            raise Refused(path, named(Verb.SET, keys), err.reason) from None
+            raise _blamed(err, path, overrides) from None
+        suite.refused.update({p: _blamed(err, path, overrides) for p, err in suite.refused.items()})
         swept = [key for key, value in overrides if sweeps(suite.model.experiment, key, value)]
         suite = dataclasses.replace(suite, swept=tuple(swept))
     return select(suite, only) if only else suite
+
+
+def _blamed(err: Refused, path: Path | str, overrides: list[Override]) -> Refused:
+    """An override's refusal, naming the ``--set`` keys to blame (all of them if none is named)."""
+    keys = [key for key, _ in overrides if key in err.key.split(".")]
+    return Refused(path, named(Verb.SET, keys or [key for key, _ in overrides]), err.reason)
 
 
 def _load(path: Path, overrides: list[Override], loaded: dict[Path, Suite],
@@ -185,7 +194,14 @@ def _build(path: Path, model: SuiteModel, producers: dict[str, Suite], check_cla
     suite = Suite(path, model, experiment, producers)
     _check_names(suite)
     for profile in PROFILES:
-        suite.specs[profile] = _expand(suite, profile, check_repeats=check_claims)
+        try:
+            suite.specs[profile] = _expand(suite, profile, check_repeats=check_claims)
+        except Refused as err:
+            if check_claims:  # the file's own mistake
+                raise
+            suite.refused[profile] = err  # an override's: refused where that profile is run
+    if len(suite.refused) == len(PROFILES):
+        raise next(iter(suite.refused.values()))
     for profile in PROFILES if check_claims else ():
         _check_claims(suite, profile)
     return suite

@@ -166,6 +166,8 @@ def write_cifar(folder: Path, train: int = 500, test: int = 200) -> None:
         labels = rng.integers(0, 10, size)
         pixels = np.clip(colours[labels] + rng.normal(0, 60, (size, 3, 1024)), 0, 255)
         batch = {"data": pixels.astype(np.uint8).reshape(size, 3072), "labels": labels.tolist()}
+        if name == "test_batch":  # its keys as bytes, as a batch pickled by Python 3 may have them
+            batch = {key.encode(): value for key, value in batch.items()}
         (folder / CIFAR_FOLDER / name).write_bytes(pickle.dumps(batch))
 
 

@@ -454,12 +454,26 @@ def test_cifar10s_bad_settings_are_refused(suite, settings, words, tmp_path, cap
     ("test_batch", lambda batch: batch[:-100], "not a pickled CIFAR-10 batch"),
     ("test_batch", lambda _: pickle.dumps({"data": [[0] * 3072], "labels": [10]}),
      "not rows of 3,072 bytes, each with a label from 0 to 9"),
-], ids=["empty", "truncated", "not images"])
+    ("data_batch_5", None, "missing"),
+], ids=["empty", "truncated", "not images", "missing"])
 def test_a_broken_cifar10_batch_is_refused_before_any_run(file, damage, words, tmp_path, capsys):
     write_cifar(tmp_path / "data", train=50, test=20)
     path = tmp_path / "data" / CIFAR_FOLDER / file
-    path.write_bytes(damage(path.read_bytes()))
+    if damage:
+        path.write_bytes(damage(path.read_bytes()))
+    else:
+        path.unlink()
     results = tmp_path / "results"
     err = refused(["run", "cifar_resnet", "--profile", "smoke", "--data-dir",
                    str(tmp_path / "data"), "--results", str(results)], capsys, results)
     assert f"{path}: {words}" in err and "replace it with the published file" in err, err
+
+
+def test_an_override_is_refused_only_at_the_profiles_that_cannot_take_it(tmp_path, capsys):
+    """perplexity 100 needs 301 points: smoke maps 200, quick 2,000."""
+    results = tmp_path / "results"
+    err = refused(["run", "layer_maps", "--profile", "smoke", "--set", "perplexity=100",
+                   "--dry-run", "--results", str(results)], capsys, results)
+    assert "layer_maps.toml: --set perplexity: must be at most (points − 1) / 3 = 66.3333" in err
+    assert main(["run", "layer_maps", "--profile", "quick", "--set", "perplexity=100",
+                 "--dry-run", "--results", str(results)]) == 0
