@@ -112,8 +112,8 @@ def cifar10(root: Path | None, train: bool):
         path = (root or DOWNLOAD_DIR) / CIFAR_FOLDER / file
         try:
             batch = pickle.loads(path.read_bytes(), encoding="latin1")
-            # the published batches' keys read as str; a batch pickled by Python 3 may have bytes
-            batch = {key.decode() if isinstance(key, bytes) else key: batch[key] for key in batch}
+            if b"data" in batch:  # pickled by Python 3 with bytes keys (the published read as str)
+                batch = {"data": batch[b"data"], "labels": batch[b"labels"]}
             rows.append(np.asarray(batch["data"]))
             labels.append(np.asarray(batch["labels"], dtype=np.int64))
             fits = (rows[-1].dtype == np.uint8 and rows[-1].shape == (len(labels[-1]), 3072)
