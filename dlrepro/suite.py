@@ -81,8 +81,7 @@ class Suite:
     specs: dict[str, list[RunSpec]] = field(default_factory=dict)  # by profile, filled on load
     only: dict[str, list] = field(default_factory=dict)  # ``--only``: the values kept, by key
     swept: tuple[str, ...] = ()  # parameters a ``--set`` list sweeps (claims must fix them)
-    # by profile: an override that profile cannot take (another can), said when it is run
-    refused: dict[str, Refused] = field(default_factory=dict)
+    refused: dict[str, Refused] = field(default_factory=dict)  # an override a profile can't take
 
     @property
     def name(self) -> str:
