@@ -49,7 +49,7 @@ class Request:
     runner: LocalRunner | RayRunner
     results: Results
     data_dir: Path | None = None
-    cluster: str | None = None  # --address, else the runner file's; None: $RAY_ADDRESS, embedded
+    cluster: str | None = None  # Ray's: --address, the runner file's, $RAY_ADDRESS; None: embedded
     device: DeviceChoice = DeviceChoice.AUTO
 
     @property
@@ -97,10 +97,9 @@ def prepare(names: list[str], profile: str, runner: str = "local", *,
     problem = devices.unavailable(device)
     if problem:
         raise Refused(problem)
-    if isinstance(config, RayRunner):
-        check_ray_use(address, config.address, results)
+    cluster = check_ray_use(address, config.address, results) if isinstance(
+        config, RayRunner) else None
     folder.ensure_writable()
-    cluster = address or getattr(config, "address", None)
     return Request(suites, profile, config, folder, data_dir(data), cluster, device)
 
 
@@ -286,8 +285,7 @@ def _device(specs: list[RunSpec], request: Request) -> str:
     """Where runs would execute: this machine's GPU or CPU and threads, or Ray and a run's share."""
     cpus, gpus = max(s.resources.cpus for s in specs), max(s.resources.gpus for s in specs)
     if isinstance(request.runner, RayRunner):
-        cluster = (request.cluster or os.environ.get("RAY_ADDRESS")
-                   or "an embedded instance on this machine")
+        cluster = request.cluster or "an embedded instance on this machine"
         return f"Ray ({cluster}), {cpus} CPU(s) and {gpus:g} GPU(s) a run"
     device = devices.resolve(request.device, reads_data=bool(datasets_read(specs)))
     return devices.describe(device, min(cpus, os.cpu_count() or 1))
@@ -310,14 +308,12 @@ def claims(names: list[str], results: Path, profile: str, say: Say,
            overrides: list[Override] = (), only: list[Override] = ()) -> Claims:
     """The claims of the named suites (none: the folder's), evaluated afresh; nothing written."""
     from dlrepro import claims as verdicts
-    from dlrepro import tables
+    from dlrepro import fidelity, tables
 
     folder = folder_with_results(results, profile, overrides, only, names)
     runs, metrics = tables.load(folder)
-    suites, found = covered(names, folder, set(runs["suite"]), overrides, only, say), []
-    for suite in suites:
-        found += verdicts.evaluate(suite, tables.joined(runs, metrics, suite.name), profile,
-                                   tables.not_run(runs, suite.name))
+    suites = covered(names, folder, set(runs["suite"]), overrides, only, say)
+    found, _ = fidelity.evaluated(suites, runs, metrics, profile)
     return Claims(verdicts.table(found), unrun(suites, runs))
 
 

@@ -232,7 +232,6 @@ def plan_on_cluster(specs: list[RunSpec], *, address: str | None, num_cpus: int 
     """What the specs would take on the cluster at ``address`` (connected to, nothing run), or on
     an embedded instance of this machine's CPUs (not started): lines for a person, how many runs
     of each shape it holds at once, and why it cannot run them (else None)."""
-    address = address or os.environ.get("RAY_ADDRESS")
     if address:
         with _connected(address, None):
             nodes = live_nodes()
@@ -261,8 +260,7 @@ def live_nodes() -> dict[str, dict]:
 
 @contextmanager
 def _connected(address: str | None, num_cpus: int | None) -> Iterator[str]:
-    """Connect to ``address`` (or $RAY_ADDRESS), else start an embedded instance; leave as found."""
-    address = address or os.environ.get("RAY_ADDRESS")
+    """Connect to the cluster at ``address``, else start an embedded instance; leave as found."""
     # ray.init makes SIGTERM a bare sys.exit; the command's own handler, put back, stops the
     # sweep as Ctrl-C does (`ray job stop` sends SIGTERM, and SIGKILL 3 s later).
     on_sigterm = signal.getsignal(signal.SIGTERM)

@@ -47,12 +47,13 @@ def load_runner(name: str) -> LocalRunner | RayRunner:
 IN_A_RAY_JOB = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 
-def check_ray_use(given: str | None, configured: str | None, results: Path) -> None:
-    """Refuse what would send the Ray runner astray: the job server's address for the cluster's,
-    results written into a job's temporary copy of the checkout."""
-    sources = [("--address", given), ("address in runners/ray.toml", configured)]
-    source, address = next(((s, a) for s, a in sources if a and a != "auto"),
-                           ("$RAY_ADDRESS", os.environ.get("RAY_ADDRESS")))  # as ray.init reads
+def check_ray_use(given: str | None, configured: str | None, results: Path) -> str | None:
+    """The address the Ray runner connects to (None: an embedded instance), refused where it would
+    send the runner astray: the job server's address for the cluster's, results written into a
+    job's temporary copy of the checkout."""
+    sources = [("--address", given), ("address in runners/ray.toml", configured),
+               ("$RAY_ADDRESS", os.environ.get("RAY_ADDRESS"))]  # in ray.init's order
+    source, address = next(((s, a) for s, a in sources if a), ("", None))
     if address and address.startswith(("http://", "https://")):
         raise Refused(f"{source} {address}: the runner takes the cluster's HOST:PORT, without "
                       "a scheme (the head's port 6379); an http:// address is the job "
@@ -63,6 +64,7 @@ def check_ray_use(given: str | None, configured: str | None, results: Path) -> N
         raise Refused(f"--results {results}: in a Ray job this is inside the job's temporary "
                       "working directory, removed when the job ends; give an absolute path on "
                       "the head")
+    return address
 
 
 def _answering(source: str, address: str) -> None:
@@ -94,7 +96,7 @@ def run(specs: list[RunSpec], results: Results, config: LocalRunner | RayRunner,
         device: DeviceChoice = DeviceChoice.AUTO) -> None:
     """Run the specs with the configured runner; every finished record is stored before
     ``on_record``. ``expected``: each run's likely wall time, for the ETA; ``device``: the local
-    runner's (on Ray, always the rule of ``devices``); ``address``: ``Request.cluster``."""
+    runner's (on Ray, always the rule of ``devices``); ``address``: the cluster's, else None."""
     with RunProgress(specs, expected or {}) as progress:
         if isinstance(config, LocalRunner):
             return run_local(specs, results, config, data_dir=data_dir, on_record=on_record,
