@@ -55,7 +55,7 @@ def execute(specs: list[RunSpec], *, meter: EnergyMeter, artifact_dir: Callable[
     if error is None:
         for ctx in ctxs:
             for then in ctx.with_energy:
-                then(shared["energy_kwh"])
+                then(shared)
     described = devices.describe(on.type, torch.get_num_threads())
     return [record(spec, error=error, started=started, wall_time_s=elapsed * share,
                    batch_size=len(specs), device=described, energy=shared,

@@ -59,6 +59,8 @@ METRICS = {
     "kwh_per_pfs_day": Metric(better="lower", description="the run's measured energy per "
                               "petaflop/s-day of its training FLOPs (evaluation and FGSM not "
                               "counted: an upper bound); derived by dlrepro", timing=True),
+    "processor_kwh_per_pfs_day": Metric(better="lower", description="kwh_per_pfs_day of the CPU's "
+                                        "and GPU's energy alone (the RAM's left out)", timing=True),
     "parameters": Metric(better="two-sided", tolerance=0),
     "fgsm_accuracy": Metric(better="higher", description="% test accuracy under FGSM; step = ε in "
                             "thousandths", tolerance=2),

@@ -69,7 +69,7 @@ def train(params: Params, ctx: RunContext) -> tuple[nn.Module, tuple]:
     batch = slice(0, params.batch_size)
     work = flops_per_image(model, inputs[batch], train_y[batch]) * len(inputs) * params.epochs
     ctx.log("train_flops", work)
-    ctx.with_energy.append(lambda kwh: _energy_per_work(ctx, kwh, work))
+    ctx.with_energy.append(lambda energy: _energy_per_work(ctx, energy, work))
     optimizer = torch.optim.SGD(model.parameters(), lr=params.lr, momentum=params.momentum)
     clock = EpochClock(ctx)
     for epoch in range(1, params.epochs + 1):
@@ -102,11 +102,15 @@ def train(params: Params, ctx: RunContext) -> tuple[nn.Module, tuple]:
 PFS_DAY = 1e15 * 86_400  # FLOP in a petaflop/s-day
 
 
-def _energy_per_work(ctx: RunContext, kwh: float, work: float) -> None:
+def _energy_per_work(ctx: RunContext, energy: dict[str, float], work: float) -> None:
     """002: "1 petaflop/s-day ≈ 100 GPUs for a day ≈ 500 kWh", this run's own figure from the
-    energy measured around it (known once the run is over)."""
-    if math.isfinite(kwh) and kwh > 0 and work > 0:
-        ctx.log("kwh_per_pfs_day", kwh * PFS_DAY / work)
+    energy measured around it (known once the run is over): in all, and of the processors alone
+    (without RAPL the RAM's share is a flat estimate that does not follow the work)."""
+    processors = energy["energy_cpu_kwh"] + energy["energy_gpu_kwh"]
+    for metric, kwh in (("kwh_per_pfs_day", energy["energy_kwh"]),
+                        ("processor_kwh_per_pfs_day", processors)):
+        if math.isfinite(kwh) and kwh > 0 and work > 0:
+            ctx.log(metric, kwh * PFS_DAY / work)
 
 
 def flops_per_image(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
