@@ -68,9 +68,9 @@ class RunContext:
     declared: frozenset[str]
     inputs: dict[str, Path] = field(default_factory=dict)  # ``needs``: name -> the producer's files
     metrics: list[dict] = field(default_factory=list)
-    # Called with the run's energy columns (``energy.READINGS``: kWh in all and by part) once it
-    # is over and measured: a figure per kWh.
-    with_energy: list[Callable[[dict[str, float]], None]] = field(default_factory=list)
+    # Called with the run's energy columns (``energy.READINGS``: kWh in all and by part, and
+    # ``energy_method``) once it is over and measured: a figure per kWh.
+    with_energy: list[Callable[[dict[str, float | str]], None]] = field(default_factory=list)
 
     def log(self, metric: str, value: float, step: int | None = None) -> None:
         """An undeclared name or a NaN / infinite value fails the run here."""

@@ -102,7 +102,7 @@ def train(params: Params, ctx: RunContext) -> tuple[nn.Module, tuple]:
 PFS_DAY = 1e15 * 86_400  # FLOP in a petaflop/s-day
 
 
-def _energy_per_work(ctx: RunContext, energy: dict[str, float], work: float) -> None:
+def _energy_per_work(ctx: RunContext, energy: dict[str, float | str], work: float) -> None:
     """002: "1 petaflop/s-day ≈ 100 GPUs for a day ≈ 500 kWh", this run's own figure from the
     energy measured around it (known once the run is over): in all, and of the processors alone
     (without RAPL the RAM's share is a flat estimate that does not follow the work)."""
