@@ -64,7 +64,7 @@ class ClaimResult(BaseModel):
     right_values: Numbers = ()  # compare: the right side reduced, at the same `at`
     op: Annotated[str | None, Blank] = None  # threshold, compare; monotone: each value vs next
     target: Numbers = ()  # threshold, approx: the value, or one per element
-    tolerance: MaybeNumber = None  # approx: absolute
+    tolerance: MaybeNumber = None  # approx: absolute; monotone: the step back taken as a tie
     rel_tolerance: MaybeNumber = None  # approx: relative to each target
     factor: MaybeNumber = None  # compare: left op factor × right
     left: Annotated[dict, Json] = {}  # compare: the two selections
@@ -241,7 +241,9 @@ def _measure(claim: ClaimBase, sides: list[pd.DataFrame]) -> tuple[bool | None, 
         ), found
     if isinstance(claim, Monotone):
         op = MONOTONE_OPS[claim.direction, claim.strict]
-        return (all(OPS[op](a, b) for a, b in pairwise(got)) if len(got) >= 2 else None), found
+        back = (claim.tolerance or 0.0) * (1 if claim.direction == "increasing" else -1)
+        return (all(OPS[op](a - back, b) for a, b in pairwise(got)) if len(got) >= 2
+                else None), found
     if isinstance(claim, Compare):
         return all(OPS[claim.op](a, claim.factor * b) for a, b in zip(got, against)), found
     return OPS[claim.op](got[0], claim.value), found

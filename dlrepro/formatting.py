@@ -122,7 +122,8 @@ def describe(r: ClaimResult) -> tuple[str, str]:
         got, expected = _describe_approx(r)
     elif r.kind == "monotone":
         got = ", ".join(f"{r.along}={key}: {number(v)}" for key, v in zip(r.at, r.values))
-        expected = f"{TRENDS[r.op]} along {r.along}"
+        expected = f"{TRENDS[r.op]} along {r.along}" + (
+            f" (a step back of at most {published(r.tolerance)} a tie)" if r.tolerance else "")
     else:
         got, expected = _describe_compare(r)
     return r.reason or got or "nothing: none of its runs finished", expected

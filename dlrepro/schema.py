@@ -199,6 +199,7 @@ class Monotone(ClaimBase):
     over: str
     direction: Literal["increasing", "decreasing"]
     strict: bool = True
+    tolerance: float | None = Field(None, ge=0)  # a step back of at most this is a tie: noise
 
 
 class Compare(ClaimBase):

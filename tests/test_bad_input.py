@@ -428,7 +428,7 @@ def test_a_bad_range_is_refused_naming_set_and_its_key(value, words, tmp_path, c
 ], ids=["more points than test images", "perplexity t-SNE cannot take", "no such layer"])
 def test_e10s_bad_parameters_are_refused(smoke, key, words, tmp_path, capsys):
     copy_suite("mnist_cnn", tmp_path, claims=False)
-    path = copy_suite("layer_maps", tmp_path, ("parameters = { points = 200 }",
+    path = copy_suite("layer_maps", tmp_path, ("parameters = { points = 1000 }",
                                                f"parameters = {{ {smoke} }}"))
     results = tmp_path / "results"
     err = refused(["run", str(path), "--profile", "smoke", "--results", str(results)], capsys,
@@ -470,10 +470,10 @@ def test_a_broken_cifar10_batch_is_refused_before_any_run(file, damage, words, t
 
 
 def test_an_override_is_refused_only_at_the_profiles_that_cannot_take_it(tmp_path, capsys):
-    """perplexity 100 needs 301 points: smoke maps 200, quick 2,000."""
+    """perplexity 400 needs 1,201 points: smoke maps 1,000, quick 2,000."""
     results = tmp_path / "results"
-    err = refused(["run", "layer_maps", "--profile", "smoke", "--set", "perplexity=100",
+    err = refused(["run", "layer_maps", "--profile", "smoke", "--set", "perplexity=400",
                    "--dry-run", "--results", str(results)], capsys, results)
-    assert "layer_maps.toml: --set perplexity: must be at most (points − 1) / 3 = 66.3333" in err
-    assert main(["run", "layer_maps", "--profile", "quick", "--set", "perplexity=100",
+    assert "layer_maps.toml: --set perplexity: must be at most (points − 1) / 3 = 333" in err
+    assert main(["run", "layer_maps", "--profile", "quick", "--set", "perplexity=400",
                  "--dry-run", "--results", str(results)]) == 0

@@ -76,6 +76,20 @@ def test_monotone():
     assert check({**base, "metric": "loss", "over": "step", "direction": "decreasing"})
 
 
+def test_a_monotone_tolerance_takes_a_small_step_back_as_a_tie():
+    """mse of the CNN along H: 0.32, 0.10, 0.01, steps back of 0.22 and 0.09 if increasing."""
+    rising = {"id": "m", "text": "", "kind": "monotone", "metric": "mse", "over": "H",
+              "where": {"model": "cnn"}, "direction": "increasing", "strict": False}
+    assert check({**rising, "tolerance": 0.25})
+    assert not check({**rising, "tolerance": 0.2})
+    falling = {**rising, "direction": "decreasing", "metric": "loss", "over": "step", "where": {}}
+    bump = table([("a", 0, 10, "cnn", "loss", 1, 3.0), ("a", 0, 10, "cnn", "loss", 2, 3.1)])
+    assert holds(check_claim(claim({**falling, "tolerance": 0.2}), bump))
+    assert not holds(check_claim(claim({**falling, "tolerance": 0.05}), bump))
+    result = check_claim(claim({**rising, "tolerance": 0.25}), T)
+    assert describe(result)[1] == "increasing along H (a step back of at most 0.25 a tie)"
+
+
 def test_compare_at_every_value_of_by():
     base = {"id": "c", "text": "", "kind": "compare", "metric": "mse", "left": {"model": "cnn"},
             "right": {"model": "pca"}}

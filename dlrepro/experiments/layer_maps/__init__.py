@@ -74,13 +74,15 @@ datasets = image_sets.datasets
 
 SEPARATION = ("held-out accuracy (%) of a 10-nearest-neighbour classifier fitted on the even-"
               "numbered points, scored on the odd; step = layer (0 the input)")
+# The maps' tolerances cover their spread over seeds, which another CPU's rounding also draws
+# from (docs/tsne.md); the layer's own space is computed alike everywhere.
 METRICS = {
-    "map_knn_accuracy": Metric(better="higher", tolerance=3.0,
+    "map_knn_accuracy": Metric(better="higher", tolerance=5.0,
                                description=f"on the t-SNE map: {SEPARATION}"),
     "space_knn_accuracy": Metric(better="higher", tolerance=3.0,
                                  description=f"in the layer's own space: {SEPARATION}"),
     "separation_gain": Metric(
-        better="two-sided", tolerance=4.0,
+        better="two-sided", tolerance=5.0,
         description="map_knn_accuracy at the last layer minus at the input, in points"),
     "tsne_time_s": Metric(better="lower", timing=True),
 }
