@@ -3,10 +3,10 @@ machine can do, in one run, side by side. The reference is the FLOP rate of a la
 product (float32) on the same threads; a step's FLOPs are torch's FlopCounterMode count of its
 forward and backward (the optimiser's element-wise update is not counted, so the fractions are
 slightly low). Each step in PyTorch's default memory layout is also timed with the well-known
-speed-ups: channels-last memory (what the classifiers now run in) and torch.compile (the
-optimiser step stays eager); and an evaluation pass (the handout CNN over the 10,000 test
-digits, in slices of 1,000) under no_grad against inference_mode (what the runs now use) and
-larger slices. Real MNIST batches, in order; E10 trains nothing of its own (it reads E6's CNN).
+speed-ups: channels-last memory (the classifiers' layout) and torch.compile (the optimiser
+step stays eager); and an evaluation pass (the handout CNN, in the runs' layout, over the 10,000
+test digits in slices of 1,000) under no_grad against inference_mode (``nets.in_batches``'s)
+and larger slices. Real MNIST batches, in order; E10 trains nothing of its own (it reads E6's CNN).
 
     python benchmarks/step_efficiency.py [--threads 2] [--seconds 3] [--device cpu|cuda]
 """

@@ -20,8 +20,8 @@ MLP_WIDTHS = [26 * 26, 16, 16, 10]
 
 def build(model: Model, channels: int = 1) -> nn.Module:
     """The network, for images of ``channels`` colours (the ResNet's; the others' are grey).
-    Convolutions' weights are channels-last: their steps run 1.2-1.5× faster on a CPU
-    (docs/performance.md)."""
+    Convolutions' weights are channels-last: the handout CNN's steps run 1.3-1.5× faster on the
+    CPUs measured, the CRM CNN's 0.95-1.5× by batch size and CPU (docs/performance.md)."""
     if model == "mlp":
         return nn.Sequential(nn.Flatten(), *mlp(MLP_WIDTHS))
     net = resnet(channels) if model == "resnet" else \
