@@ -42,7 +42,10 @@ EVENTS = {"open", "os.listdir", "os.scandir", "os.mkdir", "os.rename", "os.remov
 
 def refuse_driver_paths(event, args):
     if event in EVENTS and isinstance(args[0], (str, bytes, os.PathLike)):
-        path = os.path.abspath(os.fsdecode(args[0]))
+        try:
+            path = os.path.abspath(os.fsdecode(args[0]))
+        except FileNotFoundError:  # a relative path in a working directory removed meanwhile
+            return  # (the simulated nodes share one session folder: one's cleanup is all's)
         if path == DRIVER_ONLY or path.startswith(DRIVER_ONLY + os.sep):
             raise FileNotFoundError(2, "not on this node: it shares no disk with the driver", path)
 
