@@ -2,12 +2,19 @@
 tiny models of the other suites, whose steps are microseconds of arithmetic, on the CPU, where a
 GPU's launch latency cannot slow them. ``--device`` says otherwise for the local runner; on Ray a
 run computes on the GPU its resources got it, by the same rule. Torch is imported only to look for
-a GPU, or to name one."""
+a GPU, or to name one. Also the machine a result was measured on (``host_info``)."""
 
 from __future__ import annotations
 
+import functools
+import platform
+import socket
+import subprocess
 from argparse import ArgumentTypeError
 from enum import StrEnum
+from pathlib import Path
+
+import dlrepro
 
 
 class DeviceChoice(StrEnum):
@@ -57,6 +64,33 @@ def describe(device: str, threads: int) -> str:
         import torch
 
         return f"cuda: {torch.cuda.get_device_name()}"
-    from dlrepro.machine import cpu_model
-
     return f"cpu: {cpu_model()}, {threads} thread(s)"
+
+
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's marketing name (Linux), else the architecture: times compare on one CPU only."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.cache
+def host_info() -> dict:
+    return {"hostname": socket.gethostname(), "dlrepro_version": dlrepro.__version__,
+            "python_version": platform.python_version(), "git_commit": _git_commit()}
+
+
+def _git_commit() -> str:
+    """HEAD's full hash, ``-dirty`` when a tracked file differs; ``unknown`` outside a checkout."""
+    root = Path(dlrepro.__file__).resolve().parents[1]
+    try:  # every tag excluded: the hash, never a tag's name
+        head = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40",
+                               "--exclude=*"], cwd=root, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() if head.returncode == 0 else "unknown"

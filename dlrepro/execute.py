@@ -15,11 +15,10 @@ from pydantic import ValidationError
 
 from dlrepro import devices
 from dlrepro import experiment as contract
-from dlrepro.devices import DeviceChoice
+from dlrepro.devices import DeviceChoice, host_info
 from dlrepro.energy import Energy, EnergyMeter
 from dlrepro.experiment import RunContext
 from dlrepro.suite import RunSpec
-from dlrepro.machine import host_info
 
 WORKER_NAME: str | None = None  # a Ray worker sets it: which node and process ran a run
 

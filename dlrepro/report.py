@@ -20,7 +20,7 @@ from dlrepro import fidelity, tables
 from dlrepro.files import atomic_write
 from dlrepro.experiments import plotting
 from dlrepro.layout import Results
-from dlrepro.machine import cpu_model
+from dlrepro.devices import cpu_model
 from dlrepro.schema import Approx
 from dlrepro.suite import Suite
 from dlrepro.formatting import ClaimStatus, describe, no_results, number, summary, table_cell
