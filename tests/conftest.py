@@ -129,6 +129,22 @@ def copy_suite(name: str, folder: Path, *changes: tuple[str, str], smoke: str = 
     return write_suite(folder, edited(text, *changes), rename or name)
 
 
+# ---- result tables, as a test compares them ----
+
+def metrics_of(profile_dir: Path) -> pd.DataFrame:
+    """A results folder's metrics table in a stable order, to compare two runners' or sweeps'."""
+    table = pd.read_parquet(profile_dir / "metrics.parquet")
+    return table.sort_values(["run_id", "metric", "step"], ignore_index=True)
+
+
+def untimed(table: pd.DataFrame, suites: list[Path]) -> pd.DataFrame:
+    """The metrics that do not measure time: those are what a rerun must give again."""
+    from dlrepro.suite import load
+
+    timing = {name for path in suites for name, m in load(path).metrics.items() if m.timing}
+    return table[~table["metric"].isin(timing)].reset_index(drop=True)
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     """Real MNIST files: $DLREPRO_DATA_DIR, else ../shared/data beside the checkout."""

@@ -17,20 +17,11 @@ from dlrepro.project import suites_dir
 from dlrepro.suite import load
 from simulated_cluster import CLUSTER_ENV
 
+from conftest import copy_suite, metrics_of, untimed
+
 pytestmark = pytest.mark.slow  # Ray: a simulated multi-node cluster
 
 ROOT = suites_dir().parent
-
-
-def metrics_of(profile_dir: Path) -> pd.DataFrame:
-    table = pd.read_parquet(profile_dir / "metrics.parquet")
-    return table.sort_values(["run_id", "metric", "step"], ignore_index=True)
-
-
-def untimed(table: pd.DataFrame, suites: list[Path]) -> pd.DataFrame:
-    """The metrics that do not measure time: those are what a rerun must give again."""
-    timing = {name for path in suites for name, m in load(path).metrics.items() if m.timing}
-    return table[~table["metric"].isin(timing)].reset_index(drop=True)
 
 
 def local_metrics(suites: list[Path], tmp_path: Path, *args: str) -> pd.DataFrame:
@@ -46,17 +37,6 @@ def finished(driver: subprocess.Popen) -> tuple[str, str]:
     out, err = driver.communicate(timeout=300)
     assert driver.returncode == 0, err[-3000:]
     return out, err
-
-
-def copy_suite(name: str, folder: Path, smoke: str = "", *, old: str = "", new: str = "") -> Path:
-    """A copy of a suite, with lines added to its smoke profile, or ``old`` text made ``new``."""
-    text = (suites_dir() / f"{name}.toml").read_text()
-    assert "[profiles.smoke]\n" in text and old in text
-    path = folder / f"{name}.toml"
-    folder.mkdir(exist_ok=True)
-    text = text.replace("[profiles.smoke]\n", f"[profiles.smoke]\n{smoke}")
-    path.write_text(text.replace(old, new) if old else text)
-    return path
 
 
 def test_the_nodes_cannot_open_the_drivers_folder(cluster):
@@ -86,7 +66,7 @@ def test_runs_are_placed_by_shape_and_both_shapes_run_at_once(cluster, tmp_path)
     same time as the GPU runs; each record names its node, where its energy was measured, and
     every run's files and codecarbon's logs come back to the driver. (The metrics are those of
     the local runner: the tests of a lost node compare them.)"""
-    suites = [copy_suite("small_facts", tmp_path, "resources = { cpus = 1, gpus = 0.5 }\n"),
+    suites = [copy_suite("small_facts", tmp_path, smoke="resources = { cpus = 1, gpus = 0.5 }\n"),
               copy_suite("gradient_descent", tmp_path)]
     results = cluster.driver / "placed"
     finished(cluster.dlrepro("run", *map(str, suites), "--profile", "smoke",
@@ -138,7 +118,7 @@ def test_a_submitted_job_streams_its_log_stops_keeping_its_records_and_resumes(c
     and its log reaches the submitter as the runs finish; `ray job stop` mid-sweep stops it as
     Ctrl-C does, every record it wrote whole; the same job submitted again runs only the rest."""
     # Nine runs of seconds each on the CPU nodes' four CPUs: time to stop the sweep midway.
-    suite = copy_suite("xor", tmp_path, old="{ epochs = 30 }", new="{ epochs = 40000 }")
+    suite = copy_suite("xor", tmp_path, ("{ epochs = 30 }", "{ epochs = 40000 }"))
     results = tmp_path / "head"  # the job's driver is on the head: its disk, not this driver's
     records = results / "smoke" / "records" / "xor"
     specs = sorted(spec.run_id for spec in load(suite).runs("smoke"))
@@ -215,11 +195,9 @@ def test_a_node_lost_mid_sweep_loses_no_run_and_duplicates_none(cluster_to_break
     cluster = cluster_to_break
     # Three groups, two of them long enough (a second or so) to be caught running most often;
     # without the claims that select the runs cut.
-    suite = copy_suite("xor", tmp_path, old='model = ["perceptron", "logistic"]',
-                       new='model = ["logistic"]')
-    text = suite.read_text().replace("{ epochs = 30 }", "{ epochs = 2000 }")
-    suite.write_text(text[:text.index("[[claims]]")].replace(
-        'coding = ["pm1", "01"]', 'coding = ["pm1"]'))
+    suite = copy_suite("xor", tmp_path, ("{ epochs = 30 }", "{ epochs = 2000 }"),
+                       ('model = ["perceptron", "logistic"]', 'model = ["logistic"]'),
+                       ('coding = ["pm1", "01"]', 'coding = ["pm1"]'), claims=False)
     results = cluster.driver / "lost"
     driver = cluster.dlrepro("run", str(suite), "--profile", "smoke", "--results", str(results))
     deadline, lost = time.time() + 240, None
@@ -243,3 +221,25 @@ def test_a_node_lost_mid_sweep_loses_no_run_and_duplicates_none(cluster_to_break
     assert (runs.loc[runs["node"] == lost_node, "finished_at"] < lost_at).all()
     pd.testing.assert_frame_equal(untimed(metrics_of(results / "smoke"), [suite]),
                                   untimed(local_metrics([suite], tmp_path), [suite]))
+
+
+def test_runs_kept_off_the_gpu_node_go_there_once_every_other_node_is_lost(cluster_to_break,
+                                                                         tmp_path):
+    """Both CPU nodes lost mid-sweep: the runs without a GPU, kept off the GPU node while other
+    nodes could hold them, run there rather than wait for a node that may never come (the driver
+    looks when nothing came back for 10 s)."""
+    cluster = cluster_to_break
+    suite = copy_suite("xor", tmp_path, ("{ epochs = 30 }", "{ epochs = 40000 }"))
+    results = cluster.driver / "stranded"
+    driver = cluster.dlrepro("run", str(suite), "--profile", "smoke", "--results", str(results))
+    deadline, cpu_nodes = time.time() + 240, ("cpu-a", "cpu-b")
+    while not any(cluster.running_on(name) for name in cpu_nodes):
+        assert driver.poll() is None and time.time() < deadline, "no run was seen running"
+        time.sleep(0.05)
+    for name in cpu_nodes:
+        cluster.remove(name)
+    finished(driver)
+    runs = pd.read_parquet(results / "smoke" / "runs.parquet")
+    assert sorted(runs["run_id"]) == sorted(spec.run_id for spec in load(suite).runs("smoke"))
+    assert (runs["status"] == "ok").all()
+    assert cluster.node_id("gpu") in set(runs["node"])

@@ -18,16 +18,11 @@ from dlrepro.project import suites_dir
 from dlrepro.suite import load, matches
 from simulated_cluster import CLUSTER_ENV
 
-from conftest import SUITES, copy_suite, dlrepro
+from conftest import SUITES, copy_suite, dlrepro, metrics_of, untimed
 
 pytestmark = pytest.mark.slow  # Ray: an embedded instance and the session's cluster
 
 ROOT = suites_dir().parent
-
-
-def metrics_of(profile_dir: Path) -> pd.DataFrame:
-    table = pd.read_parquet(profile_dir / "metrics.parquet")
-    return table.sort_values(["run_id", "metric", "step"], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
@@ -58,28 +53,18 @@ def test_a_needed_runs_files_reach_the_ray_worker_that_reads_them(needs_chain, m
     assert main(["run", consumer, *args, "--results", str(tmp_path / "local")]) == 0
     assert main(["run", consumer, *args, "--runner", "ray",
                  "--results", str(tmp_path / "ray")]) == 0
-    timing = {name for path in needs_chain.glob("*.toml")
-              for name, m in load(path).metrics.items() if m.timing}
-    local, ray = (table[~table["metric"].isin(timing)].reset_index(drop=True)
-                  for table in (metrics_of(tmp_path / where / "smoke")
-                                for where in ("local", "ray")))
+    suites = list(needs_chain.glob("*.toml"))
+    local, ray = (untimed(metrics_of(tmp_path / where / "smoke"), suites)
+                  for where in ("local", "ray"))
     pd.testing.assert_frame_equal(ray, local, rtol=1e-5)
     assert set(ray["suite"]) == {"mnist_cnn", "autoencoder"}
     assert "midpoint_confidence" in set(ray["metric"])
 
 
-def suite_needing_gpus(folder: Path, gpus: float) -> Path:
-    text = (suites_dir() / "xor.toml").read_text()
-    assert "[profiles.smoke]\n" in text
-    path = folder / "xor.toml"
-    path.write_text(text.replace(
-        "[profiles.smoke]\n", f"[profiles.smoke]\nresources = {{ cpus = 1, gpus = {gpus} }}\n"))
-    return path
-
-
 def test_gpu_runs_on_a_cluster_without_gpus_go_on_the_cpu_with_a_warning(tmp_path, capsys):
-    code = main(["run", str(suite_needing_gpus(tmp_path, 1)), "--runner", "ray",
-                 "--profile", "smoke", "--results", str(tmp_path / "results")])
+    suite = copy_suite("xor", tmp_path, smoke="resources = { cpus = 1, gpus = 1 }\n")
+    code = main(["run", str(suite), "--runner", "ray", "--profile", "smoke",
+                 "--results", str(tmp_path / "results")])
     out = capsys.readouterr()
     assert code == 0, out.err
     assert ("warning: xor ask(s) for a GPU and the Ray cluster has none: the runs go on the CPU"
