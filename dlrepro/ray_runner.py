@@ -3,7 +3,6 @@ places, retries and keeps the worker processes (docs/ray.md)."""
 
 from __future__ import annotations
 
-import atexit
 import functools
 import io
 import math
@@ -48,8 +47,11 @@ STRANDED_AFTER_S = 10
 def _this_process(country: str) -> SimpleNamespace:
     """What a worker process keeps from group to group: codecarbon, the data sets checked."""
     ex.warm_up()
-    energy = Path(tempfile.mkdtemp(prefix="dlrepro-energy-"))
-    atexit.register(shutil.rmtree, energy, ignore_errors=True)
+    # In Ray's session folder, beside the worker's logs, not a temporary folder of its own: Ray
+    # ends kept workers without running atexit (an embedded instance's session goes with it).
+    # Ray 2.60 has no public call for the folder.
+    session = ray._private.worker.global_worker.node.get_session_dir_path()
+    energy = Path(tempfile.mkdtemp(prefix="dlrepro-energy-", dir=session))
     return SimpleNamespace(energy=energy, meter=EnergyMeter(energy, country).__enter__(),
                            checked=set(), groups=0)
 

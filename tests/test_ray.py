@@ -6,6 +6,7 @@ import io
 import os
 import re
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,8 +35,12 @@ def local_xor(tmp_path_factory) -> Path:
 
 
 def test_embedded_ray_gives_the_local_runners_metrics(local_xor, tmp_path):
+    """The local runner's metrics, and nothing left in the temporary folder, though Ray ends its
+    kept workers without running atexit."""
+    left = set(Path(tempfile.gettempdir()).glob("dlrepro-*"))
     assert main(["run", "xor", "gradient_descent", "--runner", "ray", "--profile", "smoke",
                  "--results", str(tmp_path)]) == 0
+    assert set(Path(tempfile.gettempdir()).glob("dlrepro-*")) <= left
     pd.testing.assert_frame_equal(metrics_of(tmp_path / "smoke"), metrics_of(local_xor))
     runs = pd.read_parquet(tmp_path / "smoke" / "runs.parquet")
     assert runs["worker"].str.startswith("ray ").all()
