@@ -24,7 +24,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from dlrepro.data import data_dir, verify
+from dlrepro.experiments.image_sets import verify
+from dlrepro.files import data_dir
 from dlrepro.execute import warm_up
 from dlrepro.experiment import RunContext, get
 from dlrepro.experiments.mnist_classifier import Params

@@ -22,7 +22,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from dlrepro.data import data_dir, verify
+from dlrepro.experiments.image_sets import verify
+from dlrepro.files import data_dir
 from dlrepro.execute import warm_up
 from dlrepro.experiments.autoencoder.run import Autoencoder
 from dlrepro.experiments.gan.run import discriminator, generator, init_weights, train_epoch

@@ -16,9 +16,9 @@ from rich.text import Text
 
 from dlrepro import devices, formatting, pipeline
 from dlrepro.console import OutputFormat, note, say, write_rows
-from dlrepro.data import ENV_VAR
 from dlrepro.devices import DeviceChoice
 from dlrepro.errors import Refused
+from dlrepro.files import ENV_VAR
 from dlrepro.overrides import MOST_VALUES, Verb, flags, parse_override
 from dlrepro.project import baselines_dir, listing
 from dlrepro.schema import PROFILES

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlrepro import devices
-from dlrepro.data import absent, data_dir, folder_problem, verify
 from dlrepro.devices import DeviceChoice
 from dlrepro.errors import Refused
+from dlrepro.experiments.image_sets import absent, verify
+from dlrepro.files import data_dir, folder_problem
 from dlrepro.layout import NOT_RUN, Results
 from dlrepro.overrides import Override, check_selected
 from dlrepro.formatting import counted

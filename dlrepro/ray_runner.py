@@ -24,10 +24,11 @@ from rich.markup import escape
 
 from dlrepro import execute as ex
 from dlrepro.console import RunProgress
-from dlrepro.data import ENV_VAR, verify
 from dlrepro.devices import DeviceChoice
 from dlrepro.energy import EnergyMeter
 from dlrepro.errors import Refused
+from dlrepro.experiments.image_sets import verify
+from dlrepro.files import ENV_VAR
 from dlrepro.formatting import counted
 from dlrepro.layout import Results
 from dlrepro.planning import (cannot_honour, datasets_read, group_label, groups, unmet,

@@ -173,7 +173,7 @@ def write_cifar(folder: Path, train: int = 500, test: int = 200) -> None:
 
     import numpy as np
 
-    from dlrepro.data import CIFAR_FILES, CIFAR_FOLDER
+    from dlrepro.experiments.image_sets import CIFAR_FILES, CIFAR_FOLDER
 
     rng = np.random.default_rng(0)
     colours = rng.integers(0, 256, (10, 3, 1))

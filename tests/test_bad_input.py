@@ -14,7 +14,7 @@ import pytest
 
 from conftest import copy_suite, edited, probe, write_cifar, write_suite
 from dlrepro.cli import main
-from dlrepro.data import CIFAR_FOLDER
+from dlrepro.experiments.image_sets import CIFAR_FOLDER
 from test_suite_files import VALID
 
 CLAIM = '[[claims]]\nid = "c"\ntext = "t"\n'

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from conftest import dlrepro, write_cifar
-from dlrepro.data import CIFAR_FOLDER
+from dlrepro.experiments.image_sets import CIFAR_FOLDER
 
 
 def test_without_cifar10_its_runs_are_not_run_and_each_claim_and_the_gate_say_why(tmp_path):

@@ -103,7 +103,7 @@ def test_the_cache_key_covers_the_modules_a_run_executes_and_not_its_figures():
     autoencoder = root / "experiments" / "autoencoder"
     hashed = {p.relative_to(root).as_posix() for p in contract.imported_sources(
         [autoencoder / "__init__.py", autoencoder / "run.py"])}
-    assert {"data.py", "experiments/nets.py", "experiment.py", "experiments/image_sets.py",
+    assert {"files.py", "experiments/nets.py", "experiment.py", "experiments/image_sets.py",
             "experiments/mnist_classifier/trained.py",
             "experiments/mnist_classifier/__init__.py"} <= hashed
     assert not {"experiments/plotting.py", "experiments/autoencoder/figures.py",

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlrepro.data import ENV_VAR, data_dir, verify
+from dlrepro.experiments.image_sets import verify
+from dlrepro.files import ENV_VAR, data_dir
 from dlrepro.experiments.image_sets import images
 from dlrepro.errors import Refused
 
@@ -32,7 +33,7 @@ def test_loads_real_mnist_and_fashion_mnist(mnist_dir, name, first_labels):
 def test_the_dataset_parameter_names_exactly_the_known_sets():
     from typing import get_args
 
-    from dlrepro.data import DATASETS, DatasetName
+    from dlrepro.experiments.image_sets import DATASETS, DatasetName
 
     assert set(get_args(DatasetName)) == set(DATASETS)
 

@@ -37,7 +37,8 @@ METRICS = {
 }
 
 
-# Only if runs read a data set of dlrepro.data.DATASETS: the names, as a function of the parameters.
-# They are checked (present, sizes, checksums) once before any run starts.
+# Only if runs read a data set of dlrepro.experiments.image_sets.DATASETS: the names, as a
+# function of the parameters. They are checked (present, sizes, checksums) once before any run
+# starts.
 def datasets(params: Params) -> set[str]:
     return set()

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from dlrepro.data import CIFAR10, DatasetName
+from dlrepro.experiments.image_sets import CIFAR10, DatasetName
 from dlrepro.experiment import Params as BaseParams
 from dlrepro.experiments import image_sets
 from dlrepro.experiments.image_sets import TEST_IMAGES

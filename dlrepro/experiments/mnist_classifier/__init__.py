@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dlrepro.data import CIFAR10, DatasetName
+from dlrepro.experiments.image_sets import CIFAR10, DatasetName
 from dlrepro.experiments import image_sets
 from dlrepro.schema import Metric
 
