@@ -46,15 +46,15 @@ STRANDED_AFTER_S = 10
 
 @functools.cache
 def _this_process(country: str) -> SimpleNamespace:
-    """What a worker process keeps from group to group: codecarbon, the data sets checked."""
+    """What a worker process keeps from group to group: codecarbon, the data sets checked, and
+    Ray's session folder, where its own folders go, beside the worker's logs: Ray ends kept
+    workers without running atexit, and a killed one runs no ``finally`` (an embedded instance's
+    session goes with it). Ray 2.60 has no public call for the folder."""
     ex.warm_up()
-    # In Ray's session folder, beside the worker's logs, not a temporary folder of its own: Ray
-    # ends kept workers without running atexit (an embedded instance's session goes with it).
-    # Ray 2.60 has no public call for the folder.
     session = ray._private.worker.global_worker.node.get_session_dir_path()
     energy = Path(tempfile.mkdtemp(prefix="dlrepro-energy-", dir=session))
-    return SimpleNamespace(energy=energy, meter=EnergyMeter(energy, country).__enter__(),
-                           checked=set(), groups=0)
+    return SimpleNamespace(session=session, energy=energy, checked=set(), groups=0,
+                           meter=EnergyMeter(energy, country).__enter__())
 
 
 @ray.remote(max_calls=0, retry_exceptions=False)
@@ -74,7 +74,7 @@ def run_group(specs: list[RunSpec], sweep: tuple[str, str | None, str | None],
     # than the driver's (the same one: a worker of the driver's machine inherits it).
     own = os.environ.get(ENV_VAR)
     data = Path(own) if own and own != drivers_env else data_dir and Path(data_dir)
-    scratch = Path(tempfile.mkdtemp(prefix="dlrepro-artifacts-"))
+    scratch = Path(tempfile.mkdtemp(prefix="dlrepro-artifacts-", dir=process.session))
     try:
         needed = datasets_read(specs) - process.checked
         verify(needed, data)  # on this node, once a process

@@ -151,7 +151,7 @@ def test_ctrl_c_or_sigterm_keeps_every_finished_run_and_stops_ray(interrupted_ru
                                                                   capsys, sig, suite):
     """SIGTERM too (`ray job stop`, a CI cancel), although ray.init makes it a bare exit. XOR's
     runs made longer, so that the signal comes mid-sweep."""
-    path = SUITES / f"{suite}.toml"
+    path, left = SUITES / f"{suite}.toml", set(Path(tempfile.gettempdir()).glob("dlrepro-*"))
     if suite == "xor":
         path = copy_suite("xor", tmp_path / "suites", ("{ epochs = 30 }", "{ epochs = 20000 }"))
     finished = interrupted_run(path, "smoke", 3, "--runner", "ray", sig=sig)
@@ -173,3 +173,5 @@ def test_ctrl_c_or_sigterm_keeps_every_finished_run_and_stops_ray(interrupted_ru
            if "dlrepro-ray-" in " ".join(p.info["cmdline"] or [])]:
         assert time.time() < deadline, "the embedded Ray instance outlived its driver"
         time.sleep(0.5)
+    # Nor is a folder of the workers stopped mid-run: theirs were in the instance's session folder.
+    assert set(Path(tempfile.gettempdir()).glob("dlrepro-*")) <= left
