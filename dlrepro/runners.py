@@ -20,7 +20,7 @@ from dlrepro.files import read_text
 from dlrepro.layout import Results
 from dlrepro.planning import group_label, groups, unmet, waves
 from dlrepro.project import runners_dir
-from dlrepro.schema import LocalRunner, RayRunner, RunnerConfig
+from dlrepro.schema import LocalRunner, RayRunner, RunnerConfig, explain
 from dlrepro.suite import RunSpec
 
 RUNNER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -33,14 +33,16 @@ def load_runner(name: str) -> LocalRunner | RayRunner:
                          f"without .toml: {known})")
     path = runners_dir() / f"{name}.toml"
     try:
-        return TypeAdapter(RunnerConfig).validate_python(tomllib.loads(read_text(path)))
+        data = tomllib.loads(read_text(path))
+        return TypeAdapter(RunnerConfig).validate_python(data)
     except FileNotFoundError:
         raise Refused(path, "", f"no runner named {name!r}; known runners: {known}") from None
     except tomllib.TOMLDecodeError as err:
         raise Refused(path, "", f"not valid TOML: {err}") from None
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise Refused(path, ".".join(map(str, first["loc"])), first["msg"]) from None
+    except ValidationError as err:  # in a suite file's words, without the kind pydantic puts first
+        keys, reason = explain(err)
+        keys = keys[1:] if keys[:1] == [str(data.get("kind"))] else keys
+        raise Refused(path, ".".join(keys) or "kind", reason) from None
 
 
 # Set by Ray for the driver of a job (`ray job submit`), whose working directory is temporary.

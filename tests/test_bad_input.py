@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_suite, edited, probe, write_cifar, write_suite
+from dlrepro import runners
 from dlrepro.cli import main
 from dlrepro.experiments.image_sets import CIFAR_FOLDER
 from test_suite_files import VALID
@@ -252,6 +253,21 @@ def test_runner_and_flags(args, words, tmp_path, capsys):
         tmp_path / "r",
     )
     assert words in err
+
+
+@pytest.mark.parametrize("text, words", [
+    ('kind = "ray"\nnum_cpus = 0\n', "num_cpus: Input should be greater than or equal to 1"),
+    ('kind = "local"\nworkers = 4\n', "workers: unknown key"),
+    ('kind = "slurm"\n', "kind: Input tag 'slurm' found using 'kind' does not match"),
+    ('kind = "ray"\naddress =\n', "not valid TOML: Invalid value (at line 2"),
+])
+def test_a_broken_runner_file_is_refused(text, words, tmp_path, capsys, monkeypatch):
+    (tmp_path / "runners").mkdir()
+    (tmp_path / "runners" / "broken.toml").write_text(text)
+    monkeypatch.setattr(runners, "runners_dir", lambda: tmp_path / "runners")
+    err = refused(["run", "xor", "--profile", "smoke", "--results", str(tmp_path / "r"),
+                   "--runner", "broken"], capsys, tmp_path / "r")
+    assert f"{tmp_path / 'runners' / 'broken.toml'}: {words}" in err, err
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "[::1]"])
