@@ -143,9 +143,6 @@ class RunProgress:
         return eta(list(self.left.values()), self.expected, self.at_once, pace=pace,
                    unknown=unknown) or 0.0
 
-    def note(self, markup: str) -> None:
-        diagnostics.print(markup, soft_wrap=True, highlight=False)
-
 
 class _Countdown(ProgressColumn):
     """The ETA at the last finished run, counting down ("-" before the first and once run out)."""

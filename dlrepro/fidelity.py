@@ -10,10 +10,10 @@ import pandas as pd
 
 from dlrepro import claims, tables
 from dlrepro.claims import ClaimResult, allowed, empty_cell
-from dlrepro.formatting import assignments, counted, measured, number, published
+from dlrepro.formatting import (MEASURED, ClaimStatus, assignments, counted, measured, number,
+                                published)
 from dlrepro.schema import Approx, choices
 from dlrepro.suite import Suite
-from dlrepro.formatting import MEASURED, ClaimStatus
 
 COLUMNS = ["suite", "claim", "profile", "at", "source", "published", "measured", "std", "runs",
            "reduce", "difference", "tolerance", "why", "status", "ran"]

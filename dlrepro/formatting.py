@@ -59,8 +59,6 @@ def measured(value: float, tolerance: float) -> str:
     more digits than the number has (4, not 4.0000000000)."""
     if tolerance == 0 or not math.isfinite(value):
         return published(value)
-    if not math.isfinite(tolerance):
-        return number(float(value))
     decimals = max(0, 1 - math.floor(math.log10(tolerance)))
     short = published(value)
     if "e" not in short and len(short.partition(".")[2]) <= decimals:

@@ -13,13 +13,8 @@ from pathlib import Path
 
 from dlrepro.errors import Refused
 from dlrepro.files import atomic_write
-from dlrepro.formatting import ClaimStatus
 from dlrepro.overrides import Override, describe_overrides, folder_name
 from dlrepro.suite import RunSpec
-
-# A record's status when its run was left out because its data set is not there (CIFAR-10): why,
-# in its ``error``; the next ``dlrepro run`` looks again.
-NOT_RUN = ClaimStatus.NOT_RUN
 
 
 def _file(name: str) -> property:

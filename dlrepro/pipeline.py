@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlrepro import devices
+from dlrepro.console import duration
 from dlrepro.devices import DeviceChoice
 from dlrepro.errors import Refused
 from dlrepro.experiments.image_sets import absent, verify
 from dlrepro.files import data_dir, folder_problem
-from dlrepro.layout import NOT_RUN, Results
+from dlrepro.layout import Results
 from dlrepro.overrides import Override, check_selected
-from dlrepro.formatting import counted
+from dlrepro.formatting import ClaimStatus, counted
 from dlrepro.planning import cannot_honour, datasets_read, eta, expected_times, plan
 from dlrepro.project import (baselines_dir, covered, folder_with_results, given, remember,
                              with_needed)
@@ -130,7 +131,8 @@ def run(request: Request, say: Say) -> Outcome:
 
             for spec in (spec for spec in todo if spec.run_id in left_out):
                 if (results.get(spec) or {}).get("error") != left_out[spec.run_id]:  # else: said
-                    results.put(record(spec, error=left_out[spec.run_id], status=NOT_RUN,
+                    results.put(record(spec, error=left_out[spec.run_id],
+                                       status=ClaimStatus.NOT_RUN,
                                        started=datetime.now(timezone.utc)))
         todo = [spec for spec in todo if spec.run_id not in left_out]
         expected = expected_times(todo, results, typical)
@@ -181,10 +183,11 @@ def _typical_run_times(results: Results, say: Say) -> dict[str, float]:
     from dlrepro.tables import Baselines
 
     try:
-        return Baselines(baselines_dir(), results.profile).mean_run_times()
+        cost = Baselines(baselines_dir(), results.profile).cost()
     except Refused as err:
         say(f"warning: the ETA goes without typical run times: {err}")
         return {}
+    return {row.suite: row.wall_time_s / row.runs for row in cost.itertuples() if row.runs > 0}
 
 
 def _check_implementations(suites: list[Suite], todo: list[RunSpec]) -> None:
@@ -210,8 +213,6 @@ def _gpus_visible(todo: list[RunSpec]) -> int:
 def dry_run(request: Request, say: Say) -> list[str]:
     """What ``run`` would do, from the records and whether an optional data set is there: nothing
     written or checked beyond them; on Ray, the cluster it sees and the ETA there."""
-    from dlrepro.console import duration
-
     todo = plan(request.specs, request.results)
     left_out = _left_out(todo, absent(datasets_read(todo), request.data_dir))
     todo = [spec for spec in todo if spec.run_id not in left_out]
@@ -244,8 +245,6 @@ def _foreseen(request: Request, todo: list[RunSpec], expected: dict[str, float |
               left_out: Mapping[str, str] = {}) -> list[str]:
     """What ``run`` is about to do, for a person: each asked suite's runs (cached, to run, where),
     the runs of other suites they read, and the ETA run after run (on Ray, when it can tell)."""
-    from dlrepro.console import duration
-
     todo_ids, requested = {s.run_id for s in todo}, {s.run_id for s in request.specs}
     lines = []
     for suite in request.suites:

@@ -20,10 +20,9 @@ from types import SimpleNamespace
 import ray
 import torch
 from ray import exceptions as rex
-from rich.markup import escape
 
 from dlrepro import execute as ex
-from dlrepro.console import RunProgress
+from dlrepro.console import RunProgress, note
 from dlrepro.devices import DeviceChoice
 from dlrepro.energy import EnergyMeter
 from dlrepro.errors import Refused
@@ -109,8 +108,8 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
     def keep(group: list[RunSpec], records: list[dict], attempt: int = 0, log: tuple = ()):
         attempt += tried.get(group[0].run_id, 0)
         if attempt:
-            progress.note(escape(f"its worker died running {group_label(group)}; "
-                                 f"retry {attempt}/{max_retries} ran it"))
+            note(f"its worker died running {group_label(group)}; retry {attempt}/{max_retries} "
+                 "ran it")
         if log and log[1] > logs.get(log[0], 0):  # the newest: groups come back in any order
             logs[log[0]] = log[1]
             _unpack(log[2], results.energy / log[0])
@@ -121,8 +120,8 @@ def run_ray(specs: list[RunSpec], results: Results, *, address: str | None, num_
             progress.finished(spec.label, record)
 
     with _connected(address, num_cpus) as where:
-        progress.note(where)
-        shapes = fitted_shapes(specs, live_nodes(), progress.note)  # one Ray cannot run: now
+        note(where)
+        shapes = fitted_shapes(specs, live_nodes(), note)  # one Ray cannot run: now
         progress.at_once = {shape: at_once for shape, (_, at_once) in shapes.items()}
         sweep = (energy_country, data_dir and str(data_dir), os.environ.get(ENV_VAR))
         shipped: dict[str, ray.ObjectRef] = {}
@@ -299,8 +298,7 @@ def _token_hint() -> str:
 
 
 def _first_line(err: Exception) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else ""
+    return next(iter(str(err).strip().splitlines()), "")
 
 
 def _pack(folder: Path) -> bytes | None:

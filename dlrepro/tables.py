@@ -14,7 +14,8 @@ import pandas as pd
 from dlrepro.errors import Refused
 from dlrepro.energy import READINGS
 from dlrepro.files import atomic_write
-from dlrepro.layout import NOT_RUN, Results
+from dlrepro.formatting import ClaimStatus
+from dlrepro.layout import Results
 from dlrepro.suite import RunSpec
 
 RUN_COLUMNS = ["run_id", "suite", "experiment", "seed", "status", "error", "started_at",
@@ -79,12 +80,12 @@ def joined(runs: pd.DataFrame, metrics: pd.DataFrame, suite: str) -> pd.DataFram
 
 def ran(runs: pd.DataFrame) -> pd.DataFrame:
     """The rows of runs that ran, ok or failed: not those left out for an absent data set."""
-    return runs[runs["status"] != NOT_RUN]
+    return runs[runs["status"] != ClaimStatus.NOT_RUN]
 
 
 def not_run(runs: pd.DataFrame, suite: str) -> dict[str, str]:
     """Why each run of the suite left out for its absent data set was not run, by run_id."""
-    left_out = runs[(runs["suite"] == suite) & (runs["status"] == NOT_RUN)]
+    left_out = runs[(runs["suite"] == suite) & (runs["status"] == ClaimStatus.NOT_RUN)]
     return dict(zip(left_out["run_id"], left_out["error"]))
 
 
@@ -161,11 +162,6 @@ class Baselines:
                               f"'{table.at[row, column]}' is not a finite number >= 0")
             table[column] = values
         return table
-
-    def mean_run_times(self) -> dict[str, float]:
-        """Each suite's mean run time in seconds on the machine its cost was measured on."""
-        return {row.suite: row.wall_time_s / row.runs for row in self.cost().itertuples()
-                if row.runs > 0}
 
     def write(self, suite: str, summary: pd.DataFrame, suite_cost: dict) -> Path:
         path = self.dir / f"{suite}.csv"
