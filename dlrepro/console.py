@@ -91,7 +91,10 @@ class RunProgress:
     def __init__(self, specs: list[RunSpec], expected: dict[str, float | None]):
         self.left, self.expected = {spec.run_id: spec for spec in specs}, expected
         self.total, self.done = len(specs), 0
-        self.spent = self.foreseen = self.taken = 0.0  # foreseen, taken: of the runs expected
+        self.spent = 0.0
+        # by suite, of its finished runs that had an expected time: that time, and what they took
+        self.foreseen: dict[str, float] = {}
+        self.taken: dict[str, float] = {}
         self.at_once: dict[Resources, int] | None = None  # on Ray: runs each shape has at once
         self.started, self.bar = time.monotonic(), None
         if diagnostics.is_terminal:  # a long run label gives way, not the numbers
@@ -118,12 +121,13 @@ class RunProgress:
 
     def finished(self, label: str, record: dict) -> None:
         self.done += 1
-        self.left.pop(record["run_id"], None)
+        spec = self.left.pop(record["run_id"], None)
         foreseen, took = self.expected.get(record["run_id"]), record.get("wall_time_s")
         took = took if isinstance(took, float) and took == took else None
         self.spent += took or 0.0
-        if foreseen is not None and took is not None:
-            self.foreseen, self.taken = self.foreseen + foreseen, self.taken + took
+        if spec and foreseen is not None and took is not None:
+            self.foreseen[spec.suite] = self.foreseen.get(spec.suite, 0.0) + foreseen
+            self.taken[spec.suite] = self.taken.get(spec.suite, 0.0) + took
         elapsed = time.monotonic() - self.started
         eta = self.eta(elapsed)
         if self.bar:
@@ -134,14 +138,22 @@ class RunProgress:
                  f"{duration(elapsed)}, ETA {duration(eta)}")
 
     def eta(self, elapsed: float) -> float:
-        """Seconds left: a run counts at what was expected of it times this machine's pace so
-        far, else at the mean finished run (its mean share of ``elapsed`` if none took a time)."""
+        """Seconds left: a run counts at what was expected of it times its suite's pace so far
+        (a suite's first runs may be its slowest: the handout CNN's seeds), or, for a suite not
+        begun, the pace of the suites done whole; else at the mean finished run (its mean share
+        of ``elapsed`` if none took a time)."""
         from dlrepro.planning import eta
 
-        pace = self.taken / self.foreseen if self.foreseen else 1.0
+        def pace(suites) -> float:
+            foreseen = sum(self.foreseen[suite] for suite in suites)
+            return sum(self.taken[suite] for suite in suites) / foreseen if foreseen else 1.0
+
+        left = list(self.left.values())
+        pending = {spec.suite for spec in left}
+        done = pace([suite for suite in self.foreseen if suite not in pending])
+        paces = {**dict.fromkeys(pending, done), **{name: pace([name]) for name in self.foreseen}}
         unknown = (self.spent or elapsed) / self.done if self.done else None
-        return eta(list(self.left.values()), self.expected, self.at_once, pace=pace,
-                   unknown=unknown) or 0.0
+        return eta(left, self.expected, self.at_once, pace=paces, unknown=unknown) or 0.0
 
 
 class _Countdown(ProgressColumn):

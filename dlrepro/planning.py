@@ -6,6 +6,7 @@ from __future__ import annotations
 import graphlib
 import json
 import math
+from collections.abc import Mapping
 
 from dlrepro import experiment as contract
 from dlrepro.layout import Results
@@ -101,23 +102,24 @@ def _most_alike(spec: RunSpec, done: list[tuple[dict, float]]) -> list[float]:
 
 
 def eta(specs: list[RunSpec], expected: dict[str, float | None],
-        at_once: dict[Resources, int] | None = None, *, pace: float = 1.0,
+        at_once: dict[Resources, int] | None = None, *, pace: Mapping[str, float] = {},
         unknown: float | None = None) -> float | None:
-    """Seconds the specs would take (docs/eta.md): each counts at its expected time times
-    ``pace``, an unknown one at ``unknown`` (default: the known mean). One run at a time, or wave
-    after wave the slowest shape, its runs shared by the runs of that shape held ``at_once``.
-    None: nothing is known."""
-    known = [expected[s.run_id] for s in specs if expected.get(s.run_id) is not None]
+    """Seconds the specs would take (docs/eta.md): each counts at its expected time times its
+    suite's ``pace`` (default 1), an unknown one at ``unknown`` (default: the known mean). One run
+    at a time, or wave after wave the slowest shape, its runs shared by the runs of that shape
+    held ``at_once``. None: nothing is known."""
+    known = [pace.get(s.suite, 1.0) * expected[s.run_id] for s in specs
+             if expected.get(s.run_id) is not None]
     if unknown is None and not known:
         return None
-    unknown = pace * sum(known) / len(known) if unknown is None else unknown
+    unknown = sum(known) / len(known) if unknown is None else unknown
     total = 0.0
     for wave in waves(specs) if at_once else [specs]:
         load: dict[Resources, float] = {}
         for spec in wave:
             time = expected.get(spec.run_id)
             load[spec.resources] = load.get(spec.resources, 0.0) + (
-                unknown if time is None else pace * time)
+                unknown if time is None else pace.get(spec.suite, 1.0) * time)
         total += max(load[shape] / at_once[shape] for shape in load) if at_once else sum(
             load.values())
     return total

@@ -422,6 +422,20 @@ def test_a_first_run_expects_its_suites_mean_on_the_reference_machine_at_this_pa
     assert progress.eta(elapsed=20.0) == 28.0
 
 
+def test_a_suites_first_runs_set_its_own_pace_and_suites_done_whole_the_others():
+    """On a fresh clone the handout CNN's seeds, its suite's slowest runs, come first: three times
+    their suite's mean must not make every other suite three times as long."""
+    from dlrepro.console import RunProgress
+
+    a1, a2 = load(suites_dir() / "gradient_descent.toml").runs("quick")[:2]
+    b = load(suites_dir() / "xor.toml").runs("quick")[0]
+    progress = RunProgress([a1, a2, b], {a1.run_id: 10.0, a2.run_id: 10.0, b.run_id: 10.0})
+    progress.finished("a1", {"run_id": a1.run_id, "status": "ok", "wall_time_s": 30.0})
+    assert progress.eta(elapsed=30.0) == 40.0  # a2 at its suite's pace (3), b's suite not begun
+    progress.finished("a2", {"run_id": a2.run_id, "status": "ok", "wall_time_s": 10.0})
+    assert progress.eta(elapsed=40.0) == 20.0  # b at the pace of the suite done whole: 40 s / 20
+
+
 def test_the_progress_bar_counts_the_eta_down(tmp_path):
     from rich.console import Console
 
