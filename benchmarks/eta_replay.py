@@ -7,7 +7,6 @@ instance of this machine's CPUs as `nox -s reproduce` runs them.
 """
 
 import argparse
-import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -30,9 +29,10 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=os.cpu_count())
     args = parser.parse_args()
     specs = {s.run_id: s for suite in resolve([]) for s in suite.runs(args.folder.name)}
-    records = sorted((r for p in args.folder.glob("records/*/*.json")
-                      if (r := json.loads(p.read_text()))["status"] == "ok"
-                      and r["run_id"] in specs), key=finished_at)
+    folder = Results.at(args.folder)
+    records = sorted((r for suite in {s.suite for s in specs.values()}
+                      for r in folder.read_records(suite)
+                      if r["status"] == "ok" and r["run_id"] in specs), key=finished_at)
     todo = [specs[r["run_id"]] for r in records]
     fresh = Results(args.folder / "nothing-here", args.folder.name)
     expected = expected_times(todo, fresh, _typical_run_times(fresh, print))
