@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dlrepro import console
 from dlrepro.layout import Results
-from dlrepro.pipeline import _typical_run_times
+from dlrepro.pipeline import typical_run_times
 from dlrepro.planning import expected_times
 from dlrepro.project import resolve
 from dlrepro.ray_runner import fitted_shapes
@@ -35,7 +35,7 @@ def main() -> None:
                       if r["status"] == "ok" and r["run_id"] in specs), key=finished_at)
     todo = [specs[r["run_id"]] for r in records]
     fresh = Results(args.folder / "nothing-here", args.folder.name)
-    expected = expected_times(todo, fresh, _typical_run_times(fresh, print))
+    expected = expected_times(todo, fresh, typical_run_times(fresh, print))
     console.note = lambda *parts: None  # the replay's own lines only
     progress = console.RunProgress(todo, expected)
     shapes = fitted_shapes(todo, {"here": {"CPU": args.cpus}}, print)

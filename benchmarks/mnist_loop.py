@@ -24,12 +24,12 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from dlrepro.experiments.image_sets import verify
-from dlrepro.files import data_dir
 from dlrepro.execute import warm_up
 from dlrepro.experiment import RunContext, get
+from dlrepro.experiments.image_sets import verify
 from dlrepro.experiments.mnist_classifier import Params
 from dlrepro.experiments.mnist_classifier import run as mc
+from dlrepro.files import data_dir
 from dlrepro.experiments.mnist_classifier import trained
 
 Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

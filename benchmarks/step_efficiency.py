@@ -22,12 +22,11 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from dlrepro.experiments.image_sets import verify
-from dlrepro.files import data_dir
 from dlrepro.execute import warm_up
 from dlrepro.experiments.autoencoder.run import Autoencoder
 from dlrepro.experiments.gan.run import discriminator, generator, init_weights, train_epoch
-from dlrepro.experiments.image_sets import images
+from dlrepro.experiments.image_sets import images, verify
+from dlrepro.files import data_dir
 from dlrepro.experiments.mnist_classifier import trained
 
 Prepare = Callable[[nn.Module], nn.Module]  # a network as a variant runs it

@@ -116,7 +116,7 @@ def run(request: Request, say: Say) -> Outcome:
     if needed:
         verify(needed, request.data_dir)
     missing = absent(needed, request.data_dir)  # an optional set's runs are left out, saying why
-    typical = _typical_run_times(results, say) if todo else {}  # read only for an ETA
+    typical = typical_run_times(results, say) if todo else {}  # read only for an ETA
     if isinstance(request.runner, LocalRunner):  # a cluster's are the Ray runner's to fit
         for line in cannot_honour(todo, os.cpu_count() or 1, _gpus_visible(todo), "this machine"):
             say(line)
@@ -178,7 +178,7 @@ def rows_of(table: pd.DataFrame, suites: list[str]) -> pd.DataFrame:
     return table[table["suite"].isin(suites)].reset_index(drop=True)
 
 
-def _typical_run_times(results: Results, say: Say) -> dict[str, float]:
+def typical_run_times(results: Results, say: Say) -> dict[str, float]:
     """Each suite's mean run in the profile's committed cost.csv; broken, the ETA goes without."""
     from dlrepro.tables import Baselines
 
@@ -216,7 +216,7 @@ def dry_run(request: Request, say: Say) -> list[str]:
     todo = plan(request.specs, request.results)
     left_out = _left_out(todo, absent(datasets_read(todo), request.data_dir))
     todo = [spec for spec in todo if spec.run_id not in left_out]
-    typical = _typical_run_times(request.results, say) if todo else {}
+    typical = typical_run_times(request.results, say) if todo else {}
     expected = expected_times(todo, request.results, typical)
     lines = _foreseen(request, todo, expected, left_out)
     if todo and isinstance(request.runner, RayRunner):

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlrepro.experiments.image_sets import verify
-from dlrepro.files import ENV_VAR, data_dir
-from dlrepro.experiments.image_sets import images
 from dlrepro.errors import Refused
+from dlrepro.experiments.image_sets import images, verify
+from dlrepro.files import ENV_VAR, data_dir
 
 
 @pytest.mark.parametrize(

@@ -397,7 +397,7 @@ def test_the_eta_counts_a_run_at_the_runs_most_like_it(tmp_path):
 
 def test_a_first_run_expects_its_suites_mean_on_the_reference_machine_at_this_pace(tmp_path):
     from dlrepro.console import RunProgress
-    from dlrepro.pipeline import _typical_run_times
+    from dlrepro.pipeline import typical_run_times
 
     specs = [
         *load(suites_dir() / "gradient_descent.toml").runs("quick"),
@@ -408,7 +408,7 @@ def test_a_first_run_expects_its_suites_mean_on_the_reference_machine_at_this_pa
     store = Results(tmp_path, "quick")
     store.put(_ok_record(specs[0], "earlier", wall_time_s=7.0))
     warnings = []
-    expected = expected_times(specs, store, _typical_run_times(store, warnings.append))
+    expected = expected_times(specs, store, typical_run_times(store, warnings.append))
     assert not warnings  # the committed reference is sound
     assert expected[specs[0].run_id] == 7.0  # this folder's own history first
     for spec in specs[1:]:

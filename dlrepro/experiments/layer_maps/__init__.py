@@ -12,10 +12,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from dlrepro.experiments.image_sets import CIFAR10, DatasetName
 from dlrepro.experiment import Params as BaseParams
 from dlrepro.experiments import image_sets
-from dlrepro.experiments.image_sets import TEST_IMAGES
+from dlrepro.experiments.image_sets import CIFAR10, TEST_IMAGES, DatasetName
 from dlrepro.schema import Metric
 
 # The handout CNN is an nn.Sequential of 10 modules (dlrepro/experiments/nets.py, mnist_cnn):

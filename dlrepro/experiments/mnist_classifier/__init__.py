@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from dlrepro.experiments.image_sets import CIFAR10, DatasetName
 from dlrepro.experiments import image_sets
+from dlrepro.experiments.image_sets import CIFAR10, DatasetName
 from dlrepro.schema import Metric
 
 Model = Literal["cnn_handout", "cnn_crm", "mlp", "resnet"]
