@@ -1,12 +1,15 @@
 """File helpers every module may use, and where the data sets are (``--data-dir``): a leaf,
-importing nothing of dlrepro."""
+importing nothing of dlrepro but its one error."""
 
 from __future__ import annotations
 
 import os
+import tomllib
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from dlrepro.errors import Refused
 
 ENV_VAR = "DLREPRO_DATA_DIR"
 
@@ -26,9 +29,21 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         raise
 
 
-def read_text(path: Path) -> str:
-    """UTF-8, with or without the byte-order mark Windows editors put first."""
-    return path.read_text(encoding="utf-8-sig")
+def read_toml(path: Path, what: str) -> dict:
+    """A ``what`` file's data (UTF-8, with or without the byte-order mark Windows editors put
+    first); Refused in one line naming the file where it cannot be read or is not TOML."""
+    unreadable = {FileNotFoundError: f"no such {what} file",
+                  IsADirectoryError: f"is a directory, not a {what} file",
+                  PermissionError: "not readable (permission denied)"}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise Refused(path, "", f"not UTF-8 text: {err.reason} at byte {err.start}") from None
+    except OSError as err:
+        reason = unreadable.get(type(err), f"cannot be read: {err.strerror}")
+        raise Refused(path, "", reason) from None
+    except tomllib.TOMLDecodeError as err:
+        raise Refused(path, "", f"not valid TOML: {err}") from None
 
 
 def data_dir(flag: str | Path | None = None) -> Path | None:

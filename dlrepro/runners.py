@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from dlrepro.console import RunProgress
 from dlrepro.devices import DeviceChoice
 from dlrepro.errors import Refused
-from dlrepro.files import read_text
+from dlrepro.files import read_toml
 from dlrepro.layout import Results
 from dlrepro.planning import group_label, groups, unmet, waves
 from dlrepro.project import runners_dir
@@ -32,17 +31,15 @@ def load_runner(name: str) -> LocalRunner | RayRunner:
         raise Refused("--runner", "", f"{name!r} is not a runner name (a file of runners/ "
                          f"without .toml: {known})")
     path = runners_dir() / f"{name}.toml"
+    if not path.exists():
+        raise Refused(path, "", f"no runner named {name!r}; known runners: {known}")
+    data = read_toml(path, "runner")
     try:
-        data = tomllib.loads(read_text(path))
         return TypeAdapter(RunnerConfig).validate_python(data)
-    except FileNotFoundError:
-        raise Refused(path, "", f"no runner named {name!r}; known runners: {known}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise Refused(path, "", f"not valid TOML: {err}") from None
     except ValidationError as err:  # in a suite file's words, without the kind pydantic puts first
         keys, reason = explain(err)
         keys = keys[1:] if keys[:1] == [str(data.get("kind"))] else keys
-        raise Refused(path, ".".join(keys) or "kind", reason) from None
+        raise Refused(path, ".".join(keys), reason) from None
 
 
 # Set by Ray for the driver of a job (`ray job submit`), whose working directory is temporary.

@@ -254,7 +254,8 @@ class SuiteModel(Strict):
 # pydantic puts a union's member type or a validator's name in the location; it is not a key.
 UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "function-after", "function-before",
               "tagged-union"}
-MESSAGES = {"extra_forbidden": "unknown key", "missing": "required, and given nowhere"}
+MESSAGES = {"extra_forbidden": "unknown key", "missing": "required, and given nowhere",
+            "union_tag_not_found": "required, and given nowhere"}
 
 
 def key_path(error: dict) -> list[str]:
@@ -262,7 +263,10 @@ def key_path(error: dict) -> list[str]:
     loc = list(error["loc"])
     if len(loc) >= 3 and loc[0] == "claims" and isinstance(loc[1], int):
         del loc[2]  # the claim's kind, which pydantic's tagged union puts in the location
-    return [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in UNION_TAGS))]
+    keys = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in UNION_TAGS))]
+    if error["type"].startswith("union_tag_"):  # the kind itself is missing or unknown
+        keys.append(error["ctx"]["discriminator"].strip("'"))
+    return keys
 
 
 def explain(err: ValidationError) -> tuple[list[str], str]:

@@ -8,7 +8,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,10 @@ from pydantic import ValidationError
 
 from dlrepro import experiment as contract
 from dlrepro.errors import Refused
-from dlrepro.files import read_text
+from dlrepro.files import read_toml
 from dlrepro.formatting import assignments
 from dlrepro.overrides import Override, Verb, apply_override, named, select, sweeps
 from dlrepro.schema import PROFILES, Grids, Metric, Resources, SuiteModel, choices, explain
-
-UNREADABLE = {FileNotFoundError: "no such suite file",
-              IsADirectoryError: "is a directory, not a suite file",
-              PermissionError: "not readable (permission denied)"}
 
 
 @dataclass(frozen=True)
@@ -158,15 +153,7 @@ def _load(path: Path, overrides: list[Override], loaded: dict[Path, Suite],
 
 
 def _parse(path: Path, overrides: list[Override]) -> SuiteModel:
-    try:
-        data = tomllib.loads(read_text(path))
-    except UnicodeDecodeError as err:
-        raise Refused(path, "", f"not UTF-8 text: {err.reason} at byte {err.start}") from None
-    except OSError as err:
-        reason = UNREADABLE.get(type(err), f"cannot be read: {err.strerror}")
-        raise Refused(path, "", reason) from None
-    except tomllib.TOMLDecodeError as err:
-        raise Refused(path, "", f"not valid TOML: {err}") from None
+    data = read_toml(path, "suite")
     for key, value in overrides:
         apply_override(data, key, value)
     try:

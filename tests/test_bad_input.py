@@ -44,6 +44,10 @@ BROKEN = {  # class: (suite text, the key path the message must name)
         VALID + CLAIM + 'kind = "threshold"\nmetric = "accuracy"\nop = "<"\nvalue = nan\n',
         "claims.0.value",
     ),
+    "claim without a kind": (
+        VALID + CLAIM + 'metric = "accuracy"\nop = "<"\nvalue = 1\n',
+        "claims.0.kind",
+    ),
     "inf claim tolerance": (
         VALID + CLAIM + 'kind = "approx"\nmetric = "accuracy"\nvalue = 1\ntolerance = inf\n',
         "claims.0.tolerance",
@@ -162,7 +166,10 @@ BROKEN = {  # class: (suite text, the key path the message must name)
     "bad parameter value": (edit('coding = ["pm1"]', 'coding = ["ternary"]'), "grid.0.coding"),
     "unknown profile": (VALID + "[profiles.huge]\nseeds = [0]\n", "profiles.huge"),
     "missing profile": (edit("[profiles.full]\nseeds = [0, 1, 2]\n", ""), "profiles"),
-    "unknown claim kind": (VALID + CLAIM + 'kind = "vibes"\nmetric = "accuracy"\n', "claims.0"),
+    "unknown claim kind": (
+        VALID + CLAIM + 'kind = "vibes"\nmetric = "accuracy"\n',
+        "claims.0.kind",
+    ),
 }
 
 
@@ -260,10 +267,17 @@ def test_runner_and_flags(args, words, tmp_path, capsys):
     ('kind = "local"\nworkers = 4\n', "workers: unknown key"),
     ('kind = "slurm"\n', "kind: Input tag 'slurm' found using 'kind' does not match"),
     ('kind = "ray"\naddress =\n', "not valid TOML: Invalid value (at line 2"),
+    ("", "kind: required, and given nowhere"),
+    (None, "is a directory, not a runner file"),
 ])
 def test_a_broken_runner_file_is_refused(text, words, tmp_path, capsys, monkeypatch):
-    (tmp_path / "runners").mkdir()
-    (tmp_path / "runners" / "broken.toml").write_text(text)
+    """``text`` None: the runner file is a directory."""
+    file = tmp_path / "runners" / "broken.toml"
+    file.parent.mkdir()
+    if text is None:
+        file.mkdir()
+    else:
+        file.write_text(text)
     monkeypatch.setattr(runners, "runners_dir", lambda: tmp_path / "runners")
     err = refused(["run", "xor", "--profile", "smoke", "--results", str(tmp_path / "r"),
                    "--runner", "broken"], capsys, tmp_path / "r")
